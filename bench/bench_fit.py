@@ -1,0 +1,153 @@
+"""How much a routing fit decision costs, from a small prompt to a 1M-token one (PRODUCT.md: <= 20 ms).
+
+Run: .venv/bin/python bench/bench_fit.py
+
+The text is synthetic English-like prose generated here (a fixed seed, no files read). Every large case
+starts with an empty chunk-count cache unless its name says "repeat".
+"""
+
+from __future__ import annotations
+
+import platform
+import random
+import statistics
+import threading
+import time
+from collections.abc import Callable
+
+from tokenmux.catalog.model import Endpoint, Price
+from tokenmux.routing import tokens
+from tokenmux.routing.fit import PromptSize, check_fit
+from tokenmux.types import ChatRequest
+
+GPT41_CONTEXT = 1_047_576
+_VOCABULARY = (
+    "the of and to in a is that for it as was with be by on not he this are or his from at which but have an "
+    "they you were her she there one all we their can has been if more when will would who so no time people "
+    "year way day man thing woman life child world school state family student group country problem hand "
+    "part place case week company system program question work government number night point home water room"
+)
+_WORDS = _VOCABULARY.split()
+_SYLLABLES = ("ka", "lo", "mi", "tra", "ven", "sor", "dal", "pu", "rex", "qui", "zen", "ing", "er", "tion")
+_ENDINGS = (". ", ". ", ", ", "? ", "! ", ".\n\n", ".\n")
+
+
+def english_like(n_chars: int, seed: int = 7) -> str:
+    rng = random.Random(seed)
+
+    def word() -> str:
+        if rng.random() < 0.85:
+            return rng.choice(_WORDS)
+        return "".join(rng.choice(_SYLLABLES) for _ in range(rng.randint(2, 4)))
+
+    out: list[str] = []
+    size = 0
+    while size < n_chars:
+        sentence = " ".join(word() for _ in range(rng.randint(5, 20)))
+        sentence = sentence[0].upper() + sentence[1:] + rng.choice(_ENDINGS)
+        if rng.random() < 0.05:
+            sentence += f"{rng.randint(0, 100_000)} "
+        out.append(sentence)
+        size += len(sentence)
+    return "".join(out)[:n_chars]
+
+
+def endpoint(context: int, max_output: int = 32_768) -> Endpoint:
+    return Endpoint("bench/model", "bench", "model", context, max_output, Price(0.1, 0.4), frozenset())
+
+
+def request(text: str) -> ChatRequest:
+    messages = [
+        {"role": "system", "content": "You are a careful assistant."},
+        {"role": "user", "content": text},
+    ]
+    return ChatRequest(model="bench/model", messages=messages, params={})
+
+
+def timed(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
+    """Median seconds of ``fn`` over ``repeat`` runs, and its last result."""
+    times = []
+    result: object = None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), result
+
+
+def main() -> None:
+    print(f"machine: {platform.machine()} {platform.processor() or ''} python {platform.python_version()}")
+    t0 = time.perf_counter()
+    tokens.warm_up()
+    print(
+        f"tokenizer import and vocabulary load (once per process): {(time.perf_counter() - t0) * 1000:.0f} ms"
+    )
+
+    base = english_like(9_000_000)
+    sample = base[:1_000_000]
+    per_token = len(sample) / tokens.count_tokens(sample, "o200k")
+    print(f"synthetic text: {per_token:.2f} characters per o200k token")
+
+    enc = tokens.tokenizer(tokens.O200K)
+    four_mb = base[:4_000_000]
+    seconds, n = timed(lambda: enc.count(four_mb), 3)
+    print(f"bpe-openai count, 4.0 MB in one call: {seconds * 1000:.0f} ms ({n:,} tokens)")
+    halves = (four_mb[:2_000_000], four_mb[2_000_000:])
+
+    def two_threads() -> None:
+        threads = [threading.Thread(target=enc.count, args=(h,)) for h in halves]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    seconds, _ = timed(two_threads, 3)
+    print(f"same text as two halves on two threads: {seconds * 1000:.0f} ms (the extension holds the GIL)")
+    print()
+
+    small = ChatRequest(
+        model="bench/model",
+        messages=[
+            {"role": "system", "content": "You are a careful assistant."},
+            {"role": "user", "content": "Summarise the attached notes in three bullet points, please."},
+        ],
+        params={"temperature": 0.2},
+    )
+    eps = (endpoint(GPT41_CONTEXT), endpoint(128_000, 16_384))
+
+    def small_decision() -> None:
+        size = PromptSize(small)
+        for ep in eps:
+            check_fit(size, ep, 1024, "o200k")
+
+    loops = 20_000
+    seconds, _ = timed(lambda: [small_decision() for _ in range(loops)], 3)
+    print(f"small prompt, 2 endpoints:                           {seconds / loops * 1e6:8.2f} µs")
+
+    chars = {n: int(n * per_token) for n in (1_000_000, 1_070_000, 2_000_000)}
+    cases = [
+        ("1 MB prompt vs 1,047,576 (byte bound settles)", 1_000_000, GPT41_CONTEXT),
+        ("1M tokens vs 2M context (clearly fits)", chars[1_000_000], 2_000_000),
+        ("1M tokens, 4% under 1,047,576", chars[1_000_000], GPT41_CONTEXT),
+        ("1.07M tokens, 2% over 1,047,576", chars[1_070_000], GPT41_CONTEXT),
+        ("2M tokens vs 1,047,576 (clearly over)", chars[2_000_000], GPT41_CONTEXT),
+    ]
+    for name, n_chars, context in cases:
+        req = request(base[:n_chars])
+        ep = endpoint(context)
+
+        def decide(req: ChatRequest = req, ep: Endpoint = ep) -> object:
+            tokens.clear_cache()
+            return check_fit(PromptSize(req), ep, 4096, "o200k")
+
+        seconds, result = timed(decide, 3)
+        print(f"{name:52} {seconds * 1000:9.3f} ms  {result}")
+
+    req, ep = request(base[: chars[1_000_000]]), endpoint(GPT41_CONTEXT)
+    check_fit(PromptSize(req), ep, 4096, "o200k")
+    seconds, result = timed(lambda: check_fit(PromptSize(req), ep, 4096, "o200k"), 5)
+    print(f"{'1M tokens, 4% under, repeat (chunk counts cached)':52} {seconds * 1000:9.3f} ms  {result}")
+
+
+if __name__ == "__main__":
+    main()

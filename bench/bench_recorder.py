@@ -1,0 +1,184 @@
+"""How fast the recorder writes request records into a SQLite file, and what recording costs a request.
+
+    .venv/bin/python bench/bench_recorder.py [--records 200000] [--batch 1000]
+
+Each record is one generation with one attempt, shaped like a real one. Prints:
+- the cost of one ``record()`` call (what the response path pays);
+- records per second written, from the first ``record()`` until ``close()`` has written them all;
+- how late the event loop wakes while records arrive at a steady rate, writing to SQLite versus a
+  baseline that discards them: the difference is what writing costs responses;
+- the memory one queued record takes (what ``max_pending`` costs during a database outage).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import sqlite3
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Sequence
+from pathlib import Path
+
+from tokenmux.store import AttemptRecord, GenerationRecord, Recorder, SQLiteStore, new_generation_id
+
+
+def make_generation(i: int, now: float, rate: float = 20_000) -> GenerationRecord:
+    # Ids as the gateway makes them, as if ``rate`` requests arrived per second.
+    gid = new_generation_id(now + i / rate)
+    attempt = AttemptRecord(
+        generation_id=gid,
+        attempt=1,
+        model="openai/gpt-4.1-nano",
+        provider="openai",
+        endpoint="openai/gpt-4.1-nano@openai",
+        outcome="success",
+        prompt_tokens=1200,
+        completion_tokens=350,
+        cached_tokens=256,
+        cost_usd=0.0002,
+        ttft_ms=612.5,
+        latency_ms=2100.25,
+        generation_ms=1487.75,
+        throughput_tps=235.3,
+        streamed=True,
+        finish_reason="stop",
+        started_at=now,
+    )
+    return GenerationRecord(
+        id=gid,
+        key_id="key_0123456789abcdef",
+        requested_model="openai/gpt-4.1-nano",
+        model="openai/gpt-4.1-nano",
+        provider="openai",
+        created_at=now,
+        streamed=True,
+        finish_reason="stop",
+        prompt_tokens=1200,
+        completion_tokens=350,
+        cached_tokens=256,
+        cost_usd=0.0002,
+        ttft_ms=612.5,
+        latency_ms=2100.25,
+        generation_ms=1487.75,
+        throughput_tps=235.3,
+        attempts=[attempt],
+    )
+
+
+async def watch_loop_lag(stop: asyncio.Event, lags: list[float], tick_s: float = 0.001) -> None:
+    while not stop.is_set():
+        before = time.perf_counter()
+        await asyncio.sleep(tick_s)
+        lags.append(time.perf_counter() - before - tick_s)
+
+
+def percentiles_ms(lags: list[float]) -> str:
+    lags = sorted(lags)
+    p50, p99 = lags[len(lags) // 2], lags[int(len(lags) * 0.99)]
+    return f"p50 {p50 * 1e3:.2f} ms, p99 {p99 * 1e3:.2f} ms, max {lags[-1] * 1e3:.2f} ms"
+
+
+class DiscardingStore(SQLiteStore):
+    """The baseline for loop stalls: the same recorder, but nothing reaches the database."""
+
+    async def write_batch(self, generations: Sequence[GenerationRecord]) -> None:
+        return None
+
+
+async def flood(records: int, batch: int, db_path: Path) -> None:
+    """Record as fast as possible and time until everything is in the file."""
+    now = time.time()
+    generations = [make_generation(i, now) for i in range(records)]
+    # The bench holds every record at once (a server holds only the queued ones); keep the collector
+    # from walking them all mid-run and charging that to the writer.
+    gc.collect()
+    gc.freeze()
+
+    store = SQLiteStore(db_path)
+    await store.open()
+    recorder = Recorder(store, max_batch=batch, close_timeout_s=600)
+    recorder.start()
+
+    # Record in bursts the way a busy server would, yielding to the loop between bursts.
+    record_s = 0.0
+    started = time.perf_counter()
+    for offset in range(0, records, 500):
+        t0 = time.perf_counter()
+        for generation in generations[offset : offset + 500]:
+            recorder.record(generation)
+        record_s += time.perf_counter() - t0
+        await asyncio.sleep(0)
+    await recorder.close()
+    elapsed = time.perf_counter() - started
+    await store.close()
+    gc.unfreeze()
+
+    conn = sqlite3.connect(db_path)
+    stored = conn.execute("SELECT count(*) FROM generations").fetchone()[0]
+    stored_attempts = conn.execute("SELECT count(*) FROM attempts").fetchone()[0]
+    conn.close()
+    assert stored == records and stored_attempts == records, (stored, stored_attempts)
+
+    print(f"flood: {records:,} records (one attempt each), batches of up to {batch}")
+    print(f"  record() per call:      {record_s / records * 1e6:.2f} µs")
+    print(f"  written:                {records / elapsed:,.0f} records/s ({elapsed:.2f} s, all stored)")
+
+
+async def paced(rate: int, seconds: float, db_path: Path, *, write: bool) -> str:
+    """Record at a steady rate and measure how late the event loop wakes (what a response would feel)."""
+    now = time.time()
+    generations = [make_generation(i, now) for i in range(int(rate * seconds))]
+    store = SQLiteStore(db_path) if write else DiscardingStore(db_path)
+    await store.open()
+    recorder = Recorder(store)
+    recorder.start()
+    stop = asyncio.Event()
+    lags: list[float] = []
+    watcher = asyncio.create_task(watch_loop_lag(stop, lags))
+    per_ms = max(1, rate // 1000)
+    for offset in range(0, len(generations), per_ms):
+        for generation in generations[offset : offset + per_ms]:
+            recorder.record(generation)
+        await asyncio.sleep(0.001)
+    await recorder.close()
+    stop.set()
+    await watcher
+    await store.close()
+    return percentiles_ms(lags)
+
+
+async def run(records: int, batch: int, rate: int, tmp: Path) -> None:
+    await flood(records, batch, tmp / "flood.db")
+    print(f"event loop lateness while recording {rate:,} records/s (1 ms timer):")
+    print(f"  writing to SQLite:      {await paced(rate, 3.0, tmp / 'paced.db', write=True)}")
+    print(f"  baseline, no writes:    {await paced(rate, 3.0, tmp / 'base.db', write=False)}")
+
+
+def record_size_bytes() -> float:
+    now = time.time()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    kept = [make_generation(i, now) for i in range(10_000)]
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    return (after - before) / len(kept)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--rate", type=int, default=2000, help="records/s for the loop lateness test")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        asyncio.run(run(args.records, args.batch, args.rate, Path(tmp)))
+    print(f"memory per queued record: ~{record_size_bytes():,.0f} bytes (generation + one attempt)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,193 @@
+"""The measurements: the same small chat completion sent straight to the simulator and through the gateway.
+
+Both paths ask the simulator's ``openai`` prefix (the gateway with ``provider.only = ["openai"]``), whose
+default profile answers at once with no pacing, so what separates the two paths is the gateway alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from figures import Budget, Figure, percentile
+from loadgen import Batch, Target, Timing, build_request, concurrent, sequential
+from stack import HOST, Stack
+
+MODEL = "openai/gpt-4.1-nano"
+UPSTREAM_MODEL = "gpt-4.1-nano"
+MESSAGES = [{"role": "user", "content": "Say hello in one short sentence."}]
+STREAM_FIELDS = {"stream": True, "stream_options": {"include_usage": True}}
+# Records are written ~50 ms after their answers; waiting this long before reading the gateway's CPU
+# counts that work in the batch that caused it.
+SETTLE_S = 0.4
+
+
+@dataclass(slots=True)
+class Plan:
+    requests: int = 2000
+    warmup: int = 200
+    cpu_concurrency: int = 8
+    throughput_concurrency: int = 64
+
+
+def targets(stack: Stack) -> tuple[Target, Target]:
+    """The direct path and the gateway path, as request bytes built once."""
+
+    def target(name: str, port: int, path: str, body: dict[str, Any], key: str) -> Target:
+        headers = {"Authorization": f"Bearer {key}"}
+        return Target(
+            name,
+            HOST,
+            port,
+            build_request(HOST, port, path, body, headers),
+            build_request(HOST, port, path, {**body, **STREAM_FIELDS}, headers),
+        )
+
+    direct = target(
+        "direct",
+        stack.simulator.port,
+        "/openai/v1/chat/completions",
+        {"model": UPSTREAM_MODEL, "messages": MESSAGES},
+        "sk-bench",
+    )
+    gateway = target(
+        "gateway",
+        stack.gateway.port,
+        "/api/v1/chat/completions",
+        {"model": MODEL, "messages": MESSAGES, "provider": {"only": ["openai"]}},
+        stack.api_key,
+    )
+    return direct, gateway
+
+
+def _ms(seconds: float) -> float:
+    return seconds * 1000
+
+
+def _progress(message: str) -> None:
+    print(f"  {message}", file=sys.stderr, flush=True)
+
+
+def _added(
+    key: str,
+    label: str,
+    q: float,
+    batches: list[Batch],
+    pick: Callable[[Timing], float | None],
+    budget: Budget | None,
+) -> Figure:
+    direct, gateway = (percentile([v for t in b.timings if (v := pick(t)) is not None], q) for b in batches)
+    return Figure(key, label, _ms(gateway - direct), "ms", budget, direct=_ms(direct), gateway=_ms(gateway))
+
+
+async def _warm_up(direct: Target, gateway: Target, plan: Plan) -> None:
+    _progress(
+        f"warm-up: {plan.warmup} requests per path and kind, then {plan.throughput_concurrency} connections"
+    )
+    for streamed in (False, True):
+        await sequential([direct, gateway], plan.warmup, streamed=streamed)
+        # Opens the gateway's upstream connection pool as wide as the throughput runs need it.
+        for target in (direct, gateway):
+            n = plan.throughput_concurrency * 2
+            await concurrent(target, n, plan.throughput_concurrency, streamed=streamed)
+
+
+async def _latency(direct: Target, gateway: Target, plan: Plan) -> list[Figure]:
+    _progress(f"latency, concurrency 1: {plan.requests} non-streamed requests per path")
+    plain = await sequential([direct, gateway], plan.requests, streamed=False)
+    _progress(f"latency, concurrency 1: {plan.requests} streamed requests per path")
+    streamed = await sequential([direct, gateway], plan.requests, streamed=True)
+
+    def total(t: Timing) -> float:
+        return t.total_s
+
+    def first(t: Timing) -> float | None:
+        return t.first_content_s
+
+    return [
+        _added("added_latency_p50", "added latency p50 (non-streamed, c=1)", 50, plain, total, Budget(0.5)),
+        _added("added_latency_p99", "added latency p99 (non-streamed, c=1)", 99, plain, total, Budget(2.0)),
+        _added(
+            "added_first_token_p50", "added first-token p50 (streamed, c=1)", 50, streamed, first, Budget(1.0)
+        ),
+        _added("added_first_token_p99", "added first-token p99 (streamed, c=1)", 99, streamed, first, None),
+        _added("added_stream_total_p50", "added full-stream p50 (streamed, c=1)", 50, streamed, total, None),
+    ]
+
+
+async def _cpu_per_request(
+    stack: Stack, target: Target, count: int, concurrency: int, *, streamed: bool
+) -> float:
+    """The gateway's CPU seconds per request over one batch (its recording of that batch included)."""
+    await asyncio.sleep(SETTLE_S)
+    before = stack.gateway.cpu_seconds()
+    batch = await concurrent(target, count, concurrency, streamed=streamed)
+    await asyncio.sleep(SETTLE_S)
+    return (stack.gateway.cpu_seconds() - before) / len(batch.timings)
+
+
+async def _cpu(stack: Stack, gateway: Target, plan: Plan) -> list[Figure]:
+    figures = []
+    c = plan.cpu_concurrency
+    for streamed, key, kind, budget in (
+        (False, "gateway_cpu_per_request", "non-streamed", Budget(250)),
+        (True, "gateway_cpu_per_streamed_request", "streamed", None),
+    ):
+        _progress(f"gateway CPU: {plan.requests} {kind} requests at concurrency {c}")
+        seconds = await _cpu_per_request(stack, gateway, plan.requests, c, streamed=streamed)
+        figures.append(Figure(key, f"gateway CPU per request ({kind}, c={c})", seconds * 1e6, "µs", budget))
+    return figures
+
+
+async def _throughput(stack: Stack, direct: Target, gateway: Target, plan: Plan) -> list[Figure]:
+    figures = []
+    c = plan.throughput_concurrency
+    for streamed, kind in ((False, "non-streamed"), (True, "streamed")):
+        _progress(f"throughput: {plan.requests} {kind} requests per path at concurrency {c}")
+        direct_batch = await concurrent(direct, plan.requests, c, streamed=streamed)
+        await asyncio.sleep(SETTLE_S)
+        before = stack.gateway.cpu_seconds()
+        gateway_batch = await concurrent(gateway, plan.requests, c, streamed=streamed)
+        await asyncio.sleep(SETTLE_S)
+        cpu_us = (stack.gateway.cpu_seconds() - before) / len(gateway_batch.timings) * 1e6
+        key = "streamed" if streamed else "non_streamed"
+        p50 = [_ms(percentile([t.total_s for t in b.timings], 50)) for b in (direct_batch, gateway_batch)]
+        figures.append(
+            Figure(
+                f"throughput_{key}",
+                f"throughput ({kind}, c={c}), gateway vs direct",
+                gateway_batch.rate / direct_batch.rate * 100,
+                "%",
+                direct=direct_batch.rate,
+                gateway=gateway_batch.rate,
+                pair_unit="req/s",
+                note=f"latency p50 direct {p50[0]:.2f} ms, gateway {p50[1]:.2f} ms; "
+                f"gateway CPU {cpu_us:.0f} µs/request at this load",
+            )
+        )
+    return figures
+
+
+async def run_plan(stack: Stack, plan: Plan) -> list[Figure]:
+    direct, gateway = targets(stack)
+    await _warm_up(direct, gateway, plan)
+    figures = await _latency(direct, gateway, plan)
+    figures += await _cpu(stack, gateway, plan)
+    figures += await _throughput(stack, direct, gateway, plan)
+    rss_mb = stack.gateway.memory_kib("VmRSS") / 1024
+    peak_mb = stack.gateway.memory_kib("VmHWM") / 1024
+    figures.append(
+        Figure(
+            "gateway_rss",
+            "gateway resident memory after the run",
+            rss_mb,
+            "MB",
+            Budget(150),
+            note=f"after {gateway.sent:,} requests, peak {peak_mb:.1f} MB; PRODUCT.md's budget applies after "
+            "100,000 requests and a 10-minute soak, which this run does not do",
+        )
+    )
+    return figures

@@ -1,0 +1,211 @@
+"""The system under test: the provider simulator and the gateway, each in a process of its own.
+
+Separate processes so that the gateway's CPU can be read on its own from ``/proc/<pid>/stat`` and so that
+neither shares an event loop with the load generator, as in production. Everything they write (config,
+SQLite database, logs) goes to a temporary directory that is removed afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+HOST = "127.0.0.1"
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _clean_env() -> dict[str, str]:
+    # A provider key in the environment would configure that provider at its public URL: the benchmark
+    # must never reach the internet, so the gateway sees no key but those in its config file.
+    env = {
+        k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and not k.startswith("TOKENMUX_")
+    }
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _tokenmux(*args: str) -> list[str]:
+    return [sys.executable, "-m", "tokenmux.cli", *args]
+
+
+@dataclass(frozen=True, slots=True)
+class CpuTimes:
+    user_s: float
+    system_s: float
+
+    @property
+    def total_s(self) -> float:
+        return self.user_s + self.system_s
+
+    def __sub__(self, other: CpuTimes) -> CpuTimes:
+        return CpuTimes(self.user_s - other.user_s, self.system_s - other.system_s)
+
+
+@dataclass(slots=True)
+class Service:
+    """A running ``tokenmux`` process on a loopback port."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def cpu_times(self) -> CpuTimes:
+        """User and system CPU of every thread of the process so far (clock-tick resolution, 10 ms)."""
+        stat = Path(f"/proc/{self.pid}/stat").read_text()
+        # The command name in field 2 may hold spaces; the fields after its closing parenthesis do not.
+        fields = stat[stat.rindex(")") + 2 :].split()
+        return CpuTimes(int(fields[11]) / _CLOCK_TICKS, int(fields[12]) / _CLOCK_TICKS)
+
+    def memory_kib(self, field: str = "VmRSS") -> int:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+        raise RuntimeError(f"/proc/{self.pid}/status has no {field}")
+
+    def pin(self, cpus: set[int]) -> None:
+        os.sched_setaffinity(self.pid, cpus)
+
+    def wait_ready(self, path: str, timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        url = f"http://{HOST}:{self.port}{path}"
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"the {self.name} exited with {self.process.returncode}:\n{self.log_tail()}"
+                )
+            with (
+                contextlib.suppress(OSError, urllib.error.URLError),
+                urllib.request.urlopen(url, timeout=1) as r,
+            ):
+                if r.status == 200:
+                    return
+            time.sleep(0.05)
+        raise RuntimeError(f"the {self.name} was not ready at {url} within {timeout_s} s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 20) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@dataclass(slots=True)
+class Stack:
+    simulator: Service
+    gateway: Service
+    api_key: str
+
+
+def _spawn(name: str, args: list[str], port: int, workdir: Path, env: dict[str, str]) -> Service:
+    log = workdir / f"{name}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=workdir)
+    return Service(name, process, port, log)
+
+
+def _config_yaml(simulator_port: int) -> str:
+    base = f"http://{HOST}:{simulator_port}"
+    return (
+        "providers:\n"
+        f'  openai: {{base_url: "{base}/openai/v1", api_key: "sk-bench"}}\n'
+        f'  azure: {{base_url: "{base}/azure", api_key: "bench", api_version: "2024-10-21"}}\n'
+    )
+
+
+@contextlib.contextmanager
+def running_stack(
+    *, gateway_cpus: set[int] | None = None, simulator_cpus: set[int] | None = None
+) -> Iterator[Stack]:
+    """Start the simulator and the gateway (ready to serve, with one API key), stop them on exit."""
+    workdir = Path(tempfile.mkdtemp(prefix="tokenmux-bench-"))
+    env = _clean_env()
+    services: list[Service] = []
+    try:
+        database = f"sqlite:///{workdir / 'bench.db'}"
+        created = subprocess.run(
+            _tokenmux("keys", "create", "--name", "bench", "--database", database),
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=workdir,
+            timeout=60,
+            check=False,
+        )
+        if created.returncode != 0:
+            raise RuntimeError(f"tokenmux keys create failed:\n{created.stderr}")
+        api_key = created.stdout.strip().splitlines()[-1]
+
+        sim_port = _free_port()
+        simulator = _spawn(
+            "simulator",
+            _tokenmux("simulate", "--host", HOST, "--port", str(sim_port)),
+            sim_port,
+            workdir,
+            env,
+        )
+        services.append(simulator)
+        if simulator_cpus:
+            simulator.pin(simulator_cpus)
+
+        config = workdir / "config.yaml"
+        config.write_text(_config_yaml(sim_port))
+        gw_port = _free_port()
+        gateway = _spawn(
+            "gateway",
+            _tokenmux(
+                "serve",
+                "--host",
+                HOST,
+                "--port",
+                str(gw_port),
+                "--config",
+                str(config),
+                "--database",
+                database,
+                "--log-level",
+                "warning",
+            ),
+            gw_port,
+            workdir,
+            env,
+        )
+        services.append(gateway)
+        if gateway_cpus:
+            gateway.pin(gateway_cpus)
+
+        simulator.wait_ready("/_control/openai")
+        gateway.wait_ready("/ready")
+        yield Stack(simulator, gateway, api_key)
+    finally:
+        for service in reversed(services):
+            service.stop()
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -1,0 +1,110 @@
+"""Catalog values: a Model, its Endpoints (the model at one provider), their Price and DataPolicy.
+
+All prices are USD per million tokens (``web_search`` is USD per request), as public price pages state them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class PriceTier:
+    """Prices that apply instead of the base ones when the prompt is larger than ``above_tokens``."""
+
+    above_tokens: int
+    input: float
+    output: float
+    cache_read: float | None = None
+    cache_write_5m: float | None = None
+    cache_write_1h: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    input: float
+    output: float
+    cache_read: float | None = None
+    cache_write_5m: float | None = None
+    cache_write_1h: float | None = None
+    web_search: float | None = None  # USD per request that used web search
+    tiers: tuple[PriceTier, ...] = ()  # ascending by above_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class DataPolicy:
+    prompt_training: bool = False
+    # None: retention unknown; 0: zero retention; N: prompts kept N days.
+    retention_days: int | None = None
+    moderation: str = "developer"  # "developer" (responsibility of the developer) | "provider"
+
+    @property
+    def zero_retention(self) -> bool:
+        return self.retention_days == 0
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    model_id: str  # "author/slug"
+    provider: str  # provider slug, e.g. "openai", "azure", "groq"
+    upstream_model: str  # the model name (or Azure deployment) the provider expects
+    context_length: int
+    max_output: int
+    price: Price
+    supported_parameters: frozenset[str]
+    protocols: tuple[str, ...] = ("openai",)  # inbound protocols this endpoint is offered through
+    data_policy: DataPolicy = field(default_factory=DataPolicy)
+    status_page_url: str | None = None
+    quantization: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Stable identity of the endpoint in health state, stats and the request log."""
+        return f"{self.model_id}@{self.provider}"
+
+
+@dataclass(frozen=True, slots=True)
+class Model:
+    id: str  # "author/slug"
+    name: str
+    author: str
+    description: str
+    created: str  # ISO date the model was released
+    input_modalities: tuple[str, ...]
+    output_modalities: tuple[str, ...]
+    context_length: int
+    max_output: int
+    tokenizer: str  # "o200k" | "cl100k" | "claude" | "gemini" | "llama3" | ... (family, for prompt fitting)
+    endpoints: tuple[Endpoint, ...]
+    supported_parameters: frozenset[str] = frozenset()  # union over endpoints
+
+    @property
+    def slug(self) -> str:
+        return self.id.split("/", 1)[1]
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderInfo:
+    """A provider as the catalog knows it: which adapter speaks to it and where it lives by default."""
+
+    slug: str
+    name: str
+    kind: str  # adapter: "openai" | "azure" | "anthropic" | "google" | "openai-compatible"
+    base_url: str | None = None  # default public base URL (None when it must be configured, e.g. Azure)
+    status_page_url: str | None = None
+    api_key_env: str | None = None  # environment variable that supplies its key
+
+
+@dataclass(slots=True)
+class Catalog:
+    models: dict[str, Model]
+    providers: dict[str, ProviderInfo]
+    prices_as_of: str  # ISO date the shipped prices were taken
+    prices_source: str = ""
+    # Lower-cased id, and bare slug when only one model has it -> model id; built by the loader so that
+    # resolving a loosely written name is one dict lookup (see ``lookup.find_model``).
+    aliases: dict[str, str] = field(default_factory=dict)
+
+    def endpoints_of(self, model_id: str) -> tuple[Endpoint, ...]:
+        model = self.models.get(model_id)
+        return model.endpoints if model else ()

@@ -1,0 +1,215 @@
+"""``tokenmux demo``: the gateway with a simulated provider behind every catalog endpoint, and some traffic.
+
+gpt-4.1-nano's two providers behave as the seed model page measured them (first-token latency and
+throughput ranges); the other providers get plausible, varied profiles so that routing has real choices
+to make and the figures differ between providers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sys
+import threading
+import time
+from typing import Any
+
+import aiohttp
+import uvicorn
+
+from tokenmux.catalog.loader import load_catalog
+from tokenmux.providers import PROVIDER_KINDS
+from tokenmux.server.build import build_gateway
+from tokenmux.server.runner import BackgroundServer, uvicorn_config
+from tokenmux.simulator.app import create_app
+from tokenmux.store.keys import new_key
+from tokenmux.store.url import open_store
+
+# The seed page's measured figures for openai/gpt-4.1-nano.
+SEED_PROFILES: dict[str, dict[str, Any]] = {
+    "openai": {
+        "ttft_ms": 628,
+        "ttft_ms_min": 540,
+        "ttft_ms_max": 722,
+        "tokens_per_second": 17.45,
+        "tokens_per_second_min": 8.54,
+        "tokens_per_second_max": 80.78,
+    },
+    "azure": {
+        "ttft_ms": 1296,
+        "ttft_ms_min": 1149,
+        "ttft_ms_max": 1800,
+        "tokens_per_second": 29.85,
+        "tokens_per_second_min": 6.25,
+        "tokens_per_second_max": 108.82,
+    },
+}
+SEED_MODEL = "gpt-4.1-nano"
+
+
+def demo_profiles(provider_slugs: list[str]) -> dict[str, dict[str, Any]]:
+    """A profile per simulated provider; reproducible (seeded by the slug)."""
+    profiles: dict[str, dict[str, Any]] = {}
+    for slug in provider_slugs:
+        rng = random.Random(slug)
+        ttft = rng.uniform(250, 1400)
+        tps = rng.uniform(20, 160)
+        profile: dict[str, Any] = {
+            "ttft_ms": round(ttft),
+            "ttft_ms_min": round(ttft * 0.7),
+            "ttft_ms_max": round(ttft * 1.6),
+            "tokens_per_second": round(tps, 2),
+            "tokens_per_second_min": round(tps * 0.4, 2),
+            "tokens_per_second_max": round(tps * 2.5, 2),
+            "error_rate": round(rng.choice([0.0, 0.0, 0.01, 0.03]), 3),
+            "rate_limit_rate": round(rng.choice([0.0, 0.0, 0.02]), 3),
+            "completion_tokens": 40,
+        }
+        if slug in SEED_PROFILES:
+            profile["models"] = {SEED_MODEL: {**SEED_PROFILES[slug], "completion_tokens": 40}}
+        profiles[slug] = profile
+    return profiles
+
+
+def demo_config(sim_url: str, provider_slugs: list[str]) -> dict[str, Any]:
+    providers: dict[str, Any] = {}
+    catalog = load_catalog()
+    for slug in provider_slugs:
+        kind = catalog.providers[slug].kind
+        if kind == "azure":
+            providers[slug] = {"base_url": f"{sim_url}/azure", "api_key": "demo", "api_version": "2024-10-21"}
+        else:
+            providers[slug] = {"kind": kind, "base_url": f"{sim_url}/{slug}/v1", "api_key": "demo"}
+    return {"providers": providers, "gateway": {"attempt_timeout_s": 30}}
+
+
+def simulated_providers() -> list[str]:
+    """Catalog providers whose wire format this version can speak to (and the simulator can imitate)."""
+    catalog = load_catalog()
+    return sorted(slug for slug, info in catalog.providers.items() if info.kind in PROVIDER_KINDS)
+
+
+async def _create_demo_key(database_url: str) -> str:
+    secret, record = new_key(f"demo-{int(time.time())}")
+    async with open_store(database_url) as store:
+        await store.create_key(record)
+    return secret
+
+
+class Traffic:
+    """A little background load through the gateway, so the figures fill."""
+
+    def __init__(self, base_url: str, key: str, rps: float, models: list[str]) -> None:
+        self.base_url = base_url
+        self.key = key
+        self.rps = rps
+        self.models = models
+        self.ok = 0
+        self.failed = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(self._run()), name="demo-traffic", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    async def _run(self) -> None:
+        rng = random.Random(42)
+        headers = {"Authorization": f"Bearer {self.key}"}
+        async with aiohttp.ClientSession(headers=headers) as session:
+            tasks: set[asyncio.Task[None]] = set()
+            while not self._stop.is_set():
+                # The seed model gets half the traffic: its page is the one a newcomer opens first.
+                model = "openai/gpt-4.1-nano" if rng.random() < 0.5 else rng.choice(self.models)
+                body = {
+                    "model": model,
+                    "messages": [
+                        {"role": "user", "content": f"Demo request {rng.randrange(10**6)}: say something."}
+                    ],
+                    "stream": rng.random() < 0.7,
+                    "max_completion_tokens": rng.choice([24, 40, 64]),
+                }
+                task = asyncio.ensure_future(self._one(session, body))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+                await asyncio.sleep(rng.expovariate(self.rps))
+            for task in tasks:
+                task.cancel()
+
+    async def _one(self, session: aiohttp.ClientSession, body: dict[str, Any]) -> None:
+        try:
+            async with session.post(f"{self.base_url}/api/v1/chat/completions", json=body) as resp:
+                await resp.read()
+                if resp.status == 200:
+                    self.ok += 1
+                else:
+                    self.failed += 1
+        except (TimeoutError, aiohttp.ClientError):
+            self.failed += 1
+
+
+def run_demo(*, host: str, port: int, database_url: str, traffic_rps: float, duration_s: float | None) -> int:
+    slugs = simulated_providers()
+    simulator = BackgroundServer(create_app(seed=7, profiles=demo_profiles(slugs))).start()
+    gateway = build_gateway(demo_config(simulator.url, slugs), database_url=database_url)
+    key = asyncio.run(_create_demo_key(database_url))
+    base = f"http://{host}:{port}"
+    served = sorted(
+        m.id
+        for m in gateway.catalog.models.values()
+        if any(e.provider in gateway.providers for e in m.endpoints)
+    )
+    print(
+        f"""
+tokenmux demo: {len(served)} models at {len(gateway.providers)} simulated providers ({simulator.url})
+
+  gateway     {base}/api/v1
+  model page  {base}/openai/gpt-4.1-nano
+  demo key    {key}
+
+  curl {base}/api/v1/chat/completions \\
+    -H "Authorization: Bearer {key}" -H "Content-Type: application/json" \\
+    -d '{{"model": "openai/gpt-4.1-nano", "messages": [{{"role": "user", "content": "Hello"}}]}}'
+
+Ctrl-C stops everything.
+""",
+        flush=True,
+    )
+    server = uvicorn.Server(uvicorn_config(gateway, host, port))
+    traffic = Traffic(base, key, traffic_rps, served) if traffic_rps > 0 else None
+    stop = threading.Event()
+
+    def progress() -> None:
+        started = time.monotonic()
+        while not server.started and not stop.is_set():
+            time.sleep(0.05)
+        if traffic:
+            traffic.start()
+        while not stop.wait(10):
+            if traffic:
+                print(
+                    f"demo traffic: {traffic.ok} answered, {traffic.failed} failed",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            if duration_s is not None and time.monotonic() - started >= duration_s:
+                server.should_exit = True
+                return
+
+    watcher = threading.Thread(target=progress, daemon=True)
+    watcher.start()
+    if duration_s is not None and duration_s < 10:
+        threading.Timer(duration_s, lambda: setattr(server, "should_exit", True)).start()
+    try:
+        server.run()
+    finally:
+        stop.set()
+        if traffic:
+            traffic.stop()
+        simulator.stop()
+    return 0

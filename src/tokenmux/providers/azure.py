@@ -1,0 +1,49 @@
+"""The ``azure`` adapter: Azure OpenAI, which is Chat Completions with the deployment in the URL.
+
+``POST {base_url}/openai/deployments/{deployment}/chat/completions?api-version=V`` with an ``api-key``
+header. The deployment is the one configured for the endpoint's upstream model, else the model name itself
+(operators usually name deployments after models). Everything else is the OpenAI adapter's.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+from tokenmux.catalog.model import Endpoint
+from tokenmux.providers.base import ProviderConfig
+from tokenmux.providers.openai import OpenAIProvider
+from tokenmux.providers.transport import Transport
+
+# The newest generally available data-plane version when none is configured.
+DEFAULT_API_VERSION = "2024-10-21"
+
+
+class AzureProvider(OpenAIProvider):
+    kind: ClassVar[str] = "azure"
+
+    def __init__(self, config: ProviderConfig, transport: Transport) -> None:
+        super().__init__(config, transport)
+        base = self._base_url
+        # Accept the resource URL with or without the "/openai" path segment that the Azure portal shows.
+        self._deployments_url = f"{base.removesuffix('/openai')}/openai/deployments"
+        self._version_query = f"api-version={quote(config.api_version or DEFAULT_API_VERSION, safe='')}"
+        self._urls: dict[str, str] = {}
+
+    def _auth_headers(self) -> list[tuple[str, str]]:
+        key = self.config.api_key
+        return [("api-key", key)] if key else []
+
+    def _url(self, endpoint: Endpoint) -> str:
+        model = endpoint.upstream_model
+        url = self._urls.get(model)
+        if url is None:
+            deployment = self.config.deployments.get(model, model)
+            url = (
+                f"{self._deployments_url}/{quote(deployment, safe='')}/chat/completions?{self._version_query}"
+            )
+            self._urls[model] = url
+        return url
+
+    def _body_head(self, endpoint: Endpoint) -> dict[str, Any]:
+        return {}  # the deployment in the URL names the model

@@ -1,0 +1,341 @@
+"""The ``openai`` adapter: OpenAI Chat Completions, streamed and not.
+
+The internal request is already in Chat Completions shape, so encoding is one dict and one msgspec call.
+Streams always ask for usage (``stream_options.include_usage``): billing needs it even when the client did
+not ask; the server decides whether the client sees it.
+
+Azure and OpenAI-compatible servers speak the same format with small differences; they subclass this
+adapter and override the seams marked below (URL, auth headers, body head, usage and delta quirks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar, NoReturn
+
+import msgspec
+
+from tokenmux.catalog.model import Endpoint
+from tokenmux.errors import ProviderMalformed, ProviderRejected, StreamInterrupted, UpstreamError
+from tokenmux.protocols.sse import SSEDecoder, SSEEvent
+from tokenmux.providers.base import CallContext, ProviderConfig
+from tokenmux.providers.transport import HttpRequest, HttpResponse, Transport, retry_after_seconds
+from tokenmux.types import ChatRequest, ChatResponse, StreamEvent, Usage
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder().decode
+_EMPTY: dict[str, Any] = {}
+_INCLUDE_USAGE = {"include_usage": True}
+# After [DONE] the response's last bytes (the chunked-encoding terminator) are normally already here or a
+# moment away; reading them lets the connection go back to the pool. A server that keeps talking gets cut.
+_DRAIN_S = 0.05
+# HTTP status to assume for an error object that arrives without one (inside a 200 stream).
+_STATUS_BY_ERROR_TYPE = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "rate_limit_error": 429,
+    "rate_limit_exceeded": 429,
+    "tokens": 429,
+    "requests": 429,
+    "server_error": 500,
+    "overloaded_error": 529,
+}
+
+
+class OpenAIProvider:
+    kind: ClassVar[str] = "openai"
+
+    def __init__(self, config: ProviderConfig, transport: Transport) -> None:
+        self.config = config
+        self._transport = transport
+        self._base_url = config.base_url.rstrip("/")
+        self._headers = [*self._auth_headers(), ("Content-Type", "application/json"), *config.headers]
+        self._chat_url = f"{self._base_url}/chat/completions"
+
+    # Seams that Azure and OpenAI-compatible servers override.
+
+    def _auth_headers(self) -> list[tuple[str, str]]:
+        key = self.config.api_key
+        return [("Authorization", f"Bearer {key}")] if key else []
+
+    def _url(self, endpoint: Endpoint) -> str:
+        return self._chat_url
+
+    def _body_head(self, endpoint: Endpoint) -> dict[str, Any]:
+        """The fields that name the model; Azure names it in the URL instead."""
+        return {"model": endpoint.upstream_model}
+
+    def _usage(self, raw: dict[str, Any]) -> Usage:
+        return parse_usage(raw)
+
+    def _chunk_usage(self, chunk: dict[str, Any]) -> Any:
+        return chunk.get("usage")
+
+    def _normalise_delta(self, delta: dict[str, Any]) -> dict[str, Any]:
+        return delta
+
+    def _normalise_message(self, message: dict[str, Any]) -> dict[str, Any]:
+        return message
+
+    # The contract (providers/base.py).
+
+    async def complete(self, request: ChatRequest, ctx: CallContext) -> ChatResponse:
+        response = await self._transport.send(self._http_request(request, ctx, stream=False))
+        try:
+            body = await response.read()
+        finally:
+            await response.aclose()
+        if not 200 <= response.status < 300:
+            raise self._rejection(response, body)
+        return self._chat_response(body, response.status, ctx.endpoint)
+
+    async def stream(self, request: ChatRequest, ctx: CallContext) -> AsyncIterator[StreamEvent]:
+        response = await self._transport.send(self._http_request(request, ctx, stream=True))
+        try:
+            if not 200 <= response.status < 300:
+                raise self._rejection(response, await response.read())
+            decoder = SSEDecoder()
+            chunks = response.aiter_bytes()
+            # "started": output (content or a finish) was yielded, so a failure now cannot be retried
+            # elsewhere and becomes StreamInterrupted; before that it keeps its retryable class.
+            started = finished = done = ended = yielded = False
+            while not (done or ended):
+                try:
+                    sse_events = decoder.feed(await anext(chunks))
+                except StopAsyncIteration:
+                    sse_events = decoder.flush()
+                    ended = True
+                except UpstreamError as exc:
+                    self._fail(exc, started)
+                for sse in sse_events:
+                    if sse.data == "[DONE]":
+                        done = True
+                        break
+                    for event in self._stream_events(sse, started):
+                        if event.finish_reason:
+                            started = finished = True
+                        elif not started and event.has_content:
+                            started = True
+                        yielded = True
+                        yield event
+            if done and yielded:
+                await _drain(chunks)
+            elif not finished:
+                if started:
+                    raise StreamInterrupted("the provider's stream ended before the answer was finished")
+                raise ProviderMalformed("the provider's stream ended without an answer")
+        finally:
+            await response.aclose()
+
+    async def aclose(self) -> None:
+        """Nothing to release: the transport is shared and closed by whoever created it."""
+
+    # Encoding.
+
+    def _http_request(self, request: ChatRequest, ctx: CallContext, *, stream: bool) -> HttpRequest:
+        body = self._body_head(ctx.endpoint)
+        body["messages"] = request.messages
+        body.update(ctx.params)
+        body["stream"] = stream
+        if stream:
+            body["stream_options"] = _INCLUDE_USAGE
+        return HttpRequest(
+            "POST",
+            self._url(ctx.endpoint),
+            list(self._headers),
+            _encode(body),
+            min(ctx.timeout_s, self.config.timeout_s),
+        )
+
+    # Decoding.
+
+    def _chat_response(self, body: bytes, status: int, endpoint: Endpoint) -> ChatResponse:
+        try:
+            data = _decode(body)
+        except msgspec.DecodeError:
+            raise ProviderMalformed(
+                f"the provider answered {status} with a body that is not JSON: {_snippet(body)}"
+            ) from None
+        if not isinstance(data, dict):
+            raise ProviderMalformed(f"the provider answered {status} with JSON that is not an object")
+        choices = data.get("choices")
+        if not isinstance(choices, list) or not choices:
+            error = data.get("error")
+            if error is not None:  # some servers put an error object in a 200 answer
+                raise self._error_object_rejection(error)
+            raise ProviderMalformed(f"the provider answered {status} without choices: {_snippet(body)}")
+        for choice in choices:
+            if not isinstance(choice, dict):
+                raise ProviderMalformed("the provider answered with a choice that is not an object")
+            message = choice.get("message")
+            if isinstance(message, dict):
+                choice["message"] = self._normalise_message(message)
+        usage = data.get("usage")
+        return ChatResponse(
+            id=str(data.get("id") or ""),
+            created=_as_int(data.get("created")) or int(time.time()),
+            model=str(data.get("model") or endpoint.upstream_model),
+            choices=choices,
+            usage=self._usage(usage) if isinstance(usage, dict) else None,
+            system_fingerprint=data.get("system_fingerprint"),
+        )
+
+    def _stream_events(self, sse: SSEEvent, started: bool) -> list[StreamEvent]:
+        """One ``data:`` chunk -> one event per choice, plus one for usage when the chunk carries it."""
+        try:
+            chunk = _decode(sse.data)
+        except msgspec.DecodeError:
+            malformed = ProviderMalformed(
+                f"the provider sent a stream chunk that is not JSON: {sse.data[:200]!r}"
+            )
+            self._fail(malformed, started)
+        if not isinstance(chunk, dict):
+            self._fail(ProviderMalformed("the provider sent a stream chunk that is not an object"), started)
+        error = chunk.get("error")
+        if error is not None or sse.event == "error":
+            self._fail(self._error_object_rejection(error or chunk), started)
+        try:
+            chunk_id = chunk.get("id") or None
+            fingerprint = chunk.get("system_fingerprint")
+            events = [
+                StreamEvent(
+                    delta=self._normalise_delta(delta) if (delta := choice.get("delta")) else delta,
+                    index=choice.get("index") or 0,
+                    finish_reason=choice.get("finish_reason"),
+                    logprobs=choice.get("logprobs"),
+                    id=chunk_id,
+                    system_fingerprint=fingerprint,
+                )
+                for choice in chunk.get("choices") or ()
+            ]
+            usage = self._chunk_usage(chunk)
+            if usage:
+                events.append(StreamEvent(usage=self._usage(usage), id=chunk_id))
+        except (AttributeError, TypeError, ValueError) as exc:
+            malformed = ProviderMalformed(f"the provider sent a stream chunk of an unexpected shape: {exc}")
+            self._fail(malformed, started)
+        return events
+
+    # Errors.
+
+    def _rejection(self, response: HttpResponse, body: bytes) -> ProviderRejected:
+        status = response.status
+        message, error_type, param = _error_details(body)
+        if 300 <= status < 400:
+            message = f"redirected to {response.header('location')}; check the provider's base_url"
+        elif message is None:
+            message = f"HTTP {status}: {_snippet(body) or 'empty body'}"
+        return ProviderRejected(
+            self._scrub(message),
+            upstream_status=status,
+            retry_after=retry_after_seconds(response),
+            upstream_type=error_type,
+            param=param,
+        )
+
+    def _error_object_rejection(self, error: Any) -> ProviderRejected:
+        """An error object found inside a 200 answer or a stream (it has no HTTP status of its own)."""
+        message, error_type, param = _error_fields(error)
+        status = _error_object_status(error, error_type)
+        return ProviderRejected(
+            self._scrub(message or "the provider reported an error without a message"),
+            upstream_status=status,
+            upstream_type=error_type,
+            param=param,
+        )
+
+    def _scrub(self, message: str) -> str:
+        # Providers echo (partly masked) keys in authentication errors; never pass ours on verbatim.
+        key = self.config.api_key
+        return message.replace(key, "***") if key else message
+
+    @staticmethod
+    def _fail(error: UpstreamError, started: bool) -> NoReturn:
+        """Raise ``error``, or, once output has begun, ``StreamInterrupted`` caused by it."""
+        if started:
+            raise StreamInterrupted(f"the stream broke after output had begun: {error.message}") from error
+        raise error
+
+
+def parse_usage(raw: dict[str, Any]) -> Usage:
+    """OpenAI's usage object, including cached prompt tokens and reasoning tokens."""
+    prompt_details = _as_dict(raw.get("prompt_tokens_details"))
+    completion_details = _as_dict(raw.get("completion_tokens_details"))
+    return Usage(
+        prompt_tokens=_as_int(raw.get("prompt_tokens")),
+        completion_tokens=_as_int(raw.get("completion_tokens")),
+        cached_tokens=_as_int(prompt_details.get("cached_tokens")),
+        reasoning_tokens=_as_int(completion_details.get("reasoning_tokens")),
+    )
+
+
+def _error_details(body: bytes) -> tuple[str | None, str | None, str | None]:
+    """(message, type, param) from an error body, whatever shape the server used; Nones if unreadable."""
+    try:
+        data = _decode(body)
+    except msgspec.DecodeError:
+        return None, None, None
+    if isinstance(data, list) and data:  # a few servers wrap the error object in a list
+        data = data[0]
+    if not isinstance(data, dict):
+        return None, None, None
+    error = data.get("error")
+    if error is not None:
+        return _error_fields(error)
+    return _error_fields(data)  # vLLM: {"object": "error", "message": ...}; FastAPI: {"detail": ...}
+
+
+def _error_fields(error: Any) -> tuple[str | None, str | None, str | None]:
+    if isinstance(error, str):
+        return error, None, None
+    if not isinstance(error, dict):
+        return None, None, None
+    message = error.get("message") or error.get("detail")
+    error_type = error.get("type")
+    param = error.get("param")
+    return (
+        message if isinstance(message, str) else (None if message is None else str(message)),
+        error_type if isinstance(error_type, str) else None,
+        param if isinstance(param, str) else None,
+    )
+
+
+def _error_object_status(error: Any, error_type: str | None) -> int:
+    """The HTTP status an error object stands for: its own numeric status or code, else one implied by its
+    type or code name, else 502 (a provider-side failure, worth trying elsewhere)."""
+    if not isinstance(error, dict):
+        return 502
+    for key in ("status", "code"):
+        value = error.get(key)
+        if isinstance(value, str) and value.isdigit():
+            value = int(value)
+        if isinstance(value, int) and 400 <= value <= 599:
+            return value
+    code = error.get("code")
+    return _STATUS_BY_ERROR_TYPE.get(error_type or "") or _STATUS_BY_ERROR_TYPE.get(str(code), 502)
+
+
+async def _drain(chunks: AsyncIterator[bytes]) -> None:
+    try:
+        async with asyncio.timeout(_DRAIN_S):
+            async for _ in chunks:
+                pass
+    except (TimeoutError, UpstreamError):
+        pass  # the connection is then closed instead of reused; the answer is complete either way
+
+
+def _snippet(body: bytes, limit: int = 300) -> str:
+    text = body[:limit].decode("utf-8", "replace").strip()
+    return text + "…" if len(body) > limit else text
+
+
+def _as_int(value: Any) -> int:
+    return int(value) if isinstance(value, int | float) else 0
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else _EMPTY

@@ -1,0 +1,276 @@
+"""Routing: from a request to the ordered list of endpoints to try (PRODUCT.md "Routing", steps 1-4).
+
+The default order is a score, lower first::
+
+    score = blended_price * (1 + first_token_latency_s) / uptime**2
+
+``blended_price`` weighs input and output prices 3:1, as a typical chat call does; latency is the recent
+first-token latency (1 s when unmeasured); uptime is the recent success rate (1.0 when unmeasured). So
+between two equally priced endpoints the faster one leads, a pricier endpoint must be proportionally
+faster to lead, and one that fails often sinks fast. Endpoints in cooldown or with an open circuit come
+last, whatever the sort.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from typing import Any
+
+from tokenmux.catalog.lookup import close_matches, find_model
+from tokenmux.catalog.model import Catalog, Endpoint, Model
+from tokenmux.errors import InvalidRequest, ModelNotFound, PayloadTooLarge
+from tokenmux.routing.fit import PromptSize, check_fit
+from tokenmux.routing.health import HealthBoard
+from tokenmux.types import ChatRequest
+
+SUFFIX_SORT = {":nitro": "throughput", ":floor": "price"}
+# Sent to every provider whether or not the catalog lists it: harmless everywhere.
+ALWAYS_PASSED = frozenset({"user"})
+_MAX_TOKEN_NAMES = ("max_tokens", "max_completion_tokens")
+_UNMEASURED_TTFT_MS = 1000.0
+
+
+@dataclass(slots=True)
+class Candidate:
+    model: Model
+    endpoint: Endpoint
+    params: dict[str, Any]  # the request's params as this endpoint will receive them
+    dropped: tuple[str, ...]  # params this endpoint does not support, left out
+
+
+@dataclass(slots=True)
+class Exclusion:
+    endpoint: Endpoint
+    reason: str
+    too_large: bool = False
+
+
+def blended_price(endpoint: Endpoint) -> float:
+    return (3 * endpoint.price.input + endpoint.price.output) / 4
+
+
+class Router:
+    def __init__(
+        self,
+        catalog: Catalog,
+        configured_providers: Collection[str],
+        health: HealthBoard,
+        *,
+        measured: Callable[[str], tuple[float | None, float | None]] | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.configured = frozenset(configured_providers)
+        self.health = health
+        # measured(endpoint_key) -> (first-token latency ms, throughput tokens/s) from the stats windows;
+        # the health board's recent averages are used when it is not given or has nothing.
+        self._measured = measured
+
+    # -- step 1 --------------------------------------------------------------------------------
+
+    def resolve(self, name: str) -> tuple[Model, str | None]:
+        """The model a name refers to, and the sort its suffix asks for."""
+        sort = None
+        base = name
+        for suffix, suffix_sort in SUFFIX_SORT.items():
+            if name.endswith(suffix):
+                base, sort = name[: -len(suffix)], suffix_sort
+                break
+        model = find_model(self.catalog, base)
+        if model is None:
+            matches = close_matches(self.catalog, base)
+            hint = f" Did you mean {', '.join(matches)}?" if matches else ""
+            raise ModelNotFound(
+                f"model {name!r} is not in the catalog.{hint} GET /api/v1/models lists every model.",
+                param="model",
+            )
+        return model, sort
+
+    # -- steps 2-4 -----------------------------------------------------------------------------
+
+    def plan(self, request: ChatRequest) -> list[Candidate]:
+        """Every endpoint to try, in order, across the requested model and its fallback models."""
+        prefs = request.provider
+        names = (request.model, *request.fallback_models)
+        resolved = [self.resolve(n) for n in names]
+        size = PromptSize(request)
+        plan: list[Candidate] = []
+        exclusions: list[Exclusion] = []
+        unconfigured: list[Model] = []
+        seen: set[str] = set()
+        for model, suffix_sort in resolved:
+            if model.id in seen:
+                continue
+            seen.add(model.id)
+            configured = [e for e in model.endpoints if e.provider in self.configured]
+            if not configured:
+                unconfigured.append(model)
+                continue
+            kept = self._filter(request, model, configured, size, exclusions)
+            ordered = self._order(kept, prefs.order, prefs.sort or suffix_sort)
+            if not prefs.allow_fallbacks:
+                # Without fallbacks only the providers the client named in `order` (or else the best one).
+                named = [c for c in ordered if c.endpoint.provider in prefs.order]
+                ordered = named or ordered[:1]
+            plan.extend(ordered)
+            if not prefs.allow_fallbacks and plan:
+                break
+        if plan:
+            return plan
+        self._raise_empty(request, resolved, exclusions, unconfigured)
+        raise AssertionError("unreachable")
+
+    def _filter(
+        self,
+        request: ChatRequest,
+        model: Model,
+        endpoints: list[Endpoint],
+        size: PromptSize,
+        exclusions: list[Exclusion],
+    ) -> list[Candidate]:
+        prefs = request.provider
+        params = request.params
+        kept: list[Candidate] = []
+        for ep in endpoints:
+            if prefs.only is not None and ep.provider not in prefs.only:
+                exclusions.append(Exclusion(ep, "not in provider.only"))
+                continue
+            if ep.provider in prefs.ignore:
+                exclusions.append(Exclusion(ep, "in provider.ignore"))
+                continue
+            if prefs.data_collection == "deny" and ep.data_policy.prompt_training:
+                exclusions.append(Exclusion(ep, "trains on prompts (data_collection: deny)"))
+                continue
+            if prefs.zdr and not ep.data_policy.zero_retention:
+                exclusions.append(Exclusion(ep, "does not have zero data retention (zdr: true)"))
+                continue
+            if prefs.max_price_prompt is not None and ep.price.input > prefs.max_price_prompt:
+                exclusions.append(Exclusion(ep, f"input price ${ep.price.input:g}/M above max_price.prompt"))
+                continue
+            if prefs.max_price_completion is not None and ep.price.output > prefs.max_price_completion:
+                exclusions.append(
+                    Exclusion(ep, f"output price ${ep.price.output:g}/M above max_price.completion")
+                )
+                continue
+            fit = check_fit(size, ep, request.max_output_tokens, model.tokenizer)
+            if not fit.fits:
+                exclusions.append(Exclusion(ep, fit.reason, too_large=True))
+                continue
+            sent, dropped = adapt_params(params, ep.supported_parameters)
+            if dropped and prefs.require_parameters:
+                exclusions.append(
+                    Exclusion(ep, f"does not support {', '.join(dropped)} (require_parameters)")
+                )
+                continue
+            kept.append(Candidate(model, ep, sent, dropped))
+        return kept
+
+    def _order(
+        self, candidates: list[Candidate], order: tuple[str, ...], sort: str | None
+    ) -> list[Candidate]:
+        if len(candidates) <= 1:
+            return candidates
+        key = self._sort_key(sort)
+        rank = {slug: i for i, slug in enumerate(order)}
+        blocked = self.health.blocked_until
+
+        def full_key(c: Candidate) -> tuple[bool, int, float, float]:
+            return (
+                blocked(c.endpoint.key) > 0,
+                rank.get(c.endpoint.provider, len(rank)),
+                key(c.endpoint),
+                c.endpoint.price.input,
+            )
+
+        return sorted(candidates, key=full_key)
+
+    def figures(self, key: str) -> tuple[float | None, float | None, float]:
+        """(first-token latency ms, throughput tokens/s, uptime 0..1) as routing sees them now."""
+        ttft = tps = None
+        if self._measured is not None:
+            ttft, tps = self._measured(key)
+        state = self.health.peek(key)
+        if state is not None:
+            ttft = ttft if ttft is not None else state.ttft_ms
+            tps = tps if tps is not None else state.throughput_tps
+        return ttft, tps, state.success if state is not None else 1.0
+
+    def _sort_key(self, sort: str | None) -> Callable[[Endpoint], float]:
+        if sort == "price":
+            return blended_price
+        if sort == "throughput":
+
+            def by_throughput(ep: Endpoint) -> float:
+                tps = self.figures(ep.key)[1]
+                return -tps if tps is not None else 0.0  # unmeasured after measured ones
+
+            return by_throughput
+        if sort == "latency":
+
+            def by_latency(ep: Endpoint) -> float:
+                ttft = self.figures(ep.key)[0]
+                return ttft if ttft is not None else float("inf")
+
+            return by_latency
+
+        def score(ep: Endpoint) -> float:
+            ttft, _, uptime = self.figures(ep.key)
+            latency_s = (ttft if ttft is not None else _UNMEASURED_TTFT_MS) / 1000.0
+            return blended_price(ep) * (1.0 + latency_s) / max(uptime, 0.05) ** 2
+
+        return score
+
+    def _raise_empty(
+        self,
+        request: ChatRequest,
+        resolved: list[tuple[Model, str | None]],
+        exclusions: list[Exclusion],
+        unconfigured: list[Model],
+    ) -> None:
+        if exclusions and all(x.too_large for x in exclusions):
+            reasons = "; ".join(f"{x.endpoint.provider}: {x.reason}" for x in exclusions)
+            raise PayloadTooLarge(
+                f"the prompt does not fit any endpoint of {request.model}: {reasons}. Shorten the prompt, lower "
+                "max_completion_tokens, or add a model with a larger context to 'models'.",
+                param="messages",
+                code="context_length_exceeded",
+            )
+        if exclusions:
+            reasons = "; ".join(
+                f"{x.endpoint.model_id} at {x.endpoint.provider}: {x.reason}" for x in exclusions
+            )
+            raise InvalidRequest(
+                f"no endpoint can take this request: {reasons}. Relax the provider preferences.",
+                param="provider",
+                code="no_endpoint_matches",
+            )
+        model = resolved[0][0]
+        providers = ", ".join(sorted({e.provider for e in model.endpoints}))
+        raise ModelNotFound(
+            f"model {model.id} is in the catalog but none of its providers ({providers}) is configured on this "
+            "gateway; add one under 'providers:' in the configuration file or set its API key variable.",
+            param="model",
+            code="no_configured_provider",
+        )
+
+
+def adapt_params(params: dict[str, Any], supported: frozenset[str]) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The params an endpoint can take, and the names of those it cannot.
+
+    ``max_tokens`` and ``max_completion_tokens`` are one parameter under two names: whichever the client
+    used is renamed to the one the endpoint knows.
+    """
+    unsupported = [k for k in params if k not in supported and k not in ALWAYS_PASSED]
+    if not unsupported:
+        return params, ()
+    sent = dict(params)
+    dropped: list[str] = []
+    for name in unsupported:
+        value = sent.pop(name)
+        if name in _MAX_TOKEN_NAMES:
+            other = _MAX_TOKEN_NAMES[1] if name == _MAX_TOKEN_NAMES[0] else _MAX_TOKEN_NAMES[0]
+            if other in supported and other not in sent:
+                sent[other] = value
+                continue
+        dropped.append(name)
+    return sent, tuple(dropped)

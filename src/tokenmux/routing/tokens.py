@@ -1,0 +1,273 @@
+"""Offline token counting for prompt fitting: tokenizer families, their shipped vocabularies, and a count
+that stops as soon as it has answered the question asked of it.
+
+Only OpenAI's ``o200k_base`` and ``cl100k_base`` vocabularies ship inside a wheel (``bpe-openai``); every
+other family is counted with ``cl100k_base`` and scaled by a safety factor that over-estimates (see
+``FAMILIES``). Nothing is downloaded, and no vocabulary is loaded until a prompt first needs counting.
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import os
+import re
+import sys
+import threading
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+
+class CountingTokenizer(Protocol):
+    def count(self, text: str) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TokenizerFamily:
+    name: str
+    encoding: str  # the shipped vocabulary the family is counted with
+    # Tokens = ceil(count with `encoding` × factor_permille / 1000). 1000 where `encoding` is the family's
+    # own vocabulary; above 1000 where it is a stand-in, so that the estimate errs on the large side.
+    factor_permille: int
+    # Tokens one image costs, at most: we do not decode images, so every image is charged the family's
+    # largest documented high-detail cost.
+    image_tokens: int
+
+    def scale(self, encoded_tokens: int) -> int:
+        """Family tokens for a count made with ``encoding`` (rounded up: never under-estimates)."""
+        return -(-encoded_tokens * self.factor_permille // 1000)
+
+    def unscale_budget(self, family_tokens: int) -> int:
+        """The largest count with ``encoding`` whose scaled value still fits in ``family_tokens``."""
+        return family_tokens * 1000 // self.factor_permille
+
+
+O200K = "o200k_base"
+CL100K = "cl100k_base"
+
+# Factors for stand-in vocabularies cannot be measured here (the real vocabularies do not ship offline),
+# so each is a documented judgement, chosen high: over-estimating only drops an endpoint whose context is
+# within that margin of the prompt, under-estimating sends a request the provider will refuse.
+FAMILIES: dict[str, TokenizerFamily] = {
+    # gpt-4o, 4.1, o-series, gpt-5. Images: the patch-based models (gpt-4.1-nano) cost up to 1536 patches
+    # × 2.46 ≈ 3,779 tokens, above the tile-based maximum (85 + 8 × 170 = 1,445).
+    "o200k": TokenizerFamily("o200k", O200K, 1000, 3_800),
+    # gpt-4, gpt-4-turbo, gpt-3.5: tile-based images, at most 85 + 8 tiles × 170 = 1,445 tokens.
+    "cl100k": TokenizerFamily("cl100k", CL100K, 1000, 1_445),
+    # Claude's 65k-entry vocabulary splits English finer than cl100k (commonly 10-20% more tokens), and
+    # Anthropic documents its newer tokenizer as producing about 30% more than the earlier one:
+    # 1.15 × 1.3 ≈ 1.5. Images are resized to about 1.15 megapixels, i.e. at most ~1,600 tokens.
+    "claude": TokenizerFamily("claude", CL100K, 1500, 1_600),
+    # Gemini's 256k SentencePiece vocabulary is larger than cl100k's; 1.1 covers code and rare scripts.
+    # Large images are tiled (258 tokens per tile), so we allow 16 tiles.
+    "gemini": TokenizerFamily("gemini", CL100K, 1100, 4_128),
+    # Llama 3's 128k vocabulary is cl100k's 100k tokens plus 28k more: it rarely needs more tokens.
+    "llama3": TokenizerFamily("llama3", CL100K, 1050, 4_096),
+    # DeepSeek's and Qwen's byte-level BPEs (~128k, ~151k) are close to cl100k on English, better on CJK.
+    "deepseek": TokenizerFamily("deepseek", CL100K, 1150, 4_096),
+    # Qwen-VL turns an image into up to 16,384 tokens at its default maximum resolution.
+    "qwen": TokenizerFamily("qwen", CL100K, 1100, 16_384),
+    # Older Mistral models use a 32k SentencePiece vocabulary (many more tokens than cl100k); newer ones
+    # use the 131k Tekken vocabulary. 1.3 covers the older ones.
+    "mistral": TokenizerFamily("mistral", CL100K, 1300, 4_096),
+}
+# A family the table does not know: the most cautious factor above.
+UNKNOWN_FAMILY = TokenizerFamily("unknown", CL100K, 1500, 16_384)
+
+
+def family(name: str) -> TokenizerFamily:
+    return FAMILIES.get(name, UNKNOWN_FAMILY)
+
+
+def _load_extension() -> Any:
+    """``bpe_openai``'s compiled tokenizer module.
+
+    Loaded from its file rather than imported as ``bpe_openai._bindings``: importing the package runs its
+    ``__init__``, which decodes three vocabularies into Python dicts for its tiktoken-like wrapper (about
+    3 s and 70 MB that a counter never uses, plus a DeprecationWarning). The module is registered under its
+    own name, so a later ``import bpe_openai`` finds it instead of initialising it a second time.
+    """
+    name = "bpe_openai._bindings"
+    module = sys.modules.get(name)
+    if module is not None:
+        return module
+    package = importlib.util.find_spec("bpe_openai")
+    for directory in (package.submodule_search_locations or ()) if package else ():
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            path = os.path.join(directory, "_bindings" + suffix)
+            spec = importlib.util.spec_from_file_location(name, path) if os.path.isfile(path) else None
+            if spec is not None and spec.loader is not None:
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+                sys.modules[name] = module
+                return module
+    with warnings.catch_warnings():  # the package's own import-time deprecation
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from bpe_openai import _bindings
+
+    return _bindings
+
+
+_tokenizers: dict[str, CountingTokenizer] = {}
+_load_lock = threading.Lock()
+
+
+def tokenizer(encoding: str) -> CountingTokenizer:
+    """The shipped tokenizer for ``encoding`` (o200k_base or cl100k_base), loaded on first use (about
+    0.1 s; it then holds roughly 70 MB for o200k_base, 35 MB for cl100k_base, so neither is loaded until
+    a prompt needs it)."""
+    tok = _tokenizers.get(encoding)
+    if tok is None:
+        with _load_lock:  # the extension must be initialised once per process
+            tok = _tokenizers.get(encoding)
+            if tok is None:
+                tok = _tokenizers[encoding] = _load_extension().tokenizer_for_encoding(encoding)
+    return tok
+
+
+def warm_up(encodings: Sequence[str] = (O200K, CL100K)) -> None:
+    """Load the tokenizer and its vocabularies now rather than during the first near-limit request."""
+    for encoding in encodings:
+        tokenizer(encoding).count("warm up")
+
+
+def clean_text(text: str) -> str:
+    """``text`` with lone surrogates (which JSON escapes can carry) replaced by U+FFFD, so it encodes."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def utf8_length(text: str) -> int:
+    """UTF-8 bytes of ``text`` (after ``clean_text``): a byte-level BPE token covers at least one byte,
+    so this bounds its token count in both shipped encodings."""
+    if text.isascii():  # O(1) in CPython: the flag is kept on the string
+        return len(text)
+    return len(text.encode())
+
+
+def count_tokens(text: str, family_name: str) -> int:
+    """Tokens of ``text`` alone (no message framing) in ``family_name``'s tokenizer, or the scaled
+    estimate for a family without a shipped vocabulary."""
+    fam = family(family_name)
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            text = clean_text(text)
+    return fam.scale(tokenizer(fam.encoding).count(text))
+
+
+# --- counting a long prompt a piece at a time -------------------------------------------------------------
+
+# Chunks of about this many characters: big enough that the per-call cost vanishes, small enough that a
+# count stops soon after the answer is known and that other threads get the GIL between chunks (the
+# extension holds it while counting).
+CHUNK_CHARS = 64 * 1024
+
+# Where a text may be cut without changing its count: a space (U+0020) right after a non-whitespace
+# character. In both shipped encodings no pre-tokenizer piece contains a non-whitespace character followed
+# by a space (spaces only ever open a piece, or sit in an all-whitespace piece), so a piece boundary is
+# always there, and tokens are never merged across pieces: the sum of the parts' counts equals the count of
+# the whole. Python's ``\S`` is stricter than the tokenizers' (``str.isspace`` covers all of Unicode's
+# White_Space and a few more), which can only make us skip a valid cut, never take a wrong one.
+_CUT = re.compile(r"(?<=\S) ")
+
+# Counts of large chunks already seen, keyed by (encoding, length, hash): long prompts are mostly re-sent
+# conversations and documents, and a repeat then costs a hash instead of a count. The hash is CPython's
+# keyed SipHash (per-process random key), so a collision — which would only misjudge one fit — is not
+# something a client can arrange.
+_CACHE_MIN_CHARS = 4096
+_CACHE_MAX_ENTRIES = 8192
+_chunk_counts: dict[tuple[str, int, int], int] = {}
+_chunk_counts_lock = threading.Lock()
+
+
+def _count_chunk(tok: CountingTokenizer, encoding: str, chunk: str) -> int:
+    if len(chunk) < _CACHE_MIN_CHARS:
+        return tok.count(chunk)
+    key = (encoding, len(chunk), hash(chunk))
+    known = _chunk_counts.get(key)
+    if known is not None:
+        return known
+    n = tok.count(chunk)
+    with _chunk_counts_lock:
+        if len(_chunk_counts) >= _CACHE_MAX_ENTRIES:
+            del _chunk_counts[next(iter(_chunk_counts))]  # the oldest entry
+        _chunk_counts[key] = n
+    return n
+
+
+def clear_cache() -> None:
+    with _chunk_counts_lock:
+        _chunk_counts.clear()
+
+
+class RunningCount:
+    """The exact token count of a sequence of texts in one encoding, taken only as far as the questions
+    asked so far need; later questions resume where earlier ones stopped, so no text is counted twice.
+
+    ``texts`` must already be clean (``clean_text``) and ``total_bytes`` their UTF-8 length.
+    """
+
+    __slots__ = (
+        "_chunk_chars",
+        "_encoding",
+        "_next_text",
+        "_offset",
+        "_texts",
+        "counted",
+        "read_chars",
+        "unread_bytes",
+    )
+
+    def __init__(
+        self, encoding: str, texts: Sequence[str], total_bytes: int, chunk_chars: int = CHUNK_CHARS
+    ) -> None:
+        self._encoding = encoding
+        self._texts = texts
+        self._chunk_chars = chunk_chars
+        self._next_text = 0  # index of the text being read
+        self._offset = 0  # characters of that text already counted
+        self.counted = 0  # exact tokens of everything read so far
+        self.unread_bytes = total_bytes  # bounds the tokens of everything not read yet
+        self.read_chars = 0  # characters handed to the tokenizer (or found in the chunk cache) so far
+
+    @property
+    def done(self) -> bool:
+        return self._next_text >= len(self._texts)
+
+    def at_most(self, budget: int) -> bool:
+        """Whether the texts' whole token count is ``<= budget``, counting only until that is certain."""
+        while True:
+            if self.counted + self.unread_bytes <= budget:
+                return True
+            if self.counted > budget:
+                return False
+            self._read_chunk()  # unread_bytes > 0 here, so there is something left to read
+
+    def total(self) -> int:
+        while not self.done:
+            self._read_chunk()
+        return self.counted
+
+    def _read_chunk(self) -> None:
+        text = self._texts[self._next_text]
+        start = self._offset
+        end = len(text)
+        chunk_chars = self._chunk_chars
+        if end - start > chunk_chars + chunk_chars // 2:
+            cut = _CUT.search(text, start + chunk_chars)
+            if cut is not None:
+                end = cut.start()
+        chunk = text[start:end] if start or end < len(text) else text
+        self.counted += _count_chunk(tokenizer(self._encoding), self._encoding, chunk)
+        self.unread_bytes -= utf8_length(chunk)
+        self.read_chars += len(chunk)
+        if end == len(text):
+            self._next_text += 1
+            self._offset = 0
+        else:
+            self._offset = end

@@ -1,0 +1,125 @@
+"""Small ASGI helpers: reading a bounded body, sending JSON, a streaming outlet, watching for disconnects."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from tokenmux.errors import PayloadTooLarge
+from tokenmux.server.relay import Outlet
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+JSON_HEADERS: list[tuple[bytes, bytes]] = [(b"content-type", b"application/json")]
+
+
+def header(scope: Scope, name: bytes) -> bytes | None:
+    """A request header by its lower-case name (ASGI servers lower-case them)."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return value
+    return None
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The whole request body, refused with 413 as soon as it is known to exceed ``limit``."""
+    declared = header(scope, b"content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(
+            f"the request body is {int(declared)} bytes; this gateway accepts at most {limit}"
+        )
+    message = await receive()
+    body = message.get("body", b"")
+    if not message.get("more_body"):
+        return body
+    parts = [body]
+    size = len(body)
+    while message.get("more_body"):
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the request body exceeds this gateway's limit of {limit} bytes")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+async def send_bytes(
+    send: Send,
+    status: int,
+    body: bytes,
+    headers: list[tuple[bytes, bytes]] | None = None,
+    content_type: bytes = b"application/json",
+) -> None:
+    hdrs = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    if headers:
+        hdrs.extend(headers)
+    await send({"type": "http.response.start", "status": status, "headers": hdrs})
+    await send({"type": "http.response.body", "body": body})
+
+
+class AsgiOutlet(Outlet):
+    """A streamed response over ASGI ``send``."""
+
+    __slots__ = ("_extra", "_send", "started")
+
+    def __init__(self, send: Send, extra_headers: list[tuple[bytes, bytes]]) -> None:
+        self._send = send
+        self._extra = extra_headers
+        self.started = False
+
+    async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        self.started = True
+        await self._send({"type": "http.response.start", "status": status, "headers": headers + self._extra})
+
+    async def write(self, chunk: bytes) -> None:
+        await self._send({"type": "http.response.body", "body": chunk, "more_body": True})
+
+    async def close(self) -> None:
+        if self.started:
+            await self._send({"type": "http.response.body", "body": b""})
+
+
+class DisconnectWatch:
+    """Cancels the request's task when the client goes away, so its upstream call is cancelled too.
+
+    ``receive()`` after the body answers ``http.disconnect`` both when the client leaves and when the
+    response is complete; ``done()`` before the last send tells the two apart.
+    """
+
+    __slots__ = ("_finished", "_task", "_watcher", "disconnected")
+
+    def __init__(self, receive: Receive) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._task = task
+        self._finished = False
+        self.disconnected = False
+        self._watcher = asyncio.ensure_future(receive())
+        self._watcher.add_done_callback(self._on_message)
+
+    def _on_message(self, fut: asyncio.Future[Message]) -> None:
+        if fut.cancelled() or self._finished:
+            return
+        if fut.exception() is None and fut.result().get("type") == "http.disconnect":
+            self.disconnected = True
+            self._task.cancel()
+
+    def done(self) -> None:
+        self._finished = True
+
+    def stop(self) -> None:
+        self._finished = True
+        if not self._watcher.done():
+            self._watcher.cancel()
+
+    def absorb_cancel(self) -> bool:
+        """After a CancelledError: True (and the cancellation undone) when it was this watch's doing."""
+        if self.disconnected:
+            self._task.uncancel()
+            return True
+        return False

@@ -1,0 +1,62 @@
+"""Who is calling: the API key from ``Authorization: Bearer`` (or Anthropic's ``x-api-key``).
+
+Keys are looked up by their SHA-256 digest. Found keys are cached for a few seconds so the request path
+does not wait on the database; a revoked key stops working within that time.
+"""
+
+from __future__ import annotations
+
+import time
+
+from tokenmux.errors import AuthenticationFailed
+from tokenmux.store.base import Store
+from tokenmux.store.keys import key_digest
+from tokenmux.store.records import KeyRecord
+
+_POSITIVE_TTL_S = 5.0
+_NEGATIVE_TTL_S = 1.0  # unknown keys too, so a client retrying a wrong key does not hammer the database
+_MAX_CACHED = 100_000
+
+
+def bearer_token(authorization: bytes | None, api_key: bytes | None = None) -> str | None:
+    if authorization:
+        scheme, _, token = authorization.decode("latin-1").partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+    if api_key:
+        return api_key.decode("latin-1").strip() or None
+    return None
+
+
+class KeyRing:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._cache: dict[str, tuple[float, KeyRecord | None]] = {}
+
+    async def authenticate(self, authorization: bytes | None, api_key: bytes | None = None) -> KeyRecord:
+        token = bearer_token(authorization, api_key)
+        if token is None:
+            raise AuthenticationFailed(
+                "no API key: send 'Authorization: Bearer <key>'; create a key with 'tokenmux keys create --name NAME'",
+                code="missing_api_key",
+            )
+        digest = key_digest(token)
+        now = time.monotonic()
+        hit = self._cache.get(digest)
+        if hit is not None and hit[0] > now:
+            record = hit[1]
+        else:
+            record = await self._store.find_key(digest)
+            if len(self._cache) >= _MAX_CACHED:
+                self._cache.clear()
+            self._cache[digest] = (now + (_POSITIVE_TTL_S if record else _NEGATIVE_TTL_S), record)
+        if record is None or record.revoked:
+            raise AuthenticationFailed(
+                "the API key is not valid (unknown or revoked); check the key you sent"
+            )
+        if record.expires_at is not None and record.expires_at <= time.time():
+            raise AuthenticationFailed("the API key has expired; ask for a new one")
+        return record
+
+    def forget(self) -> None:
+        self._cache.clear()

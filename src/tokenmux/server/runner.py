@@ -1,0 +1,80 @@
+"""Running an ASGI app on a loopback port in a background thread (demo, tests, benchmarks).
+
+Each server gets its own thread and event loop, so the simulator, the gateway and a load generator do not
+share a loop, as they would not in production. uvicorn installs no signal handlers outside the main thread.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from typing import Any, Literal
+
+import uvicorn
+
+Lifespan = Literal["auto", "on", "off"]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def uvicorn_config(
+    app: Any, host: str, port: int, *, lifespan: Lifespan = "on", log_level: str = "warning"
+) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        lifespan=lifespan,
+        access_log=False,
+        log_level=log_level,
+        timeout_graceful_shutdown=30,
+        timeout_keep_alive=75,
+    )
+
+
+class BackgroundServer:
+    def __init__(
+        self,
+        app: Any,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        lifespan: Lifespan = "on",
+    ) -> None:
+        self.host = host
+        self.port = port or free_port(host)
+        self.server = uvicorn.Server(uvicorn_config(app, self.host, self.port, lifespan=lifespan))
+        self._thread = threading.Thread(target=self.server.run, name=f"server-{self.port}", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout_s: float = 20.0) -> BackgroundServer:
+        self._thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self.server.started:
+            if not self._thread.is_alive():
+                raise RuntimeError(f"the server on port {self.port} failed to start")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the server on port {self.port} did not start within {timeout_s} s")
+            time.sleep(0.01)
+        return self
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        self.server.should_exit = True
+        self._thread.join(timeout_s)
+
+    def __enter__(self) -> BackgroundServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,383 @@
+"""The simulator as a plain ASGI app: routes, the fate of each request, pacing and dropped connections.
+
+Routes:
+    POST /{prefix}/v1/chat/completions                              OpenAI format (any prefix but the
+                                                                    reserved ones below)
+    POST /azure/openai/deployments/{deployment}/chat/completions     Azure OpenAI (?api-version= required)
+    GET|POST /_control/{prefix}                                      read or set a prefix's profile
+    GET|DELETE /_control/{prefix}/requests                           the prefix's last 200 requests
+    GET /health
+
+No framework: with no delays configured the simulator is the benchmark's baseline, so a request costs a
+dict lookup for its state, one JSON decode, one plan and one JSON encode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+import zlib
+from itertools import count
+from typing import Any
+
+import msgspec
+
+from tokenmux.simulator.answer import Answer, AnswerSpec, plan
+from tokenmux.simulator.asgi import (
+    ClientWatch,
+    Receive,
+    Scope,
+    Send,
+    drop_connection,
+    read_body,
+    respond,
+    wait_for_disconnect,
+)
+from tokenmux.simulator.fate import Fate, Outcome, decide
+from tokenmux.simulator.openai_format import OpenAIFormat
+from tokenmux.simulator.profile import Behaviour, ProfileError
+from tokenmux.simulator.state import PrefixState, Registry
+from tokenmux.simulator.wire import ReplyContext, RequestRejected, WireFormat
+
+log = logging.getLogger("tokenmux.simulator")
+
+_decode = msgspec.json.decode
+_encode = msgspec.json.encode
+_MASK32 = 0xFFFFFFFF
+_MASK64 = 0xFFFFFFFFFFFFFFFF
+# Their wire formats arrive with the next issue; until then these prefixes are not OpenAI-compatible.
+_RESERVED_PREFIXES = frozenset({"azure", "anthropic", "google", "_control"})
+# Pacing: a stream wakes at most this often and sends every token that is due, so a fast profile sends
+# a few tokens per write instead of spending its time in sleep calls.
+_MIN_SLEEP_S = 0.005
+_EARLY_S = 0.001  # a timer may fire this much early; a token that close to due goes out now
+
+
+class SimulatorApp:
+    """Simulated providers, one behaviour profile per path prefix."""
+
+    def __init__(self, *, seed: int = 0, profiles: dict[str, Any] | None = None) -> None:
+        self.registry = Registry(seed, profiles)
+        self.started_at = time.monotonic()  # outage windows count from here
+        self._openai: WireFormat = OpenAIFormat()
+        self._azure: WireFormat = OpenAIFormat(azure=True)
+        self._inflight: set[asyncio.Task[Any]] = set()
+        self._closing = False
+        self._id_base = os.urandom(6).hex()
+        self._ids = count(1)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._route(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+
+    @property
+    def requests_in_flight(self) -> int:
+        """Chat requests being answered now (waiting, streaming or hanging)."""
+        return len(self._inflight)
+
+    def abort_inflight(self) -> None:
+        """Drop every connection still waiting for its answer, so that hung and slowly paced requests do
+        not hold up a server shutdown."""
+        self._closing = True
+        for task in list(self._inflight):
+            task.cancel()
+
+    # -- routing ----------------------------------------------------------------------------------
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
+        parts = scope["path"].split("/")
+        first = parts[1] if len(parts) > 1 else ""
+        if first == "_control":
+            await self._control(scope, receive, send, parts)
+        elif first == "azure":
+            if (
+                len(parts) == 7
+                and parts[2] == "openai"
+                and parts[3] == "deployments"
+                and parts[4]
+                and parts[5] == "chat"
+                and parts[6] == "completions"
+            ):
+                await self._chat_route(scope, receive, send, "azure", self._azure, parts[4])
+            else:
+                await _not_found(scope, send, self._azure)
+        elif (
+            len(parts) == 5
+            and first
+            and parts[2] == "v1"
+            and parts[3] == "chat"
+            and parts[4] == "completions"
+        ):
+            if first in _RESERVED_PREFIXES:
+                await _not_found(scope, send, self._openai)
+            else:
+                await self._chat_route(scope, receive, send, first, self._openai, None)
+        elif scope["path"] == "/health":
+            await respond(send, 200, b'{"status":"ok"}')
+        else:
+            await _not_found(scope, send, self._openai)
+
+    async def _chat_route(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        prefix: str,
+        wire: WireFormat,
+        path_model: str | None,
+    ) -> None:
+        if scope["method"] != "POST":
+            body = wire.error_body(405, f"Method {scope['method']} is not allowed here; use POST.")
+            await respond(send, 405, body, headers=[(b"allow", b"POST")])
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        self._inflight.add(task)
+        try:
+            await self._chat(scope, receive, send, self.registry.state(prefix), wire, path_model)
+        except asyncio.CancelledError:
+            if not self._closing:
+                raise
+            task.uncancel()
+            await drop_connection(send, receive)
+        finally:
+            self._inflight.discard(task)
+
+    # -- chat completions -------------------------------------------------------------------------
+
+    async def _chat(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        state: PrefixState,
+        wire: WireFormat,
+        path_model: str | None,
+    ) -> None:
+        raw = await read_body(receive)
+        try:
+            body = _decode(raw)
+            rejection = wire.check_access(scope)
+        except msgspec.DecodeError:
+            body = raw.decode("utf-8", "replace")
+            rejection = wire.check_access(scope) or RequestRejected(
+                400,
+                "We could not parse the JSON body of your request. The body must be one JSON object; "
+                "check that it is not cut short and that strings are quoted.",
+            )
+        state.record(scope, body)
+        if rejection is None:
+            try:
+                spec = wire.parse(body, path_model)
+            except RequestRejected as exc:
+                rejection = exc
+        if rejection is not None:
+            error = wire.error_body(
+                rejection.status, rejection.message, param=rejection.param, code=rejection.code
+            )
+            await respond(send, rejection.status, error)
+            return
+
+        profile = state.profile
+        behaviour = profile.for_model(spec.model)
+        # Content depends on the seed and the request alone; the draws also on the request's place in
+        # the prefix's sequence, so a retry of the same request may fare differently, repeatably.
+        content_seed = ((profile.seed & _MASK64) << 32) | zlib.crc32(raw, zlib.crc32(spec.model.encode()))
+        draw_seed = (content_seed << 32) | (state.next_count() & _MASK32)
+        fate = decide(behaviour, draw_seed, time.monotonic() - self.started_at)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s %s model=%s: %s", scope["method"], scope["path"], spec.model, fate)
+
+        outcome = fate.outcome
+        if outcome is Outcome.ANSWER or outcome is Outcome.MALFORMED:
+            answer = plan(spec, behaviour, content_seed)
+            ctx = ReplyContext(
+                f"chatcmpl-{self._id_base}{next(self._ids):012x}", int(time.time()), spec.model
+            )
+            if spec.stream:
+                await _stream(send, receive, wire, answer, ctx, spec, fate, behaviour)
+            else:
+                await _complete(send, receive, wire, answer, ctx, fate, behaviour)
+        elif outcome is Outcome.HANG:
+            await wait_for_disconnect(receive)
+        elif outcome is Outcome.OUTAGE:
+            message = (
+                "The simulated provider is in an outage window; try again later or use another provider."
+            )
+            await respond(send, 503, wire.error_body(503, message))
+        elif outcome is Outcome.RATE_LIMITED:
+            message = "Rate limit reached for requests (simulated). Retry after the time in Retry-After."
+            await respond(send, 429, wire.error_body(429, message), headers=_retry_after(behaviour))
+        else:
+            status = behaviour.error_status
+            message = f"The simulated provider failed this request with status {status} (error_rate)."
+            headers = _retry_after(behaviour) if status == 429 else ()
+            await respond(send, status, wire.error_body(status, message), headers=headers)
+
+    # -- control ----------------------------------------------------------------------------------
+
+    async def _control(self, scope: Scope, receive: Receive, send: Send, parts: list[str]) -> None:
+        method = scope["method"]
+        prefix = parts[2] if len(parts) > 2 else ""
+        if len(parts) == 3 and prefix and method in ("GET", "POST"):
+            if method == "POST":
+                try:
+                    profile = self.registry.set_profile(prefix, _decode(await read_body(receive)))
+                except (msgspec.DecodeError, ProfileError) as exc:
+                    await respond(send, 400, _control_error(f"profile for {prefix!r} not changed: {exc}"))
+                    return
+                log.info("simulator profile for %r set", prefix)
+            else:
+                profile = self.registry.state(prefix).profile
+            await respond(send, 200, _encode(profile.to_json()))
+        elif len(parts) == 4 and prefix and parts[3] == "requests" and method in ("GET", "DELETE"):
+            requests = self.registry.state(prefix).requests
+            if method == "GET":
+                await respond(send, 200, _encode(list(requests)))
+            else:
+                requests.clear()
+                await send({"type": "http.response.start", "status": 204, "headers": []})
+                await send({"type": "http.response.body", "body": b""})
+        else:
+            message = (
+                f"No control route {method} {scope['path']}. Use GET/POST /_control/{{prefix}} or "
+                "GET/DELETE /_control/{prefix}/requests."
+            )
+            await respond(send, 404, _control_error(message))
+
+
+async def _complete(
+    send: Send,
+    receive: Receive,
+    wire: WireFormat,
+    answer: Answer,
+    ctx: ReplyContext,
+    fate: Fate,
+    behaviour: Behaviour,
+) -> None:
+    watch = ClientWatch(receive)
+    try:
+        if behaviour.drop_after_chunks is not None:
+            # A non-streamed answer breaks the only way it can: the connection closes without a response.
+            if fate.ttft_s > 0 and await watch.sleep(fate.ttft_s):
+                return
+            await drop_connection(send, receive)
+            return
+        delay = fate.ttft_s + answer.steps * fate.seconds_per_token
+        if delay > 0 and await watch.sleep(delay):
+            return
+    finally:
+        watch.close()
+    body = wire.malformed_body() if fate.outcome is Outcome.MALFORMED else wire.completion(answer, ctx)
+    await respond(send, 200, body, headers=[(b"x-request-id", ctx.response_id.encode())])
+
+
+async def _stream(
+    send: Send,
+    receive: Receive,
+    wire: WireFormat,
+    answer: Answer,
+    ctx: ReplyContext,
+    spec: AnswerSpec,
+    fate: Fate,
+    behaviour: Behaviour,
+) -> None:
+    """Send the stream on the profile's schedule: headers and the first token after the first-token
+    latency, token ``i`` at ``ttft + i / tokens_per_second``; every token already due goes in one write.
+
+    With ``drop_after_chunks`` the connection closes after that many content chunks (or after the last
+    one, if the answer is shorter): the finish chunk and ``[DONE]`` never come."""
+    frames = wire.stream(answer, ctx, spec)
+    if fate.outcome is Outcome.MALFORMED:
+        frames.head.insert(0, wire.malformed_frame())
+    loop = asyncio.get_running_loop()
+    first_token_at = loop.time() + fate.ttft_s
+    watch = ClientWatch(receive)
+    try:
+        if fate.ttft_s > 0 and await watch.sleep(fate.ttft_s):
+            return
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", wire.stream_content_type),
+                    (b"cache-control", b"no-cache"),
+                    (b"x-request-id", ctx.response_id.encode()),
+                ],
+            }
+        )
+        interval = fate.seconds_per_token
+        drop_after = behaviour.drop_after_chunks
+        steps = frames.steps
+        pending = frames.head
+        sent = 0
+        step = 0
+        while step < len(steps):
+            horizon = loop.time() + _EARLY_S
+            while step < len(steps) and (interval == 0 or first_token_at + step * interval <= horizon):
+                for frame in steps[step]:
+                    if drop_after is not None and sent >= drop_after:
+                        await _send_and_drop(send, receive, pending)
+                        return
+                    pending.append(frame)
+                    sent += 1
+                step += 1
+            if step < len(steps):
+                await send({"type": "http.response.body", "body": b"".join(pending), "more_body": True})
+                pending = []
+                pause = max(first_token_at + step * interval - loop.time(), _MIN_SLEEP_S)
+                if await watch.sleep(pause):
+                    return
+    finally:
+        watch.close()
+    if drop_after is not None:
+        await _send_and_drop(send, receive, pending)
+        return
+    pending.extend(frames.tail)
+    await send({"type": "http.response.body", "body": b"".join(pending)})
+
+
+async def _send_and_drop(send: Send, receive: Receive, frames: list[bytes]) -> None:
+    await send({"type": "http.response.body", "body": b"".join(frames), "more_body": True})
+    await drop_connection(send, receive)
+
+
+def _retry_after(behaviour: Behaviour) -> list[tuple[bytes, bytes]]:
+    seconds = behaviour.retry_after_s
+    whole = int(seconds) if seconds == int(seconds) else int(seconds) + 1  # the header takes whole seconds
+    return [(b"retry-after", b"%d" % whole), (b"retry-after-ms", b"%d" % round(seconds * 1000))]
+
+
+def _control_error(message: str) -> bytes:
+    return _encode(
+        {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": None}}
+    )
+
+
+async def _not_found(scope: Scope, send: Send, wire: WireFormat) -> None:
+    message = (
+        f"Unknown request URL: {scope['method']} {scope['path']}. The simulator serves "
+        "/{prefix}/v1/chat/completions and /azure/openai/deployments/{deployment}/chat/completions."
+    )
+    await respond(send, 404, wire.error_body(404, message))
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+def create_app(*, seed: int = 0, profiles: dict[str, Any] | None = None) -> SimulatorApp:
+    """The simulator app; ``profiles`` maps a prefix to its starting profile (as ``POST /_control``
+    takes it). Raises ``ValueError`` naming the prefix and field of an invalid profile."""
+    return SimulatorApp(seed=seed, profiles=profiles)

@@ -1,0 +1,177 @@
+"""Running the simulator: blocking (``run``, for ``tokenmux simulate``), inside a caller's event loop
+(``serve``, for ``tokenmux demo``), or on a thread of its own (``SimulatorThread``, for tests and the
+benchmark)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import uvicorn
+
+from tokenmux.simulator.app import SimulatorApp, create_app
+
+log = logging.getLogger("tokenmux.simulator")
+
+__all__ = ["SimulatorThread", "create_app", "run", "serve"]
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """A uvicorn server that leaves signals to whoever owns the event loop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve(
+    host: str,
+    port: int,
+    *,
+    seed: int = 0,
+    profiles: dict[str, Any] | None = None,
+    ready: asyncio.Event | None = None,
+    sock: socket.socket | None = None,
+    app: SimulatorApp | None = None,
+) -> None:
+    """Serve the simulator until cancelled; ``ready`` is set once it accepts connections.
+
+    ``sock``, a bound socket, replaces ``host``/``port`` (bind port 0 to get a free port); ``app`` serves
+    an app the caller already made, to keep a handle on it. On cancellation, requests still in progress
+    are dropped and the server stops at once."""
+    if app is None:
+        app = create_app(seed=seed, profiles=profiles)
+    if sock is None:
+        sock = socket.create_server((host, port), reuse_port=False, backlog=2048)
+    sock.listen(2048)
+    config = uvicorn.Config(
+        app,
+        http="httptools",
+        lifespan="off",
+        access_log=False,
+        log_config=None,
+        proxy_headers=False,
+        server_header=False,
+        timeout_keep_alive=30,
+        backlog=2048,
+    )
+    server = _EmbeddedServer(config)
+    bound = sock.getsockname()
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            if task.done():
+                await task  # raises why it did not start
+                raise RuntimeError(f"the simulator did not start on {bound[0]}:{bound[1]}")
+            await asyncio.sleep(0.002)
+        log.info("simulator listening on http://%s:%d", bound[0], bound[1])
+        if ready is not None:
+            ready.set()
+        await asyncio.shield(task)
+    finally:
+        if not task.done():
+            app.abort_inflight()
+            server.should_exit = True
+            await asyncio.shield(task)
+        sock.close()
+
+
+def run(host: str, port: int, *, seed: int = 0, profiles: dict[str, Any] | None = None) -> None:
+    """Serve the simulator until interrupted (Ctrl-C or SIGTERM); validates ``profiles`` before binding."""
+    app = create_app(seed=seed, profiles=profiles)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+    async def main() -> None:
+        current = asyncio.current_task()
+        assert current is not None
+        with contextlib.suppress(NotImplementedError):  # no add_signal_handler on Windows
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, current.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await serve(host, port, app=app)
+
+    with contextlib.suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(main())
+
+
+def _loop_factory() -> Any:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency where it builds
+        return None
+    return uvloop.new_event_loop
+
+
+class SimulatorThread:
+    """The simulator on a free loopback port, served from a thread with its own event loop.
+
+    ``with SimulatorThread(seed=1) as sim: OpenAI(base_url=sim.url("openai") ...)``. Leaving the block
+    stops the server and joins the thread."""
+
+    def __init__(
+        self, *, seed: int = 0, profiles: dict[str, Any] | None = None, host: str = "127.0.0.1"
+    ) -> None:
+        self.app = create_app(seed=seed, profiles=profiles)
+        self._sock = socket.create_server((host, 0))
+        self.host = host
+        self.port: int = self._sock.getsockname()[1]
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._started = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name=f"simulator:{self.port}", daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def url(self, prefix: str) -> str:
+        """The OpenAI base URL of a prefix (``…/{prefix}/v1``); for Azure, ``base_url + "/azure"``."""
+        return f"{self.base_url}/{prefix}/v1"
+
+    def start(self) -> SimulatorThread:
+        self._thread.start()
+        if not self._started.wait(timeout=10):
+            raise RuntimeError("the simulator thread did not start within 10 s")
+        if self._error is not None:
+            raise RuntimeError("the simulator failed to start") from self._error
+        return self
+
+    def stop(self) -> None:
+        loop, task = self._loop, self._task
+        if loop is not None and task is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(task.cancel)
+        self._thread.join(timeout=10)
+
+    def __enter__(self) -> SimulatorThread:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _main(self) -> None:
+        async def main() -> None:
+            ready = asyncio.Event()
+            self._loop = asyncio.get_running_loop()
+            self._task = asyncio.create_task(
+                serve(self.host, self.port, sock=self._sock, app=self.app, ready=ready)
+            )
+            ready_wait = asyncio.create_task(ready.wait())
+            await asyncio.wait({self._task, ready_wait}, return_when=asyncio.FIRST_COMPLETED)
+            ready_wait.cancel()
+            self._started.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+        try:
+            with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+                runner.run(main())
+        except BaseException as exc:  # reported to the starting thread
+            self._error = exc
+            self._started.set()

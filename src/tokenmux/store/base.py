@@ -1,0 +1,89 @@
+"""The storage contract: what the recorder, the server and the CLI may assume of every database.
+
+SQLite (``sqlite.py``) is the embedded default; PostgreSQL will be one more module implementing the same
+class, chosen by ``url.open_store``. Nothing here is called on a request's response path except
+``find_key`` (which the auth layer is expected to cache); request records arrive through ``Recorder``.
+
+Errors: every method may raise ``StoreError``. ``StoreUnavailable`` means the database could not be
+reached or written just now and the same call may succeed later (the recorder keeps its records and
+retries); any other exception from ``write_batch`` means the batch itself was refused.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Self
+
+from tokenmux.store.records import AttemptRecord, GenerationRecord, KeyRecord
+
+
+class StoreError(Exception):
+    """A database operation failed; the message says what and, where possible, how to fix it."""
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached or written now (down, locked, disk full); retrying may succeed."""
+
+
+class KeyNameTaken(StoreError):
+    """A key with this name exists and is not revoked."""
+
+
+class Store(ABC):
+    """A request log and key table behind one connection string. ``open()`` before use (or ``async with``)."""
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Connect and bring the schema up to date (runs pending migrations)."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Finish queued writes and release connections. Safe to call twice."""
+
+    @abstractmethod
+    async def ping(self) -> bool:
+        """True when the database answers now. Never raises (for ``/ready``)."""
+
+    @abstractmethod
+    async def write_batch(self, generations: Sequence[GenerationRecord]) -> None:
+        """Store generations with their attempts in one transaction. Writing a generation id that is
+        already stored is a no-op, so a batch may be retried after an ambiguous failure."""
+
+    @abstractmethod
+    async def get_generation(self, generation_id: str) -> GenerationRecord | None:
+        """One generation with its attempts in the order they were tried, or None."""
+
+    @abstractmethod
+    async def attempts_since(self, since: float, *, endpoint: str | None = None) -> list[AttemptRecord]:
+        """Attempts started at or after ``since`` (unix seconds), oldest first; for rebuilding live
+        figures after a restart."""
+
+    @abstractmethod
+    async def create_key(self, record: KeyRecord) -> None:
+        """Store a new key. Raises ``KeyNameTaken`` when an active key already has its name."""
+
+    @abstractmethod
+    async def find_key(self, digest: str) -> KeyRecord | None:
+        """The key with this digest if it exists and is not revoked. Expiry and limits are the caller's."""
+
+    @abstractmethod
+    async def list_keys(self) -> list[KeyRecord]:
+        """Every key, revoked ones included, oldest first."""
+
+    @abstractmethod
+    async def revoke_key(self, id_or_name: str) -> bool:
+        """Revoke the active key with this id or name; False when there is none."""
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

@@ -1,0 +1,280 @@
+"""The embedded store: one SQLite file in WAL mode, written by one thread, read by a few.
+
+Column lists are derived from the record dataclasses, so the SQL cannot drift from the records; the
+statements are constant strings, so sqlite3's statement cache prepares each once per connection.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Sequence
+from operator import attrgetter
+from pathlib import Path
+from typing import Any, TypeVar
+
+from tokenmux.store.base import KeyNameTaken, Store, StoreError, StoreUnavailable
+from tokenmux.store.migrations import apply_migrations
+from tokenmux.store.records import (
+    ATTEMPT_FIELDS,
+    GENERATION_FIELDS,
+    KEY_FIELDS,
+    AttemptRecord,
+    GenerationRecord,
+    KeyRecord,
+)
+from tokenmux.store.sqlite_threads import Job, ReaderPool, WriterThread, write_transaction
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MEMORY = ":memory:"
+MIN_SQLITE = (3, 24, 0)  # ON CONFLICT ... DO NOTHING
+
+
+def _insert_sql(table: str, columns: Sequence[str], conflict: str) -> str:
+    marks = ", ".join("?" * len(columns))
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) ON CONFLICT ({conflict}) DO NOTHING"
+
+
+# generations: every scalar field, then dropped_params as JSON text.
+_GEN_SCALARS = tuple(n for n in GENERATION_FIELDS if n not in ("dropped_params", "attempts"))
+_GEN_COLUMNS = (*_GEN_SCALARS, "dropped_params")
+_gen_scalars = attrgetter(*_GEN_SCALARS)
+_INSERT_GENERATION = _insert_sql("generations", _GEN_COLUMNS, "id")
+_SELECT_GENERATION = f"SELECT {', '.join(_GEN_COLUMNS)} FROM generations WHERE id = ?"
+
+# attempts: generation_id comes from the generation, so an attempt can never point at another one.
+_ATT_REST = tuple(n for n in ATTEMPT_FIELDS if n != "generation_id")
+_ATT_COLUMNS = ("generation_id", *_ATT_REST)
+_att_rest = attrgetter(*_ATT_REST)
+_INSERT_ATTEMPT = _insert_sql("attempts", _ATT_COLUMNS, "generation_id, attempt")
+_SELECT_ATTEMPTS = f"SELECT {', '.join(_ATT_COLUMNS)} FROM attempts WHERE generation_id = ? ORDER BY attempt"
+_SELECT_ATTEMPTS_SINCE = f"SELECT {', '.join(_ATT_COLUMNS)} FROM attempts WHERE started_at >= ?"
+
+_key_values = attrgetter(*KEY_FIELDS)
+_INSERT_KEY = f"INSERT INTO api_keys ({', '.join(KEY_FIELDS)}) VALUES ({', '.join('?' * len(KEY_FIELDS))})"
+_SELECT_KEYS = f"SELECT {', '.join(KEY_FIELDS)} FROM api_keys"
+
+
+def _generation_row(g: GenerationRecord) -> tuple[Any, ...]:
+    dropped = json.dumps(g.dropped_params) if g.dropped_params else "[]"
+    return (*_gen_scalars(g), dropped)
+
+
+def _generation_from_row(row: Sequence[Any], attempts: list[AttemptRecord]) -> GenerationRecord:
+    values = dict(zip(_GEN_COLUMNS, row, strict=True))
+    values["streamed"] = bool(values["streamed"])
+    values["dropped_params"] = json.loads(values["dropped_params"])
+    return GenerationRecord(**values, attempts=attempts)
+
+
+def _attempt_from_row(row: Sequence[Any]) -> AttemptRecord:
+    values = dict(zip(_ATT_COLUMNS, row, strict=True))
+    values["streamed"] = bool(values["streamed"])
+    values["counts_for_uptime"] = bool(values["counts_for_uptime"])
+    return AttemptRecord(**values)
+
+
+def _key_from_row(row: Sequence[Any]) -> KeyRecord:
+    values = dict(zip(KEY_FIELDS, row, strict=True))
+    values["is_admin"] = bool(values["is_admin"])
+    return KeyRecord(**values)
+
+
+def _insert_generations(conn: sqlite3.Connection, generations: Sequence[GenerationRecord]) -> None:
+    # Generators, not lists: sqlite3 releases the GIL for each row's step, so building rows lazily keeps
+    # the event loop's thread from waiting long for the GIL while a big batch is written.
+    with write_transaction(conn):
+        conn.executemany(_INSERT_GENERATION, map(_generation_row, generations))
+        conn.executemany(_INSERT_ATTEMPT, ((g.id, *_att_rest(a)) for g in generations for a in g.attempts))
+
+
+class SQLiteStore(Store):
+    """``SQLiteStore("tokenmux.db")`` or ``SQLiteStore(":memory:")`` (one connection, for tests and demos)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        read_connections: int = 3,
+        busy_timeout_s: float = 5.0,
+    ) -> None:
+        raw = os.fspath(path)
+        self.memory = raw == MEMORY
+        self.path = MEMORY if self.memory else str(Path(raw).expanduser().absolute())
+        self._read_connections = read_connections
+        self._busy_timeout_s = busy_timeout_s
+        self._writer: WriterThread | None = None
+        self._readers: ReaderPool | None = None
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.path!r})"
+
+    # -- connections --------------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        # Autocommit: transactions are only the explicit ones in write_transaction.
+        return sqlite3.connect(
+            self.path, timeout=self._busy_timeout_s, isolation_level=None, check_same_thread=False
+        )
+
+    def _connect_writer(self) -> sqlite3.Connection:
+        conn = self._connect()
+        try:
+            if not self.memory:
+                mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                if mode != "wal":
+                    log.warning(
+                        "SQLite at %s cannot use WAL (journal mode %s); reads will wait", self.path, mode
+                    )
+            # NORMAL in WAL mode: a power cut may lose the last commits, never corrupt the file. The request
+            # log trades those milliseconds for not waiting on fsync at every batch.
+            conn.execute("PRAGMA synchronous=NORMAL")
+            # Index pages stay cached between batches (the default 2 MiB is too small for four indexes).
+            conn.execute("PRAGMA cache_size=-16384")
+            conn.execute("PRAGMA foreign_keys=ON")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _connect_reader(self) -> sqlite3.Connection:
+        conn = self._connect()
+        conn.execute("PRAGMA query_only=ON")
+        return conn
+
+    async def open(self) -> None:
+        if self._writer is not None:
+            return
+        if sqlite3.sqlite_version_info < MIN_SQLITE:
+            raise StoreError(
+                f"SQLite {sqlite3.sqlite_version} is too old; tokenmux needs 3.24 or newer "
+                "(use a newer Python build, or PostgreSQL)"
+            )
+        if not self.memory:
+            try:
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create the directory for the database {self.path}: {exc}") from exc
+        writer = WriterThread(self._connect_writer, name="tokenmux-sqlite-writer")
+        try:
+            await writer.start()
+            applied = await writer.run(apply_migrations)
+        except sqlite3.Error as exc:
+            await writer.stop()
+            raise StoreError(
+                f"cannot open the SQLite database {self.path}: {exc} "
+                "(check the path is a writable file, or pass another with --database)"
+            ) from exc
+        if applied:
+            log.info("database %s: applied migrations %s", self.path, ", ".join(applied))
+        self._writer = writer
+        if not self.memory:
+            self._readers = ReaderPool(
+                self._connect_reader, size=self._read_connections, name="tokenmux-sqlite-read"
+            )
+
+    async def close(self) -> None:
+        writer, readers = self._writer, self._readers
+        self._writer = self._readers = None
+        if readers is not None:
+            await readers.close()
+        if writer is not None:
+            await writer.stop()
+
+    async def _write(self, job: Job[T]) -> T:
+        if self._writer is None:
+            raise StoreError("the store is not open (await store.open() first) or has been closed")
+        try:
+            return await self._writer.run(job)
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"could not write to the SQLite database {self.path}: {exc}") from exc
+
+    async def _read(self, job: Job[T]) -> T:
+        # An in-memory database exists only inside its one connection, so its reads queue with the writes.
+        if self._readers is None:
+            return await self._write(job)
+        try:
+            return await self._readers.run(job)
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"could not read the SQLite database {self.path}: {exc}") from exc
+
+    async def ping(self) -> bool:
+        if self._writer is None or not self._writer.alive:
+            return False
+        try:
+            return await self._read(lambda conn: conn.execute("SELECT 1").fetchall() == [(1,)])
+        except Exception:
+            return False
+
+    # -- request log --------------------------------------------------------------------------------
+
+    async def write_batch(self, generations: Sequence[GenerationRecord]) -> None:
+        if generations:
+            await self._write(lambda conn: _insert_generations(conn, generations))
+
+    async def get_generation(self, generation_id: str) -> GenerationRecord | None:
+        def select(conn: sqlite3.Connection) -> GenerationRecord | None:
+            rows = conn.execute(_SELECT_GENERATION, (generation_id,)).fetchall()
+            if not rows:
+                return None
+            attempts = [_attempt_from_row(r) for r in conn.execute(_SELECT_ATTEMPTS, (generation_id,))]
+            return _generation_from_row(rows[0], attempts)
+
+        return await self._read(select)
+
+    async def attempts_since(self, since: float, *, endpoint: str | None = None) -> list[AttemptRecord]:
+        # With an endpoint the (endpoint, started_at) index answers; without one this scans the table.
+        sql: str = _SELECT_ATTEMPTS_SINCE
+        params: tuple[object, ...] = (since,)
+        if endpoint is not None:
+            sql, params = sql + " AND endpoint = ?", (since, endpoint)
+        sql += " ORDER BY started_at, generation_id, attempt"
+        return await self._read(lambda conn: [_attempt_from_row(r) for r in conn.execute(sql, params)])
+
+    # -- keys ---------------------------------------------------------------------------------------
+
+    async def create_key(self, record: KeyRecord) -> None:
+        def insert(conn: sqlite3.Connection) -> None:
+            with write_transaction(conn):
+                conn.execute(_INSERT_KEY, _key_values(record))
+
+        try:
+            await self._write(insert)
+        except sqlite3.IntegrityError as exc:
+            if "api_keys.name" in str(exc):
+                raise KeyNameTaken(
+                    f"an active key named {record.name!r} already exists; "
+                    "revoke it first or choose another name"
+                ) from exc
+            raise StoreError(f"a key with this id or secret already exists ({exc})") from exc
+
+    async def find_key(self, digest: str) -> KeyRecord | None:
+        sql = _SELECT_KEYS + " WHERE digest = ? AND revoked_at IS NULL"
+        rows = await self._read(lambda conn: conn.execute(sql, (digest,)).fetchall())
+        return _key_from_row(rows[0]) if rows else None
+
+    async def list_keys(self) -> list[KeyRecord]:
+        sql = _SELECT_KEYS + " ORDER BY created_at, id"
+        return await self._read(lambda conn: [_key_from_row(r) for r in conn.execute(sql)])
+
+    async def revoke_key(self, id_or_name: str) -> bool:
+        def revoke(conn: sqlite3.Connection) -> bool:
+            # By id first, so a key whose name looks like another key's id cannot take both down.
+            now = time.time()
+            with write_transaction(conn):
+                for column in ("id", "name"):
+                    cur = conn.execute(
+                        f"UPDATE api_keys SET revoked_at = ? WHERE {column} = ? AND revoked_at IS NULL",
+                        (now, id_or_name),
+                    )
+                    if cur.rowcount:
+                        return True
+            return False
+
+        return await self._write(revoke)

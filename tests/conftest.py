@@ -1,0 +1,51 @@
+"""Shared fixtures: the provider simulator and a gateway in front of it, each on a loopback port."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway_support import SIM_PREFIXES, Gateway, Sim, make_key, sim_config
+from tokenmux.server.build import build_gateway
+from tokenmux.server.runner import BackgroundServer
+from tokenmux.simulator.app import create_app
+
+
+@pytest.fixture(scope="session")
+def simulator() -> Iterator[BackgroundServer]:
+    with BackgroundServer(create_app(seed=1)) as server:
+        yield server
+
+
+@pytest.fixture
+def sim(simulator: BackgroundServer) -> Iterator[Sim]:
+    handle = Sim(simulator.url)
+    handle.reset(*SIM_PREFIXES)
+    yield handle
+    handle.reset(*SIM_PREFIXES)
+    handle.http.close()
+
+
+@pytest.fixture
+def gateway_factory(sim: Sim, tmp_path: Path) -> Iterator[Any]:
+    started: list[BackgroundServer] = []
+
+    def start(config: dict[str, Any] | None = None, **gateway: Any) -> Gateway:
+        url = f"sqlite:///{tmp_path}/gw-{len(started)}.db"
+        key = make_key(url)
+        app = build_gateway(config or sim_config(sim.url, **gateway), database_url=url, env={})
+        server = BackgroundServer(app).start()
+        started.append(server)
+        return Gateway(server, key, app)
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def gateway(gateway_factory: Any) -> Gateway:
+    return gateway_factory()  # type: ignore[no-any-return]

@@ -1,0 +1,89 @@
+"""Test helpers for driving the gateway and the simulator (fixtures are in conftest.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+
+from tokenmux.server.runner import BackgroundServer
+from tokenmux.store.keys import new_key
+from tokenmux.store.url import open_store
+
+NANO = "openai/gpt-4.1-nano"
+HELLO = [{"role": "user", "content": "Hello there"}]
+SIM_PREFIXES = ("openai", "azure", "groq", "together", "fireworks", "deepseek", "mistral")
+
+
+class Sim:
+    """Test handle on the simulator: set a prefix's profile, read what a prefix received."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.http = httpx.Client(base_url=url, timeout=10)
+
+    def profile(self, prefix: str, **fields: Any) -> None:
+        r = self.http.post(f"/_control/{prefix}", json=fields)
+        r.raise_for_status()
+
+    def requests(self, prefix: str) -> list[dict[str, Any]]:
+        r = self.http.get(f"/_control/{prefix}/requests")
+        r.raise_for_status()
+        return r.json()  # type: ignore[no-any-return]
+
+    def reset(self, *prefixes: str) -> None:
+        for prefix in prefixes:
+            self.profile(prefix)
+            self.http.delete(f"/_control/{prefix}/requests").raise_for_status()
+
+
+SIM_PREFIXES = ("openai", "azure", "groq", "together", "fireworks", "deepseek", "mistral")
+
+
+def sim_config(sim_url: str, **gateway: Any) -> dict[str, Any]:
+    providers: dict[str, Any] = {
+        "openai": {"base_url": f"{sim_url}/openai/v1", "api_key": "sk-upstream-openai-secret"},
+        "azure": {
+            "base_url": f"{sim_url}/azure",
+            "api_key": "azure-upstream-secret",
+            "api_version": "2024-10-21",
+        },
+    }
+    for slug in SIM_PREFIXES[2:]:
+        providers[slug] = {"base_url": f"{sim_url}/{slug}/v1", "api_key": f"{slug}-upstream-secret"}
+    settings = {"attempt_timeout_s": 1.0, "request_timeout_s": 8.0, "stream_keepalive_s": 0.3, **gateway}
+    return {"providers": providers, "gateway": settings}
+
+
+class Gateway:
+    def __init__(self, server: BackgroundServer, key: str, app: Any) -> None:
+        self.server = server
+        self.url = server.url
+        self.key = key
+        self.app = app
+
+    def openai(self, **kw: Any) -> Any:
+        import openai
+
+        return openai.OpenAI(base_url=f"{self.url}/api/v1", api_key=self.key, max_retries=0, **kw)
+
+
+def make_key(database_url: str, name: str = "test") -> str:
+    async def create() -> str:
+        secret, record = new_key(name)
+        async with open_store(database_url) as store:
+            await store.create_key(record)
+        return secret
+
+    return asyncio.run(create())
+
+
+def raw_get(gateway: Any, path: str) -> httpx.Response:
+    return httpx.get(f"{gateway.url}{path}", headers={"Authorization": f"Bearer {gateway.key}"}, timeout=10)
+
+
+def generation(gateway: Any, gen_id: str) -> dict[str, Any]:
+    r = raw_get(gateway, f"/api/v1/generation?id={gen_id}")
+    assert r.status_code == 200, r.text
+    return r.json()["data"]  # type: ignore[no-any-return]

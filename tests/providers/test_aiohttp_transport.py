@@ -1,0 +1,258 @@
+"""AiohttpTransport against real loopback servers: what goes on the wire, pooling, and every failure mode."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import socket
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+from loopback_http import LoopbackServer, chunk, full_response, read_request, response_head
+
+from tokenmux import __version__
+from tokenmux.errors import ProviderMalformed, ProviderTimeout, ProviderUnreachable
+from tokenmux.providers.transport import AiohttpTransport, HttpRequest
+
+pytestmark = pytest.mark.timeout(20)
+
+
+@pytest.fixture
+async def transport() -> AsyncIterator[AiohttpTransport]:
+    transport = AiohttpTransport()
+    yield transport
+    await transport.aclose()
+
+
+def post(url: str, body: bytes = b"{}", timeout_s: float = 5.0) -> HttpRequest:
+    return HttpRequest("POST", url, [("Content-Type", "application/json")], body, timeout_s)
+
+
+async def test_request_goes_out_exactly_and_response_comes_back(transport: AiohttpTransport) -> None:
+    received = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        received.append(await read_request(reader))
+        writer.write(full_response(201, b'{"ok":true}', [("X-Request-Id", "abc")]))
+        await writer.drain()
+
+    async with LoopbackServer(handler) as server:
+        request = HttpRequest(
+            "POST",
+            f"{server.url}/openai/deployments/my%20gpt%2Fx/chat/completions?api-version=2024-10-21",
+            [("api-key", "k1"), ("Content-Type", "application/json"), ("X-Extra", "1")],
+            b'{"messages":[]}',
+            5.0,
+        )
+        response = await transport.send(request)
+        assert response.status == 201
+        assert response.header("x-request-id") == response.header("X-REQUEST-ID") == "abc"
+        assert response.header("x-missing") is None
+        assert await response.read() == b'{"ok":true}'
+        await response.aclose()
+
+    [seen] = received
+    assert seen.method == "POST"
+    assert seen.target == "/openai/deployments/my%20gpt%2Fx/chat/completions?api-version=2024-10-21"
+    assert seen.body == b'{"messages":[]}'
+    assert seen.header("api-key") == "k1"
+    assert seen.header("x-extra") == "1"
+    assert seen.header("content-type") == "application/json"
+    assert seen.header("user-agent") == f"tokenmux/{__version__}"
+    assert seen.header("cookie") is None
+    assert seen.header("authorization") is None
+
+
+async def keep_alive_json(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while True:
+        try:
+            await read_request(reader)
+        except asyncio.IncompleteReadError:
+            return
+        writer.write(full_response(200, b"{}", [("Set-Cookie", "session=1")]))
+        await writer.drain()
+
+
+async def test_connections_are_kept_alive_and_reused(transport: AiohttpTransport) -> None:
+    async with LoopbackServer(keep_alive_json) as server:
+        for _ in range(5):
+            response = await transport.send(post(server.url))
+            assert await response.read() == b"{}"
+            await response.aclose()
+        assert server.connections == 1
+
+
+async def test_a_stream_read_to_its_end_returns_its_connection_to_the_pool(
+    transport: AiohttpTransport,
+) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                await read_request(reader)
+            except asyncio.IncompleteReadError:
+                return
+            writer.write(response_head(200, chunked=True) + chunk(b"data: 1\n\n") + chunk(b""))
+            await writer.drain()
+
+    async with LoopbackServer(handler) as server:
+        for _ in range(3):
+            response = await transport.send(post(server.url))
+            assert [c async for c in response.aiter_bytes()] == [b"data: 1\n\n"]
+            await response.aclose()
+        assert server.connections == 1
+
+
+async def test_body_chunks_arrive_as_the_server_sends_them(transport: AiohttpTransport) -> None:
+    first_seen = asyncio.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(response_head(200, chunked=True) + chunk(b"first"))
+        await writer.drain()
+        # The second chunk is only sent once the client has the first: a buffering client would hang here.
+        await first_seen.wait()
+        writer.write(chunk(b"second") + chunk(b""))
+        await writer.drain()
+
+    async with LoopbackServer(handler) as server:
+        response = await transport.send(post(server.url))
+        received = []
+        async for piece in response.aiter_bytes():
+            received.append(piece)
+            first_seen.set()
+        await response.aclose()
+    assert received == [b"first", b"second"]
+
+
+async def test_gzip_bodies_are_decompressed(transport: AiohttpTransport) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(full_response(200, gzip.compress(b'{"a":1}'), [("Content-Encoding", "gzip")]))
+        await writer.drain()
+
+    async with LoopbackServer(handler) as server:
+        response = await transport.send(post(server.url))
+        assert await response.read() == b'{"a":1}'
+        await response.aclose()
+
+
+async def test_redirects_are_returned_not_followed(transport: AiohttpTransport) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(full_response(307, b"", [("Location", "http://elsewhere.invalid/")]))
+        await writer.drain()
+
+    async with LoopbackServer(handler) as server:
+        response = await transport.send(post(server.url))
+        assert response.status == 307
+        assert response.header("location") == "http://elsewhere.invalid/"
+        await response.aclose()
+        assert server.connections == 1
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+async def test_connection_refused_is_unreachable(transport: AiohttpTransport) -> None:
+    port = free_port()
+    with pytest.raises(ProviderUnreachable) as caught:
+        await transport.send(post(f"http://127.0.0.1:{port}/v1/chat/completions"))
+    assert type(caught.value) is ProviderUnreachable
+    assert f"127.0.0.1:{port}" in caught.value.message
+
+
+async def test_a_server_that_never_answers_times_out_within_the_timeout(transport: AiohttpTransport) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        await asyncio.Event().wait()  # until the server shuts down
+
+    async with LoopbackServer(handler) as server:
+        started = time.monotonic()
+        with pytest.raises(ProviderTimeout, match=r"within 0\.3 s"):
+            await transport.send(post(server.url, timeout_s=0.3))
+        elapsed = time.monotonic() - started
+    assert 0.25 <= elapsed < 1.0
+
+
+async def test_no_time_left_fails_without_sending(transport: AiohttpTransport) -> None:
+    async with LoopbackServer(keep_alive_json) as server:
+        with pytest.raises(ProviderTimeout):
+            await transport.send(post(server.url, timeout_s=0.0))
+        assert server.connections == 0
+
+
+async def test_a_body_that_stalls_times_out(transport: AiohttpTransport) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(response_head(200, chunked=True) + chunk(b"data: 1\n\n"))
+        await writer.drain()
+        await asyncio.Event().wait()  # until the server shuts down
+
+    async with LoopbackServer(handler) as server:
+        response = await transport.send(post(server.url, timeout_s=0.3))
+        chunks = response.aiter_bytes()
+        assert await anext(chunks) == b"data: 1\n\n"
+        started = time.monotonic()
+        with pytest.raises(ProviderTimeout):
+            await anext(chunks)
+        assert time.monotonic() - started < 1.0
+        await response.aclose()
+
+
+async def test_a_body_cut_by_the_server_is_unreachable(transport: AiohttpTransport) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(response_head(200, chunked=True) + chunk(b"data: 1\n\n"))
+        await writer.drain()
+        writer.transport.abort()
+
+    async with LoopbackServer(handler) as server:
+        response = await transport.send(post(server.url))
+        with pytest.raises(ProviderUnreachable):
+            async for _ in response.aiter_bytes():
+                pass
+        await response.aclose()
+
+
+async def test_a_connection_closed_before_the_headers_is_unreachable(transport: AiohttpTransport) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.transport.abort()
+
+    async with LoopbackServer(handler) as server:
+        with pytest.raises(ProviderUnreachable):
+            await transport.send(post(server.url))
+
+
+async def test_an_answer_that_is_not_http_is_malformed(transport: AiohttpTransport) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
+        await writer.drain()
+
+    async with LoopbackServer(handler) as server:
+        with pytest.raises(ProviderMalformed):
+            await transport.send(post(server.url))
+
+
+async def test_aclose_mid_stream_closes_the_connection(transport: AiohttpTransport) -> None:
+    disconnected = asyncio.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(response_head(200, chunked=True) + chunk(b"data: 1\n\n"))
+        await writer.drain()
+        if await reader.read(1) == b"":  # EOF: the client went away
+            disconnected.set()
+
+    async with LoopbackServer(handler) as server:
+        response = await transport.send(post(server.url))
+        assert await anext(response.aiter_bytes()) == b"data: 1\n\n"
+        await response.aclose()
+        await asyncio.wait_for(disconnected.wait(), 1.0)
+        await response.aclose()  # idempotent

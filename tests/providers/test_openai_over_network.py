@@ -1,0 +1,119 @@
+"""The OpenAI adapter on the real transport against a loopback server: the whole upstream path."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import msgspec
+import pytest
+from adapter_helpers import MESSAGES, chat, chunk, completion, config, context, delta
+from loopback_http import LoopbackServer, full_response, read_request, response_head
+from loopback_http import chunk as http_chunk
+
+from tokenmux.errors import ProviderUnreachable
+from tokenmux.protocols.sse import DONE, encode_data
+from tokenmux.providers.openai import OpenAIProvider
+from tokenmux.providers.transport import AiohttpTransport
+from tokenmux.types import Usage
+
+pytestmark = pytest.mark.timeout(20)
+
+
+@pytest.fixture
+async def transport() -> AsyncIterator[AiohttpTransport]:
+    transport = AiohttpTransport()
+    yield transport
+    await transport.aclose()
+
+
+def sse(payload: object) -> bytes:
+    return http_chunk(encode_data(msgspec.json.encode(payload)))
+
+
+STREAM = [
+    sse(chunk([delta(role="assistant", content="")])),
+    sse(chunk([delta(content="Hello")])),
+    sse(chunk([delta(finish_reason="stop")])),
+    sse(chunk([], usage={"prompt_tokens": 5, "completion_tokens": 1})),
+    http_chunk(DONE),
+]
+
+
+async def test_non_streamed_call_over_the_network(transport: AiohttpTransport) -> None:
+    received = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        received.append(await read_request(reader))
+        writer.write(
+            full_response(200, msgspec.json.encode(completion()), [("Content-Type", "application/json")])
+        )
+        await writer.drain()
+
+    async with LoopbackServer(handler) as server:
+        adapter = OpenAIProvider(config(base_url=f"{server.url}/openai/v1"), transport)
+        response = await adapter.complete(chat(), context({"seed": 3}))
+    assert response.usage is not None and response.usage.cached_tokens == 1024
+    [request] = received
+    assert request.target == "/openai/v1/chat/completions"
+    assert request.header("authorization") == "Bearer sk-test-0123456789"
+    assert msgspec.json.decode(request.body) == {
+        "model": "gpt-4.1-nano",
+        "messages": MESSAGES,
+        "seed": 3,
+        "stream": False,
+    }
+
+
+async def test_streams_read_to_done_reuse_one_connection(transport: AiohttpTransport) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                await read_request(reader)
+            except asyncio.IncompleteReadError:
+                return
+            writer.write(response_head(200, [("Content-Type", "text/event-stream")], chunked=True))
+            for piece in STREAM:
+                writer.write(piece)
+                await writer.drain()
+            await asyncio.sleep(0.005)  # the body's terminator comes a moment after [DONE]
+            writer.write(http_chunk(b""))
+            await writer.drain()
+
+    async with LoopbackServer(handler) as server:
+        adapter = OpenAIProvider(config(base_url=server.url), transport)
+        for _ in range(3):
+            events = [event async for event in adapter.stream(chat(True), context())]
+            assert [e.delta for e in events[:3]] == [
+                {"role": "assistant", "content": ""},
+                {"content": "Hello"},
+                {},
+            ]
+            assert events[3].usage == Usage(prompt_tokens=5, completion_tokens=1)
+        assert server.connections == 1
+
+
+async def test_closing_a_stream_disconnects_from_the_provider(transport: AiohttpTransport) -> None:
+    disconnected = asyncio.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(response_head(200, [("Content-Type", "text/event-stream")], chunked=True) + STREAM[1])
+        await writer.drain()
+        if await reader.read(1) == b"":  # the provider sees its client leave
+            disconnected.set()
+
+    async with LoopbackServer(handler) as server:
+        adapter = OpenAIProvider(config(base_url=server.url), transport)
+        stream = adapter.stream(chat(True), context())
+        assert (await anext(stream)).delta == {"content": "Hello"}
+        await stream.aclose()
+        await asyncio.wait_for(disconnected.wait(), 1.0)
+
+
+async def test_refused_connection_is_unreachable_through_the_adapter(transport: AiohttpTransport) -> None:
+    async with LoopbackServer(lambda reader, writer: asyncio.sleep(0)) as server:
+        url = server.url
+    adapter = OpenAIProvider(config(base_url=url), transport)  # the server is gone: nothing listens there
+    with pytest.raises(ProviderUnreachable):
+        await adapter.complete(chat(), context())
