@@ -36,7 +36,7 @@ class Budget:
         return value <= self.limit if self.at_most else value >= self.limit
 
     def describe(self, unit: str) -> str:
-        return f"{'≤' if self.at_most else '≥'} {_number(self.limit, unit)} {unit}"
+        return f"{'≤' if self.at_most else '≥'} {self.limit:,g} {unit}"
 
 
 @dataclass(slots=True)

@@ -7,6 +7,7 @@ default profile answers at once with no pacing, so what separates the two paths 
 from __future__ import annotations
 
 import asyncio
+import resource
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -84,15 +85,14 @@ def _added(
 
 
 async def _warm_up(direct: Target, gateway: Target, plan: Plan) -> None:
-    _progress(
-        f"warm-up: {plan.warmup} requests per path and kind, then {plan.throughput_concurrency} connections"
-    )
+    c = plan.throughput_concurrency
+    _progress(f"warm-up: {plan.warmup} requests per path and kind, then {c} connections")
     for streamed in (False, True):
         await sequential([direct, gateway], plan.warmup, streamed=streamed)
-        # Opens the gateway's upstream connection pool as wide as the throughput runs need it.
+        # At least one request per connection, so that the gateway's upstream connection pool has grown to
+        # what the throughput runs need before anything is measured.
         for target in (direct, gateway):
-            n = plan.throughput_concurrency * 2
-            await concurrent(target, n, plan.throughput_concurrency, streamed=streamed)
+            await concurrent(target, max(plan.warmup, c), c, streamed=streamed)
 
 
 async def _latency(direct: Target, gateway: Target, plan: Plan) -> list[Figure]:
@@ -118,15 +118,36 @@ async def _latency(direct: Target, gateway: Target, plan: Plan) -> list[Figure]:
     ]
 
 
-async def _cpu_per_request(
-    stack: Stack, target: Target, count: int, concurrency: int, *, streamed: bool
-) -> float:
-    """The gateway's CPU seconds per request over one batch (its recording of that batch included)."""
+@dataclass(slots=True)
+class CpuCost:
+    """CPU per request over one batch, in µs: the gateway's (user, system) and the simulator's."""
+
+    gateway_user_us: float
+    gateway_system_us: float
+    simulator_us: float
+    batch: Batch
+
+    @property
+    def gateway_us(self) -> float:
+        return self.gateway_user_us + self.gateway_system_us
+
+    def describe(self) -> str:
+        return (
+            f"user {self.gateway_user_us:.0f} + system {self.gateway_system_us:.0f} µs; "
+            f"the simulator behind it spent {self.simulator_us:.0f} µs/request"
+        )
+
+
+async def _cpu_cost(stack: Stack, target: Target, count: int, concurrency: int, *, streamed: bool) -> CpuCost:
+    """CPU per request over one batch, the gateway's recording of that batch included."""
     await asyncio.sleep(SETTLE_S)
-    before = stack.gateway.cpu_seconds()
+    gateway_before, simulator_before = stack.gateway.cpu_times(), stack.simulator.cpu_times()
     batch = await concurrent(target, count, concurrency, streamed=streamed)
     await asyncio.sleep(SETTLE_S)
-    return (stack.gateway.cpu_seconds() - before) / len(batch.timings)
+    gateway = stack.gateway.cpu_times() - gateway_before
+    simulator = stack.simulator.cpu_times() - simulator_before
+    n = len(batch.timings)
+    return CpuCost(gateway.user_s / n * 1e6, gateway.system_s / n * 1e6, simulator.total_s / n * 1e6, batch)
 
 
 async def _cpu(stack: Stack, gateway: Target, plan: Plan) -> list[Figure]:
@@ -137,8 +158,9 @@ async def _cpu(stack: Stack, gateway: Target, plan: Plan) -> list[Figure]:
         (True, "gateway_cpu_per_streamed_request", "streamed", None),
     ):
         _progress(f"gateway CPU: {plan.requests} {kind} requests at concurrency {c}")
-        seconds = await _cpu_per_request(stack, gateway, plan.requests, c, streamed=streamed)
-        figures.append(Figure(key, f"gateway CPU per request ({kind}, c={c})", seconds * 1e6, "µs", budget))
+        cost = await _cpu_cost(stack, gateway, plan.requests, c, streamed=streamed)
+        label = f"gateway CPU per request ({kind}, c={c})"
+        figures.append(Figure(key, label, cost.gateway_us, "µs", budget, note=cost.describe()))
     return figures
 
 
@@ -147,28 +169,31 @@ async def _throughput(stack: Stack, direct: Target, gateway: Target, plan: Plan)
     c = plan.throughput_concurrency
     for streamed, kind in ((False, "non-streamed"), (True, "streamed")):
         _progress(f"throughput: {plan.requests} {kind} requests per path at concurrency {c}")
+        client_before = _own_cpu_s()
         direct_batch = await concurrent(direct, plan.requests, c, streamed=streamed)
-        await asyncio.sleep(SETTLE_S)
-        before = stack.gateway.cpu_seconds()
-        gateway_batch = await concurrent(gateway, plan.requests, c, streamed=streamed)
-        await asyncio.sleep(SETTLE_S)
-        cpu_us = (stack.gateway.cpu_seconds() - before) / len(gateway_batch.timings) * 1e6
-        key = "streamed" if streamed else "non_streamed"
+        client_us = (_own_cpu_s() - client_before) / len(direct_batch.timings) * 1e6
+        cost = await _cpu_cost(stack, gateway, plan.requests, c, streamed=streamed)
+        gateway_batch = cost.batch
         p50 = [_ms(percentile([t.total_s for t in b.timings], 50)) for b in (direct_batch, gateway_batch)]
         figures.append(
             Figure(
-                f"throughput_{key}",
+                f"throughput_{'streamed' if streamed else 'non_streamed'}",
                 f"throughput ({kind}, c={c}), gateway vs direct",
                 gateway_batch.rate / direct_batch.rate * 100,
                 "%",
                 direct=direct_batch.rate,
                 gateway=gateway_batch.rate,
                 pair_unit="req/s",
-                note=f"latency p50 direct {p50[0]:.2f} ms, gateway {p50[1]:.2f} ms; "
-                f"gateway CPU {cpu_us:.0f} µs/request at this load",
+                note=f"latency p50 direct {p50[0]:.2f} ms, gateway {p50[1]:.2f} ms; gateway CPU "
+                f"{cost.gateway_us:.0f} µs/request at this load; load generator {client_us:.0f} µs/request",
             )
         )
     return figures
+
+
+def _own_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 async def run_plan(stack: Stack, plan: Plan) -> list[Figure]:

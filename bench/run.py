@@ -26,13 +26,16 @@ from figures import Figure, describe_machine, format_table, machine
 from measure import Plan, run_plan
 from stack import running_stack
 
-QUICK_REQUESTS, QUICK_WARMUP, QUICK_RECORDS = 300, 50, 20_000
+QUICK_REQUESTS, QUICK_WARMUP = 300, 50
+RECORDER_RECORDS = 200_000
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument(
-        "--quick", action="store_true", help=f"{QUICK_REQUESTS} requests per figure (under a minute)"
+        "--quick",
+        action="store_true",
+        help=f"{QUICK_REQUESTS} requests per figure, no other benchmarks (under a minute)",
     )
     p.add_argument("--requests", type=int, help="requests per path for each figure (default 2000)")
     p.add_argument("--warmup", type=int, help="warm-up requests per path and kind (default 200)")
@@ -73,12 +76,12 @@ def _pinning(pin: bool) -> tuple[set[int] | None, set[int] | None]:
     return gateway_cpus, simulator_cpus
 
 
-def _extras(quick: bool) -> list[Extra]:
+def _extras() -> list[Extra]:
     print("other benchmarks:", file=sys.stderr, flush=True)
     done = []
     for name, run in (
         ("bench_fit.py", fit_cost),
-        ("bench_recorder.py", lambda: recorder_rate(QUICK_RECORDS if quick else 200_000)),
+        ("bench_recorder.py", lambda: recorder_rate(RECORDER_RECORDS)),
     ):
         print(f"  {name}", file=sys.stderr, flush=True)
         done.append(run())
@@ -86,7 +89,7 @@ def _extras(quick: bool) -> list[Extra]:
 
 
 def _report(
-    info: dict[str, Any], plan: Plan, pinned: bool, figures: list[Figure], extras: list[Extra]
+    info: dict[str, Any], plan: Plan, pinned: bool, figures: list[Figure], extras: list[Extra] | None
 ) -> str:
     lines = [
         f"tokenmux benchmark: {plan.requests:,} requests per path and figure"
@@ -95,7 +98,9 @@ def _report(
         "",
         format_table(figures),
     ]
-    for extra in extras:
+    if extras is None:
+        lines.append("  bench_fit.py and bench_recorder.py were not run (--quick or --no-extras)")
+    for extra in extras or ():
         if extra.error:
             lines.append(f"  {extra.script} skipped: {extra.error}")
     return "\n".join(lines)
@@ -107,7 +112,7 @@ def _to_json(
     pinned: bool,
     elapsed_s: float,
     figures: list[Figure],
-    extras: list[Extra],
+    extras: list[Extra] | None,
 ) -> dict[str, Any]:
     return {
         "machine": info,
@@ -120,12 +125,18 @@ def _to_json(
         },
         "elapsed_s": round(elapsed_s, 1),
         "figures": {f.key: f.to_json() for f in figures},
-        "extras": [
-            {"script": e.script, "args": e.args, "seconds": round(e.seconds, 1), "error": e.error or None,
-             "output": e.output}
-            for e in extras
-        ],
-    }  # fmt: skip
+        "extras": None if extras is None else [_extra_json(e) for e in extras],
+    }
+
+
+def _extra_json(extra: Extra) -> dict[str, Any]:
+    return {
+        "script": extra.script,
+        "args": extra.args,
+        "seconds": round(extra.seconds, 1),
+        "error": extra.error or None,
+        "output": extra.output,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,8 +151,8 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
     ):
         figures = runner.run(run_plan(stack, plan))
-    extras = [] if args.no_extras else _extras(args.quick)
-    for extra in extras:
+    extras = None if args.quick or args.no_extras else _extras()
+    for extra in extras or ():
         figures += extra.figures
     elapsed = time.monotonic() - started
     print(_report(info, plan, args.pin, figures, extras))

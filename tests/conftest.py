@@ -16,7 +16,8 @@ from tokenmux.simulator.app import create_app
 
 @pytest.fixture(scope="session")
 def simulator() -> Iterator[BackgroundServer]:
-    with BackgroundServer(create_app(seed=1)) as server:
+    # A test may leave a hanging request open: do not wait long for it at shutdown.
+    with BackgroundServer(create_app(seed=1), graceful_timeout_s=1) as server:
         yield server
 
 
@@ -37,7 +38,7 @@ def gateway_factory(sim: Sim, tmp_path: Path) -> Iterator[Any]:
         url = f"sqlite:///{tmp_path}/gw-{len(started)}.db"
         key = make_key(url)
         app = build_gateway(config or sim_config(sim.url, **gateway), database_url=url, env={})
-        server = BackgroundServer(app).start()
+        server = BackgroundServer(app, graceful_timeout_s=2).start()
         started.append(server)
         return Gateway(server, key, app)
 

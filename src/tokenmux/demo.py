@@ -169,7 +169,7 @@ def run_demo(*, host: str, port: int, database_url: str, traffic_rps: float, dur
 tokenmux demo: {len(served)} models at {len(gateway.providers)} simulated providers ({simulator.url})
 
   gateway     {base}/api/v1
-  model page  {base}/openai/gpt-4.1-nano
+  figures     {base}/api/v1/models/openai/gpt-4.1-nano/endpoints
   demo key    {key}
 
   curl {base}/api/v1/chat/completions \\

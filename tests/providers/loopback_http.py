@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
@@ -28,8 +29,9 @@ ConnectionHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Await
 
 
 class LoopbackServer:
-    def __init__(self, handler: ConnectionHandler) -> None:
+    def __init__(self, handler: ConnectionHandler, ssl_context: ssl.SSLContext | None = None) -> None:
         self._handler = handler
+        self._ssl_context = ssl_context
         self.connections = 0
         self.port = 0
         self._server: asyncio.Server | None = None
@@ -37,10 +39,11 @@ class LoopbackServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self._ssl_context else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     async def __aenter__(self) -> LoopbackServer:
-        self._server = await asyncio.start_server(self._on_connection, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._on_connection, "127.0.0.1", 0, ssl=self._ssl_context)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 

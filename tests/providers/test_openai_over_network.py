@@ -1,4 +1,4 @@
-"""The OpenAI adapter on the real transport against a loopback server: the whole upstream path."""
+"""The OpenAI adapter on each real transport against a loopback server: the whole upstream path."""
 
 from __future__ import annotations
 
@@ -13,16 +13,17 @@ from loopback_http import chunk as http_chunk
 
 from tokenmux.errors import ProviderUnreachable
 from tokenmux.protocols.sse import DONE, encode_data
+from tokenmux.providers.http1 import Http1Transport
 from tokenmux.providers.openai import OpenAIProvider
-from tokenmux.providers.transport import AiohttpTransport
+from tokenmux.providers.transport import AiohttpTransport, Transport
 from tokenmux.types import Usage
 
 pytestmark = pytest.mark.timeout(20)
 
 
-@pytest.fixture
-async def transport() -> AsyncIterator[AiohttpTransport]:
-    transport = AiohttpTransport()
+@pytest.fixture(params=[AiohttpTransport, Http1Transport])
+async def transport(request: pytest.FixtureRequest) -> AsyncIterator[Transport]:
+    transport: Transport = request.param()
     yield transport
     await transport.aclose()
 
@@ -40,7 +41,7 @@ STREAM = [
 ]
 
 
-async def test_non_streamed_call_over_the_network(transport: AiohttpTransport) -> None:
+async def test_non_streamed_call_over_the_network(transport: Transport) -> None:
     received = []
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -65,7 +66,7 @@ async def test_non_streamed_call_over_the_network(transport: AiohttpTransport) -
     }
 
 
-async def test_streams_read_to_done_reuse_one_connection(transport: AiohttpTransport) -> None:
+async def test_streams_read_to_done_reuse_one_connection(transport: Transport) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
             try:
@@ -93,7 +94,7 @@ async def test_streams_read_to_done_reuse_one_connection(transport: AiohttpTrans
         assert server.connections == 1
 
 
-async def test_closing_a_stream_disconnects_from_the_provider(transport: AiohttpTransport) -> None:
+async def test_closing_a_stream_disconnects_from_the_provider(transport: Transport) -> None:
     disconnected = asyncio.Event()
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -111,7 +112,7 @@ async def test_closing_a_stream_disconnects_from_the_provider(transport: Aiohttp
         await asyncio.wait_for(disconnected.wait(), 1.0)
 
 
-async def test_refused_connection_is_unreachable_through_the_adapter(transport: AiohttpTransport) -> None:
+async def test_refused_connection_is_unreachable_through_the_adapter(transport: Transport) -> None:
     async with LoopbackServer(lambda reader, writer: asyncio.sleep(0)) as server:
         url = server.url
     adapter = OpenAIProvider(config(base_url=url), transport)  # the server is gone: nothing listens there

@@ -212,3 +212,37 @@ def test_client_disconnect_cancels_the_upstream_call(gateway: Any, sim: Any) -> 
     assert record is not None, "the generation was not recorded within a second of the disconnect"
     assert record["status"] == "cancelled" and record["attempts"][0]["outcome"] == "cancelled"
     assert record["tokens_completion"] >= 1  # what was used is recorded
+
+
+def test_models_list_falls_back_to_the_next_model(gateway: Any, sim: Any) -> None:
+    sim.profile("openai", models={"gpt-4.1-nano": {"error_rate": 1.0}})
+    sim.profile("azure", models={"gpt-4.1-nano": {"error_rate": 1.0}})
+    out = gateway.openai().chat.completions.create(
+        model=NANO, messages=HELLO, extra_body={"models": ["openai/gpt-4o-mini"]}
+    )
+    assert out.model == "openai/gpt-4o-mini"
+    record = generation(gateway, out.id)
+    assert [a["model"] for a in record["attempts"]][-1] == "openai/gpt-4o-mini"
+    assert record["requested_model"] == NANO and record["model"] == "openai/gpt-4o-mini"
+
+
+def test_provider_order_and_only_are_honoured(gateway: Any) -> None:
+    client = gateway.openai()
+    out = client.chat.completions.create(
+        model=NANO, messages=HELLO, extra_body={"provider": {"order": ["azure"]}}
+    )
+    assert (out.model_extra or {})["provider"] == "azure"
+    out = client.chat.completions.create(model=NANO, messages=HELLO, extra_body={"provider": {"zdr": True}})
+    assert (out.model_extra or {})["provider"] == "openai"  # azure keeps prompts 30 days
+
+
+def test_unsupported_parameters_are_dropped_and_listed(gateway: Any, sim: Any) -> None:
+    out = gateway.openai().chat.completions.create(model=NANO, messages=HELLO, extra_body={"top_k": 5})
+    (received,) = sim.requests("openai")
+    assert "top_k" not in received["body"]
+    assert generation(gateway, out.id)["dropped_params"] == ["top_k"]
+    with pytest.raises(openai.BadRequestError) as info:
+        gateway.openai().chat.completions.create(
+            model=NANO, messages=HELLO, extra_body={"top_k": 5, "provider": {"require_parameters": True}}
+        )
+    assert "top_k" in info.value.message

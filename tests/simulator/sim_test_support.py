@@ -19,17 +19,17 @@ class Control:
     def set(self, **profile: Any) -> dict[str, Any]:
         response = self.http.post(f"/_control/{self.prefix}", json=profile)
         assert response.status_code == 200, response.text
-        return response.json()  # type: ignore[no-any-return]
+        return response.json()
 
     def get(self) -> dict[str, Any]:
         response = self.http.get(f"/_control/{self.prefix}")
         assert response.status_code == 200, response.text
-        return response.json()  # type: ignore[no-any-return]
+        return response.json()
 
     def requests(self) -> list[dict[str, Any]]:
         response = self.http.get(f"/_control/{self.prefix}/requests")
         assert response.status_code == 200, response.text
-        return response.json()  # type: ignore[no-any-return]
+        return response.json()
 
     def clear(self) -> None:
         assert self.http.delete(f"/_control/{self.prefix}/requests").status_code == 204

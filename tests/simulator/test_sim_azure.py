@@ -65,7 +65,7 @@ def test_per_deployment_overrides_apply_to_that_deployment_only(
     other = azure.chat.completions.create(model="another-deployment", messages=HELLO)
 
     assert caught.value.status_code == 503
-    assert set(caught.value.body) == {"code", "message"}  # type: ignore[arg-type]
+    assert isinstance(caught.value.body, dict) and set(caught.value.body) == {"code", "message"}
     assert other.model == "another-deployment"
 
 

@@ -18,7 +18,7 @@ HELLO: list[Any] = [{"role": "user", "content": "Hello there"}]
 MODEL = "gpt-4.1-nano"
 AUTH = {"Authorization": "Bearer sk-test"}
 
-DEFAULTS = {
+DEFAULTS: dict[str, Any] = {
     "error_status": 500,
     "error_rate": 0.0,
     "rate_limit_rate": 0.0,
@@ -125,7 +125,8 @@ def test_error_rate_one_fails_every_request_with_the_status(
         with pytest.raises(exception) as caught:
             client.chat.completions.create(model=MODEL, messages=HELLO, stream=stream)
         assert caught.value.status_code == status
-        assert set(caught.value.body) == {"message", "type", "param", "code"}  # type: ignore[arg-type]
+        assert isinstance(caught.value.body, dict)
+        assert set(caught.value.body) == {"message", "type", "param", "code"}
 
 
 def test_rate_limited_requests_are_429_with_retry_after(client: openai.OpenAI, control: Control) -> None:

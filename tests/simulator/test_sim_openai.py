@@ -12,7 +12,12 @@ import httpx
 import msgspec
 import openai
 import pytest
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from openai.types.chat import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionMessageFunctionToolCall,
+    ChatCompletionMessageToolCallUnion,
+)
 from sim_test_support import Control, collect_stream
 
 HELLO: list[Any] = [{"role": "user", "content": "Hello there"}]
@@ -49,6 +54,14 @@ TIME_TOOL: Any = {
         "parameters": {"type": "object", "properties": {"zone": {"type": "string"}}, "required": ["zone"]},
     },
 }
+
+
+def _function_calls(
+    calls: list[ChatCompletionMessageToolCallUnion] | None,
+) -> list[ChatCompletionMessageFunctionToolCall]:
+    assert calls, "expected tool calls"
+    assert all(isinstance(c, ChatCompletionMessageFunctionToolCall) for c in calls)
+    return calls  # type: ignore[return-value]
 
 
 # -- text ---------------------------------------------------------------------------------------------
@@ -99,8 +112,8 @@ def test_prompt_tokens_are_estimated_from_the_messages_text_and_images(client: o
 def test_a_client_maximum_below_the_answer_length_ends_with_length(
     client: openai.OpenAI, parameter: str
 ) -> None:
-    capped = client.chat.completions.create(model=MODEL, messages=HELLO, **{parameter: 5})
-    roomy = client.chat.completions.create(model=MODEL, messages=HELLO, **{parameter: 100})
+    capped = client.chat.completions.create(model=MODEL, messages=HELLO, **{parameter: 5})  # type: ignore[call-overload]
+    roomy = client.chat.completions.create(model=MODEL, messages=HELLO, **{parameter: 100})  # type: ignore[call-overload]
 
     assert capped.choices[0].finish_reason == "length"
     assert capped.usage is not None and capped.usage.completion_tokens == 5
@@ -234,7 +247,7 @@ def test_tools_get_a_tool_call_with_arguments_from_the_schema(client: openai.Ope
     choice = completion.choices[0]
     assert choice.finish_reason == "tool_calls"
     assert choice.message.content is None
-    [call] = choice.message.tool_calls or []
+    [call] = _function_calls(choice.message.tool_calls)
     assert call.type == "function"
     assert call.id.startswith("call_") and int(call.id[5:], 16) >= 0
     assert call.function.name == "get_weather"
@@ -264,7 +277,7 @@ def test_required_with_two_tools_calls_both_in_parallel(client: openai.OpenAI) -
         parallel_tool_calls=False,
     )
 
-    calls = parallel.choices[0].message.tool_calls or []
+    calls = _function_calls(parallel.choices[0].message.tool_calls)
     assert sorted(c.function.name for c in calls) == ["get_time", "get_weather"]
     assert len({c.id for c in calls}) == 2
     assert len(single.choices[0].message.tool_calls or []) == 1
@@ -278,7 +291,7 @@ def test_a_named_tool_choice_calls_that_function(client: openai.OpenAI) -> None:
         tool_choice={"type": "function", "function": {"name": "get_time"}},
     )
 
-    [call] = completion.choices[0].message.tool_calls or []
+    [call] = _function_calls(completion.choices[0].message.tool_calls)
     assert call.function.name == "get_time"
     assert isinstance(json.loads(call.function.arguments)["zone"], str)
 
@@ -295,7 +308,7 @@ def test_tool_choice_none_answers_with_text(client: openai.OpenAI) -> None:
 
 def test_a_tool_result_ends_the_round_trip_with_text(client: openai.OpenAI) -> None:
     first = client.chat.completions.create(model=MODEL, messages=HELLO, tools=[WEATHER_TOOL])
-    call = (first.choices[0].message.tool_calls or [])[0]
+    call = _function_calls(first.choices[0].message.tool_calls)[0]
     messages: Any = [
         *HELLO,
         first.choices[0].message.model_dump(exclude_none=True),
@@ -472,7 +485,7 @@ def test_unparseable_json_is_400(http: httpx.Client, prefix: str) -> None:
 def test_sdk_raises_bad_request_for_a_refused_request(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
         client.chat.completions.create(model=MODEL, messages=HELLO, n=0)
-    assert caught.value.param == "n"  # type: ignore[attr-defined]
+    assert caught.value.param == "n"
 
 
 def test_unknown_routes_and_methods(http: httpx.Client, prefix: str) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import inspect
+import ssl
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -69,24 +70,25 @@ class Transport(Protocol):
 # The one place lower-layer errors become ours
 
 
-def map_transport_errors(timeout_s: float) -> _TransportErrorMap:
-    """``with map_transport_errors(timeout_s): ...`` translates aiohttp and OS errors raised inside the
-    block into ``UpstreamError`` subclasses.
+def map_transport_errors(timeout_s: float, where: str = "the provider") -> _TransportErrorMap:
+    """``with map_transport_errors(timeout_s, "host:port"): ...`` translates aiohttp and OS errors raised
+    inside the block into ``UpstreamError`` subclasses.
 
     Timeouts become ``ProviderTimeout``; refused, reset and DNS failures ``ProviderUnreachable``; a reply
     that is not HTTP ``ProviderMalformed``. Cancellation and our own errors pass through untouched.
     Messages name the failure, never a header (keys travel in headers).
     """
-    return _TransportErrorMap(timeout_s)
+    return _TransportErrorMap(timeout_s, where)
 
 
 class _TransportErrorMap:
     """A class rather than ``@contextmanager``: entered on every body chunk, it must cost next to nothing."""
 
-    __slots__ = ("timeout_s",)
+    __slots__ = ("timeout_s", "where")
 
-    def __init__(self, timeout_s: float) -> None:
+    def __init__(self, timeout_s: float, where: str) -> None:
         self.timeout_s = timeout_s
+        self.where = where
 
     def __enter__(self) -> None:
         return None
@@ -96,12 +98,12 @@ class _TransportErrorMap:
     ) -> None:
         if exc is None or isinstance(exc, UpstreamError) or not isinstance(exc, Exception):
             return
-        translated = _translate(exc, self.timeout_s)
+        translated = _translate(exc, self.timeout_s, self.where)
         if translated is not None:
             raise translated from exc
 
 
-def _translate(exc: Exception, timeout_s: float) -> UpstreamError | None:
+def _translate(exc: Exception, timeout_s: float, where: str) -> UpstreamError | None:
     # Order matters: aiohttp's timeout errors are also connection errors, and TimeoutError is an OSError.
     if isinstance(exc, TimeoutError):
         return ProviderTimeout(f"the provider did not answer within {timeout_s:g} s")
@@ -117,8 +119,10 @@ def _translate(exc: Exception, timeout_s: float) -> UpstreamError | None:
         return ProviderUnreachable(f"the provider's answer was cut off: {exc}")
     if isinstance(exc, aiohttp.ClientResponseError):
         return ProviderMalformed(f"the provider's answer is not valid HTTP: {exc.message}")
-    if isinstance(exc, aiohttp.ClientError | OSError):
-        return ProviderUnreachable(f"connection to the provider failed: {exc!r}")
+    if isinstance(exc, OSError):  # refused, reset, DNS (gaierror), TLS (SSLError)
+        return ProviderUnreachable(f"connection to {where} failed: {exc.strerror or exc}")
+    if isinstance(exc, aiohttp.ClientError):
+        return ProviderUnreachable(f"connection to {where} failed: {exc!r}")
     return None
 
 
@@ -138,8 +142,10 @@ class AiohttpTransport:
         keepalive_timeout_s: float = 30.0,
         dns_cache_ttl_s: int = 300,
         user_agent: str = f"tokenmux/{__version__}",
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._limit_per_host = limit_per_host
+        self._ssl_context = ssl_context
         self._keepalive_timeout_s = keepalive_timeout_s
         self._dns_cache_ttl_s = dns_cache_ttl_s
         self._user_agent = user_agent
@@ -153,6 +159,7 @@ class AiohttpTransport:
             limit_per_host=self._limit_per_host,
             keepalive_timeout=self._keepalive_timeout_s,
             ttl_dns_cache=self._dns_cache_ttl_s,
+            ssl=self._ssl_context or True,  # True: verify against the system's trusted certificates
         )
         self._session = aiohttp.ClientSession(
             connector=connector,

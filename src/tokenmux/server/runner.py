@@ -24,7 +24,13 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def uvicorn_config(
-    app: Any, host: str, port: int, *, lifespan: Lifespan = "on", log_level: str = "warning"
+    app: Any,
+    host: str,
+    port: int,
+    *,
+    lifespan: Lifespan = "on",
+    log_level: str = "warning",
+    graceful_timeout_s: float = 30,
 ) -> uvicorn.Config:
     return uvicorn.Config(
         app,
@@ -35,7 +41,7 @@ def uvicorn_config(
         lifespan=lifespan,
         access_log=False,
         log_level=log_level,
-        timeout_graceful_shutdown=30,
+        timeout_graceful_shutdown=int(max(1, graceful_timeout_s)),
         timeout_keep_alive=75,
     )
 
@@ -48,10 +54,15 @@ class BackgroundServer:
         host: str = "127.0.0.1",
         port: int = 0,
         lifespan: Lifespan = "on",
+        graceful_timeout_s: float = 30,
     ) -> None:
         self.host = host
         self.port = port or free_port(host)
-        self.server = uvicorn.Server(uvicorn_config(app, self.host, self.port, lifespan=lifespan))
+        self.server = uvicorn.Server(
+            uvicorn_config(
+                app, self.host, self.port, lifespan=lifespan, graceful_timeout_s=graceful_timeout_s
+            )
+        )
         self._thread = threading.Thread(target=self.server.run, name=f"server-{self.port}", daemon=True)
 
     @property

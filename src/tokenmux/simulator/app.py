@@ -24,9 +24,8 @@ from typing import Any
 
 import msgspec
 
-from tokenmux.simulator.answer import Answer, AnswerSpec, plan
+from tokenmux.simulator.answer import plan
 from tokenmux.simulator.asgi import (
-    ClientWatch,
     Receive,
     Scope,
     Send,
@@ -35,7 +34,8 @@ from tokenmux.simulator.asgi import (
     respond,
     wait_for_disconnect,
 )
-from tokenmux.simulator.fate import Fate, Outcome, decide
+from tokenmux.simulator.delivery import send_completion, send_stream
+from tokenmux.simulator.fate import Outcome, decide
 from tokenmux.simulator.openai_format import OpenAIFormat
 from tokenmux.simulator.profile import Behaviour, ProfileError
 from tokenmux.simulator.state import PrefixState, Registry
@@ -49,10 +49,6 @@ _MASK32 = 0xFFFFFFFF
 _MASK64 = 0xFFFFFFFFFFFFFFFF
 # Their wire formats arrive with the next issue; until then these prefixes are not OpenAI-compatible.
 _RESERVED_PREFIXES = frozenset({"azure", "anthropic", "google", "_control"})
-# Pacing: a stream wakes at most this often and sends every token that is due, so a fast profile sends
-# a few tokens per write instead of spending its time in sleep calls.
-_MIN_SLEEP_S = 0.005
-_EARLY_S = 0.001  # a timer may fire this much early; a token that close to due goes out now
 
 
 class SimulatorApp:
@@ -199,9 +195,9 @@ class SimulatorApp:
                 f"chatcmpl-{self._id_base}{next(self._ids):012x}", int(time.time()), spec.model
             )
             if spec.stream:
-                await _stream(send, receive, wire, answer, ctx, spec, fate, behaviour)
+                await send_stream(send, receive, wire, answer, ctx, spec, fate, behaviour)
             else:
-                await _complete(send, receive, wire, answer, ctx, fate, behaviour)
+                await send_completion(send, receive, wire, answer, ctx, fate, behaviour)
         elif outcome is Outcome.HANG:
             await wait_for_disconnect(receive)
         elif outcome is Outcome.OUTAGE:
@@ -235,11 +231,11 @@ class SimulatorApp:
                 profile = self.registry.state(prefix).profile
             await respond(send, 200, _encode(profile.to_json()))
         elif len(parts) == 4 and prefix and parts[3] == "requests" and method in ("GET", "DELETE"):
-            requests = self.registry.state(prefix).requests
+            state = self.registry.state(prefix)
             if method == "GET":
-                await respond(send, 200, _encode(list(requests)))
+                await respond(send, 200, _encode(state.requests()))
             else:
-                requests.clear()
+                state.clear_requests()
                 await send({"type": "http.response.start", "status": 204, "headers": []})
                 await send({"type": "http.response.body", "body": b""})
         else:
@@ -248,103 +244,6 @@ class SimulatorApp:
                 "GET/DELETE /_control/{prefix}/requests."
             )
             await respond(send, 404, _control_error(message))
-
-
-async def _complete(
-    send: Send,
-    receive: Receive,
-    wire: WireFormat,
-    answer: Answer,
-    ctx: ReplyContext,
-    fate: Fate,
-    behaviour: Behaviour,
-) -> None:
-    watch = ClientWatch(receive)
-    try:
-        if behaviour.drop_after_chunks is not None:
-            # A non-streamed answer breaks the only way it can: the connection closes without a response.
-            if fate.ttft_s > 0 and await watch.sleep(fate.ttft_s):
-                return
-            await drop_connection(send, receive)
-            return
-        delay = fate.ttft_s + answer.steps * fate.seconds_per_token
-        if delay > 0 and await watch.sleep(delay):
-            return
-    finally:
-        watch.close()
-    body = wire.malformed_body() if fate.outcome is Outcome.MALFORMED else wire.completion(answer, ctx)
-    await respond(send, 200, body, headers=[(b"x-request-id", ctx.response_id.encode())])
-
-
-async def _stream(
-    send: Send,
-    receive: Receive,
-    wire: WireFormat,
-    answer: Answer,
-    ctx: ReplyContext,
-    spec: AnswerSpec,
-    fate: Fate,
-    behaviour: Behaviour,
-) -> None:
-    """Send the stream on the profile's schedule: headers and the first token after the first-token
-    latency, token ``i`` at ``ttft + i / tokens_per_second``; every token already due goes in one write.
-
-    With ``drop_after_chunks`` the connection closes after that many content chunks (or after the last
-    one, if the answer is shorter): the finish chunk and ``[DONE]`` never come."""
-    frames = wire.stream(answer, ctx, spec)
-    if fate.outcome is Outcome.MALFORMED:
-        frames.head.insert(0, wire.malformed_frame())
-    loop = asyncio.get_running_loop()
-    first_token_at = loop.time() + fate.ttft_s
-    watch = ClientWatch(receive)
-    try:
-        if fate.ttft_s > 0 and await watch.sleep(fate.ttft_s):
-            return
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-type", wire.stream_content_type),
-                    (b"cache-control", b"no-cache"),
-                    (b"x-request-id", ctx.response_id.encode()),
-                ],
-            }
-        )
-        interval = fate.seconds_per_token
-        drop_after = behaviour.drop_after_chunks
-        steps = frames.steps
-        pending = frames.head
-        sent = 0
-        step = 0
-        while step < len(steps):
-            horizon = loop.time() + _EARLY_S
-            while step < len(steps) and (interval == 0 or first_token_at + step * interval <= horizon):
-                for frame in steps[step]:
-                    if drop_after is not None and sent >= drop_after:
-                        await _send_and_drop(send, receive, pending)
-                        return
-                    pending.append(frame)
-                    sent += 1
-                step += 1
-            if step < len(steps):
-                await send({"type": "http.response.body", "body": b"".join(pending), "more_body": True})
-                pending = []
-                pause = max(first_token_at + step * interval - loop.time(), _MIN_SLEEP_S)
-                if await watch.sleep(pause):
-                    return
-    finally:
-        watch.close()
-    if drop_after is not None:
-        await _send_and_drop(send, receive, pending)
-        return
-    pending.extend(frames.tail)
-    await send({"type": "http.response.body", "body": b"".join(pending)})
-
-
-async def _send_and_drop(send: Send, receive: Receive, frames: list[bytes]) -> None:
-    await send({"type": "http.response.body", "body": b"".join(frames), "more_body": True})
-    await drop_connection(send, receive)
 
 
 def _retry_after(behaviour: Behaviour) -> list[tuple[bytes, bytes]]:

@@ -22,6 +22,15 @@ log = logging.getLogger("tokenmux.simulator")
 __all__ = ["SimulatorThread", "create_app", "run", "serve"]
 
 
+_BACKLOG = 2048  # the benchmark opens many connections at once
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket listening on ``host:port`` (IPv4 or IPv6, as the host says); port 0 picks a free one."""
+    family = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+    return socket.create_server((host, port), family=family, backlog=_BACKLOG)
+
+
 class _EmbeddedServer(uvicorn.Server):
     """A uvicorn server that leaves signals to whoever owns the event loop."""
 
@@ -48,8 +57,8 @@ async def serve(
     if app is None:
         app = create_app(seed=seed, profiles=profiles)
     if sock is None:
-        sock = socket.create_server((host, port), reuse_port=False, backlog=2048)
-    sock.listen(2048)
+        sock = listening_socket(host, port)
+    sock.listen(_BACKLOG)
     config = uvicorn.Config(
         app,
         http="httptools",
@@ -59,7 +68,7 @@ async def serve(
         proxy_headers=False,
         server_header=False,
         timeout_keep_alive=30,
-        backlog=2048,
+        backlog=_BACKLOG,
     )
     server = _EmbeddedServer(config)
     bound = sock.getsockname()
@@ -118,7 +127,7 @@ class SimulatorThread:
         self, *, seed: int = 0, profiles: dict[str, Any] | None = None, host: str = "127.0.0.1"
     ) -> None:
         self.app = create_app(seed=seed, profiles=profiles)
-        self._sock = socket.create_server((host, 0))
+        self._sock = listening_socket(host, 0)
         self.host = host
         self.port: int = self._sock.getsockname()[1]
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -147,7 +156,9 @@ class SimulatorThread:
         loop, task = self._loop, self._task
         if loop is not None and task is not None and not loop.is_closed():
             loop.call_soon_threadsafe(task.cancel)
-        self._thread.join(timeout=10)
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        self._sock.close()  # serving closes it too; this covers a thread that never started
 
     def __enter__(self) -> SimulatorThread:
         return self.start()
@@ -165,6 +176,8 @@ class SimulatorThread:
             ready_wait = asyncio.create_task(ready.wait())
             await asyncio.wait({self._task, ready_wait}, return_when=asyncio.FIRST_COMPLETED)
             ready_wait.cancel()
+            if self._task.done():
+                await self._task  # it failed to start: raise why, for start() to report
             self._started.set()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task

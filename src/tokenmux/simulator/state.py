@@ -12,33 +12,51 @@ _REDACTED_HEADERS = frozenset({b"authorization", b"api-key", b"x-api-key", b"x-g
 
 
 class PrefixState:
-    __slots__ = ("counter", "profile", "requests")
+    __slots__ = ("_requests", "counter", "profile")
 
     def __init__(self, profile: Profile) -> None:
         self.profile = profile
         self.counter = 0
-        self.requests: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG_SIZE)
+        # (method, path, query, headers, body) as received; made readable only when asked for, which is
+        # rare next to recording.
+        self._requests: deque[tuple[str, str, bytes, list[tuple[bytes, bytes]], Any]] = deque(
+            maxlen=REQUEST_LOG_SIZE
+        )
 
     def next_count(self) -> int:
         self.counter += 1
         return self.counter
 
     def record(self, scope: dict[str, Any], body: Any) -> None:
-        """Keep the request as the provider received it, keys redacted, for tests to inspect."""
-        headers: dict[str, str] = {}
-        for name, value in scope["headers"]:
-            text = "<redacted>" if name in _REDACTED_HEADERS else value.decode("latin-1")
-            key = name.decode("latin-1")
-            headers[key] = f"{headers[key]}, {text}" if key in headers else text
-        self.requests.append(
+        """Keep the request as the provider received it, for tests to inspect."""
+        self._requests.append(
+            (scope["method"], scope["path"], scope.get("query_string", b""), scope["headers"], body)
+        )
+
+    def requests(self) -> list[dict[str, Any]]:
+        """The recorded requests, oldest first, with header names lowercased and keys redacted."""
+        return [
             {
-                "method": scope["method"],
-                "path": scope["path"],
-                "query": scope.get("query_string", b"").decode("latin-1"),
-                "headers": headers,
+                "method": method,
+                "path": path,
+                "query": query.decode("latin-1"),
+                "headers": _readable_headers(headers),
                 "body": body,
             }
-        )
+            for method, path, query, headers, body in self._requests
+        ]
+
+    def clear_requests(self) -> None:
+        self._requests.clear()
+
+
+def _readable_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for name, value in raw:
+        text = "<redacted>" if name.lower() in _REDACTED_HEADERS else value.decode("latin-1")
+        key = name.decode("latin-1").lower()
+        headers[key] = f"{headers[key]}, {text}" if key in headers else text
+    return headers
 
 
 class Registry:

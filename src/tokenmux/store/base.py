@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Self
 
+from tokenmux.stats.buckets import EndpointBucket, KeyDay, ModelDay
 from tokenmux.store.records import AttemptRecord, GenerationRecord, KeyRecord
 
 
@@ -49,7 +50,10 @@ class Store(ABC):
     @abstractmethod
     async def write_batch(self, generations: Sequence[GenerationRecord]) -> None:
         """Store generations with their attempts in one transaction. Writing a generation id that is
-        already stored is a no-op, so a batch may be retried after an ambiguous failure."""
+        already stored is a no-op, so a batch may be retried after an ambiguous failure.
+
+        The same transaction adds the new generations (only those) to the aggregate tables, computed by
+        ``tokenmux.stats.buckets.aggregate``: the figures can never disagree with the log."""
 
     @abstractmethod
     async def get_generation(self, generation_id: str) -> GenerationRecord | None:
@@ -59,6 +63,25 @@ class Store(ABC):
     async def attempts_since(self, since: float, *, endpoint: str | None = None) -> list[AttemptRecord]:
         """Attempts started at or after ``since`` (unix seconds), oldest first; for rebuilding live
         figures after a restart."""
+
+    # -- aggregates (tokenmux.stats.buckets), written by write_batch with the log -----------------------
+
+    @abstractmethod
+    async def endpoint_buckets(self, span_s: int, since_s: int) -> list[EndpointBucket]:
+        """Every endpoint's buckets of ``span_s`` seconds (60 or 3600) starting at or after ``since_s``,
+        oldest first. Reads only bucket rows, however many requests the log holds."""
+
+    @abstractmethod
+    async def model_days(self, since_day: str) -> list[ModelDay]:
+        """Tokens per model per UTC day from ``since_day`` ("YYYY-MM-DD") on, oldest first."""
+
+    @abstractmethod
+    async def key_days(self, key_id: str, since_day: str) -> list[KeyDay]:
+        """One key's requests, tokens and cost per UTC day per model from ``since_day`` on, oldest first."""
+
+    @abstractmethod
+    async def recent_generations(self, key_id: str, limit: int = 20) -> list[GenerationRecord]:
+        """The key's latest ``limit`` generations with their attempts, newest first."""
 
     @abstractmethod
     async def create_key(self, record: KeyRecord) -> None:

@@ -112,9 +112,67 @@ def m001_initial(db: SQLExecutor) -> None:
     db.execute("CREATE UNIQUE INDEX api_keys_active_name ON api_keys (name) WHERE revoked_at IS NULL")
 
 
+def m002_stats(db: SQLExecutor) -> None:
+    """The aggregate tables behind live figures (``tokenmux.stats.buckets`` says what each row means).
+
+    The bins of a latency or throughput histogram are one integer column each, so that merging a batch
+    into a stored bucket is plain addition in one upsert: atomic when several replicas write the same
+    minute, and the same SQL on PostgreSQL. A zero costs no bytes in an SQLite row.
+    """
+
+    def distribution(prefix: str) -> str:
+        bins = ",\n".join(f"            {prefix}_h{i:02d} BIGINT NOT NULL DEFAULT 0" for i in range(48))
+        return f"""
+            {prefix}_count BIGINT NOT NULL DEFAULT 0,
+            {prefix}_sum   DOUBLE PRECISION NOT NULL DEFAULT 0,
+            {prefix}_min   DOUBLE PRECISION,
+            {prefix}_max   DOUBLE PRECISION,
+{bins}"""
+
+    # Windows are read by (span_s, start_s) range across all endpoints: the primary key's order.
+    db.execute(
+        f"""
+        CREATE TABLE stats_endpoint_buckets (
+            span_s      INTEGER NOT NULL,
+            start_s     BIGINT NOT NULL,
+            endpoint    TEXT NOT NULL,
+            attempts    BIGINT NOT NULL DEFAULT 0,
+            successes   BIGINT NOT NULL DEFAULT 0,
+            failures    BIGINT NOT NULL DEFAULT 0,{distribution("ttft")},{distribution("tps")},
+            PRIMARY KEY (span_s, start_s, endpoint)
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE stats_model_days (
+            day                 TEXT NOT NULL,
+            model               TEXT NOT NULL,
+            prompt_tokens       BIGINT NOT NULL DEFAULT 0,
+            completion_tokens   BIGINT NOT NULL DEFAULT 0,
+            PRIMARY KEY (day, model)
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE stats_key_days (
+            key_id              TEXT NOT NULL,
+            day                 TEXT NOT NULL,
+            model               TEXT NOT NULL,
+            requests            BIGINT NOT NULL DEFAULT 0,
+            prompt_tokens       BIGINT NOT NULL DEFAULT 0,
+            completion_tokens   BIGINT NOT NULL DEFAULT 0,
+            cost_usd            DOUBLE PRECISION NOT NULL DEFAULT 0,
+            PRIMARY KEY (key_id, day, model)
+        )
+        """
+    )
+
+
 Migration = Callable[[SQLExecutor], None]
 
-MIGRATIONS: tuple[Migration, ...] = (m001_initial,)
+MIGRATIONS: tuple[Migration, ...] = (m001_initial, m002_stats)
 
 
 def apply_migrations(conn: sqlite3.Connection) -> list[str]:

@@ -16,6 +16,20 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tokenmux.stats.buckets import (
+    ENDPOINT_BUCKET_COLUMNS,
+    ENDPOINT_BUCKET_KEY,
+    KEY_DAY_COLUMNS,
+    KEY_DAY_KEY,
+    MINUTE_S,
+    MODEL_DAY_COLUMNS,
+    MODEL_DAY_KEY,
+    BatchDeltas,
+    EndpointBucket,
+    KeyDay,
+    ModelDay,
+    aggregate,
+)
 from tokenmux.store.base import KeyNameTaken, Store, StoreError, StoreUnavailable
 from tokenmux.store.migrations import apply_migrations
 from tokenmux.store.records import (
@@ -56,6 +70,56 @@ _INSERT_ATTEMPT = _insert_sql("attempts", _ATT_COLUMNS, "generation_id, attempt"
 _SELECT_ATTEMPTS = f"SELECT {', '.join(_ATT_COLUMNS)} FROM attempts WHERE generation_id = ? ORDER BY attempt"
 _SELECT_ATTEMPTS_SINCE = f"SELECT {', '.join(_ATT_COLUMNS)} FROM attempts WHERE started_at >= ?"
 
+# Aggregates (tokenmux.stats.buckets): a batch's deltas are added to the stored rows by upsert.
+_IN_CHUNK = 500  # ids per "IN (...)": under every SQLite build's limit on bound parameters
+
+
+def _upsert_adding_sql(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
+    """INSERT a delta row, or add it to the stored one: counts and sums add, ``*_min`` and ``*_max``
+    columns keep the extreme (NULL meaning "no sample yet")."""
+    updates = []
+    for column in columns:
+        if column in key:
+            continue
+        stored, new = f"{table}.{column}", f"excluded.{column}"
+        if column.endswith("_min"):
+            updates.append(
+                f"{column} = CASE WHEN {new} < {stored} OR {stored} IS NULL THEN {new} ELSE {stored} END"
+            )
+        elif column.endswith("_max"):
+            updates.append(
+                f"{column} = CASE WHEN {new} > {stored} OR {stored} IS NULL THEN {new} ELSE {stored} END"
+            )
+        else:
+            updates.append(f"{column} = {stored} + {new}")
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {', '.join(updates)}"
+    )
+
+
+_UPSERT_ENDPOINT_BUCKET = _upsert_adding_sql(
+    "stats_endpoint_buckets", ENDPOINT_BUCKET_COLUMNS, ENDPOINT_BUCKET_KEY
+)
+_UPSERT_MODEL_DAY = _upsert_adding_sql("stats_model_days", MODEL_DAY_COLUMNS, MODEL_DAY_KEY)
+_UPSERT_KEY_DAY = _upsert_adding_sql("stats_key_days", KEY_DAY_COLUMNS, KEY_DAY_KEY)
+_PRUNE_MINUTE_BUCKETS = f"DELETE FROM stats_endpoint_buckets WHERE span_s = {MINUTE_S} AND start_s < ?"
+# Primary-key order, so the rows come straight off the index.
+_SELECT_ENDPOINT_BUCKETS = (
+    f"SELECT {', '.join(ENDPOINT_BUCKET_COLUMNS)} FROM stats_endpoint_buckets "
+    "WHERE span_s = ? AND start_s >= ? ORDER BY span_s, start_s, endpoint"
+)
+_SELECT_MODEL_DAYS = (
+    f"SELECT {', '.join(MODEL_DAY_COLUMNS)} FROM stats_model_days WHERE day >= ? ORDER BY day, model"
+)
+_SELECT_KEY_DAYS = (
+    f"SELECT {', '.join(KEY_DAY_COLUMNS)} FROM stats_key_days "
+    "WHERE key_id = ? AND day >= ? ORDER BY key_id, day, model"
+)
+_SELECT_KEY_GENERATIONS = (
+    f"SELECT {', '.join(_GEN_COLUMNS)} FROM generations WHERE key_id = ? ORDER BY created_at DESC LIMIT ?"
+)
+
 _key_values = attrgetter(*KEY_FIELDS)
 _INSERT_KEY = f"INSERT INTO api_keys ({', '.join(KEY_FIELDS)}) VALUES ({', '.join('?' * len(KEY_FIELDS))})"
 _SELECT_KEYS = f"SELECT {', '.join(KEY_FIELDS)} FROM api_keys"
@@ -90,8 +154,66 @@ def _insert_generations(conn: sqlite3.Connection, generations: Sequence[Generati
     # Generators, not lists: sqlite3 releases the GIL for each row's step, so building rows lazily keeps
     # the event loop's thread from waiting long for the GIL while a big batch is written.
     with write_transaction(conn):
-        conn.executemany(_INSERT_GENERATION, map(_generation_row, generations))
-        conn.executemany(_INSERT_ATTEMPT, ((g.id, *_att_rest(a)) for g in generations for a in g.attempts))
+        fresh = _insert_new_generations(conn, generations)
+        conn.executemany(_INSERT_ATTEMPT, ((g.id, *_att_rest(a)) for g in fresh for a in g.attempts))
+        _add_to_aggregates(conn, aggregate(fresh))
+
+
+def _insert_new_generations(
+    conn: sqlite3.Connection, generations: Sequence[GenerationRecord]
+) -> Sequence[GenerationRecord]:
+    """Insert the generations not stored yet and return them: only those may count in the aggregates."""
+    conn.execute("SAVEPOINT new_generations")
+    inserted = conn.executemany(_INSERT_GENERATION, map(_generation_row, generations)).rowcount
+    if inserted == len(generations):  # the usual case: costs nothing more than the insert
+        conn.execute("RELEASE new_generations")
+        return generations
+    # A batch retried after an ambiguous failure, or an id repeated: start over with the ones not stored,
+    # the first of each id winning as ON CONFLICT DO NOTHING would have it.
+    conn.execute("ROLLBACK TO new_generations")
+    conn.execute("RELEASE new_generations")
+    stored = _stored_generation_ids(conn, [g.id for g in generations])
+    fresh: dict[str, GenerationRecord] = {}
+    for generation in generations:
+        if generation.id not in stored:
+            fresh.setdefault(generation.id, generation)
+    conn.executemany(_INSERT_GENERATION, map(_generation_row, fresh.values()))
+    return list(fresh.values())
+
+
+def _chunks(values: Sequence[T]) -> list[Sequence[T]]:
+    return [values[i : i + _IN_CHUNK] for i in range(0, len(values), _IN_CHUNK)]
+
+
+def _stored_generation_ids(conn: sqlite3.Connection, ids: Sequence[str]) -> set[str]:
+    stored: set[str] = set()
+    for chunk in _chunks(ids):
+        sql = f"SELECT id FROM generations WHERE id IN ({', '.join('?' * len(chunk))})"
+        stored.update(row[0] for row in conn.execute(sql, chunk))
+    return stored
+
+
+def _add_to_aggregates(conn: sqlite3.Connection, deltas: BatchDeltas) -> None:
+    if deltas.prune_minutes_before is not None:
+        conn.execute(_PRUNE_MINUTE_BUCKETS, (deltas.prune_minutes_before,))
+    conn.executemany(_UPSERT_ENDPOINT_BUCKET, [b.row() for b in deltas.endpoint_buckets])
+    conn.executemany(_UPSERT_MODEL_DAY, [d.row() for d in deltas.model_days])
+    conn.executemany(_UPSERT_KEY_DAY, [d.row() for d in deltas.key_days])
+
+
+def _generations_with_attempts(
+    conn: sqlite3.Connection, rows: Sequence[Sequence[Any]]
+) -> list[GenerationRecord]:
+    ids = [row[0] for row in rows]
+    attempts: dict[str, list[AttemptRecord]] = {gid: [] for gid in ids}
+    for chunk in _chunks(ids):
+        sql = (
+            f"SELECT {', '.join(_ATT_COLUMNS)} FROM attempts "
+            f"WHERE generation_id IN ({', '.join('?' * len(chunk))}) ORDER BY generation_id, attempt"
+        )
+        for row in conn.execute(sql, chunk):
+            attempts[row[0]].append(_attempt_from_row(row))
+    return [_generation_from_row(row, attempts[row[0]]) for row in rows]
 
 
 class SQLiteStore(Store):
@@ -236,6 +358,34 @@ class SQLiteStore(Store):
             sql, params = sql + " AND endpoint = ?", (since, endpoint)
         sql += " ORDER BY started_at, generation_id, attempt"
         return await self._read(lambda conn: [_attempt_from_row(r) for r in conn.execute(sql, params)])
+
+    # -- aggregates ---------------------------------------------------------------------------------
+
+    async def endpoint_buckets(self, span_s: int, since_s: int) -> list[EndpointBucket]:
+        def select(conn: sqlite3.Connection) -> list[EndpointBucket]:
+            rows = conn.execute(_SELECT_ENDPOINT_BUCKETS, (span_s, since_s)).fetchall()
+            return [EndpointBucket.from_row(row) for row in rows]
+
+        return await self._read(select)
+
+    async def model_days(self, since_day: str) -> list[ModelDay]:
+        def select(conn: sqlite3.Connection) -> list[ModelDay]:
+            return [ModelDay(*row) for row in conn.execute(_SELECT_MODEL_DAYS, (since_day,))]
+
+        return await self._read(select)
+
+    async def key_days(self, key_id: str, since_day: str) -> list[KeyDay]:
+        def select(conn: sqlite3.Connection) -> list[KeyDay]:
+            return [KeyDay(*row) for row in conn.execute(_SELECT_KEY_DAYS, (key_id, since_day))]
+
+        return await self._read(select)
+
+    async def recent_generations(self, key_id: str, limit: int = 20) -> list[GenerationRecord]:
+        def select(conn: sqlite3.Connection) -> list[GenerationRecord]:
+            rows = conn.execute(_SELECT_KEY_GENERATIONS, (key_id, limit)).fetchall()
+            return _generations_with_attempts(conn, rows)
+
+        return await self._read(select)
 
     # -- keys ---------------------------------------------------------------------------------------
 

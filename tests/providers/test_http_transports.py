@@ -1,26 +1,32 @@
-"""AiohttpTransport against real loopback servers: what goes on the wire, pooling, and every failure mode."""
+"""Both real transports against loopback servers: what goes on the wire, pooling, and every failure mode.
+
+Every test runs once per transport: they must be interchangeable behind the ``Transport`` seam.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import gzip
 import socket
+import ssl
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from loopback_http import LoopbackServer, chunk, full_response, read_request, response_head
 
 from tokenmux import __version__
 from tokenmux.errors import ProviderMalformed, ProviderTimeout, ProviderUnreachable
-from tokenmux.providers.transport import AiohttpTransport, HttpRequest
+from tokenmux.providers.http1 import Http1Transport
+from tokenmux.providers.transport import AiohttpTransport, HttpRequest, Transport
 
 pytestmark = pytest.mark.timeout(20)
 
 
-@pytest.fixture
-async def transport() -> AsyncIterator[AiohttpTransport]:
-    transport = AiohttpTransport()
+@pytest.fixture(params=[AiohttpTransport, Http1Transport])
+async def transport(request: pytest.FixtureRequest) -> AsyncIterator[Transport]:
+    transport: Transport = request.param()
     yield transport
     await transport.aclose()
 
@@ -29,7 +35,7 @@ def post(url: str, body: bytes = b"{}", timeout_s: float = 5.0) -> HttpRequest:
     return HttpRequest("POST", url, [("Content-Type", "application/json")], body, timeout_s)
 
 
-async def test_request_goes_out_exactly_and_response_comes_back(transport: AiohttpTransport) -> None:
+async def test_request_goes_out_exactly_and_response_comes_back(transport: Transport) -> None:
     received = []
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -74,7 +80,7 @@ async def keep_alive_json(reader: asyncio.StreamReader, writer: asyncio.StreamWr
         await writer.drain()
 
 
-async def test_connections_are_kept_alive_and_reused(transport: AiohttpTransport) -> None:
+async def test_connections_are_kept_alive_and_reused(transport: Transport) -> None:
     async with LoopbackServer(keep_alive_json) as server:
         for _ in range(5):
             response = await transport.send(post(server.url))
@@ -84,7 +90,7 @@ async def test_connections_are_kept_alive_and_reused(transport: AiohttpTransport
 
 
 async def test_a_stream_read_to_its_end_returns_its_connection_to_the_pool(
-    transport: AiohttpTransport,
+    transport: Transport,
 ) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
@@ -103,7 +109,7 @@ async def test_a_stream_read_to_its_end_returns_its_connection_to_the_pool(
         assert server.connections == 1
 
 
-async def test_body_chunks_arrive_as_the_server_sends_them(transport: AiohttpTransport) -> None:
+async def test_body_chunks_arrive_as_the_server_sends_them(transport: Transport) -> None:
     first_seen = asyncio.Event()
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -125,7 +131,7 @@ async def test_body_chunks_arrive_as_the_server_sends_them(transport: AiohttpTra
     assert received == [b"first", b"second"]
 
 
-async def test_gzip_bodies_are_decompressed(transport: AiohttpTransport) -> None:
+async def test_gzip_bodies_are_decompressed(transport: Transport) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
         writer.write(full_response(200, gzip.compress(b'{"a":1}'), [("Content-Encoding", "gzip")]))
@@ -137,7 +143,7 @@ async def test_gzip_bodies_are_decompressed(transport: AiohttpTransport) -> None
         await response.aclose()
 
 
-async def test_redirects_are_returned_not_followed(transport: AiohttpTransport) -> None:
+async def test_redirects_are_returned_not_followed(transport: Transport) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
         writer.write(full_response(307, b"", [("Location", "http://elsewhere.invalid/")]))
@@ -158,7 +164,7 @@ def free_port() -> int:
     return port
 
 
-async def test_connection_refused_is_unreachable(transport: AiohttpTransport) -> None:
+async def test_connection_refused_is_unreachable(transport: Transport) -> None:
     port = free_port()
     with pytest.raises(ProviderUnreachable) as caught:
         await transport.send(post(f"http://127.0.0.1:{port}/v1/chat/completions"))
@@ -166,7 +172,7 @@ async def test_connection_refused_is_unreachable(transport: AiohttpTransport) ->
     assert f"127.0.0.1:{port}" in caught.value.message
 
 
-async def test_a_server_that_never_answers_times_out_within_the_timeout(transport: AiohttpTransport) -> None:
+async def test_a_server_that_never_answers_times_out_within_the_timeout(transport: Transport) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
         await asyncio.Event().wait()  # until the server shuts down
@@ -179,14 +185,14 @@ async def test_a_server_that_never_answers_times_out_within_the_timeout(transpor
     assert 0.25 <= elapsed < 1.0
 
 
-async def test_no_time_left_fails_without_sending(transport: AiohttpTransport) -> None:
+async def test_no_time_left_fails_without_sending(transport: Transport) -> None:
     async with LoopbackServer(keep_alive_json) as server:
         with pytest.raises(ProviderTimeout):
             await transport.send(post(server.url, timeout_s=0.0))
         assert server.connections == 0
 
 
-async def test_a_body_that_stalls_times_out(transport: AiohttpTransport) -> None:
+async def test_a_body_that_stalls_times_out(transport: Transport) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
         writer.write(response_head(200, chunked=True) + chunk(b"data: 1\n\n"))
@@ -204,7 +210,7 @@ async def test_a_body_that_stalls_times_out(transport: AiohttpTransport) -> None
         await response.aclose()
 
 
-async def test_a_body_cut_by_the_server_is_unreachable(transport: AiohttpTransport) -> None:
+async def test_a_body_cut_by_the_server_is_unreachable(transport: Transport) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
         writer.write(response_head(200, chunked=True) + chunk(b"data: 1\n\n"))
@@ -219,7 +225,7 @@ async def test_a_body_cut_by_the_server_is_unreachable(transport: AiohttpTranspo
         await response.aclose()
 
 
-async def test_a_connection_closed_before_the_headers_is_unreachable(transport: AiohttpTransport) -> None:
+async def test_a_connection_closed_before_the_headers_is_unreachable(transport: Transport) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
         writer.transport.abort()
@@ -229,7 +235,7 @@ async def test_a_connection_closed_before_the_headers_is_unreachable(transport: 
             await transport.send(post(server.url))
 
 
-async def test_an_answer_that_is_not_http_is_malformed(transport: AiohttpTransport) -> None:
+async def test_an_answer_that_is_not_http_is_malformed(transport: Transport) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
         writer.write(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
@@ -240,7 +246,7 @@ async def test_an_answer_that_is_not_http_is_malformed(transport: AiohttpTranspo
             await transport.send(post(server.url))
 
 
-async def test_aclose_mid_stream_closes_the_connection(transport: AiohttpTransport) -> None:
+async def test_aclose_mid_stream_closes_the_connection(transport: Transport) -> None:
     disconnected = asyncio.Event()
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -256,3 +262,117 @@ async def test_aclose_mid_stream_closes_the_connection(transport: AiohttpTranspo
         await response.aclose()
         await asyncio.wait_for(disconnected.wait(), 1.0)
         await response.aclose()  # idempotent
+
+
+async def test_a_body_delimited_by_connection_close(transport: Transport) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nConnection: close\r\n\r\nall of ")
+        await writer.drain()
+        writer.write(b"it")
+        await writer.drain()
+        writer.close()
+
+    async with LoopbackServer(handler) as server:
+        response = await transport.send(post(server.url))
+        assert response.status == 200
+        assert await response.read() == b"all of it"
+        await response.aclose()
+
+
+TLS = Path(__file__).parent / "tls"
+
+
+def server_tls() -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(TLS / "loopback-cert.pem", TLS / "loopback-key.pem")
+    return context
+
+
+@pytest.mark.parametrize("transport_class", [AiohttpTransport, Http1Transport])
+async def test_https_with_a_trusted_certificate(
+    transport_class: type[AiohttpTransport | Http1Transport],
+) -> None:
+    trusted = ssl.create_default_context(cafile=TLS / "loopback-cert.pem")
+    transport = transport_class(ssl_context=trusted)
+    try:
+        async with LoopbackServer(keep_alive_json, server_tls()) as server:
+            assert server.url.startswith("https://")
+            for _ in range(2):
+                response = await transport.send(post(server.url))
+                assert await response.read() == b"{}"
+                await response.aclose()
+            assert server.connections == 1
+    finally:
+        await transport.aclose()
+
+
+async def test_https_with_an_untrusted_certificate_is_unreachable(transport: Transport) -> None:
+    async with LoopbackServer(keep_alive_json, server_tls()) as server:
+        with pytest.raises(ProviderUnreachable, match="certificate"):
+            await transport.send(post(server.url))
+
+
+async def test_a_url_that_is_not_http_is_unreachable(transport: Transport) -> None:
+    with pytest.raises(ProviderUnreachable):
+        await transport.send(post("ftp://127.0.0.1/v1/chat/completions"))
+
+
+async def test_http1_resends_once_when_a_pooled_connection_was_closed_under_it() -> None:
+    served = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await read_request(reader)
+            if served and served[-1] == "first":  # the second request on this connection: close unanswered
+                served.append("dropped")
+                writer.transport.abort()
+                return
+            served.append("first" if not served else "fresh")
+            writer.write(full_response(200, b"{}"))
+            await writer.drain()
+
+    transport = Http1Transport()
+    try:
+        async with LoopbackServer(handler) as server:
+            for _ in range(2):
+                response = await transport.send(post(server.url))
+                assert await response.read() == b"{}"
+                await response.aclose()
+            assert served == ["first", "dropped", "fresh"]
+            assert server.connections == 2
+    finally:
+        await transport.aclose()
+
+
+async def test_http1_waits_for_a_free_connection_at_the_per_host_limit() -> None:
+    release = asyncio.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                await read_request(reader)
+            except asyncio.IncompleteReadError:
+                return
+            await release.wait()
+            writer.write(full_response(200, b"{}"))
+            await writer.drain()
+
+    transport = Http1Transport(limit_per_host=1)
+    try:
+        async with LoopbackServer(handler) as server:
+
+            async def call() -> bytes:
+                response = await transport.send(post(server.url))
+                try:
+                    return await response.read()
+                finally:
+                    await response.aclose()
+
+            calls = [asyncio.create_task(call()) for _ in range(3)]
+            await asyncio.sleep(0.05)
+            release.set()
+            assert await asyncio.gather(*calls) == [b"{}"] * 3
+            assert server.connections == 1
+    finally:
+        await transport.aclose()

@@ -1,0 +1,234 @@
+"""The pre-aggregated rows behind every figure, and how a batch of request records becomes their deltas.
+
+Three tables, written by ``Store.write_batch`` in the same transaction as the request log (so they can
+never disagree with it, and a retried batch adds nothing twice):
+
+- ``stats_endpoint_buckets``: per endpoint per minute and per hour: attempts, successes, provider-caused
+  failures, and the distributions of first-token latency and throughput;
+- ``stats_model_days``: per served model per UTC day: prompt and completion tokens of successful attempts;
+- ``stats_key_days``: per API key per UTC day per model: requests, tokens, cost (the activity page).
+
+A batch is aggregated here in memory (``aggregate``), then the store adds each delta row to its stored
+row with one upsert, so reading a window costs endpoints x buckets rows, whatever the log holds.
+
+This module and its package import nothing from ``tokenmux.store`` at run time: the store imports it.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from tokenmux.stats.distribution import TPS_BINS, TTFT_BINS, Distribution, column_names
+
+if TYPE_CHECKING:
+    from tokenmux.store.records import GenerationRecord
+
+MINUTE_S = 60
+HOUR_S = 3600
+DAY_S = 86_400
+# Minute rows serve the 30-minute window; a day of them is kept for inspection, older ones are deleted
+# as new batches arrive, so the table stays small. Hour and day rows are kept.
+MINUTE_ROWS_KEPT_S = DAY_S
+
+
+def _ttft() -> Distribution:
+    return Distribution(TTFT_BINS)
+
+
+def _tps() -> Distribution:
+    return Distribution(TPS_BINS)
+
+
+@dataclass(slots=True)
+class EndpointBucket:
+    """One endpoint's attempts in one minute (``span_s`` 60) or hour (3600) starting at ``start_s``."""
+
+    span_s: int
+    start_s: int  # unix seconds, a multiple of span_s
+    endpoint: str  # "model@provider"
+    attempts: int = 0  # every attempt, whatever its outcome
+    successes: int = 0
+    failures: int = 0  # provider-caused: outcome "error" and counts_for_uptime
+    ttft: Distribution = field(default_factory=_ttft)  # ms, successful attempts with a first token
+    tps: Distribution = field(default_factory=_tps)  # tokens/s, successful streamed attempts
+
+    def merge(self, other: EndpointBucket) -> None:
+        self.attempts += other.attempts
+        self.successes += other.successes
+        self.failures += other.failures
+        self.ttft.merge(other.ttft)
+        self.tps.merge(other.tps)
+
+    def row(self) -> tuple[Any, ...]:
+        """Values in ``ENDPOINT_BUCKET_COLUMNS`` order."""
+        return (
+            self.span_s,
+            self.start_s,
+            self.endpoint,
+            self.attempts,
+            self.successes,
+            self.failures,
+            *self.ttft.row(),
+            *self.tps.row(),
+        )
+
+    @classmethod
+    def from_row(cls, row: tuple[Any, ...]) -> EndpointBucket:
+        ttft_end = _COUNTS_END + _DISTRIBUTION_WIDTH
+        return cls(
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            row[5],
+            Distribution.from_row(TTFT_BINS, row[_COUNTS_END:ttft_end]),
+            Distribution.from_row(TPS_BINS, row[ttft_end:]),
+        )
+
+
+ENDPOINT_BUCKET_KEY = ("span_s", "start_s", "endpoint")
+ENDPOINT_BUCKET_COUNTS = ("attempts", "successes", "failures")
+ENDPOINT_BUCKET_COLUMNS = (
+    *ENDPOINT_BUCKET_KEY,
+    *ENDPOINT_BUCKET_COUNTS,
+    *column_names("ttft"),
+    *column_names("tps"),
+)
+_COUNTS_END = len(ENDPOINT_BUCKET_KEY) + len(ENDPOINT_BUCKET_COUNTS)
+_DISTRIBUTION_WIDTH = len(column_names("ttft"))
+
+
+@dataclass(slots=True)
+class ModelDay:
+    """Tokens one model processed (successful attempts, any endpoint) in one UTC day."""
+
+    day: str  # "YYYY-MM-DD"
+    model: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def row(self) -> tuple[Any, ...]:
+        return (self.day, self.model, self.prompt_tokens, self.completion_tokens)
+
+
+MODEL_DAY_KEY = ("day", "model")
+MODEL_DAY_COLUMNS = (*MODEL_DAY_KEY, "prompt_tokens", "completion_tokens")
+
+
+@dataclass(slots=True)
+class KeyDay:
+    """One API key's requests for one model in one UTC day. ``model`` is the model that served, or the
+    name the client asked for when no attempt succeeded."""
+
+    key_id: str
+    day: str
+    model: str
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+
+    def row(self) -> tuple[Any, ...]:
+        return (
+            self.key_id,
+            self.day,
+            self.model,
+            self.requests,
+            self.prompt_tokens,
+            self.completion_tokens,
+            self.cost_usd,
+        )
+
+
+KEY_DAY_KEY = ("key_id", "day", "model")
+KEY_DAY_COLUMNS = (*KEY_DAY_KEY, "requests", "prompt_tokens", "completion_tokens", "cost_usd")
+
+
+@dataclass(slots=True)
+class BatchDeltas:
+    """What one batch of request records adds to the aggregate tables."""
+
+    endpoint_buckets: list[EndpointBucket]  # minute rows, then hour rows
+    model_days: list[ModelDay]
+    key_days: list[KeyDay]
+    # Minute rows older than this may be deleted (None for an empty batch).
+    prune_minutes_before: int | None
+
+
+@functools.lru_cache(maxsize=256)
+def _day_name(day_number: int) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(day_number * DAY_S))
+
+
+def utc_day(unix_seconds: float) -> str:
+    """``"2025-01-31"``: the UTC date of a moment."""
+    return _day_name(int(unix_seconds // DAY_S))
+
+
+def aggregate(generations: Iterable[GenerationRecord]) -> BatchDeltas:
+    """The bucket deltas of a batch. Each attempt counts in the minute and hour it started in; a
+    generation counts for its key in the UTC day it was created in."""
+    minutes: dict[tuple[str, int], EndpointBucket] = {}
+    model_days: dict[tuple[str, str], ModelDay] = {}
+    key_days: dict[tuple[str, str, str], KeyDay] = {}
+    for generation in generations:
+        for attempt in generation.attempts:
+            started = attempt.started_at
+            minute = int(started // MINUTE_S) * MINUTE_S
+            slot = (attempt.endpoint, minute)
+            bucket = minutes.get(slot)
+            if bucket is None:
+                bucket = minutes[slot] = EndpointBucket(MINUTE_S, minute, attempt.endpoint)
+            bucket.attempts += 1
+            if attempt.outcome == "success":
+                bucket.successes += 1
+                if attempt.ttft_ms is not None:
+                    bucket.ttft.add(attempt.ttft_ms)
+                # A non-streamed answer arrives whole (generation time 0): its tokens/s would be tokens
+                # over the total latency, a different measure, so it stays out of throughput.
+                if attempt.streamed and attempt.generation_ms and attempt.throughput_tps is not None:
+                    bucket.tps.add(attempt.throughput_tps)
+                day_slot = (utc_day(started), attempt.model)
+                model_day = model_days.get(day_slot)
+                if model_day is None:
+                    model_day = model_days[day_slot] = ModelDay(*day_slot)
+                model_day.prompt_tokens += attempt.prompt_tokens
+                model_day.completion_tokens += attempt.completion_tokens
+            elif attempt.outcome == "error" and attempt.counts_for_uptime:
+                bucket.failures += 1
+
+        if generation.key_id is not None:
+            model = generation.model or generation.requested_model
+            key_slot = (generation.key_id, utc_day(generation.created_at), model)
+            key_day = key_days.get(key_slot)
+            if key_day is None:
+                key_day = key_days[key_slot] = KeyDay(*key_slot)
+            key_day.requests += 1
+            key_day.prompt_tokens += generation.prompt_tokens
+            key_day.completion_tokens += generation.completion_tokens
+            key_day.cost_usd += generation.cost_usd
+
+    hours: dict[tuple[str, int], EndpointBucket] = {}
+    for (endpoint, minute), bucket in minutes.items():
+        hour = minute - minute % HOUR_S
+        hourly = hours.get((endpoint, hour))
+        if hourly is None:
+            hourly = hours[(endpoint, hour)] = EndpointBucket(HOUR_S, hour, endpoint)
+        hourly.merge(bucket)
+
+    newest_minute = max((minute for _, minute in minutes), default=None)
+    return BatchDeltas(
+        endpoint_buckets=[*minutes.values(), *hours.values()],
+        model_days=list(model_days.values()),
+        key_days=list(key_days.values()),
+        prune_minutes_before=None if newest_minute is None else newest_minute - MINUTE_ROWS_KEPT_S,
+    )
