@@ -23,6 +23,7 @@ import uvloop
 # Run as a script, this directory is on sys.path and its modules import by their plain names.
 from extras import Extra, fit_cost, recorder_rate
 from figures import Figure, describe_machine, format_table, machine
+from loadgen import RequestFailed
 from measure import Plan, run_plan
 from stack import running_stack
 
@@ -150,7 +151,16 @@ def main(argv: list[str] | None = None) -> int:
         running_stack(gateway_cpus=gateway_cpus, simulator_cpus=simulator_cpus) as stack,
         asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
     ):
-        figures = runner.run(run_plan(stack, plan))
+        try:
+            figures = runner.run(run_plan(stack, plan))
+        except RequestFailed as e:
+            # A wrong answer makes every figure meaningless: stop, and show why the services misbehaved.
+            print(f"error: a request failed ({e}); the figures would be wrong.", file=sys.stderr)
+            for service in (stack.gateway, stack.simulator):
+                print(
+                    f"--- last lines of the {service.name}'s log ---\n{service.log_tail()}", file=sys.stderr
+                )
+            return 1
     extras = None if args.quick or args.no_extras else _extras()
     for extra in extras or ():
         figures += extra.figures

@@ -319,7 +319,7 @@ async def test_a_url_that_is_not_http_is_unreachable(transport: Transport) -> No
 
 
 async def test_http1_resends_once_when_a_pooled_connection_was_closed_under_it() -> None:
-    served = []
+    served: list[str] = []
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:

@@ -19,6 +19,7 @@ from tokenmux.errors import (
     ProviderUnreachable,
     StreamInterrupted,
 )
+from tokenmux.protocols.sse import encode_data
 from tokenmux.providers.openai import OpenAIProvider
 from tokenmux.providers.transport import HttpRequest, MockResponse, MockTransport
 from tokenmux.types import StreamEvent, Usage
@@ -58,6 +59,10 @@ EVERY_PARAM: dict[str, Any] = {
     "parallel_tool_calls": False,
     "user": "user-7",
 }
+
+
+def sse_chunks(payloads: list[Any]) -> list[bytes]:
+    return [encode_data(msgspec.json.encode(payload)) for payload in payloads]
 
 
 def provider(handler: Any, **config_overrides: Any) -> OpenAIProvider:
@@ -393,7 +398,7 @@ async def test_stream_keeps_choice_index_and_logprobs() -> None:
 
 
 async def test_stream_split_into_arbitrary_pieces_decodes_the_same() -> None:
-    whole = b"".join(MockResponse.sse(tool_call_stream()).body)
+    whole = b"".join(sse_chunks(tool_call_stream()))
     pieces = [whole[i : i + 7] for i in range(0, len(whole), 7)]
     split = await collect(provider(Recorder(MockResponse(200, {}, pieces))).stream(chat(True), context()))
     joined = await collect(
@@ -500,13 +505,13 @@ async def test_network_failure_mid_stream_is_unreachable_before_content_and_inte
 
         return body()
 
-    role_only = MockResponse.sse([chunk([delta(role="assistant", content="")])], done=False).body[0]
+    [role_only] = sse_chunks([chunk([delta(role="assistant", content="")])])
     stream = provider(Recorder(MockResponse(200, {}, failing_body(role_only)))).stream(chat(True), context())
     with pytest.raises(ProviderUnreachable) as unreachable:
         await collect(stream)
     assert type(unreachable.value) is ProviderUnreachable
 
-    content = MockResponse.sse([chunk([delta(content="Hi")])], done=False).body[0]
+    [content] = sse_chunks([chunk([delta(content="Hi")])])
     stream = provider(Recorder(MockResponse(200, {}, failing_body(content)))).stream(chat(True), context())
     with pytest.raises(StreamInterrupted) as interrupted:
         await collect(stream)

@@ -26,7 +26,7 @@ def test_each_kind_builds_its_adapter(kind: str, adapter_class: type[OpenAIProvi
 
 
 def test_unknown_kind_names_the_known_ones() -> None:
-    with pytest.raises(ValueError, match=r"'bedrock'.*azure, openai, openai-compatible"):
+    with pytest.raises(ValueError, match=r"'bedrock'.*anthropic, azure, google, openai, openai-compatible"):
         build_provider(config("bedrock"), transport)
 
 

@@ -31,6 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "tokens_per_second_max": None,
     "drop_after_chunks": None,
     "malformed_rate": 0.0,
+    "block_rate": 0.0,
     "outages": [],
     "completion_tokens": 24,
     "cached_ratio": 0.0,

@@ -63,8 +63,19 @@ class SSEDecoder:
         if rest:
             self._partial.append(rest)
         events: list[SSEEvent] = []
+        data = self._data
         for line in chunk[:end].split(b"\n"):
-            self._line(line, events)
+            # The two lines of nearly every LLM event ("data: {...}" and the blank one) are handled
+            # inline; everything else goes through the general path.
+            if line.startswith(b"data:"):
+                data.append(line[6:] if line[5:6] == b" " else line[5:])
+            elif line or not data:
+                self._line(line, events)
+            else:
+                payload = data[0] if len(data) == 1 else b"\n".join(data)
+                events.append(SSEEvent(self._event, payload.decode("utf-8", "replace")))
+                data.clear()
+                self._event = None
         return events
 
     def flush(self) -> list[SSEEvent]:

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from tokenmux.providers.anthropic import AnthropicProvider
 from tokenmux.providers.azure import AzureProvider
 from tokenmux.providers.base import CallContext, Provider, ProviderConfig
+from tokenmux.providers.google import GoogleProvider
+from tokenmux.providers.http1 import Http1Transport
 from tokenmux.providers.openai import OpenAIProvider
 from tokenmux.providers.openai_compatible import OpenAICompatibleProvider
-from tokenmux.providers.transport import Transport
+from tokenmux.providers.transport import AiohttpTransport, MockResponse, MockTransport, Transport
 
 ProviderFactory = Callable[[ProviderConfig, Transport], Provider]
 
@@ -20,6 +23,8 @@ PROVIDER_KINDS: dict[str, ProviderFactory] = {
     OpenAIProvider.kind: OpenAIProvider,
     AzureProvider.kind: AzureProvider,
     OpenAICompatibleProvider.kind: OpenAICompatibleProvider,
+    AnthropicProvider.kind: AnthropicProvider,
+    GoogleProvider.kind: GoogleProvider,
 }
 
 
@@ -34,4 +39,16 @@ def build_provider(config: ProviderConfig, transport: Transport) -> Provider:
     return factory(config, transport)
 
 
-__all__ = ["PROVIDER_KINDS", "CallContext", "Provider", "ProviderConfig", "ProviderFactory", "build_provider"]
+__all__ = [
+    "PROVIDER_KINDS",
+    "AiohttpTransport",
+    "CallContext",
+    "Http1Transport",
+    "MockResponse",
+    "MockTransport",
+    "Provider",
+    "ProviderConfig",
+    "ProviderFactory",
+    "Transport",
+    "build_provider",
+]

@@ -2,9 +2,9 @@
 
 Why it exists next to ``AiohttpTransport``: the client side of an upstream call is on the gateway's hot
 path, and a general-purpose client pays for what the gateway never uses (cookies, redirects, proxies,
-tracing hooks, a task per request body). Measured on the development VM against a local server, aiohttp
-costs about 300 µs of CPU per small request, the bare socket round trip about 80 µs, this transport about
-110 µs. It does what adapters need and nothing more: HTTP and HTTPS, a ``Content-Length`` request body,
+tracing hooks, a task per request body). Measured on the 2-vCPU development VM (uvloop, local uvicorn
+server, small JSON answer, one request at a time), client CPU per request: aiohttp about 290 µs, this
+transport about 120 µs, a bare asyncio protocol writing and reading the same bytes about 70 µs. It does what adapters need and nothing more: HTTP and HTTPS, a ``Content-Length`` request body,
 responses framed by length, chunks or connection close, gzip/deflate decoding, one time budget for
 connecting plus the response headers and one per body read, and the error translation of
 ``map_transport_errors``. Not supported: proxies, HTTP/2, ``HEAD`` requests, request bodies streamed in parts.
@@ -99,8 +99,8 @@ class Http1Transport:
             except ProviderUnreachable:
                 if not response.stale:
                     raise
-                # The server closed this pooled connection as we reused it, before it answered a byte:
-                # it closed an idle connection, so it never ran the request; send it once more.
+                # The pooled connection closed as we reused it, before a byte of answer: the server was
+                # closing it for idleness and did not take the request. Send it once more, on a new one.
                 response = await pool.exchange(payload, deadline, timeout_s, fresh=True)
                 await response.wait_headers(deadline)
         return response

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, ClassVar, NoReturn
 
 import msgspec
@@ -93,7 +93,7 @@ class OpenAIProvider:
             raise self._rejection(response, body)
         return self._chat_response(body, response.status, ctx.endpoint)
 
-    async def stream(self, request: ChatRequest, ctx: CallContext) -> AsyncIterator[StreamEvent]:
+    async def stream(self, request: ChatRequest, ctx: CallContext) -> AsyncGenerator[StreamEvent, None]:
         response = await self._transport.send(self._http_request(request, ctx, stream=True))
         try:
             if not 200 <= response.status < 300:

@@ -6,7 +6,6 @@ decode, the plan, the upstream call and one JSON encode.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
@@ -19,41 +18,37 @@ from tokenmux.catalog.model import Catalog, Endpoint
 from tokenmux.config import Settings
 from tokenmux.errors import InvalidRequest, ModelNotFound, NotFound, TokenmuxError
 from tokenmux.protocols.openai_chat import (
-    ChunkEncoder,
-    decode_chat_request,
     encode_error,
     encode_json,
-    encode_response,
 )
 from tokenmux.providers import build_provider
 from tokenmux.providers.base import Provider
+from tokenmux.providers.http1 import Http1Transport
 from tokenmux.providers.transport import AiohttpTransport, Transport
 from tokenmux.routing.health import HealthBoard
-from tokenmux.routing.router import Candidate, Router
+from tokenmux.routing.router import Router
 from tokenmux.server.asgi import (
-    AsgiOutlet,
-    DisconnectWatch,
     Receive,
     Scope,
     Send,
     header,
-    read_body,
     send_bytes,
 )
 from tokenmux.server.auth import KeyRing
-from tokenmux.server.catalog_api import empty_live_figures, model_endpoints_json, models_json
+from tokenmux.server.catalog_api import model_endpoints_json, models_json
+from tokenmux.server.chat import ChatRoute, OpenAIChat
 from tokenmux.server.metrics import Metrics
-from tokenmux.server.relay import Generation, Relay
-from tokenmux.store import new_generation_id
+from tokenmux.server.pages_source import GatewayPages
+from tokenmux.server.relay import Relay
+from tokenmux.stats import Stats
 from tokenmux.store.base import Store
 from tokenmux.store.recorder import Recorder
 from tokenmux.store.records import GenerationRecord, KeyRecord
+from tokenmux.web import WebPages
 
 log = logging.getLogger("tokenmux.server")
 
 Handler = Callable[[Scope, Receive, Send], Any]
-# Below this body size a prompt's fit costs at most a few ms even when it must be counted.
-PLAN_IN_THREAD_BYTES = 256 * 1024
 
 
 @dataclass(slots=True)
@@ -71,8 +66,10 @@ class Gateway:
         self.settings = parts.settings
         self.catalog = parts.catalog
         self.store = parts.store
-        self.transport = parts.transport or AiohttpTransport()
         gw = self.settings.gateway
+        self.transport = parts.transport or (
+            Http1Transport() if gw.http_client == "http1" else AiohttpTransport()
+        )
         self.health = HealthBoard(
             cooldown_s=gw.cooldown_s, circuit_failures=gw.circuit_failures, circuit_open_s=gw.circuit_open_s
         )
@@ -80,9 +77,11 @@ class Gateway:
             slug: build_provider(cfg, self.transport) for slug, cfg in self.settings.providers.items()
         }
         self.configured = frozenset(self.providers)
-        self.router = Router(self.catalog, self.configured, self.health)
+        self.stats = Stats(self.store)
+        self.router = Router(self.catalog, self.configured, self.health, measured=self.stats.routing_figures)
         # 100,000 pending records (about 64 MB) ride out a database outage of minutes at full load.
         self.recorder = Recorder(self.store, max_pending=100_000)
+        self.recorder.add_listener(self.stats.batch_written)
         self.metrics = Metrics(self.recorder)
         self.relay = Relay(
             self.providers,
@@ -94,13 +93,14 @@ class Gateway:
         self.keys = KeyRing(self.store)
         self._models_body = encode_json(models_json(self.catalog, self.configured))
         self._routes: dict[tuple[str, str], Handler] = {
-            ("POST", "/api/v1/chat/completions"): self.chat_completions,
+            ("POST", "/api/v1/chat/completions"): ChatRoute(self, OpenAIChat()),
             ("GET", "/api/v1/models"): self.list_models,
             ("GET", "/api/v1/generation"): self.get_generation,
             ("GET", "/health"): self.health_check,
             ("GET", "/ready"): self.ready_check,
             ("GET", "/metrics"): self.metrics_page,
         }
+        self.pages = WebPages(GatewayPages(self))
         self.ready = False
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -108,10 +108,12 @@ class Gateway:
     async def startup(self) -> None:
         await self.store.open()
         self.recorder.start()
+        await self.stats.start()
         self.ready = True
 
     async def shutdown(self) -> None:
         self.ready = False
+        await self.stats.aclose()
         await self.recorder.close()
         for provider in self.providers.values():
             await provider.aclose()
@@ -149,7 +151,8 @@ class Gateway:
         path: str = scope["path"]
         if scope["method"] == "GET" and path.startswith("/api/v1/models/") and path.endswith("/endpoints"):
             return self.model_endpoints
-        return self.not_found
+        page = self.pages.route(scope["method"], path)
+        return page if page is not None else self.not_found
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -179,68 +182,6 @@ class Gateway:
     async def not_found(self, scope: Scope, receive: Receive, send: Send) -> None:
         raise NotFound(f"no route {scope['method']} {scope['path']}; the API lives under /api/v1")
 
-    # -- chat ----------------------------------------------------------------------------------
-
-    async def chat_completions(self, scope: Scope, receive: Receive, send: Send) -> None:
-        key = await self.keys.authenticate(header(scope, b"authorization"))
-        body = await read_body(scope, receive, self.settings.gateway.max_body_bytes)
-        request = decode_chat_request(body)
-        if len(body) > PLAN_IN_THREAD_BYTES:
-            # Deciding the fit of a very long prompt may tokenize it (tens to hundreds of ms): off the loop.
-            plan = await asyncio.to_thread(self.router.plan, request)
-        else:
-            plan = self.router.plan(request)
-        gen = Generation(request, new_generation_id(), key.id)
-        gen_header = [(b"x-generation-id", gen.id.encode())]
-        watch = DisconnectWatch(receive)
-        try:
-            if request.stream:
-                outlet = AsgiOutlet(send, gen_header)
-                try:
-                    await self.relay.stream(gen, plan, outlet, self._chunk_encoder(gen))
-                except TokenmuxError as err:
-                    watch.done()
-                    await self._send_error(send, err, gen_header)
-                    return
-                watch.done()
-                await outlet.close()
-                return
-            try:
-                served = await self.relay.complete(gen, plan)
-            except TokenmuxError as err:
-                watch.done()
-                await self._send_error(send, err, gen_header)
-                return
-            out = encode_response(
-                served.response,
-                generation_id=gen.id,
-                model=served.candidate.model.id,
-                provider=served.candidate.endpoint.provider,
-                usage=served.usage,
-                cost=served.cost,
-            )
-            watch.done()
-            await send_bytes(send, 200, out, gen_header)
-        except asyncio.CancelledError:
-            if not watch.absorb_cancel():
-                raise
-        finally:
-            watch.stop()
-
-    def _chunk_encoder(self, gen: Generation) -> Callable[[Candidate], ChunkEncoder]:
-        created = int(gen.started_wall)
-
-        def encoder_for(cand: Candidate) -> ChunkEncoder:
-            return ChunkEncoder(
-                generation_id=gen.id,
-                created=created,
-                model=cand.model.id,
-                provider=cand.endpoint.provider,
-                include_usage=gen.request.include_usage,
-            )
-
-        return encoder_for
-
     # -- catalog -------------------------------------------------------------------------------
 
     async def list_models(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -253,22 +194,21 @@ class Gateway:
             raise ModelNotFound(
                 f"model {model_id!r} is not in the catalog; GET /api/v1/models lists every model"
             )
-        body = model_endpoints_json(model, self.catalog, self.configured, self._live_figures, [])
+        body = model_endpoints_json(
+            model, self.catalog, self.configured, self.live_figures, self.stats.tokens_per_day(model.id)
+        )
         await send_bytes(send, 200, encode_json(body))
 
-    def _live_figures(self, endpoint: Endpoint) -> dict[str, Any]:
-        live = empty_live_figures()
+    def live_figures(self, endpoint: Endpoint) -> dict[str, Any]:
+        """The measured figures of an endpoint, with its state now: health (cooldown, open circuit) overrides
+        what the windows say."""
+        live: dict[str, Any] = dict(self.stats.endpoint_figures(endpoint.key))
         if endpoint.provider not in self.configured:
             live["status"] = "not_configured"
             return live
-        blocked = self.health.blocked_until(endpoint.key)
-        state = self.health.peek(endpoint.key)
-        if blocked:
-            live["status"] = "down" if state and state.circuit_open_until else "cooling_down"
-        elif state is None or state.calls == 0:
-            live["status"] = "unknown"
-        else:
-            live["status"] = "up" if state.success >= 0.95 else "degraded"
+        if self.health.blocked_until(endpoint.key):
+            state = self.health.peek(endpoint.key)
+            live["status"] = "down" if state is not None and state.circuit_open_until else "cooling_down"
         return live
 
     # -- generations ---------------------------------------------------------------------------

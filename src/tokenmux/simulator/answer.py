@@ -3,7 +3,7 @@
 A wire format parses its request into an ``AnswerSpec`` (what the client asked for, in neutral terms);
 ``plan`` turns that and the prefix's behaviour into an ``Answer`` (text tokens or tool calls per choice,
 finish reasons, usage); the wire format renders the ``Answer`` as a body or a stream. Formats that come
-later (Anthropic, Gemini) reuse the planning and only add parsing and rendering.
+(Anthropic, Gemini) reuse the planning and only add parsing and rendering.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import msgspec
 
 from tokenmux.simulator.content import (
     SchemaValueGenerator,
-    cut_at_stop,
+    cut_at_stop_sequence,
     json_pieces,
     small_object,
     text_tokens,
@@ -25,6 +25,9 @@ from tokenmux.simulator.content import (
 from tokenmux.simulator.profile import Behaviour
 
 _EMPTY_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
+# Reasoning a client asked to see when the profile sets no reasoning_tokens: some, so there is some to show.
+_SHOWN_REASONING_TOKENS = 16
+_REASONING_SEED = 0x7E0C  # makes a choice's reasoning a different text from its answer
 
 
 @dataclass(slots=True, frozen=True)
@@ -53,6 +56,12 @@ class AnswerSpec:
     after_tool_result: bool = False  # the last message is a tool's result: the round trip ends in text
     stream: bool = False
     include_usage: bool = False
+    show_reasoning: bool = (
+        False  # the client asked to see the reasoning (Anthropic thinking, Gemini thoughts)
+    )
+    # Prompt parts marked for caching (Anthropic's cache_control) with this time to live, "5m" or "1h":
+    # the part of the prompt not read from the cache is written to it.
+    cache_ttl: str | None = None
 
 
 @dataclass(slots=True)
@@ -67,10 +76,12 @@ class PlannedToolCall:
 class PlannedChoice:
     index: int
     tokens: list[str]
-    finish_reason: str
+    finish_reason: str  # "stop" | "length" | "tool_calls" | "content_filter" (the prompt was blocked)
     tool_calls: list[PlannedToolCall] = field(default_factory=list)
     # (token, logprob, [(alternative, logprob), ...]) per token, when the client asked for logprobs.
     logprobs: list[tuple[str, float, list[Any]]] | None = None
+    reasoning: list[str] = field(default_factory=list)  # reasoning tokens shown before the answer
+    stop_sequence: str | None = None  # the stop sequence that ended the text, if one did
 
     @property
     def content(self) -> str | None:
@@ -78,11 +89,11 @@ class PlannedChoice:
 
     @property
     def chunk_count(self) -> int:
-        """Content chunks this choice takes in a stream: one per token, or per tool call start and
-        argument piece."""
+        """Content chunks this choice takes in a stream: one per reasoning token, then one per token or
+        per tool call start and argument piece."""
         if self.tool_calls:
-            return sum(1 + len(call.pieces) for call in self.tool_calls)
-        return len(self.tokens)
+            return len(self.reasoning) + sum(1 + len(call.pieces) for call in self.tool_calls)
+        return len(self.reasoning) + len(self.tokens)
 
 
 @dataclass(slots=True)
@@ -92,6 +103,9 @@ class Answer:
     completion_tokens: int
     cached_tokens: int
     reasoning_tokens: int
+    prompt_blocked: bool = False  # the provider's safety filter refused the prompt; choices are empty
+    cache_write_tokens: int = 0  # prompt tokens written to the cache (included in prompt_tokens)
+    cache_write_ttl: str | None = None
 
     @property
     def total_tokens(self) -> int:
@@ -103,20 +117,32 @@ class Answer:
         return max((c.chunk_count for c in self.choices), default=0)
 
 
-def plan(spec: AnswerSpec, behaviour: Behaviour, content_seed: int) -> Answer:
-    """The deterministic answer to ``spec``: the same seed and spec give the same answer."""
-    choices = [
-        _plan_choice(spec, behaviour, content_seed if i == 0 else (content_seed << 8) | i, i)
-        for i in range(spec.n)
-    ]
-    reasoning = behaviour.reasoning_tokens
-    completion = sum(c.chunk_count for c in choices) + reasoning
+def plan(spec: AnswerSpec, behaviour: Behaviour, content_seed: int, *, blocked: bool = False) -> Answer:
+    """The deterministic answer to ``spec``: the same seed and spec give the same answer. A ``blocked``
+    prompt gets empty choices that finish with ``content_filter``."""
+    cached = int(spec.prompt_tokens * behaviour.cached_ratio)
+    written = spec.prompt_tokens - cached if spec.cache_ttl else 0
+    if blocked:
+        choices = [PlannedChoice(i, [], "content_filter") for i in range(spec.n)]
+        return Answer(choices, spec.prompt_tokens, 0, cached, 0, True, written, spec.cache_ttl)
+    seeds = [content_seed if i == 0 else (content_seed << 8) | i for i in range(spec.n)]
+    choices = [_plan_choice(spec, behaviour, seed, i) for i, seed in enumerate(seeds)]
+    if spec.show_reasoning:
+        # Shown reasoning is streamed, so it is counted with the choices' chunks.
+        count = behaviour.reasoning_tokens or _SHOWN_REASONING_TOKENS
+        for choice, seed in zip(choices, seeds, strict=True):
+            choice.reasoning = text_tokens(seed ^ _REASONING_SEED, count, complete=True)
+        reasoning, hidden = count * len(choices), 0
+    else:
+        reasoning = hidden = behaviour.reasoning_tokens
     return Answer(
         choices=choices,
         prompt_tokens=spec.prompt_tokens,
-        completion_tokens=completion,
-        cached_tokens=int(spec.prompt_tokens * behaviour.cached_ratio),
+        completion_tokens=sum(c.chunk_count for c in choices) + hidden,
+        cached_tokens=cached,
         reasoning_tokens=reasoning,
+        cache_write_tokens=written,
+        cache_write_ttl=spec.cache_ttl,
     )
 
 
@@ -139,12 +165,12 @@ def _plan_choice(spec: AnswerSpec, behaviour: Behaviour, seed: int, index: int) 
         tokens = json_pieces(msgspec.json.encode(document).decode())
         if spec.max_tokens is not None and spec.max_tokens < len(tokens):
             tokens, capped = tokens[: spec.max_tokens], True
-    stopped = False
+    stop_sequence = None
     if spec.stop:
-        tokens, stopped = cut_at_stop(tokens, spec.stop)
-    finish_reason = "length" if capped and not stopped else "stop"
+        tokens, stop_sequence = cut_at_stop_sequence(tokens, spec.stop)
+    finish_reason = "length" if capped and stop_sequence is None else "stop"
     logprobs = token_logprobs(rng, tokens, spec.top_logprobs) if rng is not None and spec.logprobs else None
-    return PlannedChoice(index, tokens, finish_reason, logprobs=logprobs)
+    return PlannedChoice(index, tokens, finish_reason, logprobs=logprobs, stop_sequence=stop_sequence)
 
 
 def _tool_calls(spec: AnswerSpec, rng: random.Random) -> list[PlannedToolCall]:

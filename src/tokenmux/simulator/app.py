@@ -4,6 +4,9 @@ Routes:
     POST /{prefix}/v1/chat/completions                              OpenAI format (any prefix but the
                                                                     reserved ones below)
     POST /azure/openai/deployments/{deployment}/chat/completions     Azure OpenAI (?api-version= required)
+    POST /anthropic/v1/messages                                      Anthropic Messages
+    POST /google/v1beta/models/{model}:generateContent               Gemini (v1 too)
+    POST /google/v1beta/models/{model}:streamGenerateContent?alt=sse Gemini, streamed
     GET|POST /_control/{prefix}                                      read or set a prefix's profile
     GET|DELETE /_control/{prefix}/requests                           the prefix's last 200 requests
     GET /health
@@ -25,6 +28,7 @@ from typing import Any
 import msgspec
 
 from tokenmux.simulator.answer import plan
+from tokenmux.simulator.anthropic_format import AnthropicFormat
 from tokenmux.simulator.asgi import (
     Receive,
     Scope,
@@ -36,6 +40,7 @@ from tokenmux.simulator.asgi import (
 )
 from tokenmux.simulator.delivery import send_completion, send_stream
 from tokenmux.simulator.fate import Outcome, decide
+from tokenmux.simulator.google_format import GoogleFormat
 from tokenmux.simulator.openai_format import OpenAIFormat
 from tokenmux.simulator.profile import Behaviour, ProfileError
 from tokenmux.simulator.state import PrefixState, Registry
@@ -47,7 +52,7 @@ _decode = msgspec.json.decode
 _encode = msgspec.json.encode
 _MASK32 = 0xFFFFFFFF
 _MASK64 = 0xFFFFFFFFFFFFFFFF
-# Their wire formats arrive with the next issue; until then these prefixes are not OpenAI-compatible.
+# These prefixes speak their own providers' formats, never Chat Completions.
 _RESERVED_PREFIXES = frozenset({"azure", "anthropic", "google", "_control"})
 
 
@@ -59,6 +64,9 @@ class SimulatorApp:
         self.started_at = time.monotonic()  # outage windows count from here
         self._openai: WireFormat = OpenAIFormat()
         self._azure: WireFormat = OpenAIFormat(azure=True)
+        self._anthropic: WireFormat = AnthropicFormat()
+        self._google: WireFormat = GoogleFormat(stream=False)
+        self._google_stream: WireFormat = GoogleFormat(stream=True)
         self._inflight: set[asyncio.Task[Any]] = set()
         self._closing = False
         self._id_base = os.urandom(6).hex()
@@ -101,6 +109,22 @@ class SimulatorApp:
                 await self._chat_route(scope, receive, send, "azure", self._azure, parts[4])
             else:
                 await _not_found(scope, send, self._azure)
+        elif first == "anthropic":
+            if len(parts) == 4 and parts[2] == "v1" and parts[3] == "messages":
+                await self._chat_route(scope, receive, send, "anthropic", self._anthropic, None)
+            else:
+                await _not_found(scope, send, self._anthropic)
+        elif first == "google":
+            # /google/{version}/models/{model}:{method}
+            model, _, method = parts[4].rpartition(":") if len(parts) == 5 else ("", "", "")
+            if model and parts[2] in ("v1beta", "v1") and parts[3] == "models":
+                if method == "generateContent":
+                    await self._chat_route(scope, receive, send, "google", self._google, model)
+                    return
+                if method == "streamGenerateContent":
+                    await self._chat_route(scope, receive, send, "google", self._google_stream, model)
+                    return
+            await _not_found(scope, send, self._google)
         elif (
             len(parts) == 5
             and first
@@ -190,7 +214,7 @@ class SimulatorApp:
 
         outcome = fate.outcome
         if outcome is Outcome.ANSWER or outcome is Outcome.MALFORMED:
-            answer = plan(spec, behaviour, content_seed)
+            answer = plan(spec, behaviour, content_seed, blocked=fate.blocked)
             ctx = ReplyContext(
                 f"chatcmpl-{self._id_base}{next(self._ids):012x}", int(time.time()), spec.model
             )
@@ -261,7 +285,9 @@ def _control_error(message: str) -> bytes:
 async def _not_found(scope: Scope, send: Send, wire: WireFormat) -> None:
     message = (
         f"Unknown request URL: {scope['method']} {scope['path']}. The simulator serves "
-        "/{prefix}/v1/chat/completions and /azure/openai/deployments/{deployment}/chat/completions."
+        "/{prefix}/v1/chat/completions, /azure/openai/deployments/{deployment}/chat/completions, "
+        "/anthropic/v1/messages and /google/v1beta/models/{model}:generateContent (or "
+        ":streamGenerateContent?alt=sse)."
     )
     await respond(send, 404, wire.error_body(404, message))
 

@@ -18,6 +18,14 @@ class ConnectionDropped(Exception):
     """Raised when the server gives no way to close the connection; the server then closes it."""
 
 
+def header(scope: Scope, name: bytes) -> bytes | None:
+    """The first value of the request header ``name`` (lowercase, as ASGI servers give names)."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
+
+
 async def read_body(receive: Receive) -> bytes:
     message = await receive()
     body: bytes = message.get("body", b"")

@@ -81,7 +81,14 @@ def text_tokens(seed: int, count: int, *, complete: bool) -> list[str]:
 
 
 def cut_at_stop(tokens: list[str], stops: tuple[str, ...]) -> tuple[list[str], bool]:
-    """Tokens up to the first stop sequence (which is not included), and whether one was met.
+    """Tokens up to the first stop sequence (which is not included), and whether one was met."""
+    kept, stop = cut_at_stop_sequence(tokens, stops)
+    return kept, stop is not None
+
+
+def cut_at_stop_sequence(tokens: list[str], stops: tuple[str, ...]) -> tuple[list[str], str | None]:
+    """Tokens up to the first stop sequence (which is not included), and the stop sequence met, if any
+    (Anthropic's answers name it).
 
     Like a real model, a stop string is looked for inside each generated token and the text ends just
     before it."""
@@ -92,8 +99,8 @@ def cut_at_stop(tokens: list[str], stops: tuple[str, ...]) -> tuple[list[str], b
                 kept = tokens[:position]
                 if cut > 0:
                     kept.append(token[:cut])
-                return kept, True
-    return tokens, False
+                return kept, stop
+    return tokens, None
 
 
 def json_pieces(text: str) -> list[str]:

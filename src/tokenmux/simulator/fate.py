@@ -32,6 +32,7 @@ class Fate:
     outcome: Outcome
     ttft_s: float = 0.0
     tokens_per_second: float = 0.0  # 0: send everything at once
+    blocked: bool = False  # an answer, but the safety filter refuses the prompt (block_rate)
 
     @property
     def seconds_per_token(self) -> float:
@@ -67,7 +68,9 @@ def decide(behaviour: Behaviour, draw_seed: int, uptime_s: float) -> Fate:
             rng, b.tokens_per_second, b.tokens_per_second_min, b.tokens_per_second_max
         )
     outcome = Outcome.MALFORMED if malformed_draw < b.malformed_rate else Outcome.ANSWER
-    return Fate(outcome, ttft_ms / 1000.0, tokens_per_second)
+    # Drawn last, so that profiles without block_rate draw exactly what they drew before it existed.
+    blocked = rng.random() < b.block_rate
+    return Fate(outcome, ttft_ms / 1000.0, tokens_per_second, blocked=blocked)
 
 
 def _has_randomness(b: Behaviour) -> bool:
@@ -75,6 +78,7 @@ def _has_randomness(b: Behaviour) -> bool:
         b.error_rate
         or b.rate_limit_rate
         or b.malformed_rate
+        or b.block_rate
         or b.ttft_ms_min is not None
         or b.ttft_ms_max is not None
         or (b.paced and (b.tokens_per_second_min is not None or b.tokens_per_second_max is not None))

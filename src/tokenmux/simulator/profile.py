@@ -38,6 +38,9 @@ class Behaviour(msgspec.Struct, forbid_unknown_fields=True):
     tokens_per_second_max: Positive | None = None
     drop_after_chunks: Annotated[int, msgspec.Meta(ge=0)] | None = None
     malformed_rate: Fraction = 0.0
+    # Prompts the provider's safety filter refuses: Gemini answers promptFeedback.blockReason SAFETY,
+    # Anthropic stop_reason "refusal", OpenAI finish_reason "content_filter", all with no content.
+    block_rate: Fraction = 0.0
     outages: list[tuple[NonNegative, NonNegative]] = msgspec.field(default_factory=list)
     completion_tokens: Annotated[int, msgspec.Meta(ge=1)] = 24
     cached_ratio: Fraction = 0.0

@@ -9,7 +9,8 @@ never disagree with it, and a retried batch adds nothing twice):
 - ``stats_key_days``: per API key per UTC day per model: requests, tokens, cost (the activity page).
 
 A batch is aggregated here in memory (``aggregate``), then the store adds each delta row to its stored
-row with one upsert, so reading a window costs endpoints x buckets rows, whatever the log holds.
+row with one upsert. A window is read as one summed row per endpoint (``Store.endpoint_windows``), so a
+read costs endpoints x buckets rows, whatever the log holds.
 
 This module and its package import nothing from ``tokenmux.store`` at run time: the store imports it.
 """
@@ -20,7 +21,7 @@ import functools
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from tokenmux.stats.distribution import TPS_BINS, TTFT_BINS, Distribution, column_names
 
@@ -89,6 +90,16 @@ class EndpointBucket:
             Distribution.from_row(TTFT_BINS, row[_COUNTS_END:ttft_end]),
             Distribution.from_row(TPS_BINS, row[ttft_end:]),
         )
+
+
+class BucketCounts(NamedTuple):
+    """The counts of one endpoint bucket without its distributions: what the hourly uptime bars need."""
+
+    endpoint: str
+    start_s: int
+    attempts: int
+    successes: int
+    failures: int
 
 
 ENDPOINT_BUCKET_KEY = ("span_s", "start_s", "endpoint")
@@ -174,37 +185,52 @@ def utc_day(unix_seconds: float) -> str:
     return _day_name(int(unix_seconds // DAY_S))
 
 
+class _MinuteTally:
+    """One endpoint's attempts in one minute of a batch, with raw samples until the batch is summed."""
+
+    __slots__ = (
+        "attempts",
+        "completion_tokens",
+        "failures",
+        "model",
+        "prompt_tokens",
+        "successes",
+        "tps",
+        "ttft",
+    )
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.attempts = self.successes = self.failures = 0
+        self.prompt_tokens = self.completion_tokens = 0
+        self.ttft: list[float] = []
+        self.tps: list[float] = []
+
+
 def aggregate(generations: Iterable[GenerationRecord]) -> BatchDeltas:
-    """The bucket deltas of a batch. Each attempt counts in the minute and hour it started in; a
-    generation counts for its key in the UTC day it was created in."""
-    minutes: dict[tuple[str, int], EndpointBucket] = {}
-    model_days: dict[tuple[str, str], ModelDay] = {}
+    """The bucket deltas of a batch. Each attempt counts in the minute and hour it started in (and its
+    tokens in that UTC day); a generation counts for its key in the UTC day it was created in."""
+    tallies: dict[tuple[str, int], _MinuteTally] = {}
     key_days: dict[tuple[str, str, str], KeyDay] = {}
     for generation in generations:
         for attempt in generation.attempts:
-            started = attempt.started_at
-            minute = int(started // MINUTE_S) * MINUTE_S
-            slot = (attempt.endpoint, minute)
-            bucket = minutes.get(slot)
-            if bucket is None:
-                bucket = minutes[slot] = EndpointBucket(MINUTE_S, minute, attempt.endpoint)
-            bucket.attempts += 1
+            slot = (attempt.endpoint, int(attempt.started_at // MINUTE_S) * MINUTE_S)
+            tally = tallies.get(slot)
+            if tally is None:
+                tally = tallies[slot] = _MinuteTally(attempt.model)
+            tally.attempts += 1
             if attempt.outcome == "success":
-                bucket.successes += 1
+                tally.successes += 1
+                tally.prompt_tokens += attempt.prompt_tokens
+                tally.completion_tokens += attempt.completion_tokens
                 if attempt.ttft_ms is not None:
-                    bucket.ttft.add(attempt.ttft_ms)
+                    tally.ttft.append(attempt.ttft_ms)
                 # A non-streamed answer arrives whole (generation time 0): its tokens/s would be tokens
                 # over the total latency, a different measure, so it stays out of throughput.
                 if attempt.streamed and attempt.generation_ms and attempt.throughput_tps is not None:
-                    bucket.tps.add(attempt.throughput_tps)
-                day_slot = (utc_day(started), attempt.model)
-                model_day = model_days.get(day_slot)
-                if model_day is None:
-                    model_day = model_days[day_slot] = ModelDay(*day_slot)
-                model_day.prompt_tokens += attempt.prompt_tokens
-                model_day.completion_tokens += attempt.completion_tokens
+                    tally.tps.append(attempt.throughput_tps)
             elif attempt.outcome == "error" and attempt.counts_for_uptime:
-                bucket.failures += 1
+                tally.failures += 1
 
         if generation.key_id is not None:
             model = generation.model or generation.requested_model
@@ -217,17 +243,37 @@ def aggregate(generations: Iterable[GenerationRecord]) -> BatchDeltas:
             key_day.completion_tokens += generation.completion_tokens
             key_day.cost_usd += generation.cost_usd
 
+    minutes: list[EndpointBucket] = []
     hours: dict[tuple[str, int], EndpointBucket] = {}
-    for (endpoint, minute), bucket in minutes.items():
+    model_days: dict[tuple[str, str], ModelDay] = {}
+    for (endpoint, minute), tally in tallies.items():
+        bucket = EndpointBucket(
+            MINUTE_S,
+            minute,
+            endpoint,
+            tally.attempts,
+            tally.successes,
+            tally.failures,
+            Distribution.of(TTFT_BINS, tally.ttft),
+            Distribution.of(TPS_BINS, tally.tps),
+        )
+        minutes.append(bucket)
         hour = minute - minute % HOUR_S
         hourly = hours.get((endpoint, hour))
         if hourly is None:
             hourly = hours[(endpoint, hour)] = EndpointBucket(HOUR_S, hour, endpoint)
         hourly.merge(bucket)
+        if tally.successes:
+            day_slot = (utc_day(minute), tally.model)
+            model_day = model_days.get(day_slot)
+            if model_day is None:
+                model_day = model_days[day_slot] = ModelDay(*day_slot)
+            model_day.prompt_tokens += tally.prompt_tokens
+            model_day.completion_tokens += tally.completion_tokens
 
-    newest_minute = max((minute for _, minute in minutes), default=None)
+    newest_minute = max((minute for _, minute in tallies), default=None)
     return BatchDeltas(
-        endpoint_buckets=[*minutes.values(), *hours.values()],
+        endpoint_buckets=[*minutes, *hours.values()],
         model_days=list(model_days.values()),
         key_days=list(key_days.values()),
         prune_minutes_before=None if newest_minute is None else newest_minute - MINUTE_ROWS_KEPT_S,

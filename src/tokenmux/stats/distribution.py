@@ -10,6 +10,8 @@ is interpolated within its bin and clamped to the exact min and max.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +21,7 @@ BIN_COUNT = 48  # stored as one column per bin (see migrations.m002_stats): chan
 class LogBins:
     """``count`` bins: one below ``low``, one at or above ``high``, and between them bins of equal ratio."""
 
-    __slots__ = ("_log_low", "_per_log", "count", "high", "low", "ratio")
+    __slots__ = ("count", "edges", "high", "low", "ratio")
 
     def __init__(self, low: float, high: float, count: int = BIN_COUNT) -> None:
         if not 0 < low < high or count < 3:
@@ -29,41 +31,40 @@ class LogBins:
         self.count = count
         inner = count - 2
         self.ratio = (high / low) ** (1.0 / inner)
-        self._log_low = math.log(low)
-        self._per_log = inner / math.log(high / low)
+        # Bin i holds edges[i-1] <= value < edges[i]; a binary search over them is faster than a log.
+        self.edges = [low * self.ratio**i for i in range(inner)] + [high]
 
     def index(self, value: float) -> int:
-        if value < self.low:
-            return 0
-        if value >= self.high:
-            return self.count - 1
-        # min(): rounding at the top edge must not spill into the overflow bin.
-        return min(1 + int((math.log(value) - self._log_low) * self._per_log), self.count - 2)
+        return bisect_right(self.edges, value)
 
     def bounds(self, index: int) -> tuple[float, float]:
         """The bin's [lower, upper) edges; the outer bins are open-ended (0 and infinity)."""
-        if index <= 0:
-            return 0.0, self.low
-        if index >= self.count - 1:
-            return self.high, math.inf
-        return self.low * self.ratio ** (index - 1), self.low * self.ratio**index
+        edges = self.edges
+        lower = edges[index - 1] if index > 0 else 0.0
+        upper = edges[index] if index < len(edges) else math.inf
+        return lower, upper
 
-    def percentile(self, counts: list[int], q: float, smallest: float, largest: float) -> float:
-        """The ``q`` quantile (0 < q <= 1, nearest rank) of the samples counted in ``counts``, whose exact
-        extremes are ``smallest`` and ``largest``. Interpolates geometrically within the rank's bin."""
+    def percentiles(
+        self, counts: list[int], quantiles: Sequence[float], smallest: float, largest: float
+    ) -> list[float]:
+        """The ``quantiles`` (ascending, each 0 < q <= 1, nearest rank) of the samples counted in
+        ``counts``, whose exact extremes are ``smallest`` and ``largest``. Each is interpolated
+        geometrically within its rank's bin, then kept within the extremes. One pass over the bins."""
         total = sum(counts)
-        rank = max(1, math.ceil(q * total))
+        ranks = [max(1, math.ceil(q * total)) for q in quantiles]
+        found: list[float] = []
         seen = 0
         for index, n in enumerate(counts):
-            if n and seen + n >= rank:
+            while n and len(found) < len(ranks) and seen + n >= ranks[len(found)]:
                 lower, upper = self.bounds(index)
                 lower, upper = max(lower, smallest), min(upper, largest)
                 if lower <= 0 or upper <= lower:
-                    return min(max(lower, smallest), largest)
-                fraction = (rank - seen - 0.5) / n
-                return float(lower * (upper / lower) ** fraction)
+                    found.append(min(max(lower, smallest), largest))
+                else:
+                    fraction = (ranks[len(found)] - seen - 0.5) / n
+                    found.append(lower * (upper / lower) ** fraction)
             seen += n
-        return largest
+        return found + [largest] * (len(ranks) - len(found))
 
 
 # First-token latency in ms: 10 ms to 10 minutes. Throughput in tokens/s: 0.5 to 5,000.
@@ -82,14 +83,16 @@ class Distribution:
     max: float | None = None
     counts: list[int] = field(default_factory=lambda: [0] * BIN_COUNT)
 
-    def add(self, value: float) -> None:
-        self.count += 1
-        self.total += value
-        if self.min is None or value < self.min:
-            self.min = value
-        if self.max is None or value > self.max:
-            self.max = value
-        self.counts[self.scale.index(value)] += 1
+    @classmethod
+    def of(cls, scale: LogBins, values: list[float]) -> Distribution:
+        """The distribution of ``values``."""
+        counts = [0] * scale.count
+        edges = scale.edges
+        for value in values:
+            counts[bisect_right(edges, value)] += 1
+        if not values:
+            return cls(scale, counts=counts)
+        return cls(scale, len(values), math.fsum(values), min(values), max(values), counts)
 
     def merge(self, other: Distribution) -> None:
         if not other.count:
@@ -109,20 +112,20 @@ class Distribution:
     def percentile(self, q: float) -> float | None:
         if not self.count or self.min is None or self.max is None:
             return None
-        return self.scale.percentile(self.counts, q, self.min, self.max)
+        return self.scale.percentiles(self.counts, (q,), self.min, self.max)[0]
 
     def summary(self) -> dict[str, float] | None:
         """``{"min", "max", "avg", "p50", "p90", "p99"}`` rounded to 2 decimals; None without samples."""
         if not self.count or self.min is None or self.max is None:
             return None
-        scale, counts, low, high = self.scale, self.counts, self.min, self.max
+        p50, p90, p99 = self.scale.percentiles(self.counts, (0.50, 0.90, 0.99), self.min, self.max)
         return {
-            "min": round(low, 2),
-            "max": round(high, 2),
+            "min": round(self.min, 2),
+            "max": round(self.max, 2),
             "avg": round(self.total / self.count, 2),
-            "p50": round(scale.percentile(counts, 0.50, low, high), 2),
-            "p90": round(scale.percentile(counts, 0.90, low, high), 2),
-            "p99": round(scale.percentile(counts, 0.99, low, high), 2),
+            "p50": round(p50, 2),
+            "p90": round(p90, 2),
+            "p99": round(p99, 2),
         }
 
     # -- as stored: count, sum, min, max, then one column per bin ----------------------------------------

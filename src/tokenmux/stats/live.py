@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from tokenmux.stats.buckets import HOUR_S, MINUTE_S
 from tokenmux.stats.windows import (
     HOURLY_BARS,
+    WINDOW_DAY_HOURS,
     Figures,
     Snapshot,
     build_snapshot,
@@ -63,7 +64,7 @@ class Stats:
         self._interval_s = interval_s
         self._min_interval_s = min_interval_s
         self._clock = clock
-        self._snapshot: Snapshot = build_snapshot(clock(), (), (), (), days=days)
+        self._snapshot: Snapshot = build_snapshot(clock(), (), (), (), (), days=days)
         self._refreshed = False
         self._lock = asyncio.Lock()
         self._written = asyncio.Event()  # a batch was written since the last refresh began
@@ -77,14 +78,17 @@ class Stats:
         """Read the aggregate tables and replace the snapshot. Raises what the store raises."""
         async with self._lock:
             now = self._clock()
-            minutes, hours, model_days = await asyncio.gather(
-                self._store.endpoint_buckets(MINUTE_S, minute_window_start(now)),
-                self._store.endpoint_buckets(HOUR_S, hour_window_start(now, HOURLY_BARS)),
-                self._store.model_days(day_names(now, self.days)[0]),
+            store = self._store
+            recent, day, hourly, model_days = await asyncio.gather(
+                store.endpoint_windows(MINUTE_S, minute_window_start(now)),
+                store.endpoint_windows(HOUR_S, hour_window_start(now, WINDOW_DAY_HOURS)),
+                store.endpoint_counts(HOUR_S, hour_window_start(now, HOURLY_BARS)),
+                store.model_days(day_names(now, self.days)[0]),
             )
-            # Off the event loop: a few milliseconds with many endpoints.
+            # In a thread: with hundreds of endpoints this takes milliseconds, and there the event loop
+            # gets the interpreter back at every switch interval instead of waiting for the end.
             self._snapshot = await asyncio.to_thread(
-                build_snapshot, now, minutes, hours, model_days, days=self.days
+                build_snapshot, now, recent, day, hourly, model_days, days=self.days
             )
             self._refreshed = True
 

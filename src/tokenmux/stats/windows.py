@@ -9,13 +9,12 @@ minute buckets, the 24-hour window the last 24 hour buckets, the hourly bars the
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from tokenmux.stats.buckets import DAY_S, HOUR_S, MINUTE_S, EndpointBucket, ModelDay, utc_day
+from tokenmux.stats.buckets import DAY_S, HOUR_S, MINUTE_S, BucketCounts, EndpointBucket, ModelDay, utc_day
 from tokenmux.stats.distribution import Distribution
 
 WINDOW_MINUTES = 30
@@ -57,38 +56,6 @@ def status_of(uptime: float | None) -> str:
     return "degraded" if uptime >= DEGRADED_AT else "down"
 
 
-def merged(buckets: Sequence[EndpointBucket]) -> EndpointBucket | None:
-    """One bucket holding the sum of ``buckets`` (one endpoint's window), or None for no buckets."""
-    if not buckets:
-        return None
-    first = buckets[0]
-    total = EndpointBucket(first.span_s, first.start_s, first.endpoint)
-    for bucket in buckets:
-        total.attempts += bucket.attempts
-        total.successes += bucket.successes
-        total.failures += bucket.failures
-    total.ttft = _merged_distributions([b.ttft for b in buckets])
-    total.tps = _merged_distributions([b.tps for b in buckets])
-    return total
-
-
-def _merged_distributions(parts: list[Distribution]) -> Distribution:
-    # Summing bin columns at once is several times faster than merging bucket by bucket.
-    with_samples = [d for d in parts if d.count]
-    if not with_samples:
-        return Distribution(parts[0].scale)
-    lows = [d.min for d in with_samples if d.min is not None]
-    highs = [d.max for d in with_samples if d.max is not None]
-    return Distribution(
-        parts[0].scale,
-        sum(d.count for d in with_samples),
-        math.fsum(d.total for d in with_samples),
-        min(lows) if lows else None,
-        max(highs) if highs else None,
-        [sum(column) for column in zip(*(d.counts for d in with_samples), strict=True)],
-    )
-
-
 def empty_figures() -> Figures:
     """An endpoint's figures before any traffic."""
     return {
@@ -124,67 +91,83 @@ class Snapshot:
     tokens_by_model: dict[str, dict[str, int]]  # model -> day -> tokens
 
 
+class _Bars:
+    """Successes and provider-caused failures per hour bar, oldest first."""
+
+    __slots__ = ("failures", "successes")
+
+    def __init__(self) -> None:
+        self.successes = [0] * HOURLY_BARS
+        self.failures = [0] * HOURLY_BARS
+
+    def pool(self, other: _Bars) -> None:
+        self.successes = [a + b for a, b in zip(self.successes, other.successes, strict=True)]
+        self.failures = [a + b for a, b in zip(self.failures, other.failures, strict=True)]
+
+    def uptimes(self) -> list[float | None]:
+        # uptime_percent inlined: this runs 72 times per endpoint per refresh.
+        return [
+            round(100.0 * s / (s + f), 2) if s + f else None
+            for s, f in zip(self.successes, self.failures, strict=True)
+        ]
+
+
 def build_snapshot(
     now: float,
-    minute_rows: Iterable[EndpointBucket],
-    hour_rows: Iterable[EndpointBucket],
+    recent: Iterable[EndpointBucket],
+    day: Iterable[EndpointBucket],
+    hourly: Iterable[BucketCounts],
     model_days: Iterable[ModelDay],
     *,
     days: int,
 ) -> Snapshot:
-    """The figures at ``now`` from the last 30 minute buckets, the last 72 hour buckets and the day rows."""
-    minute_since = minute_window_start(now)
-    hour_starts = range(hour_window_start(now), hour_window_start(now, 1) + 1, HOUR_S)
-    day_since = hour_window_start(now, WINDOW_DAY_HOURS)
+    """The figures at ``now`` from each endpoint's summed last 30 minute buckets (``recent``) and last 24
+    hour buckets (``day``), the counts of the last 72 hour buckets and the day rows of tokens."""
+    first_bar = hour_window_start(now)
+    bars: dict[str, _Bars] = {}
+    for row in hourly:
+        bar = (row.start_s - first_bar) // HOUR_S
+        if 0 <= bar < HOURLY_BARS:
+            endpoint_bars = bars.get(row.endpoint)
+            if endpoint_bars is None:
+                endpoint_bars = bars[row.endpoint] = _Bars()
+            endpoint_bars.successes[bar] += row.successes
+            endpoint_bars.failures[bar] += row.failures
 
-    minutes_by_endpoint: dict[str, list[EndpointBucket]] = defaultdict(list)
-    for bucket in minute_rows:
-        if bucket.start_s >= minute_since:
-            minutes_by_endpoint[bucket.endpoint].append(bucket)
-    hours_by_endpoint: dict[str, dict[int, EndpointBucket]] = defaultdict(dict)
-    for bucket in hour_rows:
-        if bucket.start_s >= hour_starts.start:
-            hours_by_endpoint[bucket.endpoint][bucket.start_s] = bucket
-
+    recent_by_endpoint = {w.endpoint: w for w in recent}
+    day_by_endpoint = {w.endpoint: w for w in day}
     endpoints: dict[str, Figures] = {}
     routing: dict[str, tuple[float | None, float | None]] = {}
-    # provider -> [successes, failures] per hour bar, and over the last 30 minutes
-    provider_hours: dict[str, list[list[int]]] = defaultdict(lambda: [[0, 0] for _ in hour_starts])
+    provider_bars: dict[str, _Bars] = defaultdict(_Bars)
     provider_recent: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-
-    for endpoint in minutes_by_endpoint.keys() | hours_by_endpoint.keys():
-        recent = merged(minutes_by_endpoint.get(endpoint, []))
-        by_hour = hours_by_endpoint.get(endpoint, {})
-        day = merged([b for start, b in by_hour.items() if start >= day_since])
-        endpoints[endpoint] = _endpoint_figures(recent, day, [by_hour.get(h) for h in hour_starts])
-        routing[endpoint] = (_first(recent, day, "ttft"), _first(recent, day, "tps"))
-
+    for endpoint in recent_by_endpoint.keys() | day_by_endpoint.keys() | bars.keys():
+        last_30m, last_1d = recent_by_endpoint.get(endpoint), day_by_endpoint.get(endpoint)
+        endpoint_bars = bars.get(endpoint)
+        endpoints[endpoint] = _endpoint_figures(last_30m, last_1d, endpoint_bars)
+        routing[endpoint] = (
+            _average(last_30m, last_1d, lambda w: w.ttft),
+            _average(last_30m, last_1d, lambda w: w.tps),
+        )
         provider = endpoint.rpartition("@")[2]
-        pooled = provider_hours[provider]
-        for i, start in enumerate(hour_starts):
-            hour = by_hour.get(start)
-            if hour is not None:
-                pooled[i][0] += hour.successes
-                pooled[i][1] += hour.failures
-        if recent is not None:
-            provider_recent[provider][0] += recent.successes
-            provider_recent[provider][1] += recent.failures
+        if endpoint_bars is not None:
+            provider_bars[provider].pool(endpoint_bars)
+        if last_30m is not None:
+            provider_recent[provider][0] += last_30m.successes
+            provider_recent[provider][1] += last_30m.failures
 
     providers = {}
-    for provider, pooled in provider_hours.items():
+    for provider in provider_bars.keys() | provider_recent.keys():
         uptime = uptime_percent(*provider_recent[provider])
-        providers[provider] = ProviderFigures(
-            [uptime_percent(s, f) for s, f in pooled], uptime, status_of(uptime)
-        )
+        providers[provider] = ProviderFigures(provider_bars[provider].uptimes(), uptime, status_of(uptime))
 
     tokens_by_model: dict[str, dict[str, int]] = defaultdict(dict)
-    for row in model_days:
-        tokens_by_model[row.model][row.day] = row.tokens
+    for model_day in model_days:
+        tokens_by_model[model_day.model][model_day.day] = model_day.tokens
     return Snapshot(now, endpoints, routing, providers, day_names(now, days), dict(tokens_by_model))
 
 
 def _endpoint_figures(
-    recent: EndpointBucket | None, day: EndpointBucket | None, hours: list[EndpointBucket | None]
+    recent: EndpointBucket | None, day: EndpointBucket | None, bars: _Bars | None
 ) -> Figures:
     figures = empty_figures()
     if recent is not None:
@@ -199,15 +182,20 @@ def _endpoint_figures(
         figures["latency_last_1d"] = day.ttft.summary()
         figures["throughput_last_1d"] = day.tps.summary()
         figures["requests_last_1d"] = day.attempts
-    figures["uptime_hourly"] = [None if h is None else uptime_percent(h.successes, h.failures) for h in hours]
+    if bars is not None:
+        figures["uptime_hourly"] = bars.uptimes()
     return figures
 
 
-def _first(recent: EndpointBucket | None, day: EndpointBucket | None, measure: str) -> float | None:
+def _average(
+    recent: EndpointBucket | None,
+    day: EndpointBucket | None,
+    measure: Callable[[EndpointBucket], Distribution],
+) -> float | None:
     """The 30-minute average of a measure, or the 24-hour one when the last 30 minutes have none."""
     for window in (recent, day):
         if window is not None:
-            average: float | None = getattr(window, measure).avg
+            average = measure(window).avg
             if average is not None:
                 return average
     return None

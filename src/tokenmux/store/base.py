@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Self
 
-from tokenmux.stats.buckets import EndpointBucket, KeyDay, ModelDay
+from tokenmux.stats.buckets import BucketCounts, EndpointBucket, KeyDay, ModelDay
 from tokenmux.store.records import AttemptRecord, GenerationRecord, KeyRecord
 
 
@@ -67,9 +67,13 @@ class Store(ABC):
     # -- aggregates (tokenmux.stats.buckets), written by write_batch with the log -----------------------
 
     @abstractmethod
-    async def endpoint_buckets(self, span_s: int, since_s: int) -> list[EndpointBucket]:
-        """Every endpoint's buckets of ``span_s`` seconds (60 or 3600) starting at or after ``since_s``,
-        oldest first. Reads only bucket rows, however many requests the log holds."""
+    async def endpoint_windows(self, span_s: int, since_s: int) -> list[EndpointBucket]:
+        """Per endpoint, its buckets of ``span_s`` seconds (60 or 3600) starting at or after ``since_s``
+        summed into one (``start_s`` is the earliest of them). Reads bucket rows only."""
+
+    @abstractmethod
+    async def endpoint_counts(self, span_s: int, since_s: int) -> list[BucketCounts]:
+        """The counts of every endpoint's buckets of ``span_s`` seconds starting at or after ``since_s``."""
 
     @abstractmethod
     async def model_days(self, since_day: str) -> list[ModelDay]:

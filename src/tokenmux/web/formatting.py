@@ -33,6 +33,13 @@ def compact(n: float | None) -> str:
     return _trimmed(n, 2)
 
 
+def plain(value: float | None) -> str:
+    """A number as a form value: 2.0 -> "2", 0.25 -> "0.25" (no unit, no grouping)."""
+    if value is None:
+        return ""
+    return _trimmed(value, 6)
+
+
 def grouped(n: float | None) -> str:
     """An exact count with thousands separators, for tables of a key's usage: 12345 -> "12,345"."""
     if n is None:

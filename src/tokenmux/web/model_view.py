@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tokenmux.web import formatting
-from tokenmux.web.charts import BarChart, HourBar, daily_bar_chart, hourly_uptime_bars
+from tokenmux.web.charts import HourBar, ResponsiveChart, hourly_uptime_bars, responsive_daily_chart
 from tokenmux.web.samples import CodeSample, code_samples
 
 
@@ -36,7 +36,7 @@ class ProviderCard:
 @dataclass(frozen=True, slots=True)
 class ModelPageView:
     model: Mapping[str, Any]
-    activity: BarChart
+    activity: ResponsiveChart
     cards: tuple[ProviderCard, ...]
     samples: tuple[CodeSample, ...]
     fastest: str | None  # provider with the highest average throughput over the last day
@@ -91,7 +91,7 @@ def model_page_view(payload: Mapping[str, Any], base_url: str, now: float) -> Mo
     )
     return ModelPageView(
         model=payload,
-        activity=daily_bar_chart(days, unit="tokens"),
+        activity=responsive_daily_chart(days, unit="tokens"),
         cards=cards,
         samples=code_samples(base_url, payload["id"]),
         fastest=_best(payload["endpoints"], "throughput_last_1d", highest=True),

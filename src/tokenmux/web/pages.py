@@ -22,7 +22,7 @@ from tokenmux.web.catalog_filter import (
     ModelQuery,
     filter_choices,
 )
-from tokenmux.web.charts import HourBar, daily_bar_chart, hourly_uptime_bars
+from tokenmux.web.charts import HourBar, hourly_uptime_bars, responsive_daily_chart
 from tokenmux.web.model_view import model_page_view
 from tokenmux.web.responses import (
     FormTooLarge,
@@ -187,7 +187,7 @@ class WebPages:
             activity=activity,
             error=None,
             activity_totals=activity_totals(by_day),
-            tokens_chart=daily_bar_chart(
+            tokens_chart=responsive_daily_chart(
                 [(d["date"], float(d["prompt_tokens"] + d["completion_tokens"])) for d in by_day],
                 unit="tokens",
             ),
@@ -213,11 +213,12 @@ def status_summary(providers: Sequence[Mapping[str, Any]]) -> str:
     if not troubled:
         unmeasured = sum(1 for p in configured if p["state"] == "unknown")
         if unmeasured == len(configured):
-            return f"No traffic measured yet ({_providers(len(configured))} configured)."
-        return f"All systems operational ({_providers(len(configured))} configured)."
-    named = ", ".join(f"{p['name']} ({STATE_LABELS[p['state']].lower()})" for p in troubled)
-    return f"Needs attention: {named} ({len(troubled)} of {_providers(len(configured))} configured)."
+            return f"No traffic measured yet on the {_providers(len(configured))} configured."
+        return f"All systems operational: {_providers(len(configured))} configured."
+    named = ", ".join(f"{p['name']} is {STATE_LABELS[p['state']].lower()}" for p in troubled)
+    verb = "needs" if len(troubled) == 1 else "need"
+    return f"{len(troubled)} of {_providers(len(configured))} {verb} attention: {named}."
 
 
 def _providers(n: int) -> str:
-    return f"{n} provider{'' if n == 1 else 's'}"
+    return "1 provider" if n == 1 else f"{n} providers"

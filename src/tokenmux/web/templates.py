@@ -62,6 +62,7 @@ def build_environment(static: StaticFiles) -> jinja2.Environment:
     env.filters.update(
         compact=formatting.compact,
         grouped=formatting.grouped,
+        plain=formatting.plain,
         usd=formatting.usd,
         per_million=formatting.per_million,
         per_request=formatting.per_request,

@@ -1,0 +1,154 @@
+"""One chat route, whichever protocol the client speaks: authenticate, read, decode, plan, relay, encode.
+
+The protocol (OpenAI Chat Completions, Anthropic Messages) is a small object that knows its wire format;
+everything between decoding and encoding is shared, so both inbound protocols route, fall back, record and
+bill identically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+from tokenmux.errors import TokenmuxError
+from tokenmux.protocols import openai_chat
+from tokenmux.routing.router import Candidate
+from tokenmux.server.asgi import (
+    AsgiOutlet,
+    DisconnectWatch,
+    Receive,
+    Scope,
+    Send,
+    header,
+    read_body,
+    send_bytes,
+)
+from tokenmux.server.relay import Generation, Served, StreamEncoder
+from tokenmux.store import new_generation_id
+from tokenmux.types import ChatRequest
+
+if TYPE_CHECKING:
+    from tokenmux.server.app import Gateway
+
+# Below this body size a prompt's fit costs at most a few ms even when it must be counted.
+PLAN_IN_THREAD_BYTES = 256 * 1024
+
+
+class InboundProtocol(Protocol):
+    """A client-facing wire format."""
+
+    name: str
+
+    def decode(self, body: bytes) -> ChatRequest: ...
+
+    def encode_response(self, served: Served, gen: Generation) -> bytes: ...
+
+    def stream_encoder(self, gen: Generation, cand: Candidate) -> StreamEncoder: ...
+
+    def encode_error(self, err: TokenmuxError) -> bytes: ...
+
+    def api_key(self, scope: Scope) -> tuple[bytes | None, bytes | None]:
+        """(Authorization header, protocol-specific key header)."""
+        ...
+
+
+class OpenAIChat:
+    name = "openai"
+
+    def decode(self, body: bytes) -> ChatRequest:
+        return openai_chat.decode_chat_request(body)
+
+    def encode_response(self, served: Served, gen: Generation) -> bytes:
+        return openai_chat.encode_response(
+            served.response,
+            generation_id=gen.id,
+            model=served.candidate.model.id,
+            provider=served.candidate.endpoint.provider,
+            usage=served.usage,
+            cost=served.cost,
+        )
+
+    def stream_encoder(self, gen: Generation, cand: Candidate) -> StreamEncoder:
+        return openai_chat.ChunkEncoder(
+            generation_id=gen.id,
+            created=int(gen.started_wall),
+            model=cand.model.id,
+            provider=cand.endpoint.provider,
+            include_usage=gen.request.include_usage,
+        )
+
+    def encode_error(self, err: TokenmuxError) -> bytes:
+        return openai_chat.encode_error(err)
+
+    def api_key(self, scope: Scope) -> tuple[bytes | None, bytes | None]:
+        return header(scope, b"authorization"), None
+
+
+class ChatRoute:
+    def __init__(self, gateway: Gateway, protocol: InboundProtocol) -> None:
+        self.gateway = gateway
+        self.protocol = protocol
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self._serve(scope, receive, send)
+        except TokenmuxError as err:
+            await self._send_error(send, err)
+
+    async def _send_error(
+        self, send: Send, err: TokenmuxError, extra: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
+        self.gateway.metrics.error(err.status)
+        headers = err.headers()
+        if extra:
+            headers = headers + extra
+        await send_bytes(send, err.status, self.protocol.encode_error(err), headers)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        gw = self.gateway
+        key = await gw.keys.authenticate(*self.protocol.api_key(scope))
+        body = await read_body(scope, receive, gw.settings.gateway.max_body_bytes)
+        request = self.protocol.decode(body)
+        if len(body) > PLAN_IN_THREAD_BYTES:
+            # Deciding the fit of a very long prompt may tokenize it (tens to hundreds of ms): off the loop.
+            plan = await asyncio.to_thread(gw.router.plan, request)
+        else:
+            plan = gw.router.plan(request)
+        gen = Generation(request, new_generation_id(), key.id)
+        gen_header = [(b"x-generation-id", gen.id.encode())]
+        watch = DisconnectWatch(receive)
+        try:
+            if request.stream:
+                outlet = AsgiOutlet(send, gen_header)
+                try:
+                    await gw.relay.stream(gen, plan, outlet, self._encoder_for(gen))
+                except TokenmuxError as err:
+                    watch.done()
+                    await self._send_error(send, err, gen_header)
+                    return
+                watch.done()
+                await outlet.close()
+                return
+            try:
+                served = await gw.relay.complete(gen, plan)
+            except TokenmuxError as err:
+                watch.done()
+                await self._send_error(send, err, gen_header)
+                return
+            out = self.protocol.encode_response(served, gen)
+            watch.done()
+            await send_bytes(send, 200, out, gen_header)
+        except asyncio.CancelledError:
+            if not watch.absorb_cancel():
+                raise
+        finally:
+            watch.stop()
+
+    def _encoder_for(self, gen: Generation) -> Callable[[Candidate], StreamEncoder]:
+        protocol = self.protocol
+
+        def encoder_for(cand: Candidate) -> StreamEncoder:
+            return protocol.stream_encoder(gen, cand)
+
+        return encoder_for
