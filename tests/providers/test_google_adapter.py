@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from adapter_helpers import MESSAGES, Recorder, chat, collect, config, context
+from adapter_helpers import Recorder, chat, collect, config, context
 
 from tokenmux.errors import ProviderMalformed, ProviderRejected, ProviderUnreachable, StreamInterrupted
 from tokenmux.providers import PROVIDER_KINDS, build_provider

@@ -9,8 +9,8 @@ import time
 from typing import Any
 
 import httpx
-
 from browser_support import PageWatch, launch_chromium, require_chromium, save_screenshot
+
 from gateway_support import NANO
 from tokenmux.web.formatting import decimal2
 
@@ -66,7 +66,11 @@ def test_model_page_shows_live_figures_from_traffic(gateway: Any, sim: Any) -> N
             assert cells == [decimal2(day["min"]), decimal2(day["max"]), decimal2(day["avg"])]
             lat = page.locator(f"#latency-table tr[data-provider={provider}] td").all_inner_texts()
             day_latency = api[provider]["latency_last_1d"]
-            assert lat == [decimal2(day_latency["min"]), decimal2(day_latency["max"]), decimal2(day_latency["avg"])]
+            assert lat == [
+                decimal2(day_latency["min"]),
+                decimal2(day_latency["max"]),
+                decimal2(day_latency["avg"]),
+            ]
         page.get_by_role("tab", name="cURL").click()
         assert page.locator("#code-curl").is_visible()
         assert gateway.url in page.locator("#code-curl").inner_text()
