@@ -173,7 +173,12 @@ async def test_figures_handed_out_are_copies(stats: Stats) -> None:
 
 async def test_provider_figures_pool_its_endpoints(stats: Stats) -> None:
     # openai = A + B. Last 30 minutes: (4 + 0) / (4 + 0 + 1 + 2) = 57.14 %.
-    assert stats.provider_uptime("openai") == 57.14
+    assert stats.provider_uptime("openai") == stats.provider_uptime("openai", "30m") == 57.14
+    # Last 24 hours: A 5 / (5 + 3), B 1 / (1 + 2) -> 6 / 11.
+    assert stats.provider_uptime("openai", "1d") == 54.55
+    assert stats.provider_uptime("azure", "1d") is None and stats.provider_uptime("together") is None
+    with pytest.raises(ValueError):
+        stats.provider_uptime("openai", "1w")  # type: ignore[arg-type]
     assert stats.provider_status("openai") == "degraded"
     # 10:00: (4 + 0) / (6 + 2); 08:00: (1 + 1) / (2 + 1); 2024-11-30 04:00: A alone, 3 / 3.
     assert stats.provider_uptime_hourly("openai") == bars(b71=50.0, b69=66.67, b41=100.0)

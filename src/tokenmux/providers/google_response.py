@@ -29,7 +29,7 @@ _encode = msgspec.json.Encoder().encode
 
 _FINISH_REASONS = {
     "STOP": "stop",
-    "MAX_TOKENS": "stop",
+    "MAX_TOKENS": "length",
     "SAFETY": "content_filter",
     "RECITATION": "content_filter",
     "BLOCKLIST": "content_filter",
@@ -98,7 +98,7 @@ def raise_if_blocked(data: dict[str, Any]) -> None:
 def parse_usage(raw: dict[str, Any]) -> Usage:
     thoughts = _int(raw.get("thoughtsTokenCount"))
     return Usage(
-        prompt_tokens=_int(raw.get("promptTokenCount")),
+        prompt_tokens=_int(raw.get("promptTokenCount")) + _int(raw.get("toolUsePromptTokenCount")),
         completion_tokens=_int(raw.get("candidatesTokenCount")) + thoughts,
         cached_tokens=_int(raw.get("cachedContentTokenCount")),
         reasoning_tokens=thoughts,

@@ -17,6 +17,7 @@ from tokenmux.catalog.lookup import find_model
 from tokenmux.catalog.model import Catalog, Endpoint
 from tokenmux.config import Settings
 from tokenmux.errors import InvalidRequest, ModelNotFound, NotFound, TokenmuxError
+from tokenmux.protocols.anthropic_messages import models_json as anthropic_models_json
 from tokenmux.protocols.openai_chat import (
     encode_error,
     encode_json,
@@ -27,6 +28,7 @@ from tokenmux.providers.http1 import Http1Transport
 from tokenmux.providers.transport import AiohttpTransport, Transport
 from tokenmux.routing.health import HealthBoard
 from tokenmux.routing.router import Router
+from tokenmux.server.anthropic_inbound import AnthropicMessages
 from tokenmux.server.asgi import (
     Receive,
     Scope,
@@ -92,8 +94,11 @@ class Gateway:
         )
         self.keys = KeyRing(self.store)
         self._models_body = encode_json(models_json(self.catalog, self.configured))
+        self._anthropic_models_body = anthropic_models_json(self.catalog)
         self._routes: dict[tuple[str, str], Handler] = {
             ("POST", "/api/v1/chat/completions"): ChatRoute(self, OpenAIChat()),
+            ("POST", "/api/anthropic/v1/messages"): ChatRoute(self, AnthropicMessages()),
+            ("GET", "/api/anthropic/v1/models"): self.list_models_anthropic,
             ("GET", "/api/v1/models"): self.list_models,
             ("GET", "/api/v1/generation"): self.get_generation,
             ("GET", "/health"): self.health_check,
@@ -186,6 +191,9 @@ class Gateway:
 
     async def list_models(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send_bytes(send, 200, self._models_body)
+
+    async def list_models_anthropic(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send_bytes(send, 200, self._anthropic_models_body)
 
     async def model_endpoints(self, scope: Scope, receive: Receive, send: Send) -> None:
         model_id = scope["path"][len("/api/v1/models/") : -len("/endpoints")]

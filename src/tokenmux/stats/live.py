@@ -20,7 +20,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from tokenmux.stats.buckets import HOUR_S, MINUTE_S
 from tokenmux.stats.windows import (
@@ -46,6 +46,8 @@ _NO_FIGURES: tuple[None, None] = (None, None)
 
 
 class Stats:
+    """Per-endpoint, per-provider and per-model figures from the aggregate tables; see the module doc."""
+
     def __init__(
         self,
         store: Store,
@@ -178,14 +180,21 @@ class Stats:
         figures = self._snapshot.providers.get(provider)
         return list(figures.uptime_hourly) if figures is not None else [None] * HOURLY_BARS
 
-    def provider_uptime(self, provider: str) -> float | None:
-        """The provider's pooled uptime percent over the last 30 minutes."""
+    def provider_uptime(self, provider: str, window: Literal["30m", "1d"] = "30m") -> float | None:
+        """The provider's uptime percent over the last 30 minutes or 24 hours, its endpoints pooled."""
         figures = self._snapshot.providers.get(provider)
-        return figures.uptime_last_30m if figures is not None else None
+        if figures is None:
+            return None
+        if window == "30m":
+            return figures.uptime_last_30m
+        if window == "1d":
+            return figures.uptime_last_1d
+        raise ValueError(f"window must be '30m' or '1d', not {window!r}")
 
     def provider_status(self, provider: str) -> str:
-        """ "up", "degraded", "down" from the last 30 minutes' pooled uptime, or "unknown" without
-        traffic. Cooldowns and open circuits are the health board's to add."""
+        """The provider's state from its pooled uptime over the last 30 minutes: "up" (>= 95 %),
+        "degraded" (>= 50 %), "down", or "unknown" without traffic that counts. Cooldowns and open
+        circuits are the health board's to add."""
         figures = self._snapshot.providers.get(provider)
         return figures.status if figures is not None else "unknown"
 
@@ -201,9 +210,10 @@ class Stats:
         by_day: dict[str, dict[str, Any]] = {date: _activity(date=date) for date in dates}
         by_model: dict[str, dict[str, Any]] = defaultdict(lambda: _activity())
         for row in rows:
-            for entry in (by_day.get(row.day), by_model[row.model]):
-                if entry is None:  # a day after "today": another replica's clock runs ahead
-                    continue
+            day = by_day.get(row.day)
+            if day is None:  # after "today": another replica's clock runs ahead of this one
+                continue
+            for entry in (day, by_model[row.model]):
                 entry["requests"] += row.requests
                 entry["prompt_tokens"] += row.prompt_tokens
                 entry["completion_tokens"] += row.completion_tokens

@@ -74,8 +74,11 @@ def empty_figures() -> Figures:
 
 @dataclass(frozen=True, slots=True)
 class ProviderFigures:
+    """Every endpoint of one provider pooled."""
+
     uptime_hourly: list[float | None]
     uptime_last_30m: float | None
+    uptime_last_1d: float | None
     status: str
 
 
@@ -139,7 +142,9 @@ def build_snapshot(
     endpoints: dict[str, Figures] = {}
     routing: dict[str, tuple[float | None, float | None]] = {}
     provider_bars: dict[str, _Bars] = defaultdict(_Bars)
+    # provider -> [successes, provider-caused failures] over the last 30 minutes and 24 hours
     provider_recent: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    provider_day: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for endpoint in recent_by_endpoint.keys() | day_by_endpoint.keys() | bars.keys():
         last_30m, last_1d = recent_by_endpoint.get(endpoint), day_by_endpoint.get(endpoint)
         endpoint_bars = bars.get(endpoint)
@@ -151,14 +156,20 @@ def build_snapshot(
         provider = endpoint.rpartition("@")[2]
         if endpoint_bars is not None:
             provider_bars[provider].pool(endpoint_bars)
-        if last_30m is not None:
-            provider_recent[provider][0] += last_30m.successes
-            provider_recent[provider][1] += last_30m.failures
+        for window, pooled in ((last_30m, provider_recent), (last_1d, provider_day)):
+            if window is not None:
+                pooled[provider][0] += window.successes
+                pooled[provider][1] += window.failures
 
     providers = {}
-    for provider in provider_bars.keys() | provider_recent.keys():
+    for provider in provider_bars.keys() | provider_recent.keys() | provider_day.keys():
         uptime = uptime_percent(*provider_recent[provider])
-        providers[provider] = ProviderFigures(provider_bars[provider].uptimes(), uptime, status_of(uptime))
+        providers[provider] = ProviderFigures(
+            provider_bars[provider].uptimes(),
+            uptime,
+            uptime_percent(*provider_day[provider]),
+            status_of(uptime),
+        )
 
     tokens_by_model: dict[str, dict[str, int]] = defaultdict(dict)
     for model_day in model_days:

@@ -1,0 +1,107 @@
+"""The Anthropic Messages API in front of every catalog model, with the official anthropic SDK."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import anthropic
+import httpx
+import pytest
+
+from gateway_support import NANO, generation
+
+
+def claude_client(gateway: Any, **kw: Any) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=f"{gateway.url}/api/anthropic", api_key=gateway.key, max_retries=0, **kw)
+
+
+def test_messages_to_an_openai_model(gateway: Any, sim: Any) -> None:
+    client = claude_client(gateway)
+    message = client.messages.create(
+        model=NANO, max_tokens=50, system="Be brief.", messages=[{"role": "user", "content": "Hello"}],
+        stop_sequences=["\n\nEND"], metadata={"user_id": "u-1"}, extra_body={"temperature": 0.2},
+    )
+    assert isinstance(message, anthropic.types.Message)
+    assert message.model == NANO and message.stop_reason == "end_turn"
+    assert message.content[0].type == "text" and message.content[0].text
+    assert message.usage.input_tokens > 0 and message.usage.output_tokens > 0
+    (received,) = sim.requests("openai")
+    body = received["body"]
+    assert body["messages"][0] == {"role": "system", "content": "Be brief."}
+    assert body["stop"] == ["\n\nEND"] and body["temperature"] == 0.2 and body["max_tokens"] == 50
+    assert body["user"] == "u-1"
+    record = generation(gateway, message.id)
+    assert record["provider"] == "openai" and record["tokens_completion"] == message.usage.output_tokens
+
+
+def test_streamed_messages_equal_the_final_message(gateway: Any) -> None:
+    client = claude_client(gateway)
+    with client.messages.stream(model=NANO, max_tokens=40, messages=[{"role": "user", "content": "Hi"}]) as stream:
+        events = [e.type for e in stream]
+        final = stream.get_final_message()
+    assert events[0] == "message_start" and "content_block_delta" in events and events[-1] == "message_stop"
+    assert final.content[0].type == "text" and final.content[0].text
+    assert final.stop_reason == "end_turn" and final.usage.output_tokens > 0
+
+
+def test_tool_use_round_trip_keeps_ids(gateway: Any) -> None:
+    client = claude_client(gateway)
+    tools = [{"name": "get_weather", "description": "Weather for a city",
+              "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]
+    messages: list[Any] = [{"role": "user", "content": "Weather in Paris?"}]
+    first = client.messages.create(model=NANO, max_tokens=100, tools=tools, messages=messages)
+    assert first.stop_reason == "tool_use"
+    call = next(b for b in first.content if b.type == "tool_use")
+    assert call.name == "get_weather" and "city" in call.input
+    messages += [
+        {"role": "assistant", "content": [b.model_dump() for b in first.content]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "21 C"}]},
+    ]
+    second = client.messages.create(model=NANO, max_tokens=100, tools=tools, messages=messages)
+    assert second.stop_reason == "end_turn"
+
+
+def test_x_api_key_and_bearer_both_authenticate(gateway: Any) -> None:
+    body = {"model": NANO, "max_tokens": 10, "messages": [{"role": "user", "content": "Hi"}]}
+    url = f"{gateway.url}/api/anthropic/v1/messages"
+    assert httpx.post(url, json=body, headers={"x-api-key": gateway.key}).status_code == 200
+    assert httpx.post(url, json=body, headers={"Authorization": f"Bearer {gateway.key}"}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "error_type"),
+    [
+        ({"model": NANO, "messages": [{"role": "user", "content": "Hi"}]}, 400, "invalid_request_error"),
+        ({"model": "nobody/nothing", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}, 404,
+         "not_found_error"),
+    ],
+)
+def test_errors_are_in_anthropic_shape(gateway: Any, body: dict[str, Any], status: int, error_type: str) -> None:
+    r = httpx.post(f"{gateway.url}/api/anthropic/v1/messages", json=body, headers={"x-api-key": gateway.key})
+    assert r.status_code == status
+    err = r.json()
+    assert err["type"] == "error" and err["error"]["type"] == error_type and err["error"]["message"]
+    r = httpx.post(f"{gateway.url}/api/anthropic/v1/messages", content=b"{oops", headers={"x-api-key": gateway.key})
+    assert r.status_code == 400 and r.json()["type"] == "error"
+    r = httpx.post(f"{gateway.url}/api/anthropic/v1/messages", json=body)
+    assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
+
+
+def test_mid_stream_break_is_an_anthropic_error_event(gateway: Any, sim: Any) -> None:
+    sim.profile("openai", drop_after_chunks=3)
+    with httpx.stream(
+        "POST", f"{gateway.url}/api/anthropic/v1/messages", headers={"x-api-key": gateway.key},
+        json={"model": NANO, "max_tokens": 50, "stream": True, "messages": [{"role": "user", "content": "Hi"}]},
+    ) as r:
+        lines = list(r.iter_lines())
+    events = [line.removeprefix("event: ") for line in lines if line.startswith("event: ")]
+    assert "content_block_delta" in events and events[-1] == "error"
+    payload = json.loads(next(line for line in reversed(lines) if line.startswith("data: "))[6:])
+    assert payload["type"] == "error" and payload["error"]["message"]
+
+
+def test_anthropic_models_list(gateway: Any) -> None:
+    page = claude_client(gateway).models.list()
+    ids = [m.id for m in page.data]
+    assert NANO in ids and len(ids) >= 25
