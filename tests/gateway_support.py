@@ -12,8 +12,10 @@ from tokenmux.store.keys import new_key
 from tokenmux.store.url import open_store
 
 NANO = "openai/gpt-4.1-nano"
+# Prefixes the simulator serves for the test gateway; the OpenAI-compatible ones follow "azure".
+OPENAI_COMPATIBLE = ("groq", "together", "fireworks", "deepseek", "mistral")
+SIM_PREFIXES = ("openai", "azure", *OPENAI_COMPATIBLE, "anthropic", "google")
 HELLO = [{"role": "user", "content": "Hello there"}]
-SIM_PREFIXES = ("openai", "azure", "groq", "together", "fireworks", "deepseek", "mistral")
 
 
 class Sim:
@@ -38,9 +40,6 @@ class Sim:
             self.http.delete(f"/_control/{prefix}/requests").raise_for_status()
 
 
-SIM_PREFIXES = ("openai", "azure", "groq", "together", "fireworks", "deepseek", "mistral")
-
-
 def sim_config(sim_url: str, **gateway: Any) -> dict[str, Any]:
     providers: dict[str, Any] = {
         "openai": {"base_url": f"{sim_url}/openai/v1", "api_key": "sk-upstream-openai-secret"},
@@ -50,8 +49,10 @@ def sim_config(sim_url: str, **gateway: Any) -> dict[str, Any]:
             "api_version": "2024-10-21",
         },
     }
-    for slug in SIM_PREFIXES[2:]:
+    for slug in OPENAI_COMPATIBLE:
         providers[slug] = {"base_url": f"{sim_url}/{slug}/v1", "api_key": f"{slug}-upstream-secret"}
+    providers["anthropic"] = {"base_url": f"{sim_url}/anthropic", "api_key": "anthropic-upstream-secret"}
+    providers["google"] = {"base_url": f"{sim_url}/google", "api_key": "google-upstream-secret"}
     settings = {"attempt_timeout_s": 1.0, "request_timeout_s": 8.0, "stream_keepalive_s": 0.3, **gateway}
     return {"providers": providers, "gateway": settings}
 

@@ -78,6 +78,9 @@ def demo_config(sim_url: str, provider_slugs: list[str]) -> dict[str, Any]:
         kind = catalog.providers[slug].kind
         if kind == "azure":
             providers[slug] = {"base_url": f"{sim_url}/azure", "api_key": "demo", "api_version": "2024-10-21"}
+        elif kind in ("anthropic", "google"):
+            # The simulator speaks these formats under one prefix each; third-party hosts share it.
+            providers[slug] = {"kind": kind, "base_url": f"{sim_url}/{kind}", "api_key": "demo"}
         else:
             providers[slug] = {"kind": kind, "base_url": f"{sim_url}/{slug}/v1", "api_key": "demo"}
     return {"providers": providers, "gateway": {"attempt_timeout_s": 30}}

@@ -30,6 +30,9 @@ KNOWN_PARAMETERS = SEED_PARAMETERS | {
     "min_p",
     "repetition_penalty",
     "reasoning_effort",
+    "reasoning",
+    "thinking",  # Anthropic's own name for extended thinking, as the Anthropic protocol sends it
+    "output_config",  # Anthropic's structured-output setting, as the Anthropic protocol sends it
 }
 KNOWN_TOKENIZERS = {
     "o200k",
@@ -167,12 +170,25 @@ def test_providers(catalog: Catalog) -> None:
         assert info.slug == slug and info.name and info.status_page_url and info.api_key_env
 
 
+def test_claude_and_gemini_have_third_party_hosts(catalog: Catalog) -> None:
+    hosts = {e.provider for e in catalog.models["anthropic/claude-haiku-4.5"].endpoints}
+    assert hosts == {"anthropic", "azure-foundry", "deepinfra"}
+    foundry = next(
+        e for e in catalog.models["anthropic/claude-sonnet-4.5"].endpoints if e.provider == "azure-foundry"
+    )
+    assert catalog.providers["azure-foundry"].kind == "anthropic" and foundry.price.cache_write_5m == 3.75
+    assert {e.provider for e in catalog.models["google/gemini-2.5-flash"].endpoints} == {
+        "google",
+        "deepinfra",
+    }
+
+
 def test_claude_endpoints_have_cache_write_prices_and_anthropic_parameters(catalog: Catalog) -> None:
     claude = [m for m in catalog.models.values() if m.author == "anthropic"]
     assert len(claude) >= 3
     for model in claude:
         assert model.tokenizer == "claude"
-        (endpoint,) = model.endpoints
+        endpoint = model.endpoints[0]  # first-party first; third-party hosts follow
         assert endpoint.provider == "anthropic"
         price = endpoint.price
         assert (

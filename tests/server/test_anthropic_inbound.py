@@ -13,14 +13,21 @@ from gateway_support import NANO, generation
 
 
 def claude_client(gateway: Any, **kw: Any) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=f"{gateway.url}/api/anthropic", api_key=gateway.key, max_retries=0, **kw)
+    return anthropic.Anthropic(
+        base_url=f"{gateway.url}/api/anthropic", api_key=gateway.key, max_retries=0, **kw
+    )
 
 
 def test_messages_to_an_openai_model(gateway: Any, sim: Any) -> None:
     client = claude_client(gateway)
     message = client.messages.create(
-        model=NANO, max_tokens=50, system="Be brief.", messages=[{"role": "user", "content": "Hello"}],
-        stop_sequences=["\n\nEND"], metadata={"user_id": "u-1"}, extra_body={"temperature": 0.2},
+        model=NANO,
+        max_tokens=50,
+        system="Be brief.",
+        messages=[{"role": "user", "content": "Hello"}],
+        stop_sequences=["\n\nEND"],
+        metadata={"user_id": "u-1"},
+        extra_body={"temperature": 0.2},
     )
     assert isinstance(message, anthropic.types.Message)
     assert message.model == NANO and message.stop_reason == "end_turn"
@@ -37,7 +44,9 @@ def test_messages_to_an_openai_model(gateway: Any, sim: Any) -> None:
 
 def test_streamed_messages_equal_the_final_message(gateway: Any) -> None:
     client = claude_client(gateway)
-    with client.messages.stream(model=NANO, max_tokens=40, messages=[{"role": "user", "content": "Hi"}]) as stream:
+    with client.messages.stream(
+        model=NANO, max_tokens=40, messages=[{"role": "user", "content": "Hi"}]
+    ) as stream:
         events = [e.type for e in stream]
         final = stream.get_final_message()
     assert events[0] == "message_start" and "content_block_delta" in events and events[-1] == "message_stop"
@@ -47,8 +56,17 @@ def test_streamed_messages_equal_the_final_message(gateway: Any) -> None:
 
 def test_tool_use_round_trip_keeps_ids(gateway: Any) -> None:
     client = claude_client(gateway)
-    tools = [{"name": "get_weather", "description": "Weather for a city",
-              "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]
+    tools = [
+        {
+            "name": "get_weather",
+            "description": "Weather for a city",
+            "input_schema": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}},
+                "required": ["city"],
+            },
+        }
+    ]
     messages: list[Any] = [{"role": "user", "content": "Weather in Paris?"}]
     first = client.messages.create(model=NANO, max_tokens=100, tools=tools, messages=messages)
     assert first.stop_reason == "tool_use"
@@ -73,16 +91,23 @@ def test_x_api_key_and_bearer_both_authenticate(gateway: Any) -> None:
     ("body", "status", "error_type"),
     [
         ({"model": NANO, "messages": [{"role": "user", "content": "Hi"}]}, 400, "invalid_request_error"),
-        ({"model": "nobody/nothing", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}, 404,
-         "not_found_error"),
+        (
+            {"model": "nobody/nothing", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]},
+            404,
+            "not_found_error",
+        ),
     ],
 )
-def test_errors_are_in_anthropic_shape(gateway: Any, body: dict[str, Any], status: int, error_type: str) -> None:
+def test_errors_are_in_anthropic_shape(
+    gateway: Any, body: dict[str, Any], status: int, error_type: str
+) -> None:
     r = httpx.post(f"{gateway.url}/api/anthropic/v1/messages", json=body, headers={"x-api-key": gateway.key})
     assert r.status_code == status
     err = r.json()
     assert err["type"] == "error" and err["error"]["type"] == error_type and err["error"]["message"]
-    r = httpx.post(f"{gateway.url}/api/anthropic/v1/messages", content=b"{oops", headers={"x-api-key": gateway.key})
+    r = httpx.post(
+        f"{gateway.url}/api/anthropic/v1/messages", content=b"{oops", headers={"x-api-key": gateway.key}
+    )
     assert r.status_code == 400 and r.json()["type"] == "error"
     r = httpx.post(f"{gateway.url}/api/anthropic/v1/messages", json=body)
     assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
@@ -91,8 +116,15 @@ def test_errors_are_in_anthropic_shape(gateway: Any, body: dict[str, Any], statu
 def test_mid_stream_break_is_an_anthropic_error_event(gateway: Any, sim: Any) -> None:
     sim.profile("openai", drop_after_chunks=3)
     with httpx.stream(
-        "POST", f"{gateway.url}/api/anthropic/v1/messages", headers={"x-api-key": gateway.key},
-        json={"model": NANO, "max_tokens": 50, "stream": True, "messages": [{"role": "user", "content": "Hi"}]},
+        "POST",
+        f"{gateway.url}/api/anthropic/v1/messages",
+        headers={"x-api-key": gateway.key},
+        json={
+            "model": NANO,
+            "max_tokens": 50,
+            "stream": True,
+            "messages": [{"role": "user", "content": "Hi"}],
+        },
     ) as r:
         lines = list(r.iter_lines())
     events = [line.removeprefix("event: ") for line in lines if line.startswith("event: ")]

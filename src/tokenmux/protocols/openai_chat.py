@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 
 from tokenmux.errors import InvalidRequest, TokenmuxError
+from tokenmux.protocols.openai_chunks import choice_json
 from tokenmux.protocols.sse import DONE
 from tokenmux.types import ChatRequest, ChatResponse, ProviderPreferences, StreamEvent, Usage
 
@@ -385,14 +386,12 @@ class ChunkEncoder:
         self._include_usage = include_usage
 
     def event(self, ev: StreamEvent) -> bytes:
-        choice: dict[str, Any] = {
-            "index": ev.index,
-            "delta": ev.delta or {},
-            "finish_reason": ev.finish_reason,
-        }
-        if ev.logprobs is not None:
-            choice["logprobs"] = ev.logprobs
-        return self._prefix + b'"choices":[' + encode_json(choice) + b"]}\n\n"
+        return self._prefix + b'"choices":[' + encode_json(choice_json(ev)) + b"]}\n\n"
+
+    def chunk(self, choices: bytes) -> bytes:
+        """A frame carrying an upstream chunk's choices (a JSON array) as they are: the pass-through
+        that lets an OpenAI-format stream reach the client without being rebuilt (``openai_chunks``)."""
+        return self._prefix + b'"choices":' + choices + b"}\n\n"
 
     def finish(self, usage: Usage, cost: float, finish_reason: str | None) -> bytes:
         if not self._include_usage:

@@ -175,11 +175,11 @@ class StreamReader:
     candidate's last chunk. Each chunk repeats the usage so far; the last one read is the total, given
     out by ``usage_event`` once the stream has ended."""
 
-    __slots__ = ("_calls", "_finished", "_seen", "started", "usage")
+    __slots__ = ("_calls", "_finished", "_seen", "_usage", "started")
 
     def __init__(self) -> None:
         self.started = False  # output (content or a finish) was given out
-        self.usage: Usage | None = None
+        self._usage: dict[str, Any] | None = None  # the last usageMetadata, read once at the end
         self._calls: dict[int, int] = {}  # candidate index -> function calls so far
         self._seen: set[int] = set()
         self._finished: set[int] = set()
@@ -192,7 +192,7 @@ class StreamReader:
     def read(self, chunk: dict[str, Any]) -> list[StreamEvent]:
         usage = chunk.get("usageMetadata")
         if isinstance(usage, dict):
-            self.usage = parse_usage(usage)
+            self._usage = usage
         candidates = chunk.get("candidates")
         if not candidates:
             raise_if_blocked(chunk)
@@ -227,7 +227,7 @@ class StreamReader:
         return events
 
     def usage_event(self) -> StreamEvent | None:
-        return StreamEvent(usage=self.usage) if self.usage is not None else None
+        return StreamEvent(usage=parse_usage(self._usage)) if self._usage is not None else None
 
     def _delta(self, part: dict[str, Any], response_id: str, index: int) -> dict[str, Any] | None:
         if "functionCall" in part:

@@ -12,18 +12,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Any, ClassVar, NoReturn
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from typing import Any, ClassVar, NoReturn, TypeVar
 
 import msgspec
 
 from tokenmux.catalog.model import Endpoint
 from tokenmux.errors import ProviderMalformed, ProviderRejected, StreamInterrupted, UpstreamError
+from tokenmux.protocols.openai_chunks import PassThroughChunk, chunk_of_events, read_plain_chunk
 from tokenmux.protocols.sse import SSEDecoder, SSEEvent
 from tokenmux.providers.base import CallContext, ProviderConfig
 from tokenmux.providers.transport import HttpRequest, HttpResponse, Transport, retry_after_seconds
 from tokenmux.types import ChatRequest, ChatResponse, StreamEvent, Usage
 
+_Unit = TypeVar("_Unit", StreamEvent, PassThroughChunk)
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
 _EMPTY: dict[str, Any] = {}
@@ -48,6 +50,9 @@ _STATUS_BY_ERROR_TYPE = {
 
 class OpenAIProvider:
     kind: ClassVar[str] = "openai"
+    # Whether stream chunks may reach a Chat Completions client as they came: not for adapters whose seams
+    # rewrite deltas or read usage from elsewhere (the chunks then go through those seams).
+    _passes_chunks_through: ClassVar[bool] = True
 
     def __init__(self, config: ProviderConfig, transport: Transport) -> None:
         self.config = config
@@ -94,6 +99,31 @@ class OpenAIProvider:
         return self._chat_response(body, response.status, ctx.endpoint)
 
     async def stream(self, request: ChatRequest, ctx: CallContext) -> AsyncGenerator[StreamEvent, None]:
+        batches = self.stream_batches(request, ctx)
+        try:
+            async for batch in batches:
+                for event in batch:
+                    yield event
+        finally:
+            await batches.aclose()
+
+    def stream_batches(
+        self, request: ChatRequest, ctx: CallContext
+    ) -> AsyncGenerator[list[StreamEvent], None]:
+        """``stream``'s events in the groups they arrived in (one list per network read), so that the
+        server can send each group to its client in one write."""
+        return self._read_stream(request, ctx, self._stream_events)
+
+    def stream_chunks(
+        self, request: ChatRequest, ctx: CallContext
+    ) -> AsyncGenerator[list[PassThroughChunk], None]:
+        """The stream as Chat Completions chunks for a Chat Completions client, grouped like
+        ``stream_batches``: plain chunks are passed on as the provider sent them, others are rebuilt."""
+        return self._read_stream(request, ctx, self._chunks)
+
+    async def _read_stream(
+        self, request: ChatRequest, ctx: CallContext, read: Callable[[SSEEvent, bool], list[_Unit]]
+    ) -> AsyncGenerator[list[_Unit], None]:
         response = await self._transport.send(self._http_request(request, ctx, stream=True))
         try:
             if not 200 <= response.status < 300:
@@ -111,17 +141,27 @@ class OpenAIProvider:
                     ended = True
                 except UpstreamError as exc:
                     self._fail(exc, started)
-                for sse in sse_events:
-                    if sse.data == "[DONE]":
-                        done = True
-                        break
-                    for event in self._stream_events(sse, started):
-                        if event.finish_reason:
-                            started = finished = True
-                        elif not started and event.has_content:
-                            started = True
-                        yielded = True
-                        yield event
+                batch: list[_Unit] = []
+                failure: UpstreamError | None = None
+                try:
+                    for sse in sse_events:
+                        if sse.data == "[DONE]":
+                            done = True
+                            break
+                        for unit in read(sse, started):
+                            if unit.finish_reason:
+                                started = finished = True
+                            elif not started and unit.has_content:
+                                started = True
+                            batch.append(unit)
+                except UpstreamError as exc:
+                    # What came before the broken chunk still goes out first, as it would one by one.
+                    failure = exc
+                if batch:
+                    yielded = True
+                    yield batch
+                if failure is not None:
+                    raise failure
             if done and yielded:
                 await _drain(chunks)
             elif not finished:
@@ -219,6 +259,16 @@ class OpenAIProvider:
             malformed = ProviderMalformed(f"the provider sent a stream chunk of an unexpected shape: {exc}")
             self._fail(malformed, started)
         return events
+
+    def _chunks(self, sse: SSEEvent, started: bool) -> list[PassThroughChunk]:
+        """One ``data:`` chunk as a pass-through chunk: as it came when it is plain and this adapter does
+        not rewrite chunks, else rebuilt from its events. Nothing for a chunk without choices or usage."""
+        if self._passes_chunks_through and sse.event is None:
+            chunk = read_plain_chunk(sse.data, self._usage)
+            if chunk is not None:
+                return [chunk] if chunk.choices or chunk.usage is not None else []
+        events = self._stream_events(sse, started)
+        return [chunk_of_events(events)] if events else []
 
     # Errors.
 

@@ -20,6 +20,7 @@ from tokenmux.types import Usage
 
 class OpenAICompatibleProvider(OpenAIProvider):
     kind: ClassVar[str] = "openai-compatible"
+    _passes_chunks_through: ClassVar[bool] = False  # its deltas and usage go through the seams below
 
     def _usage(self, raw: dict[str, Any]) -> Usage:
         usage = parse_usage(raw)

@@ -15,6 +15,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 JSON_HEADERS: list[tuple[bytes, bytes]] = [(b"content-type", b"application/json")]
+# How long a request runs before its client is watched for a disconnect (see DisconnectWatch).
+WATCH_AFTER_S = 0.25
 
 
 def header(scope: Scope, name: bytes) -> bytes | None:
@@ -89,18 +91,32 @@ class DisconnectWatch:
 
     ``receive()`` after the body answers ``http.disconnect`` both when the client leaves and when the
     response is complete; ``done()`` before the last send tells the two apart.
+
+    Watching means a task parked in ``receive()``. Most requests are answered within a millisecond, long
+    before a watch could matter, so the task is only started once the request has run ``arm_after_s``;
+    a client that left before then is noticed at that moment, well within the second promised.
     """
 
-    __slots__ = ("_finished", "_task", "_watcher", "disconnected")
+    __slots__ = ("_finished", "_receive", "_task", "_timer", "_watcher", "disconnected")
 
-    def __init__(self, receive: Receive) -> None:
+    def __init__(self, receive: Receive, arm_after_s: float = WATCH_AFTER_S) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._task = task
+        self._receive = receive
         self._finished = False
         self.disconnected = False
-        self._watcher = asyncio.ensure_future(receive())
-        self._watcher.add_done_callback(self._on_message)
+        self._watcher: asyncio.Future[Message] | None = None
+        self._timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
+            arm_after_s, self._arm
+        )
+
+    def _arm(self) -> None:
+        self._timer = None
+        if self._finished:
+            return
+        self._watcher = watcher = asyncio.ensure_future(self._receive())
+        watcher.add_done_callback(self._on_message)
 
     def _on_message(self, fut: asyncio.Future[Message]) -> None:
         if fut.cancelled() or self._finished:
@@ -114,7 +130,10 @@ class DisconnectWatch:
 
     def stop(self) -> None:
         self._finished = True
-        if not self._watcher.done():
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._watcher is not None and not self._watcher.done():
             self._watcher.cancel()
 
     def absorb_cancel(self) -> bool:

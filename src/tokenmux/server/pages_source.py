@@ -57,7 +57,7 @@ class GatewayPages:
                     "provider": slug,
                     "name": info.name,
                     "state": self._provider_state(slug, endpoints),
-                    "uptime_last_1d": gw.stats.provider_uptime(slug),
+                    "uptime_last_1d": gw.stats.provider_uptime(slug, "1d"),
                     "uptime_hourly": gw.stats.provider_uptime_hourly(slug),
                     "endpoints": len(endpoints),
                     "status_page_url": info.status_page_url,

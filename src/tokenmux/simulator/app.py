@@ -206,7 +206,9 @@ class SimulatorApp:
         behaviour = profile.for_model(spec.model)
         # Content depends on the seed and the request alone; the draws also on the request's place in
         # the prefix's sequence, so a retry of the same request may fare differently, repeatably.
-        content_seed = ((profile.seed & _MASK64) << 32) | zlib.crc32(raw, zlib.crc32(spec.model.encode()))
+        content_seed = ((profile.seed & _MASK64) << 32) | zlib.crc32(
+            _content_key(body, raw), zlib.crc32(spec.model.encode())
+        )
         draw_seed = (content_seed << 32) | (state.next_count() & _MASK32)
         fate = decide(behaviour, draw_seed, time.monotonic() - self.started_at)
         if log.isEnabledFor(logging.DEBUG):
@@ -306,3 +308,15 @@ def create_app(*, seed: int = 0, profiles: dict[str, Any] | None = None) -> Simu
     """The simulator app; ``profiles`` maps a prefix to its starting profile (as ``POST /_control``
     takes it). Raises ``ValueError`` naming the prefix and field of an invalid profile."""
     return SimulatorApp(seed=seed, profiles=profiles)
+
+
+_STREAM_FIELDS = ("stream", "stream_options")
+_encode_key = msgspec.json.Encoder().encode
+
+
+def _content_key(body: Any, raw: bytes) -> bytes:
+    """The bytes that seed an answer's content: the request without its streaming switches, so that the
+    same request streamed and not gets the same answer, as from a real model at temperature 0."""
+    if isinstance(body, dict) and any(field in body for field in _STREAM_FIELDS):
+        return _encode_key({k: v for k, v in body.items() if k not in _STREAM_FIELDS})
+    return raw
