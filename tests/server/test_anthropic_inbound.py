@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import anthropic
@@ -12,14 +13,15 @@ import pytest
 from gateway_support import NANO, generation
 
 
-def claude_client(gateway: Any, **kw: Any) -> anthropic.Anthropic:
-    return anthropic.Anthropic(
-        base_url=f"{gateway.url}/api/anthropic", api_key=gateway.key, max_retries=0, **kw
-    )
+@pytest.fixture
+def claude(gateway: Any) -> Iterator[anthropic.Anthropic]:
+    url = f"{gateway.url}/api/anthropic"
+    with anthropic.Anthropic(base_url=url, api_key=gateway.key, max_retries=0) as client:
+        yield client
 
 
-def test_messages_to_an_openai_model(gateway: Any, sim: Any) -> None:
-    client = claude_client(gateway)
+def test_messages_to_an_openai_model(claude: anthropic.Anthropic, gateway: Any, sim: Any) -> None:
+    client = claude
     message = client.messages.create(
         model=NANO,
         max_tokens=50,
@@ -42,8 +44,8 @@ def test_messages_to_an_openai_model(gateway: Any, sim: Any) -> None:
     assert record["provider"] == "openai" and record["tokens_completion"] == message.usage.output_tokens
 
 
-def test_streamed_messages_equal_the_final_message(gateway: Any) -> None:
-    client = claude_client(gateway)
+def test_streamed_messages_equal_the_final_message(claude: anthropic.Anthropic, gateway: Any) -> None:
+    client = claude
     with client.messages.stream(
         model=NANO, max_tokens=40, messages=[{"role": "user", "content": "Hi"}]
     ) as stream:
@@ -54,8 +56,8 @@ def test_streamed_messages_equal_the_final_message(gateway: Any) -> None:
     assert final.stop_reason == "end_turn" and final.usage.output_tokens > 0
 
 
-def test_tool_use_round_trip_keeps_ids(gateway: Any) -> None:
-    client = claude_client(gateway)
+def test_tool_use_round_trip_keeps_ids(claude: anthropic.Anthropic, gateway: Any) -> None:
+    client = claude
     tools = [
         {
             "name": "get_weather",
@@ -133,7 +135,62 @@ def test_mid_stream_break_is_an_anthropic_error_event(gateway: Any, sim: Any) ->
     assert payload["type"] == "error" and payload["error"]["message"]
 
 
-def test_anthropic_models_list(gateway: Any) -> None:
-    page = claude_client(gateway).models.list()
+def test_anthropic_models_list(claude: anthropic.Anthropic) -> None:
+    page = claude.models.list()
     ids = [m.id for m in page.data]
     assert NANO in ids and len(ids) >= 25
+
+
+HAIKU = "anthropic/claude-haiku-4.5"
+
+
+def test_extended_thinking_comes_back_as_thinking_blocks(claude: anthropic.Anthropic, gateway: Any) -> None:
+    client = claude
+    args: dict[str, Any] = {
+        "model": HAIKU,
+        "max_tokens": 2000,
+        "thinking": {"type": "enabled", "budget_tokens": 1024},
+        "messages": [{"role": "user", "content": "Think, then answer."}],
+        "extra_body": {"provider": {"only": ["anthropic"]}},
+    }
+    message = client.messages.create(**args)
+    kinds = [b.type for b in message.content]
+    assert kinds[0] == "thinking" and "text" in kinds
+    assert message.content[0].signature  # kept, so the next turn can send it back
+    with client.messages.stream(**args) as stream:
+        final = stream.get_final_message()
+    assert final.content[0].type == "thinking"
+
+
+def test_cache_reads_and_writes_are_priced_at_the_cache_prices(
+    claude: anthropic.Anthropic, gateway: Any, sim: Any
+) -> None:
+    sim.profile("anthropic", cached_ratio=0.5)
+    client = claude
+    long_system = [{"type": "text", "text": "Rules. " * 3000, "cache_control": {"type": "ephemeral"}}]
+    message = client.messages.create(
+        model=HAIKU,
+        max_tokens=50,
+        system=long_system,
+        messages=[{"role": "user", "content": "Hi"}],
+        extra_body={"provider": {"only": ["anthropic"]}},
+    )
+    usage = message.usage
+    read = usage.cache_read_input_tokens or 0
+    written = usage.cache_creation_input_tokens or 0
+    assert read > 0 and written > 0
+    # Haiku 4.5: input $1, output $5, cache read $0.10, 5-minute cache write $1.25 per million tokens.
+    expected = (usage.input_tokens * 1.0 + read * 0.10 + written * 1.25 + usage.output_tokens * 5.0) / 1e6
+    assert (usage.model_extra or {})["cost"] == pytest.approx(expected, rel=1e-9)
+    record = generation(gateway, message.id)
+    assert record["tokens_cached"] == read and record["tokens_cache_write"] == written
+    assert record["usage"] == pytest.approx(expected, rel=1e-9)
+    # The same call through the OpenAI protocol costs the same.
+    sim.profile("anthropic", cached_ratio=0.5)
+    out = gateway.openai().chat.completions.create(
+        model=HAIKU,
+        max_tokens=50,
+        messages=[{"role": "system", "content": long_system}, {"role": "user", "content": "Hi"}],
+        extra_body={"provider": {"only": ["anthropic"]}},
+    )
+    assert (out.usage.model_extra or {})["cost"] == pytest.approx(expected, rel=1e-9)
