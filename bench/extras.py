@@ -1,4 +1,4 @@
-"""The project's other benchmarks (prompt-fit cost, recorder write rate), run as subprocesses.
+"""The project's other benchmarks (prompt-fit cost, recorder write rate, page times), run as subprocesses.
 
 Their own output is kept whole; the headline number of each is read from it for the table. When a script
 is missing, fails, or prints something this parser no longer recognises, the table says so instead.
@@ -6,12 +6,15 @@ is missing, fails, or prints something this parser no longer recognises, the tab
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from figures import Budget, Figure
 
@@ -89,3 +92,51 @@ def recorder_rate(records: int, timeout_s: float = 180) -> Extra:
     elif not extra.error:
         extra.error = "its output has no 'written: N records/s' line"
     return extra
+
+
+def page_times(records: int, requests: int, timeout_s: float | None = None) -> Extra:
+    """Server-side time of each page and of the endpoints API with ``records`` generations in the log
+    (issue 5: under 100 ms each), read from bench_pages.py's JSON."""
+    # Writing the log dominates: ~8,000 records/s on a 2-core VM.
+    timeout = timeout_s if timeout_s is not None else 120 + records / 2000
+    with tempfile.TemporaryDirectory(prefix="tokenmux-bench-") as tmp:
+        out = Path(tmp) / "pages.json"
+        args = ["--records", str(records), "--requests", str(requests), "--quiet", "--json", str(out)]
+        extra = _run("bench_pages.py", args, timeout)
+        if extra.error:
+            return extra
+        try:
+            result = json.loads(out.read_text(encoding="utf-8"))
+            extra.figures += _page_figures(result)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            extra.error = f"its JSON could not be read ({e!r})"
+    extra.args = args[:-2]  # the JSON file's path was temporary
+    return extra
+
+
+def _page_figures(result: dict[str, Any]) -> list[Figure]:
+    budget = Budget(result["budget_ms"])
+    figures = [
+        Figure(
+            "pages_log_size",
+            f"request log behind the page figures ({result['records']:,} records)",
+            result["database_bytes"] / 1e6,
+            "MB",
+            note=f"{result['endpoints']} endpoints, {result['keys']} keys, {result['span_h']} h; written in "
+            f"{result['build_s']:.0f} s ({result['records_per_s']:,} records/s) through SQLiteStore.write_batch",
+        )
+    ]
+    for page in result["pages"]:
+        slug = page["name"].lower().replace(" ", "_")
+        for q in (50, 99):
+            figure = Figure(
+                f"{slug}_p{q}", f"{page['request']}, server p{q}", page[f"server_p{q}_ms"], "ms", budget
+            )
+            if q == 99:
+                figure.note = (
+                    f"{page['name']}; client round trip p50 {page['client_p50_ms']:.2f} ms, "
+                    f"p99 {page['client_p99_ms']:.2f} ms; {page['bytes'] / 1024:,.1f} KiB; "
+                    f"{result['requests']} requests"
+                )
+            figures.append(figure)
+    return figures

@@ -53,6 +53,8 @@ class Figure:
     gateway: float | None = None
     pair_unit: str | None = None  # the unit of ``direct`` and ``gateway`` when it is not ``unit``
     note: str = ""
+    # For a translated call: the same-protocol call's value of this figure, which the budget is for.
+    same_protocol: float | None = None
 
     @property
     def ok(self) -> bool | None:
@@ -87,8 +89,10 @@ def _cell(value: float | None, unit: str, signed: bool = False) -> str:
 
 
 def format_table(figures: Sequence[Figure]) -> str:
-    header = ("figure", "direct", "gateway", "result", "budget", "")
-    rows = [header]
+    """One row per figure. A "same protocol" column appears when some figure is a translated call's."""
+    compared = any(f.same_protocol is not None for f in figures)
+    header = ("figure", "direct", "gateway", "result", "same protocol", "budget", "")
+    rows: list[tuple[str, ...]] = [header]
     for f in figures:
         signed = f.direct is not None and f.unit == "ms"
         pair_unit = f.pair_unit or f.unit
@@ -98,12 +102,16 @@ def format_table(figures: Sequence[Figure]) -> str:
                 _cell(f.direct, pair_unit),
                 _cell(f.gateway, pair_unit),
                 _cell(f.value, f.unit, signed=signed),
+                _cell(f.same_protocol, f.unit, signed=signed),
                 f.budget.describe(f.unit) if f.budget else "",
                 f.verdict(),
             )
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    align = [str.ljust, str.rjust, str.rjust, str.rjust, str.ljust, str.ljust]
+    align = [str.ljust, str.rjust, str.rjust, str.rjust, str.rjust, str.ljust, str.ljust]
+    if not compared:
+        rows = [r[:4] + r[5:] for r in rows]
+        align = align[:4] + align[5:]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(align))]
     lines = ["  ".join(a(c, w) for a, c, w in zip(align, r, widths, strict=True)).rstrip() for r in rows]
     lines.insert(1, "-" * len(lines[0]))
     notes = [f"  {f.label}: {f.note}" for f in figures if f.note]

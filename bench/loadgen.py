@@ -11,32 +11,67 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
 
 import httptools
 import msgspec
 
-_DONE = b"data: [DONE]"
-
 
 class RequestFailed(Exception):
-    """An answer that is not a complete 200 (or a stream without ``[DONE]``): the figures would be wrong."""
+    """An answer that is not a complete 200 (or a stream that did not end properly): the figures would be
+    wrong."""
+
+
+def raw_request(
+    method: str,
+    host: str,
+    port: int,
+    path: str,
+    headers: dict[str, str] | None = None,
+    payload: bytes = b"",
+    content_type: str | None = None,
+) -> bytes:
+    """One request as the bytes sent on the wire, reused for every request of a run."""
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}"]
+    if content_type is not None:
+        lines.append(f"Content-Type: {content_type}")
+    if payload or method != "GET":
+        lines.append(f"Content-Length: {len(payload)}")
+    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    return "\r\n".join([*lines, "", ""]).encode() + payload
 
 
 def build_request(host: str, port: int, path: str, body: object, headers: dict[str, str]) -> bytes:
-    """One POST as the bytes sent on the wire, reused for every request of a run."""
-    payload = msgspec.json.encode(body)
-    lines = [
-        f"POST {path} HTTP/1.1",
-        f"Host: {host}:{port}",
-        "Content-Type: application/json",
-        f"Content-Length: {len(payload)}",
-        *(f"{name}: {value}" for name, value in headers.items()),
-        "",
-        "",
-    ]
-    return "\r\n".join(lines).encode() + payload
+    """A JSON POST (a chat completion or a Messages request)."""
+    return raw_request("POST", host, port, path, headers, msgspec.json.encode(body), "application/json")
+
+
+@dataclass(frozen=True, slots=True)
+class StreamFormat:
+    """How a protocol's event stream shows its first piece of text and its end."""
+
+    name: str
+    has_content: Callable[[bytes], bool]  # one SSE event (the bytes between two blank lines)
+    end: bytes  # found in the last bytes of a stream that ended properly
+
+
+def _openai_content(event: bytes) -> bool:
+    """A chunk carrying text (the role-only opening chunk, usage and [DONE] do not)."""
+    if not event.startswith(b"data: {"):
+        return False
+    chunk = msgspec.json.decode(event[6:])
+    return any((choice.get("delta") or {}).get("content") for choice in chunk.get("choices") or ())
+
+
+def _anthropic_content(event: bytes) -> bool:
+    # message_start, content_block_start and ping come first; the first delta is the first text.
+    return event.startswith(b"event: content_block_delta")
+
+
+OPENAI_STREAM = StreamFormat("OpenAI", _openai_content, b"data: [DONE]")
+ANTHROPIC_STREAM = StreamFormat("Anthropic", _anthropic_content, b"event: message_stop")
 
 
 @dataclass(slots=True)
@@ -44,15 +79,7 @@ class Timing:
     """One request's milestones in seconds from when its bytes were written."""
 
     total_s: float
-    first_content_s: float | None  # streamed requests only: the first chunk with non-empty content
-
-
-def _first_content(event: bytes) -> bool:
-    """Whether one SSE event is a chunk carrying text (the role-only opening chunk is not)."""
-    if not event.startswith(b"data: ") or event.startswith(_DONE):
-        return False
-    chunk = msgspec.json.decode(event[6:])
-    return any((choice.get("delta") or {}).get("content") for choice in chunk.get("choices") or ())
+    first_content_s: float | None  # streamed requests only: the first event carrying text
 
 
 class Connection(asyncio.Protocol):
@@ -63,10 +90,11 @@ class Connection(asyncio.Protocol):
         self._parser = httptools.HttpResponseParser(self)
         self._done: asyncio.Future[Timing] | None = None
         self._streamed = False
+        self._format = OPENAI_STREAM
         self._started = 0.0
         self._first: float | None = None
         self._pending = b""  # SSE bytes not yet split into events (only until the first content)
-        self._tail = b""  # the body's last bytes, to see that a stream ended with [DONE]
+        self._tail = b""  # the body's last bytes, to see that a stream ended as its protocol ends one
 
     # asyncio.Protocol -------------------------------------------------------------------------
 
@@ -96,8 +124,8 @@ class Connection(asyncio.Protocol):
         status = self._parser.get_status_code()
         if status != 200:
             self._fail(RequestFailed(f"HTTP {status}"))
-        elif self._streamed and _DONE not in self._tail:
-            self._fail(RequestFailed("a stream ended without data: [DONE]"))
+        elif self._streamed and self._format.end not in self._tail:
+            self._fail(RequestFailed(f"a stream ended without {self._format.end.decode()}"))
         elif self._streamed and self._first is None:
             self._fail(RequestFailed("a stream carried no content"))
         elif self._done is not None and not self._done.done():
@@ -109,8 +137,9 @@ class Connection(asyncio.Protocol):
     def _scan_for_content(self, body: bytes) -> None:
         self._pending += body
         *events, self._pending = self._pending.split(b"\n\n")
+        has_content = self._format.has_content
         for event in events:
-            if _first_content(event):
+            if has_content(event):
                 self._first = time.perf_counter()
                 self._pending = b""
                 return
@@ -119,13 +148,16 @@ class Connection(asyncio.Protocol):
         if self._done is not None and not self._done.done():
             self._done.set_exception(exc)
 
-    async def send(self, raw: bytes, *, streamed: bool) -> Timing:
+    async def send(
+        self, raw: bytes, *, streamed: bool, stream_format: StreamFormat = OPENAI_STREAM
+    ) -> Timing:
         assert self._transport is not None
         if self._transport.is_closing():
             raise RequestFailed("the connection is closed")
         self._parser = httptools.HttpResponseParser(self)
         self._done = asyncio.get_running_loop().create_future()
         self._streamed = streamed
+        self._format = stream_format
         self._first = None
         self._pending = self._tail = b""
         self._started = time.perf_counter()
@@ -151,6 +183,7 @@ class Target:
     port: int
     plain: bytes
     streamed: bytes
+    stream_format: StreamFormat = OPENAI_STREAM  # what the streamed answers speak
     sent: int = 0  # requests answered so far, over every run
 
     def request(self, streamed: bool) -> bytes:
@@ -177,7 +210,10 @@ async def sequential(targets: list[Target], count: int, *, streamed: bool) -> li
     try:
         for _ in range(count):
             for target, conn, batch in zip(targets, connections, batches, strict=True):
-                batch.timings.append(await conn.send(target.request(streamed), streamed=streamed))
+                raw = target.request(streamed)
+                batch.timings.append(
+                    await conn.send(raw, streamed=streamed, stream_format=target.stream_format)
+                )
                 target.sent += 1
     finally:
         for conn in connections:
@@ -197,7 +233,7 @@ async def concurrent(target: Target, count: int, concurrency: int, *, streamed: 
         nonlocal remaining
         while remaining > 0:
             remaining -= 1
-            batch.timings.append(await conn.send(raw, streamed=streamed))
+            batch.timings.append(await conn.send(raw, streamed=streamed, stream_format=target.stream_format))
             target.sent += 1
 
     started = time.perf_counter()

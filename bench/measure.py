@@ -1,7 +1,12 @@
 """The measurements: the same small chat completion sent straight to the simulator and through the gateway.
 
-Both paths ask the simulator's ``openai`` prefix (the gateway with ``provider.only = ["openai"]``), whose
-default profile answers at once with no pacing, so what separates the two paths is the gateway alone.
+The same-protocol call (OpenAI in, OpenAI out) is the one PRODUCT.md's budget is for. Both its paths ask
+the simulator's ``openai`` prefix (the gateway with ``provider.only = ["openai"]``), whose default profile
+answers at once with no pacing, so what separates the two paths is the gateway alone.
+
+Two translated calls are measured beside it, each against a direct call in the protocol the gateway speaks
+upstream: Anthropic in, OpenAI out (against the same direct OpenAI call) and OpenAI in, Anthropic out
+(against a direct Anthropic Messages call to the simulator's ``anthropic`` prefix).
 """
 
 from __future__ import annotations
@@ -14,13 +19,30 @@ from dataclasses import dataclass
 from typing import Any
 
 from figures import Budget, Figure, percentile
-from loadgen import Batch, Target, Timing, build_request, concurrent, sequential
+from loadgen import (
+    ANTHROPIC_STREAM,
+    OPENAI_STREAM,
+    Batch,
+    StreamFormat,
+    Target,
+    Timing,
+    build_request,
+    concurrent,
+    sequential,
+)
 from stack import HOST, Stack
 
 MODEL = "openai/gpt-4.1-nano"
 UPSTREAM_MODEL = "gpt-4.1-nano"
+CLAUDE_MODEL = "anthropic/claude-haiku-4.5"
+CLAUDE_UPSTREAM_MODEL = "claude-haiku-4-5"
 MESSAGES = [{"role": "user", "content": "Say hello in one short sentence."}]
-STREAM_FIELDS = {"stream": True, "stream_options": {"include_usage": True}}
+OPENAI_STREAM_FIELDS = {"stream": True, "stream_options": {"include_usage": True}}
+ANTHROPIC_STREAM_FIELDS = {"stream": True}
+# Messages requests must give max_tokens; this is well above the simulator's 24-token answer, so every
+# path gets the same answer.
+MAX_TOKENS = 256
+ANTHROPIC_VERSION = "2023-06-01"
 # Records are written ~50 ms after their answers; waiting this long before reading the gateway's CPU
 # counts that work in the batch that caused it.
 SETTLE_S = 0.4
@@ -34,34 +56,107 @@ class Plan:
     throughput_concurrency: int = 64
 
 
-def targets(stack: Stack) -> tuple[Target, Target]:
-    """The direct path and the gateway path, as request bytes built once."""
+@dataclass(frozen=True, slots=True)
+class Translation:
+    """A call the gateway translates: in one protocol from the client, out in the other to the provider."""
 
-    def target(name: str, port: int, path: str, body: dict[str, Any], key: str) -> Target:
-        headers = {"Authorization": f"Bearer {key}"}
-        return Target(
-            name,
-            HOST,
-            port,
-            build_request(HOST, port, path, body, headers),
-            build_request(HOST, port, path, {**body, **STREAM_FIELDS}, headers),
-        )
+    key: str  # prefix of its figures' keys
+    label: str
+    gateway: Target
+    direct: Target  # the baseline: the simulator asked in the protocol the gateway sends upstream
 
-    direct = target(
+
+@dataclass(frozen=True, slots=True)
+class Paths:
+    direct: Target  # OpenAI format, straight to the simulator
+    gateway: Target  # OpenAI in, OpenAI out: the same-protocol call
+    direct_anthropic: Target  # Anthropic format, straight to the simulator
+    translations: tuple[Translation, ...]
+
+    def all(self) -> list[Target]:
+        return [self.direct, self.gateway, self.direct_anthropic, *(t.gateway for t in self.translations)]
+
+    def through_gateway(self) -> list[Target]:
+        return [self.gateway, *(t.gateway for t in self.translations)]
+
+
+def _target(
+    name: str,
+    port: int,
+    path: str,
+    body: dict[str, Any],
+    headers: dict[str, str],
+    stream_format: StreamFormat,
+) -> Target:
+    stream_fields = OPENAI_STREAM_FIELDS if stream_format is OPENAI_STREAM else ANTHROPIC_STREAM_FIELDS
+    return Target(
+        name,
+        HOST,
+        port,
+        build_request(HOST, port, path, body, headers),
+        build_request(HOST, port, path, {**body, **stream_fields}, headers),
+        stream_format,
+    )
+
+
+def _openai_target(name: str, port: int, path: str, body: dict[str, Any], key: str) -> Target:
+    return _target(name, port, path, body, {"Authorization": f"Bearer {key}"}, OPENAI_STREAM)
+
+
+def _anthropic_target(
+    name: str, port: int, path: str, model: str, key: str, extra: dict[str, Any] | None = None
+) -> Target:
+    # What the official SDK sends: the key in x-api-key, and the API version.
+    headers = {"x-api-key": key, "anthropic-version": ANTHROPIC_VERSION}
+    body = {"model": model, "max_tokens": MAX_TOKENS, "messages": MESSAGES, **(extra or {})}
+    return _target(name, port, path, body, headers, ANTHROPIC_STREAM)
+
+
+def paths(stack: Stack) -> Paths:
+    """Every path, as request bytes built once."""
+    sim, gw, key = stack.simulator.port, stack.gateway.port, stack.api_key
+    direct = _openai_target(
         "direct",
-        stack.simulator.port,
+        sim,
         "/openai/v1/chat/completions",
         {"model": UPSTREAM_MODEL, "messages": MESSAGES},
         "sk-bench",
     )
-    gateway = target(
+    direct_anthropic = _anthropic_target(
+        "direct-anthropic", sim, "/anthropic/v1/messages", CLAUDE_UPSTREAM_MODEL, "bench"
+    )
+    gateway = _openai_target(
         "gateway",
-        stack.gateway.port,
+        gw,
         "/api/v1/chat/completions",
         {"model": MODEL, "messages": MESSAGES, "provider": {"only": ["openai"]}},
-        stack.api_key,
+        key,
     )
-    return direct, gateway
+    # The gateway reads its routing preferences (provider.only) from a Messages request too.
+    anthropic_in = _anthropic_target(
+        "gateway-anthropic-in",
+        gw,
+        "/api/anthropic/v1/messages",
+        MODEL,
+        key,
+        {"provider": {"only": ["openai"]}},
+    )
+    anthropic_out = _openai_target(
+        "gateway-anthropic-out",
+        gw,
+        "/api/v1/chat/completions",
+        {"model": CLAUDE_MODEL, "messages": MESSAGES, "provider": {"only": ["anthropic"]}},
+        key,
+    )
+    return Paths(
+        direct,
+        gateway,
+        direct_anthropic,
+        (
+            Translation("anthropic_to_openai", "Anthropic in → OpenAI out", anthropic_in, direct),
+            Translation("openai_to_anthropic", "OpenAI in → Anthropic out", anthropic_out, direct_anthropic),
+        ),
+    )
 
 
 def _ms(seconds: float) -> float:
@@ -72,65 +167,116 @@ def _progress(message: str) -> None:
     print(f"  {message}", file=sys.stderr, flush=True)
 
 
-def _added(
-    key: str,
-    label: str,
-    q: float,
-    batches: list[Batch],
-    pick: Callable[[Timing], float | None],
-    budget: Budget | None,
-) -> Figure:
-    direct, gateway = (percentile([v for t in b.timings if (v := pick(t)) is not None], q) for b in batches)
-    return Figure(key, label, _ms(gateway - direct), "ms", budget, direct=_ms(direct), gateway=_ms(gateway))
+def _total(t: Timing) -> float:
+    return t.total_s
 
 
-async def _warm_up(direct: Target, gateway: Target, plan: Plan) -> None:
+def _first(t: Timing) -> float | None:
+    return t.first_content_s
+
+
+@dataclass(frozen=True, slots=True)
+class Added:
+    """One added-latency figure: which percentile of which milestone, and how it is shown."""
+
+    key: str
+    name: str  # "added latency p50"
+    kind: str  # "(non-streamed, c=1)": qualifies the same-protocol label; the translated rows follow it
+    q: float
+    pick: Callable[[Timing], float | None]
+    budget: Budget | None = None
+    translated: bool = True  # also measured for the translated calls
+    cpu_note: bool = False  # carries the gateway's CPU per request over the run
+
+    def figure(
+        self,
+        direct: Batch,
+        gateway: Batch,
+        translation: Translation | None = None,
+        same_protocol: float | None = None,
+    ) -> Figure:
+        """The same-protocol figure, or with ``translation`` that call's (no budget of its own)."""
+        direct_s, gateway_s = (
+            percentile([v for t in b.timings if (v := self.pick(t)) is not None], self.q)
+            for b in (direct, gateway)
+        )
+        key, label, budget = self.key, f"{self.name} {self.kind}", self.budget
+        if translation is not None:
+            key, label, budget = f"{translation.key}_{self.key}", f"{self.name}, {translation.label}", None
+        return Figure(
+            key,
+            label,
+            _ms(gateway_s - direct_s),
+            "ms",
+            budget,
+            direct=_ms(direct_s),
+            gateway=_ms(gateway_s),
+            same_protocol=same_protocol,
+        )
+
+
+_PLAIN = "(non-streamed, c=1)"
+_STREAMED = "(streamed, c=1)"
+_ADDED_PLAIN = (
+    Added("added_latency_p50", "added latency p50", _PLAIN, 50, _total, Budget(0.5), cpu_note=True),
+    Added("added_latency_p99", "added latency p99", _PLAIN, 99, _total, Budget(2.0)),
+)
+_ADDED_STREAMED = (
+    Added(
+        "added_first_token_p50", "added first-token p50", _STREAMED, 50, _first, Budget(1.0), cpu_note=True
+    ),
+    Added("added_first_token_p99", "added first-token p99", _STREAMED, 99, _first, translated=False),
+    Added("added_stream_total_p50", "added full-stream p50", _STREAMED, 50, _total, translated=False),
+)
+
+
+async def _warm_up(paths: Paths, plan: Plan) -> None:
     c = plan.throughput_concurrency
     _progress(f"warm-up: {plan.warmup} requests per path and kind, then {c} connections")
     for streamed in (False, True):
-        await sequential([direct, gateway], plan.warmup, streamed=streamed)
+        await sequential(paths.all(), plan.warmup, streamed=streamed)
         # At least one request per connection, so that the gateway's upstream connection pool has grown to
-        # what the throughput runs need before anything is measured.
-        for target in (direct, gateway):
+        # what the throughput runs need before anything is measured (the translated calls are measured
+        # at no more than the CPU runs' concurrency).
+        for target in (paths.direct, paths.gateway):
             await concurrent(target, max(plan.warmup, c), c, streamed=streamed)
+        for translation in paths.translations:
+            await concurrent(
+                translation.gateway,
+                max(plan.warmup, plan.cpu_concurrency),
+                plan.cpu_concurrency,
+                streamed=streamed,
+            )
 
 
-async def _latency(stack: Stack, direct: Target, gateway: Target, plan: Plan) -> list[Figure]:
-    # Only the gateway's requests reach the gateway, so its CPU over an alternating run is theirs alone:
-    # at concurrency 1 it is most of the added latency.
-    cpu_us: list[float] = []
-    batches: list[list[Batch]] = []
-    for streamed, kind in ((False, "non-streamed"), (True, "streamed")):
-        _progress(f"latency, concurrency 1: {plan.requests} {kind} requests per path")
+async def _latency(stack: Stack, paths: Paths, plan: Plan) -> list[Figure]:
+    """Every path alternating request by request, so that the same-protocol and the translated calls are
+    measured under the same conditions; each translated figure follows the same-protocol one."""
+    targets = paths.all()
+    through_gateway = len(paths.through_gateway())
+    figures: list[Figure] = []
+    for streamed, kind, added in ((False, "non-streamed", _ADDED_PLAIN), (True, "streamed", _ADDED_STREAMED)):
+        _progress(f"latency, concurrency 1: {plan.requests} {kind} requests per path, {len(targets)} paths")
         await asyncio.sleep(SETTLE_S)
         before = stack.gateway.cpu_times()
-        batches.append(await sequential([direct, gateway], plan.requests, streamed=streamed))
+        batches = await sequential(targets, plan.requests, streamed=streamed)
         await asyncio.sleep(SETTLE_S)
-        cpu_us.append((stack.gateway.cpu_times() - before).total_s / plan.requests * 1e6)
-    plain, streamed_ = batches
-
-    def total(t: Timing) -> float:
-        return t.total_s
-
-    def first(t: Timing) -> float | None:
-        return t.first_content_s
-
-    figures = [
-        _added("added_latency_p50", "added latency p50 (non-streamed, c=1)", 50, plain, total, Budget(0.5)),
-        _added("added_latency_p99", "added latency p99 (non-streamed, c=1)", 99, plain, total, Budget(2.0)),
-        _added(
-            "added_first_token_p50",
-            "added first-token p50 (streamed, c=1)",
-            50,
-            streamed_,
-            first,
-            Budget(1.0),
-        ),
-        _added("added_first_token_p99", "added first-token p99 (streamed, c=1)", 99, streamed_, first, None),
-        _added("added_stream_total_p50", "added full-stream p50 (streamed, c=1)", 50, streamed_, total, None),
-    ]
-    figures[0].note = f"the gateway spent {cpu_us[0]:.0f} µs of CPU per request in this run"
-    figures[2].note = f"the gateway spent {cpu_us[1]:.0f} µs of CPU per streamed request in this run"
+        # Only the gateway's requests reach the gateway: at concurrency 1 its CPU is most of the added latency.
+        cpu_us = (stack.gateway.cpu_times() - before).total_s / (plan.requests * through_gateway) * 1e6
+        by_name = {t.name: b for t, b in zip(targets, batches, strict=True)}
+        for row in added:
+            same = row.figure(by_name[paths.direct.name], by_name[paths.gateway.name])
+            if row.cpu_note:
+                same.note = (
+                    f"the gateway spent {cpu_us:.0f} µs of CPU per {kind} request in this run, the average over "
+                    f"its {through_gateway} paths (same-protocol and translated, alternating)"
+                )
+            figures.append(same)
+            if row.translated:
+                figures += [
+                    row.figure(by_name[t.direct.name], by_name[t.gateway.name], t, same.value)
+                    for t in paths.translations
+                ]
     return figures
 
 
@@ -166,17 +312,44 @@ async def _cpu_cost(stack: Stack, target: Target, count: int, concurrency: int, 
     return CpuCost(gateway.user_s / n * 1e6, gateway.system_s / n * 1e6, simulator.total_s / n * 1e6, batch)
 
 
-async def _cpu(stack: Stack, gateway: Target, plan: Plan) -> list[Figure]:
-    figures = []
+async def _cpu(stack: Stack, paths: Paths, plan: Plan) -> list[Figure]:
     c = plan.cpu_concurrency
-    for streamed, key, kind, budget in (
-        (False, "gateway_cpu_per_request", "non-streamed", Budget(250)),
-        (True, "gateway_cpu_per_streamed_request", "streamed", None),
-    ):
-        _progress(f"gateway CPU: {plan.requests} {kind} requests at concurrency {c}")
-        cost = await _cpu_cost(stack, gateway, plan.requests, c, streamed=streamed)
-        label = f"gateway CPU per request ({kind}, c={c})"
-        figures.append(Figure(key, label, cost.gateway_us, "µs", budget, note=cost.describe()))
+    figures = []
+    _progress(f"gateway CPU: {plan.requests} non-streamed requests at concurrency {c}")
+    cost = await _cpu_cost(stack, paths.gateway, plan.requests, c, streamed=False)
+    same = Figure(
+        "gateway_cpu_per_request",
+        f"gateway CPU per request (non-streamed, c={c})",
+        cost.gateway_us,
+        "µs",
+        Budget(250),
+        note=cost.describe(),
+    )
+    figures.append(same)
+    for t in paths.translations:
+        _progress(f"gateway CPU, {t.label}: {plan.requests} non-streamed requests at concurrency {c}")
+        cost = await _cpu_cost(stack, t.gateway, plan.requests, c, streamed=False)
+        figures.append(
+            Figure(
+                f"{t.key}_gateway_cpu_per_request",
+                f"gateway CPU per request, {t.label}",
+                cost.gateway_us,
+                "µs",
+                note=cost.describe(),
+                same_protocol=same.value,
+            )
+        )
+    _progress(f"gateway CPU: {plan.requests} streamed requests at concurrency {c}")
+    cost = await _cpu_cost(stack, paths.gateway, plan.requests, c, streamed=True)
+    figures.append(
+        Figure(
+            "gateway_cpu_per_streamed_request",
+            f"gateway CPU per request (streamed, c={c})",
+            cost.gateway_us,
+            "µs",
+            note=cost.describe(),
+        )
+    )
     return figures
 
 
@@ -213,13 +386,14 @@ def _own_cpu_s() -> float:
 
 
 async def run_plan(stack: Stack, plan: Plan) -> list[Figure]:
-    direct, gateway = targets(stack)
-    await _warm_up(direct, gateway, plan)
-    figures = await _latency(stack, direct, gateway, plan)
-    figures += await _cpu(stack, gateway, plan)
-    figures += await _throughput(stack, direct, gateway, plan)
+    p = paths(stack)
+    await _warm_up(p, plan)
+    figures = await _latency(stack, p, plan)
+    figures += await _cpu(stack, p, plan)
+    figures += await _throughput(stack, p.direct, p.gateway, plan)
     rss_mb = stack.gateway.memory_kib("VmRSS") / 1024
     peak_mb = stack.gateway.memory_kib("VmHWM") / 1024
+    sent = sum(t.sent for t in p.through_gateway())
     figures.append(
         Figure(
             "gateway_rss",
@@ -227,7 +401,7 @@ async def run_plan(stack: Stack, plan: Plan) -> list[Figure]:
             rss_mb,
             "MB",
             Budget(150),
-            note=f"after {gateway.sent:,} requests, peak {peak_mb:.1f} MB; PRODUCT.md's budget applies after "
+            note=f"after {sent:,} requests, peak {peak_mb:.1f} MB; PRODUCT.md's budget applies after "
             "100,000 requests and a 10-minute soak, which this run does not do",
         )
     )

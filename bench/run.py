@@ -1,10 +1,13 @@
 """The gateway against PRODUCT.md's performance budget, in one command.
 
     .venv/bin/python bench/run.py [--quick] [--requests N] [--json FILE] [--pin] [--no-extras]
+                                  [--extras fit,recorder,pages] [--page-records N] [--page-requests N]
 
 Starts the provider simulator and the gateway as two processes (temporary config and SQLite database),
-sends the same small chat completion straight to the simulator and through the gateway, and prints each
-figure with its budget and a verdict, then the machine it was measured on. See bench/README.md.
+sends the same small chat completion straight to the simulator and through the gateway (same protocol,
+and translated both ways between the OpenAI and Anthropic protocols), runs the other benchmarks of this
+directory, and prints each figure with its budget and a verdict, then the machine it was measured on.
+See bench/README.md.
 """
 
 from __future__ import annotations
@@ -15,13 +18,14 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import uvloop
 
 # Run as a script, this directory is on sys.path and its modules import by their plain names.
-from extras import Extra, fit_cost, recorder_rate
+from extras import Extra, fit_cost, page_times, recorder_rate
 from figures import Figure, describe_machine, format_table, machine
 from loadgen import RequestFailed
 from measure import Plan, run_plan
@@ -29,6 +33,8 @@ from stack import running_stack
 
 QUICK_REQUESTS, QUICK_WARMUP = 300, 50
 RECORDER_RECORDS = 200_000
+PAGE_RECORDS, PAGE_REQUESTS = 1_000_000, 200
+EXTRAS = {"fit": "bench_fit.py", "recorder": "bench_recorder.py", "pages": "bench_pages.py"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,8 +54,40 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="pin the gateway to CPU 1 and the simulator and load generator to CPU 0 (needs 2 CPUs)",
     )
-    p.add_argument("--no-extras", action="store_true", help="skip bench_fit.py and bench_recorder.py")
+    p.add_argument(
+        "--extras",
+        default=",".join(EXTRAS),
+        metavar="NAMES",
+        help=f"which other benchmarks to run, comma-separated among {', '.join(EXTRAS)} (default: all)",
+    )
+    p.add_argument("--no-extras", action="store_true", help="run none of the other benchmarks")
+    p.add_argument(
+        "--page-records",
+        type=int,
+        default=PAGE_RECORDS,
+        metavar="N",
+        help=f"generations in bench_pages.py's request log (default {PAGE_RECORDS:,}; ~2 minutes to write)",
+    )
+    p.add_argument(
+        "--page-requests",
+        type=int,
+        default=PAGE_REQUESTS,
+        metavar="N",
+        help=f"requests per page in bench_pages.py (default {PAGE_REQUESTS})",
+    )
     return p
+
+
+def _chosen_extras(args: argparse.Namespace) -> list[str]:
+    if args.quick or args.no_extras:
+        return []
+    names = [n.strip() for n in args.extras.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(EXTRAS))
+    if unknown:
+        raise SystemExit(f"error: unknown --extras {', '.join(unknown)}; choose among {', '.join(EXTRAS)}")
+    if args.page_records < 1 or args.page_requests < 1:
+        raise SystemExit("error: --page-records and --page-requests must be at least 1")
+    return [n for n in EXTRAS if n in names]
 
 
 def _plan(args: argparse.Namespace) -> Plan:
@@ -77,20 +115,22 @@ def _pinning(pin: bool) -> tuple[set[int] | None, set[int] | None]:
     return gateway_cpus, simulator_cpus
 
 
-def _extras() -> list[Extra]:
+def _extras(names: list[str], args: argparse.Namespace) -> list[Extra]:
+    runs: dict[str, Callable[[], Extra]] = {
+        "fit": fit_cost,
+        "recorder": lambda: recorder_rate(RECORDER_RECORDS),
+        "pages": lambda: page_times(args.page_records, args.page_requests),
+    }
     print("other benchmarks:", file=sys.stderr, flush=True)
     done = []
-    for name, run in (
-        ("bench_fit.py", fit_cost),
-        ("bench_recorder.py", lambda: recorder_rate(RECORDER_RECORDS)),
-    ):
-        print(f"  {name}", file=sys.stderr, flush=True)
-        done.append(run())
+    for name in names:
+        print(f"  {EXTRAS[name]}", file=sys.stderr, flush=True)
+        done.append(runs[name]())
     return done
 
 
 def _report(
-    info: dict[str, Any], plan: Plan, pinned: bool, figures: list[Figure], extras: list[Extra] | None
+    info: dict[str, Any], plan: Plan, pinned: bool, figures: list[Figure], extras: list[Extra]
 ) -> str:
     lines = [
         f"tokenmux benchmark: {plan.requests:,} requests per path and figure"
@@ -99,9 +139,15 @@ def _report(
         "",
         format_table(figures),
     ]
-    if extras is None:
-        lines.append("  bench_fit.py and bench_recorder.py were not run (--quick or --no-extras)")
-    for extra in extras or ():
+    if any(f.same_protocol is not None for f in figures):
+        lines.append(
+            "  translated calls (Anthropic in → OpenAI out, OpenAI in → Anthropic out) have no budget of their "
+            "own: PRODUCT.md's is for the same-protocol call, shown beside each in the 'same protocol' column"
+        )
+    not_run = [script for script in EXTRAS.values() if script not in {e.script for e in extras}]
+    if not_run:
+        lines.append(f"  not run (--quick, --no-extras or --extras): {', '.join(not_run)}")
+    for extra in extras:
         if extra.error:
             lines.append(f"  {extra.script} skipped: {extra.error}")
     return "\n".join(lines)
@@ -113,7 +159,7 @@ def _to_json(
     pinned: bool,
     elapsed_s: float,
     figures: list[Figure],
-    extras: list[Extra] | None,
+    extras: list[Extra],
 ) -> dict[str, Any]:
     return {
         "machine": info,
@@ -126,7 +172,7 @@ def _to_json(
         },
         "elapsed_s": round(elapsed_s, 1),
         "figures": {f.key: f.to_json() for f in figures},
-        "extras": None if extras is None else [_extra_json(e) for e in extras],
+        "extras": [_extra_json(e) for e in extras] if extras else None,  # None: none was run
     }
 
 
@@ -143,6 +189,7 @@ def _extra_json(extra: Extra) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     plan = _plan(args)
+    extra_names = _chosen_extras(args)
     info = machine()
     started = time.monotonic()
     gateway_cpus, simulator_cpus = _pinning(args.pin)
@@ -161,8 +208,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"--- last lines of the {service.name}'s log ---\n{service.log_tail()}", file=sys.stderr
                 )
             return 1
-    extras = None if args.quick or args.no_extras else _extras()
-    for extra in extras or ():
+    extras = _extras(extra_names, args) if extra_names else []
+    for extra in extras:
         figures += extra.figures
     elapsed = time.monotonic() - started
     print(_report(info, plan, args.pin, figures, extras))

@@ -138,6 +138,7 @@ def _config_yaml(simulator_port: int) -> str:
         "providers:\n"
         f'  openai: {{base_url: "{base}/openai/v1", api_key: "sk-bench"}}\n'
         f'  azure: {{base_url: "{base}/azure", api_key: "bench", api_version: "2024-10-21"}}\n'
+        f'  anthropic: {{base_url: "{base}/anthropic", api_key: "bench"}}\n'
     )
 
 

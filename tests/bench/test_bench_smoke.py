@@ -1,7 +1,8 @@
 """The benchmark's machinery end to end with a handful of requests: every figure comes out, with its verdict.
 
 Not a timed test: nothing here asserts how fast anything is, only that ``bench/run.py`` starts the simulator
-and the gateway, drives both paths, and reports every figure as a number.
+and the gateway, drives every path (same-protocol and translated both ways), runs ``bench_pages.py`` on a
+small request log, and reports every figure as a number.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "run.py"
+TRANSLATIONS = ("anthropic_to_openai", "openai_to_anthropic")
+PAGES = ("model_page", "models_page", "status_page", "activity_page", "endpoints_api")
 
 EXPECTED = {
     # figure key: (has the two paths' own values, has a budget)
@@ -26,25 +29,54 @@ EXPECTED = {
     "throughput_non_streamed": (True, False),
     "throughput_streamed": (True, False),
     "gateway_rss": (False, True),
+    **{
+        f"{t}_{key}": (paired, False)
+        for t in TRANSLATIONS
+        for key, paired in (
+            ("added_latency_p50", True),
+            ("added_latency_p99", True),
+            ("added_first_token_p50", True),
+            ("gateway_cpu_per_request", False),
+        )
+    },
+    **{f"{page}_p{q}": (False, True) for page in PAGES for q in (50, 99)},
+    "pages_log_size": (False, False),
 }
 
 
 def test_a_tiny_run_reports_every_figure(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     done = subprocess.run(
-        [sys.executable, str(BENCH), "--requests", "20", "--warmup", "5", "--no-extras", "--json", str(out)],
+        [
+            sys.executable,
+            str(BENCH),
+            "--requests",
+            "20",
+            "--warmup",
+            "5",
+            "--extras",
+            "pages",
+            "--page-records",
+            "3000",
+            "--page-requests",
+            "5",
+            "--json",
+            str(out),
+        ],
         capture_output=True,
         text=True,
-        timeout=100,
+        timeout=120,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
 
     report = json.loads(out.read_text(encoding="utf-8"))
     assert report["plan"]["requests"] == 20
-    assert report["extras"] is None
     for field in ("cpu", "cores", "python", "date"):
         assert report["machine"][field], field
+    [pages] = report["extras"]
+    assert pages["script"] == "bench_pages.py" and pages["error"] is None, pages
+    assert "bench_fit.py, bench_recorder.py" in done.stdout  # listed as not run
 
     figures = report["figures"]
     assert set(figures) == set(EXPECTED)
@@ -64,3 +96,22 @@ def test_a_tiny_run_reports_every_figure(tmp_path: Path) -> None:
     # Added latency is the difference of the two paths' percentiles.
     p50 = figures["added_latency_p50"]
     assert math.isclose(p50["value"], p50["gateway"] - p50["direct"], abs_tol=1e-9)
+
+    # Each translated figure carries the same-protocol one it is shown beside; only the latter has a budget.
+    for t in TRANSLATIONS:
+        for key in (
+            "added_latency_p50",
+            "added_latency_p99",
+            "added_first_token_p50",
+            "gateway_cpu_per_request",
+        ):
+            assert figures[f"{t}_{key}"]["same_protocol"] == figures[key]["value"], (t, key)
+    # OpenAI in, Anthropic out is measured against a direct Anthropic call; the other against direct OpenAI.
+    assert figures["anthropic_to_openai_added_latency_p50"]["direct"] == p50["direct"]
+    assert "PRODUCT.md's is for the same-protocol call" in done.stdout
+
+    # The page times come from a real log: the server answered every page, and the log is on disk.
+    for page in PAGES:
+        assert 0 < figures[f"{page}_p50"]["value"] <= figures[f"{page}_p99"]["value"], page
+    assert figures["pages_log_size"]["value"] > 0
+    assert "3,000 records" in figures["pages_log_size"]["label"]
