@@ -10,10 +10,13 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tokenmux import __version__
 from tokenmux.config import DEFAULT_DATABASE_URL, ConfigError, read_config_file
+
+if TYPE_CHECKING:
+    from tokenmux.store.base import Store
 
 
 def _database_url(args: argparse.Namespace) -> str:
@@ -92,11 +95,21 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 async def _keys(args: argparse.Namespace) -> int:
-    from tokenmux.store.base import KeyNameTaken
-    from tokenmux.store.keys import new_key
+    from tokenmux.store.base import StoreError
     from tokenmux.store.url import open_store
 
     store = open_store(_database_url(args))
+    try:
+        return await _keys_on(store, args)
+    except StoreError as e:
+        print(f"error: the database is not usable: {e}", file=sys.stderr)
+        return 1
+
+
+async def _keys_on(store: Store, args: argparse.Namespace) -> int:
+    from tokenmux.store.base import KeyNameTaken
+    from tokenmux.store.keys import new_key
+
     async with store:
         if args.keys_command == "create":
             secret, record = new_key(args.name, is_admin=args.admin)

@@ -185,6 +185,38 @@ async def test_a_server_that_never_answers_times_out_within_the_timeout(transpor
     assert 0.25 <= elapsed < 1.0
 
 
+async def test_timeouts_longer_than_a_quick_wait_are_kept_on_time(transport: Transport) -> None:
+    # Http1Transport arms a wait's timer only once the wait has lasted a quarter second (slow_waits.py).
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        await asyncio.Event().wait()  # until the server shuts down
+
+    async with LoopbackServer(handler) as server:
+        started = time.monotonic()
+        with pytest.raises(ProviderTimeout, match=r"within 0\.7 s"):
+            await transport.send(post(server.url, timeout_s=0.7))
+        elapsed = time.monotonic() - started
+    assert 0.65 <= elapsed < 1.0
+
+
+async def test_a_body_that_stalls_longer_than_a_quick_wait_times_out_on_time(transport: Transport) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(response_head(200, chunked=True) + chunk(b"data: 1\n\n"))
+        await writer.drain()
+        await asyncio.Event().wait()  # until the server shuts down
+
+    async with LoopbackServer(handler) as server:
+        response = await transport.send(post(server.url, timeout_s=0.7))
+        chunks = response.aiter_bytes()
+        assert await anext(chunks) == b"data: 1\n\n"
+        started = time.monotonic()
+        with pytest.raises(ProviderTimeout):
+            await anext(chunks)
+        assert 0.65 <= time.monotonic() - started < 1.0
+        await response.aclose()
+
+
 async def test_no_time_left_fails_without_sending(transport: Transport) -> None:
     async with LoopbackServer(keep_alive_json) as server:
         with pytest.raises(ProviderTimeout):

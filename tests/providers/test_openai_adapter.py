@@ -572,3 +572,72 @@ async def test_cancelling_the_consumer_closes_the_upstream_response() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert upstream_closed.is_set()
+
+
+# Batches and pass-through chunks
+
+
+async def test_stream_batches_group_events_as_they_arrived() -> None:
+    first, second, finish, usage = sse_chunks(
+        [
+            chunk([delta(role="assistant", content="")]),
+            chunk([delta(content="Hi")]),
+            chunk([delta(finish_reason="stop")]),
+            chunk([], usage={"prompt_tokens": 3, "completion_tokens": 1}),
+        ]
+    )
+    body = [first + second, finish + usage + b"data: [DONE]\n\n"]  # two network reads
+    batches = provider(Recorder(MockResponse(200, {}, body))).stream_batches(chat(True), context())
+    grouped = [batch async for batch in batches]
+    assert [[e.delta for e in batch] for batch in grouped] == [
+        [{"role": "assistant", "content": ""}, {"content": "Hi"}],
+        [{}, None],
+    ]
+    assert grouped[1][1].usage == Usage(prompt_tokens=3, completion_tokens=1)
+
+
+async def test_what_came_before_a_broken_chunk_in_the_same_read_still_comes_first() -> None:
+    [content] = sse_chunks([chunk([delta(content="a")])])
+    body = [content + b"data: {not json\n\n"]
+    batches = provider(Recorder(MockResponse(200, {}, body))).stream_batches(chat(True), context())
+    assert [e.delta for e in await anext(batches)] == [{"content": "a"}]
+    with pytest.raises(StreamInterrupted, match="not JSON"):
+        await anext(batches)
+
+
+async def test_stream_chunks_pass_plain_choices_through_and_read_usage() -> None:
+    filtered = delta(content="Hi") | {"content_filter_results": {"hate": {"filtered": False}}}
+    body = sse_chunks(
+        [
+            chunk([delta(role="assistant", content="")]),
+            chunk([filtered]),
+            chunk([delta(finish_reason="stop")]),
+            chunk([], usage={"prompt_tokens": 3, "completion_tokens": 1}),
+        ]
+    )
+    body.append(b"data: [DONE]\n\n")
+    chunks = provider(Recorder(MockResponse(200, {}, body))).stream_chunks(chat(True), context())
+    units = [unit async for batch in chunks for unit in batch]
+    assert [msgspec.json.decode(bytes(u.choices)) if u.choices else None for u in units] == [
+        [delta(role="assistant", content="")],
+        [filtered],  # every field of the provider's choice, as it came
+        [delta(finish_reason="stop")],
+        None,  # the usage chunk: nothing to send
+    ]
+    assert [u.has_content for u in units] == [False, True, False, False]
+    assert units[2].finish_reason == "stop"
+    assert units[3].usage == Usage(prompt_tokens=3, completion_tokens=1)
+
+
+async def test_stream_chunks_rebuild_what_is_not_plain_and_keep_its_errors() -> None:
+    body = [b'data: {"choices": [{"index": 0, "delta": {"content": "a"}}]}\n\n', b'data: {"choices": 3}\n\n']
+    chunks = provider(Recorder(MockResponse(200, {}, body))).stream_chunks(chat(True), context())
+    [first] = await anext(chunks)
+    assert msgspec.json.decode(bytes(first.choices)) == [{"index": 0, "delta": {"content": "a"}}]
+    with pytest.raises(StreamInterrupted):
+        await anext(chunks)
+
+    no_delta = [b'data: {"choices": [{"index": 0, "finish_reason": "stop"}]}\n\ndata: [DONE]\n\n']
+    chunks = provider(Recorder(MockResponse(200, {}, no_delta))).stream_chunks(chat(True), context())
+    [[rebuilt]] = [batch async for batch in chunks]
+    assert msgspec.json.decode(rebuilt.choices) == [{"index": 0, "delta": {}, "finish_reason": "stop"}]

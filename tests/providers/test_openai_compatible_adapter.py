@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from adapter_helpers import MESSAGES, Recorder, chat, chunk, collect, completion, config, context, delta
 
 from tokenmux.providers.openai import OpenAIProvider
@@ -92,3 +93,19 @@ async def test_stream_without_usage_without_done_and_without_final_blank_line() 
         ({"content": "Hi"}, None, None),
         ({}, "stop", None),
     ]
+
+
+async def test_stream_chunks_go_through_the_adapters_seams() -> None:
+    body = [
+        b'data: {"choices": [{"index": 0, "delta": {"reasoning_content": "hmm"}}]}\n\n',
+        b'data: {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "x_groq": {"usage": '
+        b'{"prompt_tokens": 4, "completion_tokens": 2}}}\n\n',
+        b"data: [DONE]\n\n",
+    ]
+    adapter = compatible(Recorder(MockResponse(200, {}, body)))
+    units = [unit async for batch in adapter.stream_chunks(chat(True), context()) for unit in batch]
+    assert msgspec.json.decode(units[0].choices) == [
+        {"index": 0, "delta": {"reasoning": "hmm"}, "finish_reason": None}
+    ]
+    assert units[0].has_content
+    assert units[1].usage == Usage(prompt_tokens=4, completion_tokens=2)

@@ -204,3 +204,35 @@ def test_endpoints_cooling_down_come_last() -> None:
     health = HealthBoard()
     health.record_failure("acme/big@cheap", ProviderRejected("busy", upstream_status=429, retry_after=60))
     assert providers(router(health).plan(request())) == ["private", "pricey", "cheap"]
+
+
+def test_a_route_worked_out_once_still_fits_and_adapts_each_request_on_its_own() -> None:
+    # One router, requests of one kind (model, preferences, parameter names): the prompt and the values
+    # of the parameters still decide per request.
+    r = router()
+    long_text = "lorem ipsum " * 10_000
+    assert providers(r.plan(request(text=long_text))) == ["cheap", "pricey"]
+    assert providers(r.plan(request(text="hi"))) == ["cheap", "private", "pricey"]
+    assert providers(r.plan(request(text=long_text))) == ["cheap", "pricey"]
+    first = {
+        c.endpoint.provider: c for c in r.plan(request(params={"logit_bias": {"1": 1}, "temperature": 0.1}))
+    }
+    second = {
+        c.endpoint.provider: c for c in r.plan(request(params={"logit_bias": {"2": 2}, "temperature": 0.9}))
+    }
+    assert first["cheap"].params == {"temperature": 0.1} and second["cheap"].params == {"temperature": 0.9}
+    assert second["pricey"].params == {"logit_bias": {"2": 2}, "temperature": 0.9}
+    assert providers(r.plan(request(params={"logit_bias": {"3": 3}}, require_parameters=True))) == ["pricey"]
+    assert providers(r.plan(request(params={"logit_bias": {"3": 3}}))) == ["cheap", "private", "pricey"]
+
+
+def test_reasons_keep_the_endpoints_order_when_the_prompt_and_the_preferences_exclude_them() -> None:
+    long_text = "lorem ipsum " * 100_000  # too large for every endpoint
+    with pytest.raises(InvalidRequest) as info:
+        router().plan(request(text=long_text, ignore=frozenset({"pricey"})))
+    reasons = info.value.message
+    assert (
+        reasons.index("at cheap")
+        < reasons.index("at pricey: in provider.ignore")
+        < reasons.index("at private")
+    )

@@ -214,6 +214,29 @@ def test_client_disconnect_cancels_the_upstream_call(gateway: Any, sim: Any) -> 
     assert record["tokens_completion"] >= 1  # what was used is recorded
 
 
+def test_client_disconnect_cancels_a_non_streamed_upstream_call(
+    gateway: Any, sim: Any, simulator: Any
+) -> None:
+    sim.profile("openai", ttft_ms=5000)
+    upstream = simulator.server.config.app
+    before = upstream.requests_in_flight
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(
+            f"{gateway.url}/api/v1/chat/completions",
+            headers={"Authorization": f"Bearer {gateway.key}"},
+            json={"model": NANO, "messages": HELLO, "provider": {"only": ["openai"]}},
+            timeout=0.5,
+        )
+    closed = time.monotonic()
+    cancelled = (NANO, "none", "cancelled")
+    while time.monotonic() - closed < 1.0:
+        if gateway.app.metrics.generations[cancelled] == 1 and upstream.requests_in_flight <= before:
+            break
+        time.sleep(0.02)
+    assert gateway.app.metrics.generations[cancelled] == 1, "no cancelled generation within a second"
+    assert upstream.requests_in_flight <= before, "the upstream call outlived the client by a second"
+
+
 def test_models_list_falls_back_to_the_next_model(gateway: Any, sim: Any) -> None:
     sim.profile("openai", models={"gpt-4.1-nano": {"error_rate": 1.0}})
     sim.profile("azure", models={"gpt-4.1-nano": {"error_rate": 1.0}})

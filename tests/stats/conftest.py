@@ -1,12 +1,13 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from stats_support import Clock
 
-from tokenmux.store import Recorder, SQLiteStore
+from postgres_support import BACKENDS, StoreDatabase, store_database
+from tokenmux.store import Recorder, Store
 
 
 @pytest.fixture
@@ -14,18 +15,22 @@ def clock() -> Clock:
     return Clock()
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    s = SQLiteStore(tmp_path / "stats.db")
-    await s.open()
-    try:
-        yield s
-    finally:
-        await s.close()
+@pytest.fixture(params=BACKENDS)
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreDatabase]:
+    """A fresh database on each backend in turn: every test of the figures runs on SQLite and on
+    PostgreSQL (skipped when it is not running)."""
+    with store_database(request.param, tmp_path) as db:
+        yield db
 
 
 @pytest.fixture
-async def recorder(store: SQLiteStore) -> AsyncIterator[Recorder]:
+async def store(database: StoreDatabase) -> AsyncIterator[Store]:
+    async with database.store() as opened:
+        yield opened
+
+
+@pytest.fixture
+async def recorder(store: Store) -> AsyncIterator[Recorder]:
     r = Recorder(store, flush_interval_s=0.01)
     r.start()
     try:

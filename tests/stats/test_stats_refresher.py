@@ -11,7 +11,7 @@ import pytest
 from stats_support import NOW, Clock, success
 
 from tokenmux.stats import Stats
-from tokenmux.store import Recorder, SQLiteStore, StoreError
+from tokenmux.store import Recorder, Store, StoreError
 
 A = "openai/gpt-4.1-nano@openai"
 
@@ -22,7 +22,7 @@ async def until(condition: object, timeout_s: float = 5.0) -> None:
             await asyncio.sleep(0.005)
 
 
-async def test_start_reads_at_once_and_aclose_stops(store: SQLiteStore, clock: Clock) -> None:
+async def test_start_reads_at_once_and_aclose_stops(store: Store, clock: Clock) -> None:
     await store.write_batch([success(A, NOW - 5, ttft_ms=100)])
     stats = Stats(store, clock=clock, interval_s=60.0)
     assert stats.refreshed_at is None
@@ -36,7 +36,7 @@ async def test_start_reads_at_once_and_aclose_stops(store: SQLiteStore, clock: C
 
 
 async def test_a_written_batch_brings_the_next_refresh_forward(
-    store: SQLiteStore, recorder: Recorder, clock: Clock
+    store: Store, recorder: Recorder, clock: Clock
 ) -> None:
     # The periodic refresh is a minute away: only the listener can make the new figures appear.
     stats = Stats(store, clock=clock, interval_s=60.0, min_interval_s=0.01)
@@ -53,7 +53,7 @@ async def test_a_written_batch_brings_the_next_refresh_forward(
         await stats.aclose()
 
 
-async def test_the_loop_refreshes_every_interval(store: SQLiteStore, clock: Clock) -> None:
+async def test_the_loop_refreshes_every_interval(store: Store, clock: Clock) -> None:
     stats = Stats(store, clock=clock)
     loop = asyncio.create_task(stats.run_refresher(interval_s=0.02))
     try:
@@ -69,7 +69,7 @@ async def test_the_loop_refreshes_every_interval(store: SQLiteStore, clock: Cloc
 
 
 async def test_a_failing_refresh_keeps_the_last_figures_and_logs_once(
-    store: SQLiteStore, clock: Clock, caplog: pytest.LogCaptureFixture
+    store: Store, clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
     await store.write_batch([success(A, NOW - 5, ttft_ms=100)])
     stats = Stats(store, clock=clock, interval_s=0.01, min_interval_s=0.0)
@@ -87,7 +87,7 @@ async def test_a_failing_refresh_keeps_the_last_figures_and_logs_once(
         await stats.aclose()
 
 
-def test_stats_refuses_no_days(store: SQLiteStore) -> None:
+def test_stats_refuses_no_days(store: Store) -> None:
     with pytest.raises(ValueError):
         Stats(store, days=0)
 

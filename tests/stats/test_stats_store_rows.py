@@ -1,13 +1,11 @@
-"""The aggregate tables as SQLiteStore writes them: in the log's transaction, once per generation."""
+"""The aggregate tables as each store writes them: in the log's transaction, once per generation."""
 
 from __future__ import annotations
-
-import sqlite3
-from pathlib import Path
 
 import pytest
 from stats_support import HOUR, NOW, failure, success
 
+from postgres_support import StoreDatabase
 from tokenmux.stats.buckets import (
     DAY_S,
     ENDPOINT_BUCKET_COLUMNS,
@@ -20,20 +18,16 @@ from tokenmux.stats.buckets import (
     aggregate,
 )
 from tokenmux.stats.distribution import TTFT_BINS, Distribution
-from tokenmux.store import GenerationRecord, SQLiteStore
+from tokenmux.store import GenerationRecord, Store
 
 A = "openai/gpt-4.1-nano@openai"
 B = "openai/gpt-4.1-nano@azure"
 THIS_MINUTE = int(NOW // 60 * 60)
 
 
-def stored_buckets(db: Path, span_s: int) -> dict[tuple[str, int], EndpointBucket]:
-    conn = sqlite3.connect(db)
-    try:
-        sql = f"SELECT {', '.join(ENDPOINT_BUCKET_COLUMNS)} FROM stats_endpoint_buckets WHERE span_s = ?"
-        buckets = [EndpointBucket.from_row(row) for row in conn.execute(sql, (span_s,))]
-    finally:
-        conn.close()
+async def stored_buckets(db: StoreDatabase, span_s: int) -> dict[tuple[str, int], EndpointBucket]:
+    sql = f"SELECT {', '.join(ENDPOINT_BUCKET_COLUMNS)} FROM stats_endpoint_buckets WHERE span_s = ? ORDER BY start_s, endpoint"
+    buckets = [EndpointBucket.from_row(row) for row in await db.rows(sql, span_s)]
     return {(b.endpoint, b.start_s): b for b in buckets}
 
 
@@ -57,24 +51,21 @@ def assert_same(
 
 
 @pytest.fixture
-def db(store: SQLiteStore) -> Path:
-    return Path(store.path)
+def db(store: Store, database: StoreDatabase) -> StoreDatabase:
+    """The database under ``store``, opened (so migrated) first."""
+    return database
 
 
-def test_tables_have_the_columns_the_rows_name(db: Path, store: SQLiteStore) -> None:
-    conn = sqlite3.connect(db)
-    try:
-        for table, columns in (
-            ("stats_endpoint_buckets", ENDPOINT_BUCKET_COLUMNS),
-            ("stats_model_days", MODEL_DAY_COLUMNS),
-            ("stats_key_days", KEY_DAY_COLUMNS),
-        ):
-            assert tuple(row[1] for row in conn.execute(f"PRAGMA table_info({table})")) == columns
-    finally:
-        conn.close()
+async def test_tables_have_the_columns_the_rows_name(db: StoreDatabase) -> None:
+    for table, columns in (
+        ("stats_endpoint_buckets", ENDPOINT_BUCKET_COLUMNS),
+        ("stats_model_days", MODEL_DAY_COLUMNS),
+        ("stats_key_days", KEY_DAY_COLUMNS),
+    ):
+        assert await db.columns(table) == columns
 
 
-async def test_batches_add_to_the_stored_rows(db: Path, store: SQLiteStore) -> None:
+async def test_batches_add_to_the_stored_rows(db: StoreDatabase, store: Store) -> None:
     first = [success(A, NOW - 10, ttft_ms=300, tps=60), failure(B, NOW - 9)]
     # Minimum and maximum widen; a delta without samples (all failures) leaves them; a first sample
     # fills a bucket that had none.
@@ -84,48 +75,53 @@ async def test_batches_add_to_the_stored_rows(db: Path, store: SQLiteStore) -> N
         await store.write_batch(batch)
     everything = first + second + third
     for span in (MINUTE_S, HOUR_S):
-        assert_same(stored_buckets(db, span), expected_buckets(everything, span))
-    a_now = stored_buckets(db, MINUTE_S)[(A, THIS_MINUTE)]
+        assert_same(await stored_buckets(db, span), expected_buckets(everything, span))
+    a_now = (await stored_buckets(db, MINUTE_S))[(A, THIS_MINUTE)]
     assert (a_now.attempts, a_now.successes, a_now.failures) == (4, 3, 1)
     assert (a_now.ttft.min, a_now.ttft.max, a_now.tps.min, a_now.tps.max) == (100.0, 500.0, 30.0, 90.0)
     assert sum(a_now.ttft.counts) == 3
 
 
-async def test_a_generation_counts_once_however_often_it_is_written(db: Path, store: SQLiteStore) -> None:
+async def test_a_generation_counts_once_however_often_it_is_written(db: StoreDatabase, store: Store) -> None:
     one, two, three = (success(A, NOW - i, ttft_ms=100 * i, tps=10 * i, key_id="key_a") for i in (1, 2, 3))
     await store.write_batch([one, two])
     await store.write_batch([one, two])  # retried after an ambiguous failure
     await store.write_batch([two, three])  # partly new
     await store.write_batch([three, three])  # an id twice in one batch
     await store.write_batch([])
-    assert_same(stored_buckets(db, MINUTE_S), expected_buckets([one, two, three], MINUTE_S))
+    assert_same(await stored_buckets(db, MINUTE_S), expected_buckets([one, two, three], MINUTE_S))
     days = await store.key_days("key_a", "2024-12-01")
     assert [(d.model, d.requests) for d in days] == [("openai/gpt-4.1-nano", 3)]
 
 
-async def test_the_first_of_a_repeated_id_is_the_one_counted(db: Path, store: SQLiteStore) -> None:
+async def test_the_first_of_a_repeated_id_is_the_one_counted(db: StoreDatabase, store: Store) -> None:
     first = success(A, NOW, ttft_ms=100, tps=10)
     second = success(B, NOW, ttft_ms=900, tps=90)
     second.id = first.id
     for a in second.attempts:
         a.generation_id = first.id
     await store.write_batch([first, second])
-    assert_same(stored_buckets(db, MINUTE_S), expected_buckets([first], MINUTE_S))
+    assert_same(await stored_buckets(db, MINUTE_S), expected_buckets([first], MINUTE_S))
     stored = await store.get_generation(first.id)
     assert stored is not None and stored.attempts[0].endpoint == A
 
 
-async def test_minute_rows_older_than_a_day_are_dropped_and_hours_kept(db: Path, store: SQLiteStore) -> None:
+async def test_minute_rows_older_than_a_day_are_dropped_and_hours_kept(
+    db: StoreDatabase, store: Store
+) -> None:
     old = success(A, NOW - DAY_S - HOUR, ttft_ms=100)
     await store.write_batch([old])
     await store.write_batch([success(A, NOW - DAY_S + HOUR, ttft_ms=100)])  # within the day: both stay
-    assert len(stored_buckets(db, MINUTE_S)) == 2
+    assert len(await stored_buckets(db, MINUTE_S)) == 2
     await store.write_batch([success(A, NOW, ttft_ms=100)])
-    assert [start for _, start in stored_buckets(db, MINUTE_S)] == [THIS_MINUTE - DAY_S + 3600, THIS_MINUTE]
-    assert len(stored_buckets(db, HOUR_S)) == 3
+    assert [start for _, start in await stored_buckets(db, MINUTE_S)] == [
+        THIS_MINUTE - DAY_S + 3600,
+        THIS_MINUTE,
+    ]
+    assert len(await stored_buckets(db, HOUR_S)) == 3
 
 
-async def test_windows_and_counts_read_back_as_summed(store: SQLiteStore) -> None:
+async def test_windows_and_counts_read_back_as_summed(store: Store) -> None:
     batch = [
         success(A, NOW - 2 * HOUR, ttft_ms=100, tps=10),
         failure(A, NOW - HOUR),

@@ -1,7 +1,8 @@
 """Figures from a recorded set of attempts, checked against values computed by hand.
 
-Everything goes through the real path: Recorder -> SQLiteStore.write_batch (log and buckets in one
-transaction) -> Stats.refresh -> the accessors. The clock stands at 2024-12-01 10:45:30 UTC (NOW).
+Everything goes through the real path: Recorder -> Store.write_batch (log and buckets in one
+transaction) -> Stats.refresh -> the accessors, on SQLite and on PostgreSQL. The clock stands at
+2024-12-01 10:45:30 UTC (NOW).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from stats_support import HOUR, MINUTE, NOW, Clock, attempt, failure, generation
 
 from tokenmux.stats import HOURLY_BARS, Stats
 from tokenmux.stats.distribution import TPS_BINS, TTFT_BINS, LogBins
-from tokenmux.store import GenerationRecord, Recorder, SQLiteStore
+from tokenmux.store import GenerationRecord, Recorder, Store
 
 NANO = "openai/gpt-4.1-nano"
 MINI = "openai/gpt-4.1-mini"
@@ -57,7 +58,7 @@ def scenario() -> list[GenerationRecord]:
 
 
 @pytest.fixture
-async def stats(store: SQLiteStore, recorder: Recorder, clock: Clock) -> Stats:
+async def stats(store: Store, recorder: Recorder, clock: Clock) -> Stats:
     for record in scenario():
         recorder.record(record)
     await recorder.flush()
@@ -225,9 +226,7 @@ async def test_windows_move_with_the_clock(stats: Stats, clock: Clock) -> None:
     assert stats.tokens_per_day(NANO, days=4)[0] == {"date": "2024-12-01", "tokens": 750}
 
 
-async def test_two_batches_in_the_same_minute_add_up(
-    store: SQLiteStore, recorder: Recorder, clock: Clock
-) -> None:
+async def test_two_batches_in_the_same_minute_add_up(store: Store, recorder: Recorder, clock: Clock) -> None:
     recorder.record(success(A, NOW - 10, ttft_ms=300, tps=60))
     recorder.record(failure(A, NOW - 9))
     await recorder.flush()
@@ -245,7 +244,7 @@ async def test_two_batches_in_the_same_minute_add_up(
     assert figures["uptime_hourly"][-1] == 75.0
 
 
-async def test_key_activity_by_day_and_by_model(store: SQLiteStore, recorder: Recorder, clock: Clock) -> None:
+async def test_key_activity_by_day_and_by_model(store: Store, recorder: Recorder, clock: Clock) -> None:
     cheap = {"prompt_tokens": 10, "completion_tokens": 5, "cost_usd": 0.00001}
     records = [
         success(A, NOW - 60, prompt_tokens=100, completion_tokens=50, cost_usd=0.0001, key_id="key_a"),

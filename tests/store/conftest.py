@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from postgres_support import BACKENDS, StoreDatabase, store_database
 from tokenmux.store import AttemptRecord, GenerationRecord, SQLiteStore
 
 GenerationFactory = Callable[..., GenerationRecord]
@@ -92,3 +93,10 @@ async def store(db_path: Path) -> AsyncIterator[SQLiteStore]:
         yield s
     finally:
         await s.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreDatabase]:
+    """A fresh database on each backend in turn (PostgreSQL skipped when it is not running)."""
+    with store_database(request.param, tmp_path) as db:
+        yield db

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from tokenmux.store import SQLiteStore, open_store
+from tokenmux.store.postgres import PostgresStore
 
 
 def sqlite_path(url: str) -> str:
@@ -39,19 +40,20 @@ def test_memory_urls(url: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "url",
+    ("url", "where"),
     [
-        "postgresql://tm:s3cr3t-pw@db.internal:5432/tokenmux",
-        "postgres://tm:s3cr3t-pw@db.internal/tokenmux",
-        "postgresql+asyncpg://tm:s3cr3t-pw@db.internal/tokenmux",
+        ("postgresql://tm:s3cr3t-pw@db.internal:5432/tokenmux", "tm@db.internal:5432/tokenmux"),
+        ("postgres://tm:s3cr3t-pw@db.internal/tokenmux", "tm@db.internal/tokenmux"),
+        ("postgresql+asyncpg://tm:s3cr3t-pw@db.internal/tokenmux", "tm@db.internal/tokenmux"),
+        ("PostgreSQL://tm@db.internal/tokenmux?password=s3cr3t-pw&search_path=tm", "tm@db.internal/tokenmux"),
     ],
 )
-def test_postgresql_is_not_in_this_version_and_the_password_stays_out(url: str) -> None:
-    with pytest.raises(ValueError, match="PostgreSQL support is not in this version") as caught:
-        open_store(url)
-    message = str(caught.value)
-    assert "s3cr3t" not in message and "db.internal" not in message
-    assert "sqlite:///" in message  # says what to use instead
+def test_postgresql_urls_make_a_postgres_store_that_never_shows_the_password(url: str, where: str) -> None:
+    store = open_store(url)
+    assert isinstance(store, PostgresStore)
+    assert store.where == where
+    assert repr(store) == f"PostgresStore({where!r})"
+    assert "s3cr3t" not in repr(store)
 
 
 def test_unknown_scheme_is_named_without_the_rest_of_the_url() -> None:

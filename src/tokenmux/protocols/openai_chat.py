@@ -388,7 +388,7 @@ class ChunkEncoder:
     def event(self, ev: StreamEvent) -> bytes:
         return self._prefix + b'"choices":[' + encode_json(choice_json(ev)) + b"]}\n\n"
 
-    def chunk(self, choices: bytes) -> bytes:
+    def chunk(self, choices: bytes | msgspec.Raw) -> bytes:
         """A frame carrying an upstream chunk's choices (a JSON array) as they are: the pass-through
         that lets an OpenAI-format stream reach the client without being rebuilt (``openai_chunks``)."""
         return self._prefix + b'"choices":' + choices + b"}\n\n"

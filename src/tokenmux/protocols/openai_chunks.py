@@ -27,7 +27,9 @@ _encode = msgspec.json.Encoder().encode
 class PassThroughChunk:
     """One upstream chunk on its way to the client, with what the gateway must know of it read out."""
 
-    choices: bytes  # the JSON array of choices to send; empty when there is nothing to send (usage only)
+    # The JSON array of choices to send (bytes, or msgspec's zero-copy view of them); empty when there is
+    # nothing to send, as for a chunk that only carries usage.
+    choices: bytes | msgspec.Raw
     has_content: bool = False  # text, a tool call, reasoning or a refusal: output the client sees
     finish_reason: str | None = None  # the last one the chunk's choices gave
     usage: Usage | None = None
@@ -63,7 +65,6 @@ class _Envelope(msgspec.Struct):
 
 _envelope = msgspec.json.Decoder(_Envelope).decode
 _choices = msgspec.json.Decoder(list[_Choice]).decode
-_EMPTY_CHOICES = frozenset({b"", b"null", b"[]"})
 
 
 def read_plain_chunk(
@@ -73,8 +74,10 @@ def read_plain_chunk(
     general path. ``usage_of`` reads a usage object the way the adapter does."""
     try:
         envelope = _envelope(data)
-        raw = bytes(envelope.choices)
-        choices = () if raw in _EMPTY_CHOICES else _choices(raw)
+        raw = envelope.choices
+        # Empty when the chunk has no "choices"; a value that is not a list fails here and goes to the
+        # general path, which decides what it means.
+        choices = _choices(raw) if raw else ()
     except msgspec.DecodeError:
         return None
     if envelope.error is not None:

@@ -25,6 +25,7 @@ import httptools
 from tokenmux import __version__
 from tokenmux.errors import ProviderMalformed, ProviderTimeout, ProviderUnreachable, UpstreamError
 from tokenmux.providers.transport import HttpRequest, HttpResponse, map_transport_errors
+from tokenmux.slow_waits import SlowWaits, slow_waits
 
 # Past this much unread body the socket stops being read until the consumer catches up.
 _HIGH_WATER = 1 << 20
@@ -75,6 +76,7 @@ class Http1Transport:
         self._default_headers = f"User-Agent: {user_agent}\r\nAccept-Encoding: gzip, deflate\r\n"
         self._ssl_context = ssl_context
         self._targets: dict[str, _Target] = {}
+        self._heads: dict[tuple[str, str, tuple[tuple[str, str], ...]], bytes] = {}
         self._pools: dict[tuple[str, int, bool], _Pool] = {}
 
     async def send(self, request: HttpRequest) -> HttpResponse:
@@ -106,17 +108,29 @@ class Http1Transport:
         return response
 
     def _encode(self, request: HttpRequest, target: _Target) -> list[bytes]:
+        # Adapters send the same few header sets over and over: each is checked and encoded once.
+        key = (request.method, target.request_line_end, tuple(request.headers))
+        head = self._heads.get(key)
+        if head is None:
+            head = self._encode_head(request, target)
+            if len(self._heads) >= 1024:  # bounded: headers carrying per-request values must not grow it
+                self._heads.clear()
+            self._heads[key] = head
+        body = request.body
+        head += b"Content-Length: %d\r\n\r\n" % len(body)
+        if len(body) < _JOIN_BELOW:
+            return [head + body]
+        return [head, body]
+
+    def _encode_head(self, request: HttpRequest, target: _Target) -> bytes:
+        """The request line and headers, all but Content-Length."""
         head = [request.method, target.request_line_end]
         for name, value in request.headers:
             if "\n" in value or "\r" in value or "\n" in name or "\r" in name:
                 raise ProviderUnreachable(f"header {name!r} contains a line break; check the configuration")
             head.append(f"{name}: {value}\r\n")
         head.append(self._default_headers)
-        head.append(f"Content-Length: {len(request.body)}\r\n\r\n")
-        encoded = "".join(head).encode("latin-1")
-        if len(request.body) < _JOIN_BELOW:
-            return [encoded + request.body]
-        return [encoded, request.body]
+        return "".join(head).encode("latin-1")
 
     def ssl_context(self) -> ssl.SSLContext:
         if self._ssl_context is None:
@@ -330,6 +344,9 @@ class _Response:
         self._framed = True  # False: the body ends when the connection closes
         self._error: UpstreamError | None = None
         self._waiter: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None  # the current wait's timeout, once it is armed
+        self._wait_until = 0.0
+        self._silence = ""
         self._decoder: Any = None  # a zlib decompressor when the body is gzip or deflate encoded
         self.received_any = False
         self.reused = False
@@ -413,13 +430,34 @@ class _Response:
             waiter.set_result(None)
 
     async def _wait(self, deadline: float, silence: str) -> None:
-        waiter = self._waiter = self._loop.create_future()
-        timer = self._loop.call_at(deadline, _expire, waiter, silence, self._timeout_s)
+        loop = self._loop
+        waiter = self._waiter = loop.create_future()
+        self._wait_until = deadline
+        self._silence = silence
+        # Nearly every wait is over in well under a millisecond: its timeout timer is only armed once the
+        # wait turns out slow (slow_waits.py), unless it is due before then.
+        table = None
+        if SlowWaits.arms_in_time(deadline - loop.time()):
+            table = slow_waits()
+            table.add(self)
+        else:
+            self.on_slow()
         try:
             await waiter
         finally:
-            timer.cancel()
+            if table is not None:
+                table.discard(self)
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
             self._waiter = None
+
+    def on_slow(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            self._timer = self._loop.call_at(
+                self._wait_until, _expire, waiter, self._silence, self._timeout_s
+            )
 
     # Used by Http1Transport.send
 
@@ -449,6 +487,11 @@ class _Response:
             self._pool.release(connection, reusable=self._keep_alive and self._error is None)
 
     # HttpResponse
+
+    @property
+    def body_arrived(self) -> bool:
+        """Whether reading the rest of the body needs no waiting: it is all here, or it failed."""
+        return self._complete or self._error is not None
 
     def header(self, name: str) -> str | None:
         if self._headers is None:

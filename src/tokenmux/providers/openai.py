@@ -163,7 +163,7 @@ class OpenAIProvider:
                 if failure is not None:
                     raise failure
             if done and yielded:
-                await _drain(chunks)
+                await _drain(response, chunks)
             elif not finished:
                 if started:
                     raise StreamInterrupted("the provider's stream ended before the answer was finished")
@@ -369,8 +369,13 @@ def _error_object_status(error: Any, error_type: str | None) -> int:
     return _STATUS_BY_ERROR_TYPE.get(error_type or "") or _STATUS_BY_ERROR_TYPE.get(str(code), 502)
 
 
-async def _drain(chunks: AsyncIterator[bytes]) -> None:
+async def _drain(response: HttpResponse, chunks: AsyncIterator[bytes]) -> None:
     try:
+        if getattr(response, "body_arrived", False):
+            # Usually the end of the body came with [DONE]: read it without arming a timer.
+            async for _ in chunks:
+                pass
+            return
         async with asyncio.timeout(_DRAIN_S):
             async for _ in chunks:
                 pass

@@ -59,6 +59,9 @@ class HttpResponse(Protocol):
         how an abandoned stream cancels the upstream call. Idempotent."""
         ...
 
+    # Optional: ``body_arrived: bool``, True once the rest of the body can be read without waiting. An
+    # adapter that drains a finished stream's last bytes then needs no timer to bound the wait.
+
 
 class Transport(Protocol):
     async def send(self, request: HttpRequest) -> HttpResponse:

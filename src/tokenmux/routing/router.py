@@ -13,14 +13,14 @@ last, whatever the sort.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from tokenmux.catalog.lookup import close_matches, find_model
 from tokenmux.catalog.model import Catalog, Endpoint, Model
 from tokenmux.errors import InvalidRequest, ModelNotFound, PayloadTooLarge
-from tokenmux.routing.fit import PromptSize, check_fit
+from tokenmux.routing.fit import MIN_OUTPUT_RESERVE, PromptSize, check_fit
 from tokenmux.routing.health import HealthBoard
 from tokenmux.types import ChatRequest
 
@@ -29,6 +29,9 @@ SUFFIX_SORT = {":nitro": "throughput", ":floor": "price"}
 ALWAYS_PASSED = frozenset({"user"})
 _MAX_TOKEN_NAMES = ("max_tokens", "max_completion_tokens")
 _UNMEASURED_TTFT_MS = 1000.0
+# Distinct kinds of request (model, preferences, parameter names) whose routes are kept; then all are
+# forgotten and worked out again, which bounds memory whatever clients send.
+_MAX_ROUTES = 4096
 
 
 @dataclass(slots=True)
@@ -44,6 +47,24 @@ class Exclusion:
     endpoint: Endpoint
     reason: str
     too_large: bool = False
+
+
+# (endpoint, its exclusion by the preferences or None, the params it drops, whether params need adapting)
+_Entry = tuple[Endpoint, "Exclusion | None", tuple[str, ...], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class _Group:
+    model: Model
+    sort: str | None  # the sort the model's name asked for (":nitro", ":floor")
+    entries: tuple[_Entry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    groups: tuple[_Group, ...]
+    resolved: tuple[tuple[Model, str | None], ...]
+    unconfigured: tuple[Model, ...]
 
 
 def blended_price(endpoint: Endpoint) -> float:
@@ -65,6 +86,7 @@ class Router:
         # measured(endpoint_key) -> (first-token latency ms, throughput tokens/s) from the stats windows;
         # the health board's recent averages are used when it is not given or has nothing.
         self._measured = measured
+        self._routes: dict[tuple[Any, ...], _Route] = {}
 
     # -- step 1 --------------------------------------------------------------------------------
 
@@ -91,11 +113,80 @@ class Router:
     def plan(self, request: ChatRequest) -> list[Candidate]:
         """Every endpoint to try, in order, across the requested model and its fallback models."""
         prefs = request.provider
-        names = (request.model, *request.fallback_models)
-        resolved = [self.resolve(n) for n in names]
+        route = self._route(request)
         size = PromptSize(request)
+        params = request.params
+        max_output = request.max_output_tokens
         plan: list[Candidate] = []
         exclusions: list[Exclusion] = []
+        reserve = MIN_OUTPUT_RESERVE if max_output is None else max_output
+        for group in route.groups:
+            model = group.model
+            # The byte bound settles nearly every fit; check_fit says the same then, at several times the cost.
+            bound = -1
+            kept: list[Candidate] = []
+            for ep, excluded, dropped, adapt in group.entries:
+                if excluded is not None:
+                    exclusions.append(excluded)
+                    continue
+                if bound < 0:
+                    bound = size.upper_bound(model.tokenizer)
+                if (max_output is not None and max_output > ep.max_output) or (
+                    bound + reserve > ep.context_length
+                ):
+                    fit = check_fit(size, ep, max_output, model.tokenizer)
+                    if not fit.fits:
+                        exclusions.append(Exclusion(ep, fit.reason, too_large=True))
+                        continue
+                if dropped and prefs.require_parameters:
+                    exclusions.append(
+                        Exclusion(ep, f"does not support {', '.join(dropped)} (require_parameters)")
+                    )
+                    continue
+                sent = adapt_params(params, ep.supported_parameters)[0] if adapt else params
+                kept.append(Candidate(model, ep, sent, dropped))
+            ordered = self._order(kept, prefs.order, prefs.sort or group.sort)
+            if not prefs.allow_fallbacks:
+                # Without fallbacks only the providers the client named in `order` (or else the best one).
+                named = [c for c in ordered if c.endpoint.provider in prefs.order]
+                ordered = named or ordered[:1]
+            plan.extend(ordered)
+            if not prefs.allow_fallbacks and plan:
+                break
+        if plan:
+            return plan
+        self._raise_empty(request, route.resolved, exclusions, route.unconfigured)
+        raise AssertionError("unreachable")
+
+    def _route(self, request: ChatRequest) -> _Route:
+        """The part of the plan that the request's prompt does not change, worked out once per kind of
+        request: which models, which of their endpoints pass the preferences, what each must drop."""
+        prefs = request.provider
+        key = (
+            request.model,
+            request.fallback_models,
+            prefs.order,
+            prefs.only,
+            prefs.ignore,
+            prefs.allow_fallbacks,
+            prefs.data_collection,
+            prefs.zdr,
+            prefs.max_price_prompt,
+            prefs.max_price_completion,
+            tuple(request.params),
+        )
+        route = self._routes.get(key)
+        if route is None:
+            route = self._new_route(request)
+            if len(self._routes) >= _MAX_ROUTES:
+                self._routes.clear()
+            self._routes[key] = route
+        return route
+
+    def _new_route(self, request: ChatRequest) -> _Route:
+        names = (request.model, *request.fallback_models)
+        resolved = [self.resolve(n) for n in names]  # raises ModelNotFound: nothing is cached then
+        groups: list[_Group] = []
         unconfigured: list[Model] = []
         seen: set[str] = set()
         for model, suffix_sort in resolved:
@@ -106,64 +197,33 @@ class Router:
             if not configured:
                 unconfigured.append(model)
                 continue
-            kept = self._filter(request, model, configured, size, exclusions)
-            ordered = self._order(kept, prefs.order, prefs.sort or suffix_sort)
-            if not prefs.allow_fallbacks:
-                # Without fallbacks only the providers the client named in `order` (or else the best one).
-                named = [c for c in ordered if c.endpoint.provider in prefs.order]
-                ordered = named or ordered[:1]
-            plan.extend(ordered)
-            if not prefs.allow_fallbacks and plan:
-                break
-        if plan:
-            return plan
-        self._raise_empty(request, resolved, exclusions, unconfigured)
-        raise AssertionError("unreachable")
+            entries = tuple(self._entry(request, ep) for ep in configured)
+            groups.append(_Group(model, suffix_sort, entries))
+        return _Route(tuple(groups), tuple(resolved), tuple(unconfigured))
 
-    def _filter(
-        self,
-        request: ChatRequest,
-        model: Model,
-        endpoints: list[Endpoint],
-        size: PromptSize,
-        exclusions: list[Exclusion],
-    ) -> list[Candidate]:
+    def _entry(self, request: ChatRequest, ep: Endpoint) -> _Entry:
+        """How one endpoint stands with the request's preferences and the names of its params; the fit of
+        the prompt and ``require_parameters`` are checked per request, in that order, after these."""
         prefs = request.provider
-        params = request.params
-        kept: list[Candidate] = []
-        for ep in endpoints:
-            if prefs.only is not None and ep.provider not in prefs.only:
-                exclusions.append(Exclusion(ep, "not in provider.only"))
-                continue
-            if ep.provider in prefs.ignore:
-                exclusions.append(Exclusion(ep, "in provider.ignore"))
-                continue
-            if prefs.data_collection == "deny" and ep.data_policy.prompt_training:
-                exclusions.append(Exclusion(ep, "trains on prompts (data_collection: deny)"))
-                continue
-            if prefs.zdr and not ep.data_policy.zero_retention:
-                exclusions.append(Exclusion(ep, "does not have zero data retention (zdr: true)"))
-                continue
-            if prefs.max_price_prompt is not None and ep.price.input > prefs.max_price_prompt:
-                exclusions.append(Exclusion(ep, f"input price ${ep.price.input:g}/M above max_price.prompt"))
-                continue
-            if prefs.max_price_completion is not None and ep.price.output > prefs.max_price_completion:
-                exclusions.append(
-                    Exclusion(ep, f"output price ${ep.price.output:g}/M above max_price.completion")
-                )
-                continue
-            fit = check_fit(size, ep, request.max_output_tokens, model.tokenizer)
-            if not fit.fits:
-                exclusions.append(Exclusion(ep, fit.reason, too_large=True))
-                continue
-            sent, dropped = adapt_params(params, ep.supported_parameters)
-            if dropped and prefs.require_parameters:
-                exclusions.append(
-                    Exclusion(ep, f"does not support {', '.join(dropped)} (require_parameters)")
-                )
-                continue
-            kept.append(Candidate(model, ep, sent, dropped))
-        return kept
+        reason = None
+        if prefs.only is not None and ep.provider not in prefs.only:
+            reason = "not in provider.only"
+        elif ep.provider in prefs.ignore:
+            reason = "in provider.ignore"
+        elif prefs.data_collection == "deny" and ep.data_policy.prompt_training:
+            reason = "trains on prompts (data_collection: deny)"
+        elif prefs.zdr and not ep.data_policy.zero_retention:
+            reason = "does not have zero data retention (zdr: true)"
+        elif prefs.max_price_prompt is not None and ep.price.input > prefs.max_price_prompt:
+            reason = f"input price ${ep.price.input:g}/M above max_price.prompt"
+        elif prefs.max_price_completion is not None and ep.price.output > prefs.max_price_completion:
+            reason = f"output price ${ep.price.output:g}/M above max_price.completion"
+        if reason is not None:
+            return ep, Exclusion(ep, reason), (), False
+        # Which params an endpoint drops depends on their names only; their values are adapted per request.
+        _, dropped = adapt_params(dict.fromkeys(request.params), ep.supported_parameters)
+        adapt = any(k not in ep.supported_parameters and k not in ALWAYS_PASSED for k in request.params)
+        return ep, None, dropped, adapt
 
     def _order(
         self, candidates: list[Candidate], order: tuple[str, ...], sort: str | None
@@ -223,9 +283,9 @@ class Router:
     def _raise_empty(
         self,
         request: ChatRequest,
-        resolved: list[tuple[Model, str | None]],
+        resolved: Sequence[tuple[Model, str | None]],
         exclusions: list[Exclusion],
-        unconfigured: list[Model],
+        unconfigured: Sequence[Model],
     ) -> None:
         if exclusions and all(x.too_large for x in exclusions):
             reasons = "; ".join(f"{x.endpoint.provider}: {x.reason}" for x in exclusions)

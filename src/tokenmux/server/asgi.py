@@ -8,6 +8,7 @@ from typing import Any
 
 from tokenmux.errors import PayloadTooLarge
 from tokenmux.server.relay import Outlet
+from tokenmux.slow_waits import slow_waits
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -15,8 +16,6 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 JSON_HEADERS: list[tuple[bytes, bytes]] = [(b"content-type", b"application/json")]
-# How long a request runs before its client is watched for a disconnect (see DisconnectWatch).
-WATCH_AFTER_S = 0.25
 
 
 def header(scope: Scope, name: bytes) -> bytes | None:
@@ -57,7 +56,7 @@ async def send_bytes(
     headers: list[tuple[bytes, bytes]] | None = None,
     content_type: bytes = b"application/json",
 ) -> None:
-    hdrs = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    hdrs = [(b"content-type", content_type), (b"content-length", b"%d" % len(body))]
     if headers:
         hdrs.extend(headers)
     await send({"type": "http.response.start", "status": status, "headers": hdrs})
@@ -67,12 +66,13 @@ async def send_bytes(
 class AsgiOutlet(Outlet):
     """A streamed response over ASGI ``send``."""
 
-    __slots__ = ("_extra", "_send", "started")
+    __slots__ = ("_extra", "_send", "ended", "started")
 
     def __init__(self, send: Send, extra_headers: list[tuple[bytes, bytes]]) -> None:
         self._send = send
         self._extra = extra_headers
         self.started = False
+        self.ended = False
 
     async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
         self.started = True
@@ -81,8 +81,14 @@ class AsgiOutlet(Outlet):
     async def write(self, chunk: bytes) -> None:
         await self._send({"type": "http.response.body", "body": chunk, "more_body": True})
 
+    async def end(self, chunk: bytes) -> None:
+        self.ended = True
+        await self._send({"type": "http.response.body", "body": chunk})
+
     async def close(self) -> None:
-        if self.started:
+        """End the response if it started and has not ended yet."""
+        if self.started and not self.ended:
+            self.ended = True
             await self._send({"type": "http.response.body", "body": b""})
 
 
@@ -92,14 +98,14 @@ class DisconnectWatch:
     ``receive()`` after the body answers ``http.disconnect`` both when the client leaves and when the
     response is complete; ``done()`` before the last send tells the two apart.
 
-    Watching means a task parked in ``receive()``. Most requests are answered within a millisecond, long
-    before a watch could matter, so the task is only started once the request has run ``arm_after_s``;
-    a client that left before then is noticed at that moment, well within the second promised.
+    Watching means a task parked in ``receive()``, which only a slow request is worth (``slow.py``): the
+    task starts once the request has run a quarter of a second, and a client that left before then is
+    noticed at that moment, well within the second promised.
     """
 
-    __slots__ = ("_finished", "_receive", "_task", "_timer", "_watcher", "disconnected")
+    __slots__ = ("_finished", "_receive", "_table", "_task", "_watcher", "disconnected")
 
-    def __init__(self, receive: Receive, arm_after_s: float = WATCH_AFTER_S) -> None:
+    def __init__(self, receive: Receive) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._task = task
@@ -107,12 +113,10 @@ class DisconnectWatch:
         self._finished = False
         self.disconnected = False
         self._watcher: asyncio.Future[Message] | None = None
-        self._timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
-            arm_after_s, self._arm
-        )
+        self._table = slow_waits()
+        self._table.add(self)
 
-    def _arm(self) -> None:
-        self._timer = None
+    def on_slow(self) -> None:
         if self._finished:
             return
         self._watcher = watcher = asyncio.ensure_future(self._receive())
@@ -130,9 +134,7 @@ class DisconnectWatch:
 
     def stop(self) -> None:
         self._finished = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._table.discard(self)
         if self._watcher is not None and not self._watcher.done():
             self._watcher.cancel()
 

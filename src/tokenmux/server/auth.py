@@ -8,6 +8,7 @@ parsing, no hashing, no database. A revoked key stops working within that time.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from tokenmux.errors import AuthenticationFailed
 from tokenmux.store.base import Store
@@ -30,14 +31,15 @@ def bearer_token(authorization: bytes | None, api_key: bytes | None = None) -> s
 
 
 class KeyRing:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._store = store
+        self._clock = clock
         # (Authorization header, protocol key header) -> (monotonic expiry, the key found or None)
         self._cache: dict[tuple[bytes | None, bytes | None], tuple[float, KeyRecord | None]] = {}
 
     async def authenticate(self, authorization: bytes | None, api_key: bytes | None = None) -> KeyRecord:
         raw = (authorization, api_key)
-        now = time.monotonic()
+        now = self._clock()
         hit = self._cache.get(raw)
         if hit is not None and hit[0] > now:
             record = hit[1]

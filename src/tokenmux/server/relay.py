@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+import msgspec
 
 from tokenmux.catalog.pricing import cost_usd
 from tokenmux.errors import (
@@ -32,6 +34,7 @@ from tokenmux.routing.decision import Next, after_failure
 from tokenmux.routing.health import HealthBoard, counts_against_provider
 from tokenmux.routing.router import Candidate
 from tokenmux.routing.tokens import count_tokens
+from tokenmux.slow_waits import Deadline, SlowWaits, slow_waits
 from tokenmux.store.records import AttemptRecord, GenerationRecord
 from tokenmux.types import ChatRequest, ChatResponse, StreamEvent, Usage
 
@@ -61,6 +64,10 @@ class Outlet:
         raise NotImplementedError
 
     async def write(self, chunk: bytes) -> None:
+        raise NotImplementedError
+
+    async def end(self, chunk: bytes) -> None:
+        """Write the last bytes of the answer and end it (one message, so one socket write)."""
         raise NotImplementedError
 
 
@@ -255,11 +262,18 @@ class Relay:
             key = cand.endpoint.key
             self.health.begin_attempt(key)
             t0 = time.perf_counter()
+            guard = Deadline(asyncio.get_running_loop().time() + remaining)
             try:
-                async with asyncio.timeout(remaining):
+                try:
                     response = await provider.complete(
                         gen.request, self._call_context(cand, provider, deadline)
                     )
+                except asyncio.CancelledError:
+                    if guard.absorbs():
+                        raise TimeoutError from None  # the deadline's doing, not the client's
+                    raise
+                finally:
+                    guard.stop()
             except UpstreamError as err:
                 _fail_attempt(rec, err, t0)
                 self.health.record_failure(key, err)
@@ -363,56 +377,40 @@ class Relay:
         if not outlet.started:
             raise failure
         # Keep-alive comments already went out with a 200: the failure can only be told in the stream.
-        await outlet.write(encoder_for(plan[0]).error(failure))
+        await outlet.end(encoder_for(plan[0]).error(failure))
 
     async def _first_content(
         self, batches: AsyncIterator[list[Any]], outlet: Outlet, deadline: float
     ) -> list[list[Any]]:
         """Read batches until one carries content (or ends the answer); send keep-alive comments meanwhile."""
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0:
+            raise DeadlineTimeout("no first token before the request deadline")
+        guard = Deadline(asyncio.get_running_loop().time() + remaining)
+        keepalive = (
+            _KeepAlive(outlet, self.keepalive_s)
+            if self.keepalive_s > 0 and (remaining > self.keepalive_s or outlet.started)
+            else None
+        )
         buffered: list[list[Any]] = []
-        while True:
-            step: Awaitable[list[Any]] = batches.__anext__()
-            remaining = deadline - time.perf_counter()
-            if remaining <= 0:
-                raise DeadlineTimeout("no first token before the request deadline")
-            if self.keepalive_s > 0 and (remaining > self.keepalive_s or outlet.started):
-                batch = await self._wait_with_keepalive(step, outlet, deadline)
-            else:
-                try:
-                    async with asyncio.timeout(remaining):
-                        batch = await step
-                except TimeoutError:
-                    raise DeadlineTimeout("no first token before the request deadline") from None
-                except StopAsyncIteration:
-                    batch = None
-            if batch is None:
-                raise StreamInterrupted("the provider ended the stream before any content")
-            buffered.append(batch)
-            for unit in batch:
-                if unit.has_content or unit.finish_reason is not None:
-                    return buffered
-
-    async def _wait_with_keepalive(
-        self, step: Awaitable[list[Any]], outlet: Outlet, deadline: float
-    ) -> list[Any] | None:
-        task = asyncio.ensure_future(step)
         try:
             while True:
-                remaining = deadline - time.perf_counter()
-                if remaining <= 0:
-                    raise DeadlineTimeout("no first token before the request deadline")
-                done, _ = await asyncio.wait({task}, timeout=min(self.keepalive_s, remaining))
-                if done:
-                    try:
-                        return task.result()
-                    except StopAsyncIteration:
-                        return None
-                if not outlet.started:
-                    await outlet.start(200, SSE_HEADERS)
-                await outlet.write(KEEPALIVE)
+                try:
+                    batch = await batches.__anext__()
+                except StopAsyncIteration:
+                    raise StreamInterrupted("the provider ended the stream before any content") from None
+                buffered.append(batch)
+                for unit in batch:
+                    if unit.has_content or unit.finish_reason is not None:
+                        return buffered
+        except asyncio.CancelledError:
+            if guard.absorbs():
+                raise DeadlineTimeout("no first token before the request deadline") from None
+            raise
         finally:
-            if not task.done():
-                task.cancel()
+            guard.stop()
+            if keepalive is not None:
+                await keepalive.stop()
 
     async def _relay_committed(
         self,
@@ -488,12 +486,12 @@ class Relay:
                     status="error", http_status=200, served=rec, error=failure.message, dropped=cand.dropped
                 )
             )
-            await write(encoder.error(failure))
+            await outlet.end(encoder.error(failure))
             return
         rec.outcome = "success"
         self.health.record_success(cand.endpoint.key, ttft_ms=rec.ttft_ms, throughput_tps=rec.throughput_tps)
         self.record(gen.finish(status="success", http_status=200, served=rec, dropped=cand.dropped))
-        await write(encoder.finish(usage, cost, finish_reason))
+        await outlet.end(encoder.finish(usage, cost, finish_reason))
 
     @staticmethod
     def _estimate_usage(request: ChatRequest, cand: Candidate, text_parts: list[str]) -> Usage:
@@ -528,7 +526,56 @@ class ChunkStreams(Protocol):
 class ChunkFrames(Protocol):
     """Optional for an encoder whose client speaks Chat Completions: a frame of upstream choices as is."""
 
-    def chunk(self, choices: bytes) -> bytes: ...
+    def chunk(self, choices: bytes | msgspec.Raw) -> bytes: ...
+
+
+class _KeepAlive:
+    """Keep-alive comments every ``every_s`` while a stream waits for its first content, from a task that
+    only a slow request gets (``slow_waits.py``); the first comment opens the response with a 200."""
+
+    __slots__ = ("_every_s", "_outlet", "_since", "_stopped", "_table", "_task")
+
+    def __init__(self, outlet: Outlet, every_s: float) -> None:
+        self._outlet = outlet
+        self._every_s = every_s
+        self._since = asyncio.get_running_loop().time()
+        self._task: asyncio.Task[None] | None = None
+        self._stopped = False
+        self._table: SlowWaits | None = None
+        if SlowWaits.arms_in_time(every_s):
+            self._table = slow_waits()
+            self._table.add(self)
+        else:
+            self.on_slow()
+
+    def on_slow(self) -> None:
+        if not self._stopped:
+            self._task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        due = self._since + self._every_s
+        while True:
+            await asyncio.sleep(due - loop.time())
+            if not self._outlet.started:
+                await self._outlet.start(200, SSE_HEADERS)
+            await self._outlet.write(KEEPALIVE)
+            due += self._every_s
+
+    async def stop(self) -> None:
+        self._stopped = True
+        if self._table is not None:
+            self._table.discard(self)
+        task = self._task
+        if task is None:
+            return
+        if not task.done():
+            # An ASGI send is complete or not begun when cancelled: no comment is cut in half.
+            task.cancel()
+            await asyncio.wait({task})
+        if not task.cancelled():
+            # A comment that could not be sent says nothing the stream's next write will not say.
+            task.exception()
 
 
 class _Tally:

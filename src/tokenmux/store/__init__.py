@@ -1,6 +1,6 @@
 """Storage: the request log, its batching recorder, and API keys, behind one ``Store`` interface.
 
-store = open_store("sqlite:///tokenmux.db")   # or a bare path; PostgreSQL in a later release
+store = open_store("sqlite:///tokenmux.db")   # or a bare path, or postgresql://user@host/db
 await store.open()
 recorder = Recorder(store)
 recorder.start()

@@ -1,7 +1,7 @@
 """The storage contract: what the recorder, the server and the CLI may assume of every database.
 
-SQLite (``sqlite.py``) is the embedded default; PostgreSQL will be one more module implementing the same
-class, chosen by ``url.open_store``. Nothing here is called on a request's response path except
+SQLite (``sqlite.py``) is the embedded default, PostgreSQL (``postgres.py``) the shared one for replicas;
+``url.open_store`` picks one by URL. Nothing here is called on a request's response path except
 ``find_key`` (which the auth layer is expected to cache); request records arrive through ``Recorder``.
 
 Errors: every method may raise ``StoreError``. ``StoreUnavailable`` means the database could not be

@@ -2,7 +2,9 @@
 
 Accepted: ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` (SQLAlchemy's convention: the
 path is everything after ``sqlite:///``), ``sqlite:///:memory:`` or ``sqlite://``, and a bare file path
-(``./tokenmux.db``, ``/var/lib/tokenmux/log.db``). Messages never repeat a URL: it may hold a password.
+(``./tokenmux.db``, ``/var/lib/tokenmux/log.db``); and ``postgresql://user:password@host:5432/database``
+(also ``postgres://`` and SQLAlchemy's ``postgresql+asyncpg://``), where ``?search_path=schema`` puts the
+tables in a schema of one's choosing. Messages never repeat a URL: it may hold a password.
 """
 
 from __future__ import annotations
@@ -35,10 +37,11 @@ def open_store(url: str) -> Store:
     if not scheme:
         return SQLiteStore(url)  # a bare path, or ":memory:"
     if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
-        raise ValueError(
-            "PostgreSQL support is not in this version of tokenmux yet (it comes in the next release); "
-            "use SQLite for now: --database sqlite:///tokenmux.db"
-        )
+        # Imported here: a gateway on SQLite does not load the PostgreSQL driver.
+        from tokenmux.store.postgres import PostgresStore
+
+        return PostgresStore(url)
     raise ValueError(
-        f"unsupported database URL scheme {scheme!r}; use sqlite:///path/to/file.db or a file path"
+        f"unsupported database URL scheme {scheme!r}; "
+        "use sqlite:///path/to/file.db, a file path, or postgresql://user@host/database"
     )
