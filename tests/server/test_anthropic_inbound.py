@@ -194,3 +194,42 @@ def test_cache_reads_and_writes_are_priced_at_the_cache_prices(
         extra_body={"provider": {"only": ["anthropic"]}},
     )
     assert (out.usage.model_extra or {})["cost"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_anthropic_only_fields_never_reach_an_openai_provider(claude: anthropic.Anthropic, sim: Any) -> None:
+    tools = [
+        {
+            "name": "lookup",
+            "input_schema": {"type": "object", "properties": {"q": {"type": "string"}}},
+            "cache_control": {"type": "ephemeral"},
+        }
+    ]
+    claude.messages.create(
+        model=NANO,
+        max_tokens=50,
+        tools=tools,
+        system=[{"type": "text", "text": "Rules.", "cache_control": {"type": "ephemeral"}}],
+        messages=[
+            {"role": "user", "content": "Find it."},
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": "toolu_1", "name": "lookup", "input": {"q": "x"}}],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": "toolu_1",
+                        "content": "not found",
+                        "is_error": True,
+                    }
+                ],
+            },
+        ],
+    )
+    body = sim.requests("openai")[-1]["body"]
+    sent = json.dumps(body)
+    assert "cache_control" not in sent and "is_error" not in sent and "reasoning_blocks" not in sent
+    tool_result = next(m for m in body["messages"] if m["role"] == "tool")
+    assert tool_result["tool_call_id"] == "toolu_1" and "Error" in json.dumps(tool_result["content"])

@@ -56,11 +56,12 @@ class Endpoint:
     data_policy: DataPolicy = field(default_factory=DataPolicy)
     status_page_url: str | None = None
     quantization: str | None = None
+    # Stable identity of the endpoint in health state, stats and the request log: "model@provider".
+    # Stored, not derived per call: routing reads it several times per request.
+    key: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def key(self) -> str:
-        """Stable identity of the endpoint in health state, stats and the request log."""
-        return f"{self.model_id}@{self.provider}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", f"{self.model_id}@{self.provider}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from tokenmux.errors import ProviderMalformed, ProviderRejected, StreamInterrupt
 from tokenmux.protocols.openai_chunks import PassThroughChunk, chunk_of_events, read_plain_chunk
 from tokenmux.protocols.sse import SSEDecoder, SSEEvent
 from tokenmux.providers.base import CallContext, ProviderConfig
+from tokenmux.providers.openai_messages import outbound_messages, outbound_params
 from tokenmux.providers.transport import HttpRequest, HttpResponse, Transport, retry_after_seconds
 from tokenmux.types import ChatRequest, ChatResponse, StreamEvent, Usage
 
@@ -178,8 +179,8 @@ class OpenAIProvider:
 
     def _http_request(self, request: ChatRequest, ctx: CallContext, *, stream: bool) -> HttpRequest:
         body = self._body_head(ctx.endpoint)
-        body["messages"] = request.messages
-        body.update(ctx.params)
+        body["messages"] = outbound_messages(request.messages, request.inbound)
+        body.update(outbound_params(ctx.params, request.inbound))
         body["stream"] = stream
         if stream:
             body["stream_options"] = _INCLUDE_USAGE

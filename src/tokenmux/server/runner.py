@@ -40,6 +40,10 @@ def uvicorn_config(
         http="httptools",
         lifespan=lifespan,
         access_log=False,
+        # Behind a load balancer, forwarded headers are the operator's to trust explicitly; and no Server
+        # header, which also saves work on every response.
+        proxy_headers=False,
+        server_header=False,
         log_level=log_level,
         timeout_graceful_shutdown=int(max(1, graceful_timeout_s)),
         timeout_keep_alive=75,
