@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar
 
 import msgspec
 
@@ -20,6 +20,7 @@ from tokenmux.protocols.sse import SSEDecoder, SSEEvent
 from tokenmux.providers.anthropic_request import encode_request
 from tokenmux.providers.anthropic_response import StreamReader, decode_message
 from tokenmux.providers.base import CallContext, ProviderConfig
+from tokenmux.providers.common import fail_stream, scrub_key, snippet
 from tokenmux.providers.transport import HttpRequest, HttpResponse, Transport, retry_after_seconds
 from tokenmux.types import ChatRequest, ChatResponse, StreamEvent
 
@@ -71,12 +72,12 @@ class AnthropicProvider:
             data = _decode(raw)
         except msgspec.DecodeError:
             raise ProviderMalformed(
-                f"the provider answered {response.status} with a body that is not JSON: {_snippet(raw)}"
+                f"the provider answered {response.status} with a body that is not JSON: {snippet(raw)}"
             ) from None
         if isinstance(data, dict) and data.get("type") == "error":
             raise self._error_object_rejection(data.get("error"))
         if not isinstance(data, dict) or not isinstance(data.get("content"), list):
-            raise ProviderMalformed(f"the provider answered without a message: {_snippet(raw)}")
+            raise ProviderMalformed(f"the provider answered without a message: {snippet(raw)}")
         try:
             return decode_message(data, ctx.endpoint, json_tool)
         except (AttributeError, TypeError, ValueError, KeyError) as exc:
@@ -101,7 +102,7 @@ class AnthropicProvider:
                     sse_events = decoder.flush()
                     ended = True
                 except UpstreamError as exc:
-                    _fail(exc, reader.started)
+                    fail_stream(exc, reader.started)
                 for sse in sse_events:
                     for event in self._events(reader, sse):
                         yield event
@@ -128,19 +129,19 @@ class AnthropicProvider:
         try:
             data = _decode(sse.data)
         except msgspec.DecodeError:
-            _fail(
+            fail_stream(
                 ProviderMalformed(f"the provider sent an event that is not JSON: {sse.data[:200]!r}"),
                 reader.started,
             )
         if not isinstance(data, dict):
-            _fail(ProviderMalformed("the provider sent an event that is not an object"), reader.started)
+            fail_stream(ProviderMalformed("the provider sent an event that is not an object"), reader.started)
         if data.get("type") == "error" or sse.event == "error":
-            _fail(self._error_object_rejection(data.get("error")), reader.started)
+            fail_stream(self._error_object_rejection(data.get("error")), reader.started)
         try:
             return reader.read(data)
         except (AttributeError, TypeError, ValueError, KeyError) as exc:
             malformed = ProviderMalformed(f"the provider sent an event of an unexpected shape: {exc}")
-            _fail(malformed, reader.started)
+            fail_stream(malformed, reader.started)
 
     # Errors.
 
@@ -150,9 +151,9 @@ class AnthropicProvider:
         if 300 <= status < 400:
             message = f"redirected to {response.header('location')}; check the provider's base_url"
         elif message is None:
-            message = f"HTTP {status}: {_snippet(body) or 'empty body'}"
+            message = f"HTTP {status}: {snippet(body) or 'empty body'}"
         return ProviderRejected(
-            self._scrub(message),
+            scrub_key(message, self.config.api_key),
             upstream_status=status,
             retry_after=retry_after_seconds(response),
             upstream_type=error_type,
@@ -163,21 +164,12 @@ class AnthropicProvider:
         error_type = error.get("type") if isinstance(error.get("type"), str) else None
         message = error.get("message") if isinstance(error.get("message"), str) else None
         return ProviderRejected(
-            self._scrub(message or f"the provider reported an error ({error_type or 'no type'})"),
+            scrub_key(
+                message or f"the provider reported an error ({error_type or 'no type'})", self.config.api_key
+            ),
             upstream_status=_STATUS_BY_ERROR_TYPE.get(error_type or "", 502),
             upstream_type=error_type,
         )
-
-    def _scrub(self, message: str) -> str:
-        key = self.config.api_key
-        return message.replace(key, "***") if key else message
-
-
-def _fail(error: UpstreamError, started: bool) -> NoReturn:
-    """Raise ``error``, or, once output has begun, ``StreamInterrupted`` caused by it."""
-    if started:
-        raise StreamInterrupted(f"the stream broke after output had begun: {error.message}") from error
-    raise error
 
 
 def _error_fields(body: bytes) -> tuple[str | None, str | None]:
@@ -194,11 +186,6 @@ def _error_fields(body: bytes) -> tuple[str | None, str | None]:
         message if isinstance(message, str) else None,
         error_type if isinstance(error_type, str) else None,
     )
-
-
-def _snippet(body: bytes, limit: int = 300) -> str:
-    text = body[:limit].decode("utf-8", "replace").strip()
-    return text + "…" if len(body) > limit else text
 
 
 async def _drain(chunks: AsyncIterator[bytes]) -> None:

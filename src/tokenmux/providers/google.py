@@ -12,7 +12,7 @@ sends it, from the ``google.rpc.RetryInfo`` detail.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar
 from urllib.parse import quote
 
 import msgspec
@@ -20,6 +20,7 @@ import msgspec
 from tokenmux.errors import ProviderMalformed, ProviderRejected, StreamInterrupted, UpstreamError
 from tokenmux.protocols.sse import SSEDecoder, SSEEvent
 from tokenmux.providers.base import CallContext, ProviderConfig
+from tokenmux.providers.common import fail_stream, scrub_key, snippet
 from tokenmux.providers.google_request import encode_request
 from tokenmux.providers.google_response import StreamReader, decode_response
 from tokenmux.providers.transport import HttpRequest, HttpResponse, Transport, retry_after_seconds
@@ -76,17 +77,17 @@ class GoogleProvider:
             data = _decode(raw)
         except msgspec.DecodeError:
             raise ProviderMalformed(
-                f"the provider answered {response.status} with a body that is not JSON: {_snippet(raw)}"
+                f"the provider answered {response.status} with a body that is not JSON: {snippet(raw)}"
             ) from None
         if not isinstance(data, dict):
-            raise ProviderMalformed(f"the provider answered with JSON that is not an object: {_snippet(raw)}")
+            raise ProviderMalformed(f"the provider answered with JSON that is not an object: {snippet(raw)}")
         if data.get("error") is not None:
             raise self._error_object_rejection(data["error"])
         try:
             return decode_response(data, ctx.endpoint.upstream_model)
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ProviderMalformed(
-                f"the provider answered a response of an unexpected shape ({exc}): {_snippet(raw)}"
+                f"the provider answered a response of an unexpected shape ({exc}): {snippet(raw)}"
             ) from None
 
     async def stream(self, request: ChatRequest, ctx: CallContext) -> AsyncIterator[StreamEvent]:
@@ -106,7 +107,7 @@ class GoogleProvider:
                     sse_events = decoder.flush()
                     ended = True
                 except UpstreamError as exc:
-                    _fail(exc, reader.started)
+                    fail_stream(exc, reader.started)
                 for sse in sse_events:
                     for event in self._events(reader, sse):
                         yield event
@@ -156,20 +157,22 @@ class GoogleProvider:
             malformed = ProviderMalformed(
                 f"the provider sent a stream chunk that is not JSON: {sse.data[:200]!r}"
             )
-            _fail(malformed, reader.started)
+            fail_stream(malformed, reader.started)
         if isinstance(data, list) and len(data) == 1:
             data = data[0]
         if not isinstance(data, dict):
-            _fail(ProviderMalformed("the provider sent a stream chunk that is not an object"), reader.started)
+            fail_stream(
+                ProviderMalformed("the provider sent a stream chunk that is not an object"), reader.started
+            )
         if data.get("error") is not None:
-            _fail(self._error_object_rejection(data["error"]), reader.started)
+            fail_stream(self._error_object_rejection(data["error"]), reader.started)
         try:
             return reader.read(data)
         except ProviderRejected as exc:  # the prompt was blocked
-            _fail(exc, reader.started)
+            fail_stream(exc, reader.started)
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             malformed = ProviderMalformed(f"the provider sent a stream chunk of an unexpected shape: {exc}")
-            _fail(malformed, reader.started)
+            fail_stream(malformed, reader.started)
 
     # Errors.
 
@@ -179,10 +182,10 @@ class GoogleProvider:
         if 300 <= status < 400:
             message = f"redirected to {response.header('location')}; check the provider's base_url"
         elif message is None:
-            message = f"HTTP {status}: {_snippet(body) or 'empty body'}"
+            message = f"HTTP {status}: {snippet(body) or 'empty body'}"
         retry_after = retry_after_seconds(response)
         return ProviderRejected(
-            self._scrub(message),
+            scrub_key(message, self.config.api_key),
             upstream_status=status,
             retry_after=retry_delay if retry_after is None else retry_after,
             upstream_type=status_name,
@@ -198,22 +201,14 @@ class GoogleProvider:
             else _STATUS_BY_NAME.get(status_name or "", 502)
         )
         return ProviderRejected(
-            self._scrub(message or f"the provider reported an error ({status_name or 'no status'})"),
+            scrub_key(
+                message or f"the provider reported an error ({status_name or 'no status'})",
+                self.config.api_key,
+            ),
             upstream_status=status,
             retry_after=retry_delay,
             upstream_type=status_name,
         )
-
-    def _scrub(self, message: str) -> str:
-        key = self.config.api_key
-        return message.replace(key, "***") if key else message
-
-
-def _fail(error: UpstreamError, started: bool) -> NoReturn:
-    """Raise ``error``, or, once output has begun, ``StreamInterrupted`` caused by it."""
-    if started:
-        raise StreamInterrupted(f"the stream broke after output had begun: {error.message}") from error
-    raise error
 
 
 def _error_details(body: bytes) -> tuple[str | None, str | None, float | None]:
@@ -251,8 +246,3 @@ def _duration_seconds(value: Any) -> float | None:
         return max(0.0, float(value[:-1]))
     except ValueError:
         return None
-
-
-def _snippet(body: bytes, limit: int = 300) -> str:
-    text = body[:limit].decode("utf-8", "replace").strip()
-    return text + "…" if len(body) > limit else text

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from typing import Any, ClassVar, NoReturn, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import msgspec
 
@@ -22,6 +22,7 @@ from tokenmux.errors import ProviderMalformed, ProviderRejected, StreamInterrupt
 from tokenmux.protocols.openai_chunks import PassThroughChunk, chunk_of_events, read_plain_chunk
 from tokenmux.protocols.sse import SSEDecoder, SSEEvent
 from tokenmux.providers.base import CallContext, ProviderConfig
+from tokenmux.providers.common import fail_stream, scrub_key, snippet
 from tokenmux.providers.openai_messages import outbound_messages, outbound_params
 from tokenmux.providers.transport import HttpRequest, HttpResponse, Transport, retry_after_seconds
 from tokenmux.types import ChatRequest, ChatResponse, StreamEvent, Usage
@@ -141,7 +142,7 @@ class OpenAIProvider:
                     sse_events = decoder.flush()
                     ended = True
                 except UpstreamError as exc:
-                    self._fail(exc, started)
+                    fail_stream(exc, started)
                 batch: list[_Unit] = []
                 failure: UpstreamError | None = None
                 try:
@@ -199,7 +200,7 @@ class OpenAIProvider:
             data = _decode(body)
         except msgspec.DecodeError:
             raise ProviderMalformed(
-                f"the provider answered {status} with a body that is not JSON: {_snippet(body)}"
+                f"the provider answered {status} with a body that is not JSON: {snippet(body)}"
             ) from None
         if not isinstance(data, dict):
             raise ProviderMalformed(f"the provider answered {status} with JSON that is not an object")
@@ -208,7 +209,7 @@ class OpenAIProvider:
             error = data.get("error")
             if error is not None:  # some servers put an error object in a 200 answer
                 raise self._error_object_rejection(error)
-            raise ProviderMalformed(f"the provider answered {status} without choices: {_snippet(body)}")
+            raise ProviderMalformed(f"the provider answered {status} without choices: {snippet(body)}")
         for choice in choices:
             if not isinstance(choice, dict):
                 raise ProviderMalformed("the provider answered with a choice that is not an object")
@@ -233,12 +234,12 @@ class OpenAIProvider:
             malformed = ProviderMalformed(
                 f"the provider sent a stream chunk that is not JSON: {sse.data[:200]!r}"
             )
-            self._fail(malformed, started)
+            fail_stream(malformed, started)
         if not isinstance(chunk, dict):
-            self._fail(ProviderMalformed("the provider sent a stream chunk that is not an object"), started)
+            fail_stream(ProviderMalformed("the provider sent a stream chunk that is not an object"), started)
         error = chunk.get("error")
         if error is not None or sse.event == "error":
-            self._fail(self._error_object_rejection(error or chunk), started)
+            fail_stream(self._error_object_rejection(error or chunk), started)
         try:
             chunk_id = chunk.get("id") or None
             fingerprint = chunk.get("system_fingerprint")
@@ -258,7 +259,7 @@ class OpenAIProvider:
                 events.append(StreamEvent(usage=self._usage(usage), id=chunk_id))
         except (AttributeError, TypeError, ValueError) as exc:
             malformed = ProviderMalformed(f"the provider sent a stream chunk of an unexpected shape: {exc}")
-            self._fail(malformed, started)
+            fail_stream(malformed, started)
         return events
 
     def _chunks(self, sse: SSEEvent, started: bool) -> list[PassThroughChunk]:
@@ -279,9 +280,9 @@ class OpenAIProvider:
         if 300 <= status < 400:
             message = f"redirected to {response.header('location')}; check the provider's base_url"
         elif message is None:
-            message = f"HTTP {status}: {_snippet(body) or 'empty body'}"
+            message = f"HTTP {status}: {snippet(body) or 'empty body'}"
         return ProviderRejected(
-            self._scrub(message),
+            scrub_key(message, self.config.api_key),
             upstream_status=status,
             retry_after=retry_after_seconds(response),
             upstream_type=error_type,
@@ -293,23 +294,11 @@ class OpenAIProvider:
         message, error_type, param = _error_fields(error)
         status = _error_object_status(error, error_type)
         return ProviderRejected(
-            self._scrub(message or "the provider reported an error without a message"),
+            scrub_key(message or "the provider reported an error without a message", self.config.api_key),
             upstream_status=status,
             upstream_type=error_type,
             param=param,
         )
-
-    def _scrub(self, message: str) -> str:
-        # Providers echo (partly masked) keys in authentication errors; never pass ours on verbatim.
-        key = self.config.api_key
-        return message.replace(key, "***") if key else message
-
-    @staticmethod
-    def _fail(error: UpstreamError, started: bool) -> NoReturn:
-        """Raise ``error``, or, once output has begun, ``StreamInterrupted`` caused by it."""
-        if started:
-            raise StreamInterrupted(f"the stream broke after output had begun: {error.message}") from error
-        raise error
 
 
 def parse_usage(raw: dict[str, Any]) -> Usage:
@@ -382,11 +371,6 @@ async def _drain(response: HttpResponse, chunks: AsyncIterator[bytes]) -> None:
                 pass
     except (TimeoutError, UpstreamError):
         pass  # the connection is then closed instead of reused; the answer is complete either way
-
-
-def _snippet(body: bytes, limit: int = 300) -> str:
-    text = body[:limit].decode("utf-8", "replace").strip()
-    return text + "…" if len(body) > limit else text
 
 
 def _as_int(value: Any) -> int:
