@@ -171,8 +171,8 @@ def run_demo(*, host: str, port: int, database_url: str, traffic_rps: float, dur
         f"""
 tokenmux demo: {len(served)} models at {len(gateway.providers)} simulated providers ({simulator.url})
 
-  gateway     {base}/api/v1
-  figures     {base}/api/v1/models/openai/gpt-4.1-nano/endpoints
+  gateway     {base}/api/v1  (Anthropic SDK: {base}/api/anthropic)
+  model page  {base}/openai/gpt-4.1-nano   (also {base}/models, {base}/status, {base}/activity)
   demo key    {key}
 
   curl {base}/api/v1/chat/completions \\
