@@ -20,7 +20,7 @@ from tokenmux.protocols.sse import SSEDecoder, SSEEvent
 from tokenmux.providers.anthropic_request import encode_request
 from tokenmux.providers.anthropic_response import StreamReader, decode_message
 from tokenmux.providers.base import CallContext, ProviderConfig
-from tokenmux.providers.common import fail_stream, scrub_key, snippet
+from tokenmux.providers.common import fail_stream, scrub_key, send_and_read, snippet, status_message
 from tokenmux.providers.transport import HttpRequest, HttpResponse, Transport, retry_after_seconds
 from tokenmux.types import ChatRequest, ChatResponse, StreamEvent
 
@@ -61,11 +61,7 @@ class AnthropicProvider:
 
     async def complete(self, request: ChatRequest, ctx: CallContext) -> ChatResponse:
         body, json_tool = encode_request(request, ctx, stream=False)
-        response = await self._transport.send(self._http_request(body, ctx))
-        try:
-            raw = await response.read()
-        finally:
-            await response.aclose()
+        response, raw = await send_and_read(self._transport, self._http_request(body, ctx))
         if not 200 <= response.status < 300:
             raise self._rejection(response, raw)
         try:
@@ -148,10 +144,7 @@ class AnthropicProvider:
     def _rejection(self, response: HttpResponse, body: bytes) -> ProviderRejected:
         status = response.status
         message, error_type = _error_fields(body)
-        if 300 <= status < 400:
-            message = f"redirected to {response.header('location')}; check the provider's base_url"
-        elif message is None:
-            message = f"HTTP {status}: {snippet(body) or 'empty body'}"
+        message = status_message(response, body, message)
         return ProviderRejected(
             scrub_key(message, self.config.api_key),
             upstream_status=status,

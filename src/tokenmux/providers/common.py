@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import NoReturn
 
 from tokenmux.errors import StreamInterrupted, UpstreamError
+from tokenmux.providers.transport import HttpRequest, HttpResponse, Transport
 
 
 def scrub_key(message: str, api_key: str | None) -> str:
@@ -24,3 +25,21 @@ def snippet(body: bytes, limit: int = 300) -> str:
     """The start of an unreadable answer, for the error message."""
     text = body[:limit].decode("utf-8", "replace").strip()
     return text + "…" if len(body) > limit else text
+
+
+async def send_and_read(transport: Transport, request: HttpRequest) -> tuple[HttpResponse, bytes]:
+    """Send a non-streamed request and read its whole answer; the connection is released either way."""
+    response = await transport.send(request)
+    try:
+        return response, await response.read()
+    finally:
+        await response.aclose()
+
+
+def status_message(response: HttpResponse, body: bytes, message: str | None) -> str:
+    """What to say of an error answer: the provider's own message, else what its status and body show."""
+    if 300 <= response.status < 400:
+        return f"redirected to {response.header('location')}; check the provider's base_url"
+    if message is None:
+        return f"HTTP {response.status}: {snippet(body) or 'empty body'}"
+    return message

@@ -20,7 +20,7 @@ import msgspec
 from tokenmux.errors import ProviderMalformed, ProviderRejected, StreamInterrupted, UpstreamError
 from tokenmux.protocols.sse import SSEDecoder, SSEEvent
 from tokenmux.providers.base import CallContext, ProviderConfig
-from tokenmux.providers.common import fail_stream, scrub_key, snippet
+from tokenmux.providers.common import fail_stream, scrub_key, send_and_read, snippet, status_message
 from tokenmux.providers.google_request import encode_request
 from tokenmux.providers.google_response import StreamReader, decode_response
 from tokenmux.providers.transport import HttpRequest, HttpResponse, Transport, retry_after_seconds
@@ -66,11 +66,7 @@ class GoogleProvider:
     # The contract (providers/base.py).
 
     async def complete(self, request: ChatRequest, ctx: CallContext) -> ChatResponse:
-        response = await self._transport.send(self._http_request(request, ctx, stream=False))
-        try:
-            raw = await response.read()
-        finally:
-            await response.aclose()
+        response, raw = await send_and_read(self._transport, self._http_request(request, ctx, stream=False))
         if not 200 <= response.status < 300:
             raise self._rejection(response, raw)
         try:
@@ -179,10 +175,7 @@ class GoogleProvider:
     def _rejection(self, response: HttpResponse, body: bytes) -> ProviderRejected:
         status = response.status
         message, status_name, retry_delay = _error_details(body)
-        if 300 <= status < 400:
-            message = f"redirected to {response.header('location')}; check the provider's base_url"
-        elif message is None:
-            message = f"HTTP {status}: {snippet(body) or 'empty body'}"
+        message = status_message(response, body, message)
         retry_after = retry_after_seconds(response)
         return ProviderRejected(
             scrub_key(message, self.config.api_key),

@@ -22,7 +22,7 @@ from tokenmux.errors import ProviderMalformed, ProviderRejected, StreamInterrupt
 from tokenmux.protocols.openai_chunks import PassThroughChunk, chunk_of_events, read_plain_chunk
 from tokenmux.protocols.sse import SSEDecoder, SSEEvent
 from tokenmux.providers.base import CallContext, ProviderConfig
-from tokenmux.providers.common import fail_stream, scrub_key, snippet
+from tokenmux.providers.common import fail_stream, scrub_key, send_and_read, snippet, status_message
 from tokenmux.providers.openai_messages import outbound_messages, outbound_params
 from tokenmux.providers.transport import HttpRequest, HttpResponse, Transport, retry_after_seconds
 from tokenmux.types import ChatRequest, ChatResponse, StreamEvent, Usage
@@ -91,11 +91,7 @@ class OpenAIProvider:
     # The contract (providers/base.py).
 
     async def complete(self, request: ChatRequest, ctx: CallContext) -> ChatResponse:
-        response = await self._transport.send(self._http_request(request, ctx, stream=False))
-        try:
-            body = await response.read()
-        finally:
-            await response.aclose()
+        response, body = await send_and_read(self._transport, self._http_request(request, ctx, stream=False))
         if not 200 <= response.status < 300:
             raise self._rejection(response, body)
         return self._chat_response(body, response.status, ctx.endpoint)
@@ -277,10 +273,7 @@ class OpenAIProvider:
     def _rejection(self, response: HttpResponse, body: bytes) -> ProviderRejected:
         status = response.status
         message, error_type, param = _error_details(body)
-        if 300 <= status < 400:
-            message = f"redirected to {response.header('location')}; check the provider's base_url"
-        elif message is None:
-            message = f"HTTP {status}: {snippet(body) or 'empty body'}"
+        message = status_message(response, body, message)
         return ProviderRejected(
             scrub_key(message, self.config.api_key),
             upstream_status=status,
