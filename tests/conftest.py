@@ -33,6 +33,7 @@ def sim(simulator: BackgroundServer) -> Iterator[Sim]:
 @pytest.fixture
 def gateway_factory(sim: Sim, tmp_path: Path) -> Iterator[Any]:
     started: list[BackgroundServer] = []
+    gateways: list[Gateway] = []
 
     def start(config: dict[str, Any] | None = None, **gateway: Any) -> Gateway:
         url = f"sqlite:///{tmp_path}/gw-{len(started)}.db"
@@ -40,9 +41,12 @@ def gateway_factory(sim: Sim, tmp_path: Path) -> Iterator[Any]:
         app = build_gateway(config or sim_config(sim.url, **gateway), database_url=url, env={})
         server = BackgroundServer(app, graceful_timeout_s=2).start()
         started.append(server)
-        return Gateway(server, key, app)
+        gateways.append(Gateway(server, key, app))
+        return gateways[-1]
 
     yield start
+    for gw in gateways:
+        gw.close_clients()
     for server in started:
         server.stop()
 
@@ -50,3 +54,14 @@ def gateway_factory(sim: Sim, tmp_path: Path) -> Iterator[Any]:
 @pytest.fixture
 def gateway(gateway_factory: Any) -> Gateway:
     return gateway_factory()  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The machine's Redis, on a database index of its own, empty; skips when there is none."""
+    import redis_support
+
+    if not redis_support.reachable():
+        pytest.skip(redis_support.NOT_REACHABLE)
+    redis_support.flush()
+    return redis_support.URL

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 
+from tokenmux.limits.key_limits import limit_changes
 from tokenmux.server.runner import BackgroundServer
 from tokenmux.store.keys import new_key
 from tokenmux.store.url import open_store
@@ -63,16 +64,33 @@ class Gateway:
         self.url = server.url
         self.key = key
         self.app = app
+        self.clients: list[Any] = []
 
-    def openai(self, **kw: Any) -> Any:
+    def openai(self, key: str | None = None, **kw: Any) -> Any:
+        """An OpenAI SDK client on this gateway, closed when the test ends."""
         import openai
 
-        return openai.OpenAI(base_url=f"{self.url}/api/v1", api_key=self.key, max_retries=0, **kw)
+        client = openai.OpenAI(base_url=f"{self.url}/api/v1", api_key=key or self.key, max_retries=0, **kw)
+        self.clients.append(client)
+        return client
+
+    def close_clients(self) -> None:
+        for client in self.clients:
+            client.close()
+        self.clients.clear()
+
+    def new_key(self, name: str, **limits: Any) -> str:
+        """Another key in this gateway's database (see ``make_key``)."""
+        return make_key(self.app.settings.database_url, name, **limits)
 
 
-def make_key(database_url: str, name: str = "test") -> str:
+def make_key(database_url: str, name: str = "test", **limits: Any) -> str:
+    """A new key in the database; ``limits`` as the management API takes them (credit=1.5, rpm=3, ...)."""
+
     async def create() -> str:
         secret, record = new_key(name)
+        for column, value in limit_changes(limits).items():
+            setattr(record, column, value)
         async with open_store(database_url) as store:
             await store.create_key(record)
         return secret

@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import logging
 import os
 import sys
-import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tokenmux import __version__
+from tokenmux.cli_keys import add_parser as add_keys_parser
 from tokenmux.config import DEFAULT_DATABASE_URL, ConfigError, read_config_file
-
-if TYPE_CHECKING:
-    from tokenmux.store.base import Store
-
-
-def _database_url(args: argparse.Namespace) -> str:
-    return args.database or os.environ.get("TOKENMUX_DATABASE_URL") or DEFAULT_DATABASE_URL
 
 
 def _config(args: argparse.Namespace) -> dict[str, Any]:
@@ -37,7 +28,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from tokenmux.server.build import build_gateway
     from tokenmux.server.runner import uvicorn_config
 
-    gateway = build_gateway(_config(args), database_url=args.database)
+    gateway = build_gateway(_config(args), database_url=args.database, redis_url=args.redis)
     if not gateway.providers:
         print(
             "warning: no provider is configured, so no model can be served. Add a 'providers:' section to the "
@@ -87,99 +78,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
 
 
-# -- keys ----------------------------------------------------------------------------------------
-
-
-def cmd_keys(args: argparse.Namespace) -> int:
-    return asyncio.run(_keys(args))
-
-
-async def _keys(args: argparse.Namespace) -> int:
-    from tokenmux.store.base import StoreError
-    from tokenmux.store.url import open_store
-
-    store = open_store(_database_url(args))
-    try:
-        return await _keys_on(store, args)
-    except StoreError as e:
-        print(f"error: the database is not usable: {e}", file=sys.stderr)
-        return 1
-
-
-async def _keys_on(store: Store, args: argparse.Namespace) -> int:
-    from tokenmux.store.base import KeyNameTaken
-    from tokenmux.store.keys import new_key
-
-    async with store:
-        if args.keys_command == "create":
-            secret, record = new_key(args.name, is_admin=args.admin)
-            try:
-                await store.create_key(record)
-            except KeyNameTaken:
-                print(
-                    f"error: a key named {args.name!r} exists; revoke it or choose another name",
-                    file=sys.stderr,
-                )
-                return 1
-            print(
-                f"created key {record.id} ({record.name}){' with admin rights' if record.is_admin else ''}; "
-                "it is shown once, store it now:",
-                file=sys.stderr,
-            )
-            print(secret)
-            return 0
-        if args.keys_command == "list":
-            keys = await store.list_keys()
-            if args.json:
-                print(
-                    json.dumps(
-                        [
-                            {
-                                "id": k.id,
-                                "name": k.name,
-                                "key": k.display,
-                                "admin": k.is_admin,
-                                "created_at": k.created_at,
-                                "revoked_at": k.revoked_at,
-                            }
-                            for k in keys
-                        ],
-                        indent=2,
-                    )
-                )
-                return 0
-            rows = [("ID", "NAME", "KEY", "ADMIN", "CREATED", "STATE")]
-            for k in keys:
-                rows.append(
-                    (
-                        k.id,
-                        k.name,
-                        k.display,
-                        "yes" if k.is_admin else "",
-                        _date(k.created_at),
-                        "revoked " + _date(k.revoked_at) if k.revoked_at else "active",
-                    )
-                )
-            print(_table(rows))
-            return 0
-        if args.keys_command == "revoke":
-            if await store.revoke_key(args.key):
-                print(f"revoked {args.key}")
-                return 0
-            print(f"error: no active key with id or name {args.key!r}", file=sys.stderr)
-            return 1
-    return 2
-
-
-def _date(ts: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(ts)) if ts else ""
-
-
-def _table(rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
-
-
 # -- models --------------------------------------------------------------------------------------
 
 
@@ -208,6 +106,9 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--database", help=f"database URL (default {DEFAULT_DATABASE_URL}; env TOKENMUX_DATABASE_URL)"
     )
+    serve.add_argument(
+        "--redis", help="Redis URL that replicas share limits and health through (env TOKENMUX_REDIS_URL)"
+    )
     serve.add_argument("--log-level", default="info")
     serve.set_defaults(func=cmd_serve)
 
@@ -227,18 +128,7 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--profiles", help="YAML/JSON file: {prefix: profile} to start with")
     sim.set_defaults(func=cmd_simulate)
 
-    keys = sub.add_parser("keys", help="create, list and revoke API keys")
-    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
-    create = keys_sub.add_parser("create", help="create a key; prints it once, alone on the last line")
-    create.add_argument("--name", required=True)
-    create.add_argument("--admin", action="store_true", help="a key for the management API")
-    lst = keys_sub.add_parser("list", help="list keys (never their secrets)")
-    lst.add_argument("--json", action="store_true")
-    revoke = keys_sub.add_parser("revoke", help="revoke a key by id or name")
-    revoke.add_argument("key")
-    for sp in (create, lst, revoke):
-        sp.add_argument("--database", help=f"database URL (default {DEFAULT_DATABASE_URL})")
-    keys.set_defaults(func=cmd_keys)
+    add_keys_parser(sub)
 
     models = sub.add_parser("models", help="print the catalog")
     models.add_argument("--provider", help="only models this provider serves")

@@ -50,6 +50,15 @@ class GatewaySettings:
     # Upstream HTTP client: "http1" (our keep-alive HTTP/1.1 client on httptools, ~2x less CPU per call) or
     # "aiohttp" (for what http1 does not do: proxies, HTTP/2 servers that refuse HTTP/1.1).
     http_client: str = "http1"
+    # A key with admin rights that is never stored (compared by digest in constant time); also
+    # TOKENMUX_ADMIN_KEY. Empty: only keys made with `tokenmux keys create --admin` are admins.
+    admin_key: str = ""
+    # Redis calls (rate limits, reservations, shared cooldowns) give up after this long; see README "Faults".
+    redis_timeout_s: float = 0.25
+    # Where request records go when the database is down at shutdown; written to it at the next start.
+    spool_dir: str = "tokenmux-spool"
+    # Cross-origin access for browser clients, off when empty: {allow_origins: [...], allow_credentials: ...}
+    cors: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -58,6 +67,7 @@ class Settings:
     catalog_overrides: dict[str, Any] = field(default_factory=dict)
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
     database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str | None = None  # shared limits and health for replicas; None: kept in process
 
 
 def expand_vars(value: Any, env: Mapping[str, str]) -> Any:
@@ -102,10 +112,13 @@ def build_settings(
     *,
     env: Mapping[str, str] | None = None,
     database_url: str | None = None,
+    redis_url: str | None = None,
 ) -> Settings:
     """Settings from a parsed configuration document plus the environment."""
     env = os.environ if env is None else env
     gateway = _gateway_settings(data.get("gateway") or {})
+    if not gateway.admin_key and env.get("TOKENMUX_ADMIN_KEY"):
+        gateway.admin_key = env["TOKENMUX_ADMIN_KEY"]
     providers: dict[str, ProviderConfig] = {}
     raw_providers = data.get("providers") or {}
     if not isinstance(raw_providers, dict):
@@ -122,8 +135,17 @@ def build_settings(
     if not isinstance(catalog_overrides, dict):
         raise ConfigError("'catalog' must be a mapping with 'providers' and/or 'models'")
     url = database_url or env.get("TOKENMUX_DATABASE_URL") or data.get("database") or DEFAULT_DATABASE_URL
+    redis = redis_url or env.get("TOKENMUX_REDIS_URL") or data.get("redis") or None
+    if redis is not None and not str(redis).startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(
+            f"the Redis URL must start with redis://, rediss:// or unix://, got {str(redis)[:20]!r}"
+        )
     return Settings(
-        providers=providers, catalog_overrides=catalog_overrides, gateway=gateway, database_url=url
+        providers=providers,
+        catalog_overrides=catalog_overrides,
+        gateway=gateway,
+        database_url=url,
+        redis_url=str(redis) if redis else None,
     )
 
 
@@ -136,6 +158,8 @@ def _gateway_settings(raw: Mapping[str, Any]) -> GatewaySettings:
             known = ", ".join(GatewaySettings.__slots__)
             raise ConfigError(f"unknown gateway setting {name!r}; known: {known}")
         default = getattr(settings, name)
+        if name == "cors" and not isinstance(value, Mapping):
+            raise ConfigError("gateway.cors must be a mapping such as {allow_origins: [https://app.example]}")
         if name == "http_client" and value not in ("http1", "aiohttp"):
             raise ConfigError(f"gateway.http_client must be 'http1' or 'aiohttp', got {value!r}")
         try:
@@ -169,6 +193,10 @@ def _provider_config(
     headers = raw.get("headers") or {}
     if not isinstance(headers, Mapping):
         raise ConfigError(f"providers.{slug}.headers must be a mapping of header name to value")
+    for name, value in headers.items():
+        # A line break in a header would let the configuration smuggle a second header or request upstream.
+        if any(c in f"{name}{value}" for c in "\r\n\0"):
+            raise ConfigError(f"providers.{slug}.headers.{name} must not contain a line break or NUL")
     deployments = raw.get("deployments") or {}
     if not isinstance(deployments, Mapping):
         raise ConfigError(f"providers.{slug}.deployments must map a model name to its Azure deployment")

@@ -18,6 +18,7 @@
     │   └── StreamInterrupted           the stream broke after the client had its first byte
     ├── AllAttemptsFailed               502     upstream_error         (metadata: every attempt)
     ├── NoEndpointAvailable             503     service_unavailable    (every endpoint cooling down)
+    ├── DatabaseUnavailable             503     service_unavailable    (a key cannot be checked now)
     └── DeadlineExceeded                504     timeout
 
 ``UpstreamError`` subclasses describe one attempt; they are never shown to a client as they are. The relay
@@ -186,6 +187,15 @@ class NoEndpointAvailable(TokenmuxError):
         if self.retry_after is None:
             return []
         return [(b"retry-after", str(max(1, round(self.retry_after))).encode())]
+
+
+class DatabaseUnavailable(TokenmuxError):
+    status = 503
+    type = "service_unavailable"
+    code = "database_unavailable"
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        return [(b"retry-after", b"5")]
 
 
 class DeadlineExceeded(TokenmuxError):

@@ -14,7 +14,7 @@ import pytest
 from postgres_support import StoreDatabase
 from tokenmux.store import GenerationRecord, KeyNameTaken, Store, StoreError, key_digest, new_key
 from tokenmux.store.migrations import MIGRATIONS
-from tokenmux.store.records import ATTEMPT_FIELDS, GENERATION_FIELDS, KEY_FIELDS
+from tokenmux.store.records import ATTEMPT_FIELDS, GENERATION_FIELDS, KEY_FIELDS, ContentRecord
 
 GenerationFactory = Callable[..., GenerationRecord]  # the make_generation fixture (conftest.py)
 
@@ -236,3 +236,45 @@ async def test_revoking_by_id_does_not_touch_a_key_named_like_that_id(store: Sto
     assert await store.revoke_key(target.id)
     by_name = {k.name: k for k in await store.list_keys()}
     assert by_name["target"].revoked and not by_name[target.id].revoked
+
+
+async def test_keys_are_read_and_updated_by_id_or_name(store: Store) -> None:
+    _, first = new_key("alpha")
+    _, second = new_key("beta")
+    await store.create_key(first)
+    await store.create_key(second)
+    found = await store.get_key("alpha")
+    assert found is not None and found.id == first.id
+    updated = await store.update_key(first.id, {"rpm": 10, "credit_usd": 2.5, "allowed_models": '["a/*"]'})
+    assert updated is not None and updated.rpm == 10 and updated.credit_usd == 2.5
+    assert updated.allowed_models == '["a/*"]' and updated.digest == first.digest
+    cleared = await store.update_key("alpha", {"rpm": None})
+    assert cleared is not None and cleared.rpm is None and cleared.credit_usd == 2.5
+    with pytest.raises(KeyNameTaken):
+        await store.update_key("alpha", {"name": "beta"})
+    with pytest.raises(StoreError):
+        await store.update_key("alpha", {"digest": "x"})
+    assert await store.update_key("nobody", {"rpm": 1}) is None
+    await store.revoke_key("beta")
+    assert await store.get_key("beta") is None
+
+
+async def test_stored_prompts_round_trip_and_are_purged_by_key_and_age(store: Store) -> None:
+    rows = [
+        ContentRecord(id="g1", key_id="k1", created_at=100.0, request='{"m":1}', response='{"a":1}'),
+        ContentRecord(id="g2", key_id="k1", created_at=200.0, request="{}", response="{}"),
+        ContentRecord(id="g3", key_id="k2", created_at=50.0, request="{}", response="{}"),
+    ]
+    await store.write_contents(rows)
+    await store.write_contents(rows[:1])  # a repeated id is left as it is
+    assert await store.get_contents("g1") == rows[0]
+    assert sorted(await store.content_key_ids()) == ["k1", "k2"]
+    assert await store.purge_contents("k1", 150.0) == 1
+    assert await store.get_contents("g1") is None and await store.get_contents("g2") is not None
+    assert await store.purge_contents("k2", float("inf")) == 1
+
+
+async def test_all_key_days_cover_every_key(store: Store, make_generation: GenerationFactory) -> None:
+    await store.write_batch([make_generation("gen-a", key_id="k1"), make_generation("gen-b", key_id="k2")])
+    days = await store.all_key_days("2000-01-01")
+    assert {d.key_id for d in days} == {"k1", "k2"}

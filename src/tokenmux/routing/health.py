@@ -56,6 +56,9 @@ class HealthBoard:
         self._circuit_failures = circuit_failures
         self._circuit_open_s = circuit_open_s
         self.clock = clock
+        # Told of every cooldown and circuit opening decided here (monotonic "until"), to share with
+        # other replicas (``tokenmux.shared.health``); what they share comes back through ``apply_shared``.
+        self.on_block: Callable[[str, str, float], None] | None = None
 
     def get(self, key: str) -> EndpointHealth:
         state = self._states.get(key)
@@ -113,8 +116,10 @@ class HealthBoard:
                 if error.retry_after is not None
                 else (self._cooldown_s if error.upstream_status == 429 else 0.0)
             )
-            if wait > 0:
-                state.cooldown_until = max(state.cooldown_until, now + wait)
+            if wait > 0 and now + wait > state.cooldown_until:
+                state.cooldown_until = now + wait
+                if self.on_block is not None:
+                    self.on_block(key, "cooldown", state.cooldown_until)
         if not counts_against_provider(error):
             state.probe_in_flight = False
             return
@@ -127,6 +132,20 @@ class HealthBoard:
         elif state.consecutive_failures >= self._circuit_failures and not state.circuit_open_until:
             state.circuit_open_s = self._circuit_open_s
             state.circuit_open_until = now + self._circuit_open_s
+        else:
+            return
+        if self.on_block is not None:
+            self.on_block(key, "circuit", state.circuit_open_until)
+
+    def apply_shared(self, key: str, kind: str, until: float) -> None:
+        """Another replica put the endpoint in cooldown or opened its circuit until ``until`` (monotonic,
+        this process's clock). Only ever extends what is known here."""
+        state = self.get(key)
+        if kind == "cooldown":
+            state.cooldown_until = max(state.cooldown_until, until)
+        elif kind == "circuit" and until > state.circuit_open_until:
+            state.circuit_open_s = max(state.circuit_open_s, until - self.clock())
+            state.circuit_open_until = until
 
     def record_neutral(self, key: str) -> None:
         """An attempt that ended for a reason that says nothing of the provider (client went away)."""

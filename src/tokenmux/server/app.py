@@ -17,6 +17,8 @@ from tokenmux.catalog.lookup import find_model
 from tokenmux.catalog.model import Catalog, Endpoint
 from tokenmux.config import Settings
 from tokenmux.errors import InvalidRequest, ModelNotFound, NotFound, TokenmuxError
+from tokenmux.limits.accounts import Accounts, LocalAccounts, spend_from_log
+from tokenmux.limits.key_limits import KeyLimits
 from tokenmux.protocols.anthropic_messages import models_json as anthropic_models_json
 from tokenmux.protocols.openai_chat import (
     encode_error,
@@ -39,11 +41,16 @@ from tokenmux.server.asgi import (
 from tokenmux.server.auth import KeyRing
 from tokenmux.server.catalog_api import model_endpoints_json, models_json
 from tokenmux.server.chat import ChatRoute, OpenAIChat
+from tokenmux.server.key_api import KEYS_PREFIX, KeyApi
 from tokenmux.server.metrics import Metrics
 from tokenmux.server.pages_source import GatewayPages
 from tokenmux.server.relay import Relay
+from tokenmux.shared.accounts import RedisAccounts
+from tokenmux.shared.health import SharedHealth
+from tokenmux.shared.link import RedisLink
 from tokenmux.stats import Stats
 from tokenmux.store.base import Store
+from tokenmux.store.contents import ContentKeeper
 from tokenmux.store.recorder import Recorder
 from tokenmux.store.records import GenerationRecord, KeyRecord
 from tokenmux.web import WebPages
@@ -61,6 +68,7 @@ class Parts:
     catalog: Catalog
     store: Store
     transport: Transport | None = None
+    accounts: Accounts | None = None  # default: this process's own books
 
 
 class Gateway:
@@ -92,7 +100,18 @@ class Gateway:
             deadline_s=gw.request_timeout_s,
             keepalive_s=gw.stream_keepalive_s,
         )
-        self.keys = KeyRing(self.store)
+        self.keys = KeyRing(self.store, admin_key=gw.admin_key or None)
+        # With --redis, replicas share limits and endpoint health; without, each process keeps its own.
+        url = self.settings.redis_url
+        self.shared_link = RedisLink(url, timeout_s=gw.redis_timeout_s) if url else None
+        self.shared_health = SharedHealth(self.shared_link, self.health) if self.shared_link else None
+        spend = spend_from_log(self.store)
+        self.accounts = parts.accounts or (
+            RedisAccounts(self.shared_link, spend) if self.shared_link else LocalAccounts(spend)
+        )
+        self._limits: dict[str, tuple[KeyRecord, KeyLimits]] = {}
+        self.key_api = KeyApi(self)
+        self.contents = ContentKeeper(self.store)
         self._models_body = encode_json(models_json(self.catalog, self.configured))
         self._anthropic_models_body = anthropic_models_json(self.catalog)
         self._routes: dict[tuple[str, str], Handler] = {
@@ -101,6 +120,10 @@ class Gateway:
             ("GET", "/api/anthropic/v1/models"): self.list_models_anthropic,
             ("GET", "/api/v1/models"): self.list_models,
             ("GET", "/api/v1/generation"): self.get_generation,
+            ("GET", "/api/v1/key"): self.key_api.current_key,
+            ("GET", "/api/v1/keys"): self.key_api.list_keys,
+            ("POST", "/api/v1/keys"): self.key_api.create_key,
+            ("GET", "/api/v1/usage"): self.key_api.usage,
             ("GET", "/health"): self.health_check,
             ("GET", "/ready"): self.ready_check,
             ("GET", "/metrics"): self.metrics_page,
@@ -114,11 +137,21 @@ class Gateway:
         await self.store.open()
         self.recorder.start()
         await self.stats.start()
+        await self.accounts.start()
+        await self.contents.start()
+        if self.shared_health is not None:
+            await self.shared_health.start()
         self.ready = True
 
     async def shutdown(self) -> None:
         self.ready = False
         await self.stats.aclose()
+        if self.shared_health is not None:
+            await self.shared_health.close()
+        await self.accounts.close()
+        await self.contents.close()
+        if self.shared_link is not None:
+            await self.shared_link.aclose()
         await self.recorder.close()
         for provider in self.providers.values():
             await provider.aclose()
@@ -128,6 +161,26 @@ class Gateway:
     def _record(self, generation: GenerationRecord) -> None:
         self.recorder.record(generation)
         self.metrics.observe(generation)
+
+    # -- keys ----------------------------------------------------------------------------------------
+
+    def limits_of(self, key: KeyRecord) -> KeyLimits:
+        """The key's limits, worked out once per record read from the database."""
+        cached = self._limits.get(key.id)
+        if cached is not None and cached[0] is key:
+            return cached[1]
+        limits = KeyLimits.of(key)
+        if len(self._limits) > 100_000:
+            self._limits.clear()
+        self._limits[key.id] = (key, limits)
+        return limits
+
+    def key_changed(self, key_id: str) -> None:
+        """A key was updated or revoked here: no cached copy may outlive the change in this process
+        (other replicas read it again within the key cache's few seconds)."""
+        self.keys.forget()
+        self._limits.pop(key_id, None)
+        self.accounts.forget(key_id)
 
     # -- ASGI ----------------------------------------------------------------------------------
 
@@ -156,6 +209,8 @@ class Gateway:
         path: str = scope["path"]
         if scope["method"] == "GET" and path.startswith("/api/v1/models/") and path.endswith("/endpoints"):
             return self.model_endpoints
+        if path.startswith(KEYS_PREFIX) and len(path) > len(KEYS_PREFIX):
+            return self.key_api.key_route
         page = self.pages.route(scope["method"], path)
         return page if page is not None else self.not_found
 
@@ -241,9 +296,26 @@ class Gateway:
         await send_bytes(send, 200, b'{"status":"ok"}')
 
     async def ready_check(self, scope: Scope, receive: Receive, send: Send) -> None:
-        database = self.ready and await self.store.ping()
-        status = 200 if database else 503
-        body = {"status": "ready" if database else "not_ready", "database": database}
+        """503 until started and once stopping; 200 while serving, saying which dependency is down.
+
+        A database or Redis outage is "degraded", not "not ready": requests are still served (records
+        wait in the recorder, limits fall back to this replica's books), so taking every replica out of a
+        load balancer for it would turn a partial outage into a full one."""
+        database = await self.store.ping()
+        redis = await self.shared_link.ping() if self.shared_link is not None else None
+        if not self.ready:
+            status, state = 503, "not_ready"
+        elif database and redis is not False:
+            status, state = 200, "ready"
+        else:
+            status, state = 200, "degraded"
+        body = {
+            "status": state,
+            "database": database,
+            "redis": redis,
+            "limits": self.accounts.state,
+            "records_pending": self.recorder.pending,
+        }
         await send_bytes(send, status, encode_json(body))
 
     async def metrics_page(self, scope: Scope, receive: Receive, send: Send) -> None:

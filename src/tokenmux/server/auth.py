@@ -3,15 +3,22 @@
 Keys are looked up by their SHA-256 digest. What a lookup found is cached for a few seconds under the
 header bytes exactly as they came, so a client's every request but the first costs one dict lookup: no
 parsing, no hashing, no database. A revoked key stops working within that time.
+
+While the database cannot be reached, a key that was seen before keeps working as it was last read (its
+limits still apply); an unknown key gets a 503 saying so, never a 401 that would tell its owner to give up.
+
+The admin key of the configuration (``gateway.admin_key``) is never stored: its digest is compared in
+constant time with the digest of the key presented.
 """
 
 from __future__ import annotations
 
+import hmac
 import time
 from collections.abc import Callable
 
-from tokenmux.errors import AuthenticationFailed
-from tokenmux.store.base import Store
+from tokenmux.errors import AuthenticationFailed, DatabaseUnavailable
+from tokenmux.store.base import Store, StoreError
 from tokenmux.store.keys import key_digest
 from tokenmux.store.records import KeyRecord
 
@@ -30,10 +37,20 @@ def bearer_token(authorization: bytes | None, api_key: bytes | None = None) -> s
     return None
 
 
+CONFIG_ADMIN_ID = "key_admin_config"
+
+
 class KeyRing:
-    def __init__(self, store: Store, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        admin_key: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._store = store
         self._clock = clock
+        self._admin_digest = key_digest(admin_key).encode() if admin_key else None
         # (Authorization header, protocol key header) -> (monotonic expiry, the key found or None)
         self._cache: dict[tuple[bytes | None, bytes | None], tuple[float, KeyRecord | None]] = {}
 
@@ -50,7 +67,7 @@ class KeyRing:
                     "no API key: send 'Authorization: Bearer <key>'; create a key with 'tokenmux keys create --name NAME'",
                     code="missing_api_key",
                 )
-            record = await self._store.find_key(key_digest(token))
+            record = await self._look_up(raw, token)
             if len(self._cache) >= _MAX_CACHED:
                 self._cache.clear()
             self._cache[raw] = (now + (_POSITIVE_TTL_S if record else _NEGATIVE_TTL_S), record)
@@ -61,6 +78,27 @@ class KeyRing:
         if record.expires_at is not None and record.expires_at <= time.time():
             raise AuthenticationFailed("the API key has expired; ask for a new one")
         return record
+
+    async def _look_up(self, raw: tuple[bytes | None, bytes | None], token: str) -> KeyRecord | None:
+        digest = key_digest(token)
+        if self._admin_digest is not None and hmac.compare_digest(digest.encode(), self._admin_digest):
+            return KeyRecord(
+                id=CONFIG_ADMIN_ID,
+                name="admin (configuration)",
+                digest="",
+                display="configured",
+                created_at=0.0,
+                is_admin=True,
+            )
+        try:
+            return await self._store.find_key(digest)
+        except StoreError:
+            stale = self._cache.get(raw)
+            if stale is not None and stale[1] is not None:
+                return stale[1]  # the database is down: a key seen before keeps working as it was
+            raise DatabaseUnavailable(
+                "the gateway's database is unavailable, so this API key cannot be checked now; retry shortly"
+            ) from None
 
     def forget(self) -> None:
         self._cache.clear()

@@ -16,10 +16,11 @@ def build_gateway(
     config: Mapping[str, Any],
     *,
     database_url: str | None = None,
+    redis_url: str | None = None,
     transport: Transport | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Gateway:
     catalog = load_catalog(config.get("catalog") or None)
-    settings = build_settings(config, catalog, env=env, database_url=database_url)
+    settings = build_settings(config, catalog, env=env, database_url=database_url, redis_url=redis_url)
     store = open_store(settings.database_url)
     return Gateway(Parts(settings=settings, catalog=catalog, store=store, transport=transport))

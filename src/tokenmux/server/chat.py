@@ -11,7 +11,10 @@ import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
+import msgspec
+
 from tokenmux.errors import TokenmuxError
+from tokenmux.limits.money import ceil_nano, to_nano, worst_case_usd
 from tokenmux.protocols import openai_chat
 from tokenmux.routing.router import Candidate
 from tokenmux.server.asgi import (
@@ -26,6 +29,7 @@ from tokenmux.server.asgi import (
 )
 from tokenmux.server.relay import Generation, Served, StreamEncoder
 from tokenmux.store import new_generation_id
+from tokenmux.store.records import ContentRecord
 from tokenmux.types import ChatRequest
 
 if TYPE_CHECKING:
@@ -108,14 +112,39 @@ class ChatRoute:
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         gw = self.gateway
         key = await gw.keys.authenticate(*self.protocol.api_key(scope))
+        limits = gw.limits_of(key)
         body = await read_body(scope, receive, gw.settings.gateway.max_body_bytes)
         request = self.protocol.decode(body)
+        if limits.models is not None:
+            limits.check_model(gw.router.resolve(request.model)[0].id)
         if len(body) > PLAN_IN_THREAD_BYTES:
             # Deciding the fit of a very long prompt may tokenize it (tens to hundreds of ms): off the loop.
             plan = await asyncio.to_thread(gw.router.plan, request)
         else:
             plan = gw.router.plan(request)
+        if limits.restricts_routing:
+            # Every fallback too: an endpoint the key may not reach is never tried.
+            plan = limits.filter(plan)
+        admission = None
+        if limits.needs_admission:
+            reserve = ceil_nano(worst_case_usd(request, plan)) if limits.limits_spend else 0
+            admission = await gw.accounts.admit(limits, reserve)
         gen = Generation(request, new_generation_id(), key.id)
+        gen.keep_content = key.prompt_retention_days is not None
+        try:
+            await self._relay(scope, receive, send, gen, plan)
+        finally:
+            # Once per request whatever happened, cancellation included: what all attempts used is charged,
+            # the reservation released.
+            gw.accounts.settle(admission, key.id, gen.id, *_billed(gen))
+            if gen.keep_content:
+                gw.contents.keep(content_of(gen))
+
+    async def _relay(
+        self, scope: Scope, receive: Receive, send: Send, gen: Generation, plan: list[Candidate]
+    ) -> None:
+        gw = self.gateway
+        request = gen.request
         gen_header = [(b"x-generation-id", gen.id.encode())]
         watch = DisconnectWatch(receive)
         try:
@@ -152,3 +181,26 @@ class ChatRoute:
             return protocol.stream_encoder(gen, cand)
 
         return encoder_for
+
+
+def _billed(gen: Generation) -> tuple[int, int]:
+    """(cost in ledger units, prompt + completion tokens) of every attempt of a generation."""
+    cost = 0.0
+    tokens = 0
+    for attempt in gen.attempts:
+        cost += attempt.cost_usd
+        tokens += attempt.prompt_tokens + attempt.completion_tokens
+    return to_nano(cost), tokens
+
+
+def content_of(gen: Generation) -> ContentRecord:
+    """What a key that opted in keeps of a generation: the request as routed, and the answer."""
+    request = gen.request
+    sent = {"model": request.model, "messages": request.messages, "params": request.params}
+    return ContentRecord(
+        id=gen.id,
+        key_id=gen.key_id or "",
+        created_at=gen.started_wall,
+        request=msgspec.json.encode(sent).decode(),
+        response=msgspec.json.encode(gen.answer).decode(),
+    )

@@ -91,6 +91,9 @@ class Generation:
     started_wall: float = field(default_factory=time.time)
     started: float = field(default_factory=time.perf_counter)
     attempts: list[AttemptRecord] = field(default_factory=list)
+    # Only for a key that opted in to storing prompts (``store.contents``): the answer, as delivered.
+    keep_content: bool = False
+    answer: Any = None
 
     def attempt(self, cand: Candidate, started_wall: float) -> AttemptRecord:
         rec = AttemptRecord(
@@ -308,6 +311,8 @@ class Relay:
             rec.throughput_tps = usage.completion_tokens / (t_end - t0) if t_end > t0 else None
             self.health.record_success(key, ttft_ms=None, throughput_tps=None)
             self.record(gen.finish(status="success", http_status=200, served=rec, dropped=cand.dropped))
+            if gen.keep_content:
+                gen.answer = {"choices": response.choices}
             return Served(response=response, candidate=cand, usage=usage, cost=cost)
         deadline_hit = time.perf_counter() >= deadline or any(
             isinstance(e, DeadlineTimeout) for _, e in errors
@@ -466,6 +471,8 @@ class Relay:
         _timing(rec, t0, t_first, t_end, usage.completion_tokens)
         finish_reason = tally.finish_reason
         rec.finish_reason = "error" if failure else finish_reason
+        if gen.keep_content:
+            gen.answer = {"text": "".join(tally.text), "finish_reason": rec.finish_reason}
         if cancelled:
             rec.outcome = "cancelled"
             self.health.record_neutral(cand.endpoint.key)

@@ -12,12 +12,12 @@ retries); any other exception from ``write_batch`` means the batch itself was re
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from tokenmux.stats.buckets import BucketCounts, EndpointBucket, KeyDay, ModelDay
-from tokenmux.store.records import AttemptRecord, GenerationRecord, KeyRecord
+from tokenmux.store.records import KEY_FIELDS, AttemptRecord, ContentRecord, GenerationRecord, KeyRecord
 
 
 class StoreError(Exception):
@@ -30,6 +30,18 @@ class StoreUnavailable(StoreError):
 
 class KeyNameTaken(StoreError):
     """A key with this name exists and is not revoked."""
+
+
+# What identifies a key and its history; everything else (name, limits, admin) may be changed.
+_FIXED_KEY_COLUMNS = frozenset({"id", "digest", "display", "created_at", "revoked_at"})
+
+
+def updatable_columns(changes: Mapping[str, Any]) -> list[str]:
+    """The columns of ``changes`` after checking an update may set each of them."""
+    refused = sorted(c for c in changes if c in _FIXED_KEY_COLUMNS or c not in KEY_FIELDS)
+    if refused:
+        raise StoreError(f"cannot change {', '.join(refused)} of a key")
+    return list(changes)
 
 
 class Store(ABC):
@@ -102,6 +114,38 @@ class Store(ABC):
     @abstractmethod
     async def revoke_key(self, id_or_name: str) -> bool:
         """Revoke the active key with this id or name; False when there is none."""
+
+    @abstractmethod
+    async def get_key(self, id_or_name: str) -> KeyRecord | None:
+        """The active key with this id, else the active key with this name, else None."""
+
+    @abstractmethod
+    async def update_key(self, id_or_name: str, changes: Mapping[str, Any]) -> KeyRecord | None:
+        """Set the given columns (limits, name) of the active key with this id or name and return it as
+        stored now; None when there is no such key. Raises ``KeyNameTaken`` for a name in use."""
+
+    @abstractmethod
+    async def all_key_days(self, since_day: str) -> list[KeyDay]:
+        """Every key's requests, tokens and cost per UTC day per model from ``since_day`` on."""
+
+    # -- prompts and answers, kept only for keys that opt in ------------------------------------------
+
+    @abstractmethod
+    async def write_contents(self, contents: Sequence[ContentRecord]) -> None:
+        """Store prompts and answers; an id already stored is left as it is."""
+
+    @abstractmethod
+    async def get_contents(self, generation_id: str) -> ContentRecord | None:
+        """The stored prompt and answer of one generation, or None."""
+
+    @abstractmethod
+    async def purge_contents(self, key_id: str, before: float) -> int:
+        """Delete the key's stored prompts and answers created before ``before`` (unix seconds); return how
+        many went. ``before`` = infinity deletes them all."""
+
+    @abstractmethod
+    async def content_key_ids(self) -> list[str]:
+        """The ids of keys that have stored prompts and answers."""
 
     async def __aenter__(self) -> Self:
         await self.open()

@@ -170,9 +170,35 @@ def m002_stats(db: SQLExecutor) -> None:
     )
 
 
+def m003_key_limits(db: SQLExecutor) -> None:
+    """What a key may spend and reach (``tokenmux.limits``), and prompts kept for keys that opt in."""
+    for column in (
+        "budget_usd DOUBLE PRECISION",
+        "budget_period TEXT",
+        "concurrency INTEGER",
+        "allowed_providers TEXT",
+        "data_policy TEXT",
+        "prompt_retention_days INTEGER",
+    ):
+        db.execute(f"ALTER TABLE api_keys ADD COLUMN {column}")
+    # Only for keys whose owner asked for it; the retention cleanup deletes by age, key by key.
+    db.execute(
+        """
+        CREATE TABLE generation_contents (
+            id          TEXT PRIMARY KEY,
+            key_id      TEXT NOT NULL,
+            created_at  DOUBLE PRECISION NOT NULL,
+            request     TEXT NOT NULL,
+            response    TEXT NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX generation_contents_key_created ON generation_contents (key_id, created_at)")
+
+
 Migration = Callable[[SQLExecutor], None]
 
-MIGRATIONS: tuple[Migration, ...] = (m001_initial, m002_stats)
+MIGRATIONS: tuple[Migration, ...] = (m001_initial, m002_stats, m003_key_limits)
 
 
 def apply_migrations(conn: sqlite3.Connection) -> list[str]:

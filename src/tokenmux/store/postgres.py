@@ -16,8 +16,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from operator import itemgetter
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import asyncpg
@@ -34,9 +35,9 @@ from tokenmux.stats.buckets import (
     aggregate,
 )
 from tokenmux.store import postgres_sql as sql
-from tokenmux.store.base import KeyNameTaken, Store, StoreError, StoreUnavailable
+from tokenmux.store.base import KeyNameTaken, Store, StoreError, StoreUnavailable, updatable_columns
 from tokenmux.store.postgres_schema import apply_migrations
-from tokenmux.store.records import AttemptRecord, GenerationRecord, KeyRecord
+from tokenmux.store.records import AttemptRecord, ContentRecord, GenerationRecord, KeyRecord
 
 log = logging.getLogger(__name__)
 
@@ -347,6 +348,68 @@ class PostgresStore(Store):
                 if status != "UPDATE 0":
                     return True
         return False
+
+    async def get_key(self, id_or_name: str) -> KeyRecord | None:
+        async with self._connection("look up a key") as conn:
+            return await _active_key(conn, id_or_name)
+
+    async def update_key(self, id_or_name: str, changes: Mapping[str, Any]) -> KeyRecord | None:
+        columns = updatable_columns(changes)
+        async with self._connection("update a key") as conn, conn.transaction():
+            key = await _active_key(conn, id_or_name)
+            if key is None:
+                return None
+            if columns:
+                assignments = ", ".join(f"{c} = ${i}" for i, c in enumerate(columns, start=2))
+                try:
+                    await conn.execute(
+                        f"UPDATE api_keys SET {assignments} WHERE id = $1",
+                        key.id,
+                        *(changes[c] for c in columns),
+                    )
+                except pg.UniqueViolationError as exc:
+                    raise KeyNameTaken(f"an active key named {changes.get('name')!r} already exists") from exc
+            return await _active_key(conn, key.id)
+
+    async def all_key_days(self, since_day: str) -> list[KeyDay]:
+        async with self._connection("read key usage") as conn:
+            rows = await conn.fetch(sql.SELECT_ALL_KEY_DAYS, since_day)
+        return [KeyDay(*row) for row in rows]
+
+    # -- prompts and answers of keys that opted in ----------------------------------------------------
+
+    async def write_contents(self, contents: Sequence[ContentRecord]) -> None:
+        rows = [(c.id, c.key_id, c.created_at, c.request, c.response) for c in contents]
+        async with self._connection("store prompts") as conn:
+            await conn.executemany(sql.INSERT_CONTENT, rows)
+
+    async def get_contents(self, generation_id: str) -> ContentRecord | None:
+        async with self._connection("read stored prompts") as conn:
+            row = await conn.fetchrow(sql.SELECT_CONTENT, generation_id)
+        return None if row is None else ContentRecord(**row)
+
+    async def purge_contents(self, key_id: str, before: float) -> int:
+        async with self._connection("delete stored prompts") as conn:
+            status = await conn.execute(
+                "DELETE FROM generation_contents WHERE key_id = $1 AND created_at < $2", key_id, before
+            )
+        return int(status.rsplit(" ", 1)[-1])
+
+    async def content_key_ids(self) -> list[str]:
+        async with self._connection("read stored prompts") as conn:
+            rows = await conn.fetch("SELECT DISTINCT key_id FROM generation_contents")
+        return [row[0] for row in rows]
+
+
+async def _active_key(conn: asyncpg.Connection, id_or_name: str) -> KeyRecord | None:
+    # By id first, so a key whose name looks like another key's id cannot be taken for it.
+    for column in ("id", "name"):
+        row = await conn.fetchrow(
+            sql.SELECT_KEYS + f" WHERE {column} = $1 AND revoked_at IS NULL", id_or_name
+        )
+        if row is not None:
+            return sql.key_from_row(row)
+    return None
 
 
 def _first_of_each_id(generations: Sequence[GenerationRecord]) -> Sequence[GenerationRecord]:

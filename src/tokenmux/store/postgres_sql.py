@@ -70,6 +70,16 @@ SELECT_KEY_DAYS = (
     f"WHERE key_id = $1 AND day >= $2 ORDER BY day, model {_C}"
 )
 
+SELECT_ALL_KEY_DAYS = (
+    f"SELECT {', '.join(KEY_DAY_COLUMNS)} FROM stats_key_days "
+    f"WHERE day >= $1 ORDER BY day, key_id {_C}, model {_C}"
+)
+INSERT_CONTENT = (
+    "INSERT INTO generation_contents (id, key_id, created_at, request, response) "
+    "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING"
+)
+SELECT_CONTENT = "SELECT id, key_id, created_at, request, response FROM generation_contents WHERE id = $1"
+
 INSERT_KEY = (
     f"INSERT INTO api_keys ({', '.join(KEY_FIELDS)}) "
     f"VALUES ({', '.join(f'${i}' for i in range(1, len(KEY_FIELDS) + 1))})"

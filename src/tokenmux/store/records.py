@@ -120,16 +120,34 @@ class KeyRecord:
     created_at: float
     revoked_at: float | None = None
     is_admin: bool = False
-    # Limits, enforced by a later issue; None means "no limit".
-    credit_usd: float | None = None
-    rpm: int | None = None
-    tpm: int | None = None
-    allowed_models: str | None = None  # JSON list of model ids or patterns
-    expires_at: float | None = None
+    # Limits (``tokenmux.limits``); None means "no limit".
+    credit_usd: float | None = None  # lifetime spend
+    rpm: int | None = None  # requests per minute
+    tpm: int | None = None  # prompt + completion tokens per minute
+    allowed_models: str | None = None  # JSON list of model ids or fnmatch patterns ("openai/*")
+    expires_at: float | None = None  # unix seconds
+    budget_usd: float | None = None  # spend per budget_period
+    budget_period: str | None = None  # "day" | "week" | "month" (UTC; weeks start on Monday)
+    concurrency: int | None = None  # requests in flight at once
+    allowed_providers: str | None = None  # JSON list of provider slugs
+    data_policy: str | None = None  # "zdr" (zero retention only) | "no_training" (never trains on prompts)
+    # Opt-in: keep this key's prompts and answers for this many days (None: never stored).
+    prompt_retention_days: int | None = None
 
     @property
     def revoked(self) -> bool:
         return self.revoked_at is not None
+
+
+@dataclass(slots=True, kw_only=True)
+class ContentRecord:
+    """A generation's prompt and answer, kept only for a key that opted in, until its retention ends."""
+
+    id: str  # the generation id
+    key_id: str
+    created_at: float
+    request: str  # JSON: the messages and parameters as the providers were sent them
+    response: str  # JSON: the answer's text, tool calls and finish reason
 
 
 ATTEMPT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(AttemptRecord))

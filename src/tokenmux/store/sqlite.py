@@ -11,7 +11,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from operator import attrgetter
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,13 +31,14 @@ from tokenmux.stats.buckets import (
     ModelDay,
     aggregate,
 )
-from tokenmux.store.base import KeyNameTaken, Store, StoreError, StoreUnavailable
+from tokenmux.store.base import KeyNameTaken, Store, StoreError, StoreUnavailable, updatable_columns
 from tokenmux.store.migrations import apply_migrations
 from tokenmux.store.records import (
     ATTEMPT_FIELDS,
     GENERATION_FIELDS,
     KEY_FIELDS,
     AttemptRecord,
+    ContentRecord,
     GenerationRecord,
     KeyRecord,
 )
@@ -447,3 +448,84 @@ class SQLiteStore(Store):
             return False
 
         return await self._write(revoke)
+
+    async def get_key(self, id_or_name: str) -> KeyRecord | None:
+        def select(conn: sqlite3.Connection) -> KeyRecord | None:
+            return _active_key(conn, id_or_name)
+
+        return await self._read(select)
+
+    async def update_key(self, id_or_name: str, changes: Mapping[str, Any]) -> KeyRecord | None:
+        columns = updatable_columns(changes)
+
+        def update(conn: sqlite3.Connection) -> KeyRecord | None:
+            with write_transaction(conn):
+                key = _active_key(conn, id_or_name)
+                if key is None:
+                    return None
+                if columns:
+                    assignments = ", ".join(f"{c} = ?" for c in columns)
+                    conn.execute(
+                        f"UPDATE api_keys SET {assignments} WHERE id = ?",
+                        (*(changes[c] for c in columns), key.id),
+                    )
+                return _active_key(conn, key.id)
+
+        try:
+            return await self._write(update)
+        except sqlite3.IntegrityError as exc:
+            raise KeyNameTaken(f"an active key named {changes.get('name')!r} already exists") from exc
+
+    async def all_key_days(self, since_day: str) -> list[KeyDay]:
+        sql = f"SELECT {', '.join(KEY_DAY_COLUMNS)} FROM stats_key_days WHERE day >= ? ORDER BY day, key_id, model"
+
+        def select(conn: sqlite3.Connection) -> list[KeyDay]:
+            return [KeyDay(*row) for row in conn.execute(sql, (since_day,))]
+
+        return await self._read(select)
+
+    async def write_contents(self, contents: Sequence[ContentRecord]) -> None:
+        rows = [(c.id, c.key_id, c.created_at, c.request, c.response) for c in contents]
+
+        def insert(conn: sqlite3.Connection) -> None:
+            with write_transaction(conn):
+                conn.executemany(
+                    "INSERT INTO generation_contents (id, key_id, created_at, request, response) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                    rows,
+                )
+
+        await self._write(insert)
+
+    async def get_contents(self, generation_id: str) -> ContentRecord | None:
+        sql = "SELECT id, key_id, created_at, request, response FROM generation_contents WHERE id = ?"
+        rows = await self._read(lambda conn: conn.execute(sql, (generation_id,)).fetchall())
+        if not rows:
+            return None
+        id_, key_id, created_at, request, response = rows[0]
+        return ContentRecord(id=id_, key_id=key_id, created_at=created_at, request=request, response=response)
+
+    async def purge_contents(self, key_id: str, before: float) -> int:
+        def delete(conn: sqlite3.Connection) -> int:
+            with write_transaction(conn):
+                cur = conn.execute(
+                    "DELETE FROM generation_contents WHERE key_id = ? AND created_at < ?", (key_id, before)
+                )
+                return cur.rowcount
+
+        return await self._write(delete)
+
+    async def content_key_ids(self) -> list[str]:
+        sql = "SELECT DISTINCT key_id FROM generation_contents"
+        return await self._read(lambda conn: [row[0] for row in conn.execute(sql)])
+
+
+def _active_key(conn: sqlite3.Connection, id_or_name: str) -> KeyRecord | None:
+    # By id first, so a key whose name looks like another key's id cannot be taken for it.
+    for column in ("id", "name"):
+        row = conn.execute(
+            _SELECT_KEYS + f" WHERE {column} = ? AND revoked_at IS NULL", (id_or_name,)
+        ).fetchone()
+        if row is not None:
+            return _key_from_row(row)
+    return None

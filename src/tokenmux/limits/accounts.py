@@ -1,0 +1,302 @@
+"""The ledger: what each key has spent, holds in reservation, and sends per minute.
+
+A request of a key with limits is *admitted* before it is sent: in one atomic step the key's in-flight
+count, requests and tokens per minute are checked, and the request's worst-case cost is reserved against
+its credit and budget (``money.worst_case_usd``). When the request ends, it is *settled*: the real cost of
+all its attempts is charged and the reservation released, once. Because a reservation counts against the
+limit while the request runs, any number of concurrent requests can overspend a key by at most what one
+request's real cost exceeds its reservation, which is nothing when providers report usage within the
+request's own limits.
+
+``LocalAccounts`` keeps the books in this process (one replica); ``redis_accounts.RedisAccounts`` keeps
+them in Redis for all replicas. Spend is seeded from the request log the first time a key is seen, so a
+restart loses nothing that was written.
+
+``settle`` never waits and never raises: it runs on the way out of every request, cancelled ones included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from tokenmux.errors import InsufficientCredit, RateLimited
+from tokenmux.limits.key_limits import KeyLimits
+from tokenmux.limits.money import period_end, period_id, period_start, to_nano, to_usd
+from tokenmux.limits.window import WINDOW_S, wait_s
+from tokenmux.store.base import Store
+
+# (key id, first UTC day "YYYY-MM-DD" or None for all time) -> spend in ledger units, from the request log
+SpendSource = Callable[[str, str | None], Awaitable[int]]
+
+_admission_ids = itertools.count(1)
+
+
+@dataclass(slots=True)
+class Admission:
+    """One admitted request's claim on its key: released by ``settle``."""
+
+    id: str
+    key_id: str
+    reserved: int  # ledger units held against credit and budget
+    period: str | None  # the budget period charged ("month:2026-11-01"), None without a budget
+    shared: bool = False  # admitted by the shared (Redis) ledger rather than this process's
+
+
+@dataclass(slots=True)
+class Spend:
+    """A key's standing, for ``GET /api/v1/key``."""
+
+    spent: int  # all time, ledger units
+    period_spent: int | None  # in the current budget period
+    reserved: int  # held by requests in flight
+    in_flight: int
+    requests_last_minute: float
+    tokens_last_minute: float
+
+
+def insufficient(limits: KeyLimits, spent: int, period_spent: int, reserved: int, ask: int) -> None:
+    """Raise the 402 that says which limit a reservation of ``ask`` units would cross, if any."""
+    if limits.credit_usd is not None and spent + reserved + ask > round(limits.credit_usd * 1e9):
+        raise InsufficientCredit(
+            f"this API key's credit is spent or held by requests in flight: ${to_usd(spent):.6f} of "
+            f"${limits.credit_usd:g} used, ${to_usd(reserved):.6f} reserved, and this request may cost up to "
+            f"${to_usd(ask):.6f}; lower max_tokens or ask for more credit",
+            code="credit_exhausted",
+        )
+    if limits.budget_usd is not None and period_spent + reserved + ask > round(limits.budget_usd * 1e9):
+        period = limits.budget_period or "month"
+        resets = period_end(period, time.time()).isoformat().replace("+00:00", "Z")
+        raise InsufficientCredit(
+            f"this API key's {period}ly budget of ${limits.budget_usd:g} is spent or held by requests in "
+            f"flight (${to_usd(period_spent):.6f} used, ${to_usd(reserved):.6f} reserved, this request may "
+            f"cost up to ${to_usd(ask):.6f}); it resets at {resets}, or lower max_tokens",
+            code="budget_exhausted",
+        )
+
+
+def too_many(limits: KeyLimits, what: str, retry_after: float) -> RateLimited:
+    if what == "concurrency":
+        return RateLimited(
+            f"this API key already has {limits.concurrency} requests in flight, its limit; retry when one ends",
+            retry_after=max(retry_after, 1.0),
+            code="concurrency_limited",
+        )
+    limit = limits.rpm if what == "rpm" else limits.tpm
+    unit = "requests" if what == "rpm" else "tokens"
+    return RateLimited(
+        f"this API key is limited to {limit} {unit} per minute; retry in {max(1, round(retry_after))} s",
+        retry_after=max(retry_after, 1.0),
+        code=f"{what}_limited",
+    )
+
+
+class Accounts(ABC):
+    @abstractmethod
+    async def admit(self, limits: KeyLimits, reserve: int) -> Admission:
+        """Count the request against every limit of its key and reserve ``reserve`` units, atomically;
+        raise ``RateLimited`` (429) or ``InsufficientCredit`` (402) instead when a limit would be crossed."""
+
+    @abstractmethod
+    def settle(
+        self, admission: Admission | None, key_id: str, generation_id: str, cost: int, tokens: int
+    ) -> None:
+        """Charge ``cost`` units and ``tokens`` to the key and release the admission (None: the key has no
+        limits and was not admitted; its spend is still counted). ``generation_id`` names the charge: the
+        same one is never charged twice."""
+
+    @abstractmethod
+    async def spend(self, limits: KeyLimits) -> Spend:
+        """The key's spend, reservations and rates now."""
+
+    @abstractmethod
+    def forget(self, key_id: str) -> None:
+        """The key's limits changed: read its spend afresh next time."""
+
+    async def start(self) -> None:
+        """Begin background work (shared ledgers)."""
+        return
+
+    async def close(self) -> None:
+        """Finish background work; settles already made are not lost."""
+        return
+
+    @property
+    def state(self) -> str:
+        """ "local", "shared" or "shared-unavailable" (for /ready)."""
+        return "local"
+
+
+@dataclass(slots=True)
+class _Minute:
+    """Two fixed one-minute counters: the sliding window of ``window.py``."""
+
+    minute: int = 0
+    previous: int = 0
+    current: int = 0
+
+    def roll(self, now: float) -> float:
+        minute = int(now // WINDOW_S)
+        if minute != self.minute:
+            self.previous = self.current if minute == self.minute + 1 else 0
+            self.current = 0
+            self.minute = minute
+        return now - minute * WINDOW_S
+
+    def wait(self, now: float, limit: int) -> float:
+        elapsed = self.roll(now)  # first: it may move the counters
+        return wait_s(self.previous, self.current, elapsed, limit)
+
+    def count(self, now: float) -> float:
+        elapsed = self.roll(now)
+        return self.previous * (1.0 - elapsed / WINDOW_S) + self.current
+
+
+@dataclass(slots=True)
+class _Book:
+    spent: int
+    periods: dict[str, int] = field(default_factory=dict)  # period id -> spent in it
+    held: dict[str, int] = field(default_factory=dict)  # admission id -> units reserved
+    reserved: int = 0
+    requests: _Minute = field(default_factory=_Minute)
+    tokens: _Minute = field(default_factory=_Minute)
+
+
+class LocalAccounts(Accounts):
+    """The books of one process. Every step is synchronous between awaits, so admission is atomic."""
+
+    def __init__(self, source: SpendSource, *, clock: Callable[[], float] = time.time) -> None:
+        self._source = source
+        self._clock = clock
+        self._books: dict[str, _Book] = {}
+        self._seeding: dict[str, asyncio.Future[_Book]] = {}
+        # Charges that arrive while a key's spend is being read are kept here and added once it is in.
+        self._early: dict[str, list[tuple[int, int]]] = {}
+
+    async def _book(self, key_id: str) -> _Book:
+        book = self._books.get(key_id)
+        if book is not None:
+            return book
+        pending = self._seeding.get(key_id)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[_Book] = asyncio.get_running_loop().create_future()
+        self._seeding[key_id] = future
+        self._early[key_id] = []
+        try:
+            spent = await self._source(key_id, None)
+        except BaseException as exc:
+            del self._seeding[key_id]
+            self._early.pop(key_id, None)
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters get it through their own await
+            raise
+        book = _Book(spent=spent)
+        self._books[key_id] = book
+        for cost, tokens in self._early.pop(key_id):
+            self._charge(book, cost, tokens)
+        del self._seeding[key_id]
+        future.set_result(book)
+        return book
+
+    async def _period_spent(self, key_id: str, book: _Book, period: str, now: float) -> tuple[str, int]:
+        pid = period_id(period, now)
+        spent = book.periods.get(pid)
+        if spent is None:
+            since = period_start(period, now).isoformat()
+            spent = await self._source(key_id, since)
+            # Charged while the figure was read: those are not in the log yet.
+            spent += book.periods.get(pid, 0)
+            book.periods = {pid: spent}  # older periods are over
+        return pid, spent
+
+    async def admit(self, limits: KeyLimits, reserve: int) -> Admission:
+        book = await self._book(limits.key_id)
+        now = self._clock()
+        pid: str | None = None
+        period_spent = 0
+        if limits.budget_period is not None:
+            pid, period_spent = await self._period_spent(limits.key_id, book, limits.budget_period, now)
+        # Nothing below awaits: the checks and the taking are one step.
+        if limits.concurrency is not None and len(book.held) >= limits.concurrency:
+            raise too_many(limits, "concurrency", 1.0)
+        if limits.rpm is not None:
+            wait = book.requests.wait(now, limits.rpm)
+            if wait > 0:
+                raise too_many(limits, "rpm", wait)
+        if limits.tpm is not None:
+            wait = book.tokens.wait(now, limits.tpm)
+            if wait > 0:
+                raise too_many(limits, "tpm", wait)
+        if limits.limits_spend:
+            insufficient(limits, book.spent, period_spent, book.reserved, reserve)
+        book.requests.roll(now)
+        book.requests.current += 1
+        admission = Admission(f"adm-{next(_admission_ids)}", limits.key_id, reserve, pid)
+        book.held[admission.id] = reserve
+        book.reserved += reserve
+        return admission
+
+    @property
+    def empty(self) -> bool:
+        """No key has been admitted or asked about."""
+        return not self._books
+
+    def settle(
+        self, admission: Admission | None, key_id: str, generation_id: str, cost: int, tokens: int
+    ) -> None:
+        book = self._books.get(key_id)
+        if book is None:
+            early = self._early.get(key_id)
+            if early is not None:
+                early.append((cost, tokens))
+            # A key never admitted nor asked about: its spend is in the request log when it is first read.
+            return
+        if admission is not None:
+            held = book.held.pop(admission.id, None)
+            if held is None:
+                return  # settled already: never charge twice
+            book.reserved -= held
+        self._charge(book, cost, tokens)
+
+    def _charge(self, book: _Book, cost: int, tokens: int) -> None:
+        book.spent += cost
+        for pid in book.periods:
+            book.periods[pid] += cost
+        if tokens:
+            book.tokens.roll(self._clock())
+            book.tokens.current += tokens
+
+    async def spend(self, limits: KeyLimits) -> Spend:
+        book = await self._book(limits.key_id)
+        now = self._clock()
+        period_spent = None
+        if limits.budget_period is not None:
+            _, period_spent = await self._period_spent(limits.key_id, book, limits.budget_period, now)
+        return Spend(
+            spent=book.spent,
+            period_spent=period_spent,
+            reserved=book.reserved,
+            in_flight=len(book.held),
+            requests_last_minute=book.requests.count(now),
+            tokens_last_minute=book.tokens.count(now),
+        )
+
+    def forget(self, key_id: str) -> None:
+        book = self._books.get(key_id)
+        if book is not None:
+            book.periods.clear()  # a new budget period setting reads its spend afresh
+
+
+def spend_from_log(store: Store) -> SpendSource:
+    """A key's spend as the request log's per-key daily figures have it."""
+
+    async def spent(key_id: str, since_day: str | None) -> int:
+        days = await store.key_days(key_id, since_day or "0000-00-00")
+        return sum(to_nano(day.cost_usd) for day in days)
+
+    return spent

@@ -1,0 +1,278 @@
+"""The ledger of key limits kept in Redis, so every replica enforces one set of limits.
+
+Admission is one script run (``scripts.ADMIT``): one round trip checks concurrency, requests and tokens
+per minute, credit and budget, and takes the reservation. A key's spend is seeded from the request log the
+first time Redis is asked about it (``scripts.SEED``; a replica that seeds second changes nothing).
+Settlements are queued and sent in pipelined batches by a background task, so the response path never
+waits on them; until a settlement lands its reservation still counts, so the delay can only refuse early,
+never overspend. A settlement carries its generation id and is charged at most once however often it is
+retried.
+
+If Redis fails or does not answer within ``gateway.redis_timeout_s``: requests are admitted by this
+replica's own books (``LocalAccounts``), seeded with the last figures Redis gave (or the request log), and
+settlements wait in the queue until Redis is back. Limits then hold per replica: with N replicas a key can
+spend up to N times its remaining credit during the outage. This is the stated policy (README "Faults").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from tokenmux.limits.accounts import (
+    Accounts,
+    Admission,
+    LocalAccounts,
+    Spend,
+    SpendSource,
+    insufficient,
+    too_many,
+)
+from tokenmux.limits.key_limits import KeyLimits
+from tokenmux.limits.money import period_end, period_id, period_start
+from tokenmux.limits.window import weighted_count
+from tokenmux.shared import scripts
+from tokenmux.shared.link import RedisLink, SharedUnavailable
+
+log = logging.getLogger(__name__)
+
+# A reservation lapses this long after its admission if its replica never settles it (it died): longer
+# than any request may run.
+_HOLD_MS = 15 * 60 * 1000
+_BATCH = 500
+
+
+def prefix(key_id: str) -> str:
+    return f"tm:{{{key_id}}}:"
+
+
+@dataclass(slots=True)
+class _Settlement:
+    key_id: str
+    generation_id: str
+    admission_id: str
+    cost: int
+    tokens: int
+    period: str
+
+
+class RedisAccounts(Accounts):
+    def __init__(self, link: RedisLink, source: SpendSource, *, settle_interval_s: float = 0.02) -> None:
+        self.link = link
+        self._source = source
+        self._settle_interval_s = settle_interval_s
+        self._queue: deque[_Settlement] = deque()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        # The last spend Redis reported per key, (all time, period id, period spend): the local fallback
+        # starts from these.
+        self._known: dict[str, tuple[int, str | None, int]] = {}
+        self._local = LocalAccounts(self._known_or_logged)
+        client = link.client
+        # Sent by digest (EVALSHA), loaded again by redis-py when a restarted Redis has forgotten them.
+        self._admit_script = client.register_script(scripts.ADMIT)
+        self._settle_script = client.register_script(scripts.SETTLE)
+        self._seed_script = client.register_script(scripts.SEED)
+        self._standing_script = client.register_script(scripts.STANDING)
+
+    # -- admission ----------------------------------------------------------------------------------
+
+    async def admit(self, limits: KeyLimits, reserve: int) -> Admission:
+        try:
+            return await self._admit_shared(limits, reserve)
+        except SharedUnavailable:
+            return await self._local.admit(limits, reserve)
+
+    async def _admit_shared(self, limits: KeyLimits, reserve: int) -> Admission:
+        now = time.time()
+        pid = period_id(limits.budget_period, now) if limits.budget_period else None
+        admission = Admission(f"adm-{_new_id()}", limits.key_id, reserve, pid, shared=True)
+        args: list[str | int] = [
+            prefix(limits.key_id),
+            admission.id,
+            reserve,
+            _units(limits.credit_usd),
+            _units(limits.budget_usd),
+            pid or "",
+            _count(limits.rpm),
+            _count(limits.tpm),
+            _count(limits.concurrency),
+            _HOLD_MS,
+        ]
+        for _ in range(2):
+            reply = await self.link.call(lambda r: self._admit_script(args=args))
+            verdict = _text(reply[0])
+            if verdict == "seed":
+                await self._seed(limits.key_id, pid, now)
+                continue
+            if verdict == "ok":
+                self._remember(limits.key_id, reply, pid)
+                if not self._local.empty:
+                    # Redis is back: the fallback's books start over from its figures at the next outage.
+                    self._local = LocalAccounts(self._known_or_logged)
+                return admission
+            if verdict in ("concurrency", "rpm", "tpm"):
+                raise too_many(limits, verdict, float(_text(reply[1])))
+            self._remember(limits.key_id, reply, pid)
+            insufficient(limits, int(reply[1]), int(reply[2]), int(reply[3]), reserve)
+            raise AssertionError("the script refused a reservation the limits allow")  # pragma: no cover
+        raise SharedUnavailable("the key's spend could not be seeded in Redis")
+
+    async def _seed(self, key_id: str, pid: str | None, now: float) -> None:
+        total = await self._source(key_id, None)
+        period_spent = 0
+        left = 0
+        if pid is not None:
+            period = pid.split(":", 1)[0]
+            period_spent = await self._source(key_id, period_start(period, now).isoformat())
+            left = int(period_end(period, now).timestamp() - now)
+        args: list[str | int] = [prefix(key_id), total, pid or "", period_spent, left]
+        await self.link.call(lambda r: self._seed_script(args=args))
+
+    def _remember(self, key_id: str, reply: list[Any], pid: str | None) -> None:
+        self._known[key_id] = (int(reply[1]), pid, int(reply[2]))
+
+    async def _known_or_logged(self, key_id: str, since_day: str | None) -> int:
+        known = self._known.get(key_id)
+        if known is not None:
+            if since_day is None:
+                return known[0]
+            if known[1] is not None and known[1].endswith(since_day):
+                return known[2]
+        return await self._source(key_id, since_day)
+
+    # -- settlement ---------------------------------------------------------------------------------
+
+    def settle(
+        self, admission: Admission | None, key_id: str, generation_id: str, cost: int, tokens: int
+    ) -> None:
+        # The fallback's books must see every charge made while they are in use.
+        local = None if admission is None or admission.shared else admission
+        self._local.settle(local, key_id, generation_id, cost, tokens)
+        self._queue.append(
+            _Settlement(
+                key_id,
+                generation_id,
+                admission.id if admission is not None else "",
+                cost,
+                tokens,
+                (admission.period or "") if admission is not None else "",
+            )
+        )
+        if len(self._queue) >= _BATCH:
+            self._wake.set()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="tokenmux-settle")
+
+    async def close(self) -> None:
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._queue:
+            log.warning(
+                "%d settlements could not reach Redis at %s before shutdown; their charges are in the "
+                "request log, which seeds the figures again if Redis loses them",
+                len(self._queue),
+                self.link.where,
+            )
+
+    async def _run(self) -> None:
+        backoff = self._settle_interval_s
+        while True:
+            if not self._queue:
+                if self._closing:
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._settle_interval_s)
+                self._wake.clear()
+                continue
+            batch = [self._queue[i] for i in range(min(_BATCH, len(self._queue)))]
+            try:
+                await self.link.call(lambda r, batch=batch: self._send(r, batch))  # type: ignore[misc]
+            except SharedUnavailable:
+                if self._closing:
+                    return
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 1.0)
+                continue
+            backoff = self._settle_interval_s
+            for _ in batch:
+                self._queue.popleft()
+
+    async def _send(self, r: Any, batch: list[_Settlement]) -> None:
+        pipe = r.pipeline(transaction=False)
+        for s in batch:
+            args: list[str | int] = [
+                prefix(s.key_id),
+                s.generation_id,
+                s.admission_id,
+                s.cost,
+                s.tokens,
+                s.period,
+            ]
+            await self._settle_script(args=args, client=pipe)
+        await pipe.execute()
+
+    @property
+    def pending_settlements(self) -> int:
+        return len(self._queue)
+
+    # -- standing -----------------------------------------------------------------------------------
+
+    async def spend(self, limits: KeyLimits) -> Spend:
+        try:
+            return await self._spend_shared(limits)
+        except SharedUnavailable:
+            return await self._local.spend(limits)
+
+    async def _spend_shared(self, limits: KeyLimits) -> Spend:
+        now = time.time()
+        pid = period_id(limits.budget_period, now) if limits.budget_period else None
+        args = [prefix(limits.key_id), pid or ""]
+        reply = await self.link.call(lambda r: self._standing_script(args=args))
+        if reply[0] is None or (pid is not None and reply[1] is None):
+            await self._seed(limits.key_id, pid, now)
+            reply = await self.link.call(lambda r: self._standing_script(args=args))
+        elapsed = float(_text(reply[8]))
+        return Spend(
+            spent=int(reply[0] or 0),
+            period_spent=int(reply[1] or 0) if pid is not None else None,
+            reserved=int(reply[2]),
+            in_flight=int(reply[3]),
+            requests_last_minute=weighted_count(int(reply[4]), int(reply[5]), elapsed),
+            tokens_last_minute=weighted_count(int(reply[6]), int(reply[7]), elapsed),
+        )
+
+    def forget(self, key_id: str) -> None:
+        self._known.pop(key_id, None)
+        self._local.forget(key_id)
+
+    @property
+    def state(self) -> str:
+        return "shared" if self.link.up else "shared-unavailable"
+
+
+def _units(usd: float | None) -> int:
+    return -1 if usd is None else round(usd * 1e9)
+
+
+def _count(limit: int | None) -> int:
+    return -1 if limit is None else limit
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _new_id() -> str:
+    return secrets.token_hex(10)

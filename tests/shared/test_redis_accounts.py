@@ -1,0 +1,156 @@
+"""The shared ledger against the machine's real Redis: the same limits as the local books, held by two
+ledgers (two replicas) at once, seeded from the request log, settled once, and a stated fallback."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from tokenmux.errors import InsufficientCredit, RateLimited
+from tokenmux.limits.key_limits import KeyLimits
+from tokenmux.shared.accounts import RedisAccounts
+from tokenmux.shared.link import RedisLink
+from tokenmux.store.records import KeyRecord
+
+USD = 1_000_000_000
+
+
+def limits(key_id: str = "key_r", **fields: object) -> KeyLimits:
+    record = KeyRecord(id=key_id, name="k", digest="d", display="x", created_at=0.0)
+    for name, value in fields.items():
+        setattr(record, name, value)
+    return KeyLimits.of(record)
+
+
+def logged(total: int = 0, period: int = 0) -> Callable[[str, str | None], object]:
+    async def spent(key_id: str, since: str | None) -> int:
+        return total if since is None else period
+
+    return spent
+
+
+@pytest.fixture
+async def replicas(redis_url: str) -> AsyncIterator[list[RedisAccounts]]:
+    """Two ledgers on one Redis, as two replicas have."""
+    made = []
+    for _ in range(2):
+        link = RedisLink(redis_url, timeout_s=1.0)
+        books = RedisAccounts(link, logged(total=USD), settle_interval_s=0.005)  # type: ignore[arg-type]
+        await books.start()
+        made.append((link, books))
+    yield [books for _, books in made]
+    for link, books in made:
+        await books.close()
+        await link.aclose()
+
+
+async def drained(*books: RedisAccounts) -> None:
+    for _ in range(200):
+        if all(b.pending_settlements == 0 for b in books):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("settlements did not reach Redis")
+
+
+async def test_credit_is_shared_and_seeded_from_the_log(replicas: list[RedisAccounts]) -> None:
+    a, b = replicas
+    key = limits(credit_usd=3.0)
+    first = await a.admit(key, USD)  # 1 logged + 1 held
+    second = await b.admit(key, USD)  # 1 + 2 held
+    with pytest.raises(InsufficientCredit) as err:
+        await a.admit(key, USD)  # 1 + 2 + 1 > 3
+    assert err.value.code == "credit_exhausted"
+    a.settle(first, key.key_id, "gen-1", USD // 4, 10)
+    b.settle(second, key.key_id, "gen-2", USD // 4, 10)
+    await drained(a, b)
+    spend = await b.spend(key)
+    assert spend.spent == USD + USD // 2 and spend.reserved == 0 and spend.in_flight == 0
+    assert spend.tokens_last_minute == pytest.approx(20, abs=1)
+
+
+async def test_a_settlement_sent_twice_is_charged_once(replicas: list[RedisAccounts]) -> None:
+    a, b = replicas
+    key = limits(credit_usd=10.0)
+    admission = await a.admit(key, USD)
+    a.settle(admission, key.key_id, "gen-x", 100, 0)
+    b.settle(admission, key.key_id, "gen-x", 100, 0)  # a retry after an ambiguous failure
+    await drained(a, b)
+    assert (await a.spend(key)).spent == USD + 100
+
+
+async def test_twenty_admissions_across_two_replicas_against_credit_for_one(
+    replicas: list[RedisAccounts],
+) -> None:
+    key = limits(credit_usd=2.5)  # 1 spent: room for one reservation of 1
+    tries = [replicas[i % 2].admit(key, USD) for i in range(20)]
+    results = await asyncio.gather(*tries, return_exceptions=True)
+    assert sum(not isinstance(r, BaseException) for r in results) == 1
+    assert sum(isinstance(r, InsufficientCredit) for r in results) == 19
+
+
+async def test_rpm_and_concurrency_hold_across_replicas(replicas: list[RedisAccounts]) -> None:
+    a, b = replicas
+    key = limits(rpm=3, concurrency=2)
+    x = await a.admit(key, 0)
+    await b.admit(key, 0)
+    with pytest.raises(RateLimited) as err:
+        await a.admit(key, 0)
+    assert err.value.code == "concurrency_limited"
+    a.settle(x, key.key_id, "g1", 0, 0)
+    await drained(a)
+    await b.admit(key, 0)  # the third request of the minute
+    b.settle(None, key.key_id, "g2", 0, 0)
+    with pytest.raises(RateLimited) as err:
+        await a.admit(key, 0)
+    assert err.value.code in ("rpm_limited", "concurrency_limited")
+
+
+async def test_budget_period_is_shared(replicas: list[RedisAccounts]) -> None:
+    a, b = replicas
+    key = limits(budget_usd=1.0, budget_period="day")
+    adm = await a.admit(key, USD // 2)
+    a.settle(adm, key.key_id, "g", USD // 2, 0)
+    await drained(a)
+    await b.admit(key, USD // 2)
+    with pytest.raises(InsufficientCredit) as err:
+        await a.admit(key, 1)
+    assert err.value.code == "budget_exhausted"
+    spend = await b.spend(key)
+    assert spend.period_spent == USD // 2 and spend.spent == USD + USD // 2
+
+
+async def test_redis_down_falls_back_to_local_books_then_catches_up() -> None:
+    """Nothing listens on port 1: the link fails at once, requests are admitted by this replica's books
+    (seeded from the request log) and the charges wait for Redis."""
+    link = RedisLink("redis://127.0.0.1:1/0", timeout_s=0.2)
+    books = RedisAccounts(link, logged(total=USD))  # type: ignore[arg-type]
+    await books.start()
+    key = limits(credit_usd=2.0)
+    started = time.monotonic()
+    adm = await books.admit(key, USD // 2)
+    assert time.monotonic() - started < 2.0  # bounded: a hang guard, not a performance figure
+    assert books.state == "shared-unavailable"
+    books.settle(adm, key.key_id, "g", USD // 2, 5)
+    spend = await books.spend(key)
+    assert spend.spent == USD + USD // 2
+    with pytest.raises(InsufficientCredit):
+        await books.admit(key, USD)
+    assert books.pending_settlements == 1  # kept for when Redis answers
+    await books.close()
+    await link.aclose()
+
+
+async def test_a_reservation_of_a_replica_that_died_lapses(redis_url: str) -> None:
+    link = RedisLink(redis_url, timeout_s=1.0)
+    books = RedisAccounts(link, logged())  # type: ignore[arg-type]
+    key = limits(credit_usd=1.0)
+    await books.admit(key, USD)
+    # The replica dies before settling: move its reservation's lapse time into the past.
+    await link.client.zadd("tm:{key_r}:held", {b"x": 0}, xx=False)
+    held = await link.client.zrange("tm:{key_r}:held", 0, -1)
+    await link.client.zadd("tm:{key_r}:held", dict.fromkeys(held, 1))
+    await books.admit(key, USD)  # the lapsed reservation no longer counts
+    await link.aclose()

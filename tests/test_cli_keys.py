@@ -1,0 +1,64 @@
+"""``tokenmux keys`` with limits: the interface of the issue, exactly, run as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+TOKENMUX = [sys.executable, "-m", "tokenmux.cli"]
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*TOKENMUX, *args], capture_output=True, text=True, timeout=60)
+
+
+def test_create_with_every_limit_then_show_update_and_clear(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/k.db"
+    out = run(
+        "keys", "create", "--name", "team-a", "--credit", "25", "--budget", "5", "--period", "week",
+        "--rpm", "60", "--tpm", "100000", "--models", "openai/gpt-4.1-nano,anthropic/*",
+        "--expires", "2027-01-31", "--database", db,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    key = out.stdout.strip().splitlines()[-1]
+    assert key.startswith("sk-tm-")
+    shown = json.loads(run("keys", "show", "team-a", "--database", db).stdout)
+    assert shown["limits"] == {
+        "credit": 25.0,
+        "budget": 5.0,
+        "budget_period": "week",
+        "rpm": 60,
+        "tpm": 100000,
+        "concurrency": None,
+        "models": ["openai/gpt-4.1-nano", "anthropic/*"],
+        "providers": None,
+        "data_policy": None,
+    }
+    assert shown["expires_at"] == "2027-01-31T00:00:00.000Z"
+    assert key not in json.dumps(shown)
+    updated = run("keys", "update", "team-a", "--rpm", "120", "--clear", "models", "--database", db)
+    assert updated.returncode == 0, updated.stderr
+    limits = json.loads(updated.stdout)["limits"]
+    assert limits["rpm"] == 120 and limits["models"] is None and limits["credit"] == 25.0
+    listed = run("keys", "list", "--database", db).stdout
+    assert "rpm=120" in listed and key not in listed
+
+
+def test_admin_keys_and_bad_limits(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/k.db"
+    admin = run("keys", "create", "--name", "ops", "--admin", "--database", db)
+    assert admin.returncode == 0 and "admin" in admin.stderr
+    bad = run("keys", "create", "--name", "x", "--credit", "lots", "--database", db)
+    assert bad.returncode == 2 and "'credit' must be a number" in bad.stderr
+    bad = run("keys", "create", "--name", "x", "--expires", "next week", "--database", db)
+    assert bad.returncode == 2 and "ISO date" in bad.stderr
+    assert run("keys", "update", "nobody", "--rpm", "1", "--database", db).returncode == 1
+
+
+def test_usage_by_key_and_by_model(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/k.db"
+    assert run("keys", "create", "--name", "a", "--database", db).returncode == 0
+    out = run("keys", "usage", "--by", "model", "--database", db)
+    assert out.returncode == 0 and "MODEL" in out.stdout
