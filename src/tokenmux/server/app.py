@@ -6,10 +6,12 @@ decode, the plan, the upstream call and one JSON encode.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -41,6 +43,8 @@ from tokenmux.server.asgi import (
 from tokenmux.server.auth import KeyRing
 from tokenmux.server.catalog_api import model_endpoints_json, models_json
 from tokenmux.server.chat import ChatRoute, OpenAIChat
+from tokenmux.server.cross_origin import CorsMiddleware, CorsPolicy
+from tokenmux.server.header_guard import HeaderGuard
 from tokenmux.server.key_api import KEYS_PREFIX, KeyApi
 from tokenmux.server.metrics import Metrics
 from tokenmux.server.pages_source import GatewayPages
@@ -49,10 +53,11 @@ from tokenmux.shared.accounts import RedisAccounts
 from tokenmux.shared.health import SharedHealth
 from tokenmux.shared.link import RedisLink
 from tokenmux.stats import Stats
-from tokenmux.store.base import Store
+from tokenmux.store.base import Store, StoreUnavailable
 from tokenmux.store.contents import ContentKeeper
 from tokenmux.store.recorder import Recorder
 from tokenmux.store.records import GenerationRecord, KeyRecord
+from tokenmux.store.spill import Spill
 from tokenmux.web import WebPages
 
 log = logging.getLogger("tokenmux.server")
@@ -112,6 +117,7 @@ class Gateway:
         self._limits: dict[str, tuple[KeyRecord, KeyLimits]] = {}
         self.key_api = KeyApi(self)
         self.contents = ContentKeeper(self.store)
+        self.spill = Spill(gw.spool_dir)
         self._models_body = encode_json(models_json(self.catalog, self.configured))
         self._anthropic_models_body = anthropic_models_json(self.catalog)
         self._routes: dict[tuple[str, str], Handler] = {
@@ -130,21 +136,66 @@ class Gateway:
         }
         self.pages = WebPages(GatewayPages(self))
         self.ready = False
+        self._opening: asyncio.Task[None] | None = None
+        # Every HTTP request passes the header check, then CORS when configured, then the routes.
+        cors = CorsPolicy.from_settings(gw.cors)
+        routes: Handler = self._dispatch if cors is None else CorsMiddleware(self._dispatch, cors)
+        self._http: Handler = HeaderGuard(routes)
+        self._replaying: asyncio.Task[None] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def startup(self) -> None:
-        await self.store.open()
-        self.recorder.start()
-        await self.stats.start()
+        try:
+            await self.store.open()
+        except StoreUnavailable as exc:
+            # Serve anyway: keys seen before are unknown yet (503 until the database answers), records
+            # wait in memory, and the database is opened as soon as it answers.
+            log.warning("the database is unavailable (%s); serving while retrying", exc)
+            self._opening = asyncio.create_task(self._open_when_back(), name="tokenmux-open-store")
+        else:
+            await self._start_with_store()
         await self.accounts.start()
         await self.contents.start()
         if self.shared_health is not None:
             await self.shared_health.start()
         self.ready = True
 
+    async def _start_with_store(self) -> None:
+        self.recorder.start()
+        await self.stats.start()
+        spilled = self.spill.files()
+        if spilled:
+            self._replaying = asyncio.create_task(self._replay(spilled), name="tokenmux-replay-spill")
+
+    async def _replay(self, files: list[Path]) -> None:
+        """Records a previous run could not write: into the recorder, and off disk once written."""
+        count = 0
+        for path in files:
+            for record in self.spill.read(path):
+                self.recorder.record(record)
+                count += 1
+        await self.recorder.flush()
+        if self.recorder.pending == 0:
+            for path in files:
+                path.unlink(missing_ok=True)
+            log.info("wrote %d request records kept on disk by a previous run", count)
+
+    async def _open_when_back(self) -> None:
+        while True:
+            await asyncio.sleep(2.0)
+            try:
+                await self.store.open()
+            except StoreUnavailable:
+                continue
+            log.info("the database answers again; writing the request records kept meanwhile")
+            await self._start_with_store()
+            return
+
     async def shutdown(self) -> None:
         self.ready = False
+        if self._opening is not None and not self._opening.done():
+            self._opening.cancel()
         await self.stats.aclose()
         if self.shared_health is not None:
             await self.shared_health.close()
@@ -153,6 +204,14 @@ class Gateway:
         if self.shared_link is not None:
             await self.shared_link.aclose()
         await self.recorder.close()
+        unwritten = self.recorder.unwritten()
+        if unwritten:
+            path = self.spill.write(unwritten)
+            log.warning(
+                "the database did not take %d request records; kept in %s for the next start",
+                len(unwritten),
+                path,
+            )
         for provider in self.providers.values():
             await provider.aclose()
         await self.transport.aclose()
@@ -187,23 +246,26 @@ class Gateway:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            handler = self._routes.get((scope["method"], scope["path"]))
-            if handler is None:
-                handler = self._match_dynamic(scope)
-            try:
-                await handler(scope, receive, send)
-            except TokenmuxError as err:
-                await self._send_error(send, err)
-            except Exception:
-                # A bug of ours, not the client's: logged with its traceback, answered in the API's shape.
-                log.exception("unhandled error on %s %s", scope["method"], scope["path"])
-                failure = TokenmuxError("internal error in the gateway; the request was not completed")
-                # If the response had already started, nothing more can be said.
-                with contextlib.suppress(Exception):
-                    await self._send_error(send, failure)
+            await self._http(scope, receive, send)
             return
         if kind == "lifespan":
             await self._lifespan(receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        handler = self._routes.get((scope["method"], scope["path"]))
+        if handler is None:
+            handler = self._match_dynamic(scope)
+        try:
+            await handler(scope, receive, send)
+        except TokenmuxError as err:
+            await self._send_error(send, err)
+        except Exception:
+            # A bug of ours, not the client's: logged with its traceback, answered in the API's shape.
+            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            failure = TokenmuxError("internal error in the gateway; the request was not completed")
+            # If the response had already started, nothing more can be said.
+            with contextlib.suppress(Exception):
+                await self._send_error(send, failure)
 
     def _match_dynamic(self, scope: Scope) -> Handler:
         path: str = scope["path"]

@@ -107,6 +107,11 @@ class Recorder:
         """Records recorded but not yet written (queued or being written)."""
         return len(self._pending) + len(self._in_flight)
 
+    def unwritten(self) -> list[GenerationRecord]:
+        """What is still queued or being written, oldest first: for a spill file when the database
+        stays down through shutdown."""
+        return [*self._in_flight, *self._pending]
+
     def counters(self) -> dict[str, int]:
         return {
             "recorded": self.recorded,
@@ -165,8 +170,8 @@ class Recorder:
                 self._task.cancel()
                 await asyncio.gather(self._task, return_exceptions=True)
             if self.pending:
-                log.error(
-                    "request log: %d records could not be written within %.0f s of shutdown and are lost",
+                log.warning(
+                    "request log: %d records could not be written within %.0f s of shutdown",
                     self.pending,
                     self._close_timeout_s,
                 )

@@ -1,0 +1,138 @@
+"""Bad and hostile input at the edge: header values with line breaks, cross-origin access, upstream
+steering, forwarded credentials."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway_support import HELLO, NANO, sim_config
+from tokenmux.config import ConfigError
+from tokenmux.server.cross_origin import CorsPolicy
+
+
+def raw_request(url: str, request: bytes) -> bytes:
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(request)
+        s.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"X-Title: a\rInjected: b",  # a bare CR inside a value
+        b"X-Title: a\r\n Injected: b",  # an obs-fold continuation line
+        b"X-Title: a\x00b",  # NUL
+    ],
+)
+def test_header_values_with_line_breaks_are_refused(gateway: Any, sim: Any, header: bytes) -> None:
+    body = b'{"model":"openai/gpt-4.1-nano","messages":[{"role":"user","content":"hi"}]}'
+    request = (
+        b"POST /api/v1/chat/completions HTTP/1.1\r\nHost: gw\r\n"
+        + f"Authorization: Bearer {gateway.key}\r\n".encode()
+        + header
+        + b"\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+        + body
+    )
+    answer = raw_request(gateway.url, request)
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    assert sim.requests("openai") == [] and sim.requests("azure") == []
+
+
+async def test_the_guard_refuses_what_a_lenient_server_lets_through() -> None:
+    """Not every ASGI server refuses such bytes: the guard does, in the client's protocol."""
+    from tokenmux.server.header_guard import HeaderGuard
+
+    reached = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        reached.append(scope)
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    guard = HeaderGuard(app)
+    for path, shape in (("/api/v1/chat/completions", "error"), ("/api/anthropic/v1/messages", "type")):
+        sent.clear()
+        scope = {"type": "http", "path": path, "method": "POST", "headers": [(b"x-title", b"a\r\nb: c")]}
+        await guard(scope, None, send)  # type: ignore[arg-type]
+        assert sent[0]["status"] == 400 and shape in httpx.Response(200, content=sent[1]["body"]).json()
+        assert b"b: c" not in sent[1]["body"]
+    assert reached == []
+
+
+def test_cors_is_off_unless_configured(gateway: Any) -> None:
+    r = httpx.get(f"{gateway.url}/api/v1/models", headers={"Origin": "https://evil.example"})
+    assert not any(h.startswith("access-control") for h in r.headers)
+    pre = httpx.options(
+        f"{gateway.url}/api/v1/chat/completions",
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert not any(h.startswith("access-control") for h in pre.headers)
+
+
+def test_configured_cors_echoes_allowed_origins_only(gateway_factory: Any, sim: Any) -> None:
+    gw = gateway_factory(
+        sim_config(sim.url, cors={"allow_origins": ["https://app.example"], "allow_credentials": True})
+    )
+    ok = httpx.options(
+        f"{gw.url}/api/v1/chat/completions",
+        headers={"Origin": "https://app.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert ok.status_code == 204
+    assert ok.headers["access-control-allow-origin"] == "https://app.example"
+    assert ok.headers["access-control-allow-credentials"] == "true"
+    assert "authorization" in ok.headers["access-control-allow-headers"]
+    bad = httpx.options(
+        f"{gw.url}/api/v1/chat/completions",
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert bad.status_code == 403 and "access-control-allow-origin" not in bad.headers
+    with gw.openai(default_headers={"Origin": "https://app.example"}) as client:
+        raw = client.chat.completions.with_raw_response.create(model=NANO, messages=HELLO, max_tokens=5)
+    assert raw.headers["access-control-allow-origin"] == "https://app.example"
+    assert raw.headers["vary"] == "Origin"
+    stream = httpx.post(
+        f"{gw.url}/api/v1/chat/completions",
+        json={"model": NANO, "messages": HELLO, "stream": True},
+        headers={"Origin": "https://app.example", "Authorization": f"Bearer {gw.key}"},
+        timeout=10,
+    )
+    assert stream.headers["access-control-allow-origin"] == "https://app.example"
+    assert stream.text.rstrip().endswith("data: [DONE]")
+
+
+def test_wildcard_origin_with_credentials_is_refused_at_start() -> None:
+    with pytest.raises(ConfigError, match="cannot go with allow_credentials"):
+        CorsPolicy.from_settings({"allow_origins": ["*"], "allow_credentials": True})
+    policy = CorsPolicy.from_settings({"allow_origins": "*"})
+    assert policy is not None and policy.answer_headers(b"https://x.example") == [
+        (b"access-control-allow-origin", b"*")
+    ]
+
+
+def test_client_credentials_and_cookies_never_reach_the_provider(gateway: Any, sim: Any) -> None:
+    httpx.post(
+        f"{gateway.url}/api/v1/chat/completions",
+        json={"model": NANO, "messages": HELLO, "max_tokens": 5, "provider": {"order": ["openai"]}},
+        headers={
+            "Authorization": f"Bearer {gateway.key}",
+            "Cookie": "session=secret-cookie",
+            "X-Custom-Thing": "private",
+        },
+        timeout=10,
+    ).raise_for_status()
+    seen = str(sim.requests("openai"))
+    for private in (gateway.key, "secret-cookie", "private"):
+        assert private not in seen
