@@ -197,22 +197,24 @@ async def _run(store: Any, args: argparse.Namespace) -> int:
 
 
 async def _usage(store: Any, args: argparse.Namespace) -> int:
+    from tokenmux.server.key_api import usage_rows
+
     since = args.since or (datetime.now(UTC) - timedelta(days=30)).date().isoformat()
     days = await store.all_key_days(since)
     names = {k.id: k.name for k in await store.list_keys()}
-    totals: dict[str, list[float]] = {}
-    for day in days:
-        group = day.key_id if args.by == "key" else day.model
-        row = totals.setdefault(group, [0, 0, 0, 0.0])
-        row[0] += day.requests
-        row[1] += day.prompt_tokens
-        row[2] += day.completion_tokens
-        row[3] += day.cost_usd
     header = ("KEY", "NAME") if args.by == "key" else ("MODEL", "")
     rows = [(*header, "REQUESTS", "PROMPT", "COMPLETION", "COST USD")]
-    for group, (requests, prompt, completion, cost) in sorted(totals.items(), key=lambda kv: -kv[1][3]):
-        name = names.get(group, "") if args.by == "key" else ""
-        rows.append((group, name, str(int(requests)), str(int(prompt)), str(int(completion)), f"{cost:.6f}"))
+    for row in usage_rows(days, args.by, names):
+        rows.append(
+            (
+                row[args.by],
+                row.get("name") or "",
+                str(row["requests"]),
+                str(row["prompt_tokens"]),
+                str(row["completion_tokens"]),
+                f"{row['cost']:.6f}",
+            )
+        )
     print(_table(rows))
     print(f"since {since}", file=sys.stderr)
     return 0

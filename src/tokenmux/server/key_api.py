@@ -27,6 +27,7 @@ from tokenmux.limits.key_limits import KeyLimits, limit_changes
 from tokenmux.limits.money import period_end, to_usd
 from tokenmux.protocols.openai_chat import encode_json
 from tokenmux.server.asgi import Receive, Scope, Send, header, read_body, send_bytes
+from tokenmux.stats.buckets import KeyDay
 from tokenmux.store.base import KeyNameTaken
 from tokenmux.store.keys import new_key
 from tokenmux.store.records import KeyRecord, iso_utc
@@ -186,26 +187,31 @@ class KeyApi:
             raise InvalidRequest("'since' must be a date such as 2026-11-01", param="since") from None
         days = await self.gateway.store.all_key_days(since)
         names = {k.id: k.name for k in await self.gateway.store.list_keys()}
-        rows: dict[str, dict[str, Any]] = {}
-        for day in days:
-            group = day.key_id if by == "key" else day.model
-            row = rows.get(group)
-            if row is None:
-                row = rows[group] = {
-                    by: group,
-                    "requests": 0,
-                    "prompt_tokens": 0,
-                    "completion_tokens": 0,
-                    "cost": 0.0,
-                }
-                if by == "key":
-                    row["name"] = names.get(group)
-            row["requests"] += day.requests
-            row["prompt_tokens"] += day.prompt_tokens
-            row["completion_tokens"] += day.completion_tokens
-            row["cost"] += day.cost_usd
-        data = sorted(rows.values(), key=lambda r: -r["cost"])
+        data = usage_rows(days, by, names)
         await send_bytes(send, 200, encode_json({"data": data, "since": since, "by": by}))
+
+
+def usage_rows(days: list[KeyDay], by: str, names: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Requests, tokens and cost summed per key (with its name) or per model, dearest first."""
+    rows: dict[str, dict[str, Any]] = {}
+    for day in days:
+        group = day.key_id if by == "key" else day.model
+        row = rows.get(group)
+        if row is None:
+            row = rows[group] = {
+                by: group,
+                "requests": 0,
+                "prompt_tokens": 0,
+                "completion_tokens": 0,
+                "cost": 0.0,
+            }
+            if by == "key":
+                row["name"] = names.get(group)
+        row["requests"] += day.requests
+        row["prompt_tokens"] += day.prompt_tokens
+        row["completion_tokens"] += day.completion_tokens
+        row["cost"] += day.cost_usd
+    return sorted(rows.values(), key=lambda r: -r["cost"])
 
 
 def _no_key(ident: str) -> NotFound:
