@@ -16,11 +16,23 @@ The window arithmetic is ``tokenmux.limits.window``'s, in Lua; keep the two alik
 
 from __future__ import annotations
 
+# ``window.wait_s`` in Lua: seconds until one more unit fits under ``limit``.
+WAIT_FUNCTION = """
+local function wait_s(previous, current, elapsed, limit)
+  local room = limit - 1
+  if previous * (1 - elapsed / 60) + current <= room then return 0 end
+  if current <= room then return 60 * (1 - (room - current) / previous) - elapsed end
+  return (60 - elapsed) + 60 * (1 - room / current)
+end
+"""
+
 # ARGV: prefix, admission id, reserve, credit (-1: none), budget (-1), period id ("" none), rpm (-1),
 #       tpm (-1), concurrency (-1), hold ms
 # Returns {"ok", spent, period spent, reserved} | {"seed"} | {"concurrency"|"rpm"|"tpm", wait s}
 #       | {"credit"|"budget", spent, period spent, reserved}
-ADMIT = """
+ADMIT = (
+    WAIT_FUNCTION
+    + """
 local p = ARGV[1]
 local id = ARGV[2]
 local reserve = tonumber(ARGV[3])
@@ -62,10 +74,7 @@ local elapsed = (now_ms - minute * 60000) / 1000
 local function wait(name, limit)
   local previous = tonumber(redis.call('GET', p .. name .. ':' .. (minute - 1)) or '0')
   local current = tonumber(redis.call('GET', p .. name .. ':' .. minute) or '0')
-  local room = limit - 1
-  if previous * (1 - elapsed / 60) + current <= room then return 0 end
-  if current <= room then return 60 * (1 - (room - current) / previous) - elapsed end
-  return (60 - elapsed) + 60 * (1 - room / current)
+  return wait_s(previous, current, elapsed, limit)
 end
 if rpm >= 0 then
   local w = wait('rpm', rpm)
@@ -92,6 +101,7 @@ redis.call('HSET', p .. 'amounts', id, reserve)
 redis.call('INCRBY', p .. 'reserved', reserve)
 return {'ok', spent, pspent, tostring(reserved + reserve)}
 """
+)
 
 # ARGV: prefix, settlement id (the generation id), admission id ("" none), cost, tokens, period id ("" none)
 # Returns 1 when charged, 0 when this settlement was charged before.
