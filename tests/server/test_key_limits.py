@@ -214,3 +214,18 @@ def test_a_budget_is_a_402_once_spent(gateway: Any) -> None:
     with pytest.raises(openai.APIStatusError) as err:
         client.chat.completions.create(model=NANO, messages=HELLO, max_tokens=1250)  # $0.0005 + spent
     assert err.value.status_code == 402 and err.value.body["code"] == "budget_exhausted"  # type: ignore[index]
+
+
+def test_a_stream_cut_short_is_charged_for_what_it_used(gateway: Any, sim: Any) -> None:
+    sim.profile("openai", drop_after_chunks=3, completion_tokens=40)
+    key = gateway.new_key("cut", credit=1.0, providers="openai")
+    stream = gateway.openai(key).chat.completions.create(
+        model=NANO, messages=HELLO, max_tokens=100, stream=True
+    )
+    with pytest.raises(openai.APIError):
+        for _ in stream:
+            pass
+    info = key_info(gateway, key)
+    assert info["usage"] > 0 and info["reserved"] == 0 and info["in_flight"] == 0
+    full_price = 40 * 0.40 / 1e6  # what the whole answer's output alone would have cost
+    assert info["usage"] < full_price
