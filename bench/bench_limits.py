@@ -53,7 +53,7 @@ async def main() -> None:
         print("Redis not running at 127.0.0.1:6379: shared ledger not measured")
         return
     link = RedisLink("redis://127.0.0.1:6379/8", timeout_s=1.0)
-    await link.client.flushdb()
+    await link.client.call("FLUSHDB")
     shared = RedisAccounts(link, nothing_spent)
     await shared.start()
     await measure(shared, limited("key_bench_warm"), 500)  # scripts loaded, connections open
@@ -62,7 +62,7 @@ async def main() -> None:
         f"Redis ledger: {wall:7.1f} µs wall, {cpu:6.1f} µs CPU per admitted and settled request (gateway side)"
     )
     await shared.close()
-    await link.client.flushdb()
+    await link.client.call("FLUSHDB")
     await link.aclose()
 
 

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-import redis
+import asyncio
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tokenmux.limits.window import WINDOW_S, wait_s
+from tokenmux.shared.resp import RespClient, Script
 from tokenmux.shared.scripts import WAIT_FUNCTION
 
-_CALL = (
+_CALL = Script(
     WAIT_FUNCTION
     + "return tostring(wait_s(tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])))"
 )
 
 
 def test_lua_and_python_windows_agree(redis_url: str) -> None:
-    client = redis.Redis.from_url(redis_url)
-    script = client.register_script(_CALL)
+    loop = asyncio.new_event_loop()
+    client = RespClient(redis_url)
 
     @settings(max_examples=300, deadline=None)
     @given(
@@ -27,10 +29,11 @@ def test_lua_and_python_windows_agree(redis_url: str) -> None:
         limit=st.integers(1, 50_000),
     )
     def agree(previous: int, current: int, elapsed: float, limit: int) -> None:
-        lua = float(script(args=[previous, current, repr(elapsed), limit]))
+        lua = float(loop.run_until_complete(client.run(_CALL, previous, current, repr(elapsed), limit)))
         assert abs(lua - wait_s(previous, current, elapsed, limit)) < 1e-6
 
     try:
         agree()
     finally:
-        client.close()
+        loop.run_until_complete(client.aclose())
+        loop.close()

@@ -39,6 +39,7 @@ from tokenmux.limits.money import period_end, period_id, period_start
 from tokenmux.limits.window import weighted_count
 from tokenmux.shared import scripts
 from tokenmux.shared.link import RedisLink, SharedUnavailable
+from tokenmux.shared.resp import RespClient, Script
 
 log = logging.getLogger(__name__)
 
@@ -75,12 +76,11 @@ class RedisAccounts(Accounts):
         # starts from these.
         self._known: dict[str, tuple[int, str | None, int]] = {}
         self._local = LocalAccounts(self._known_or_logged)
-        client = link.client
-        # Sent by digest (EVALSHA), loaded again by redis-py when a restarted Redis has forgotten them.
-        self._admit_script = client.register_script(scripts.ADMIT)
-        self._settle_script = client.register_script(scripts.SETTLE)
-        self._seed_script = client.register_script(scripts.SEED)
-        self._standing_script = client.register_script(scripts.STANDING)
+        # Sent by digest (EVALSHA), loaded again when a restarted Redis has forgotten them.
+        self._admit_script = Script(scripts.ADMIT)
+        self._settle_script = Script(scripts.SETTLE)
+        self._seed_script = Script(scripts.SEED)
+        self._standing_script = Script(scripts.STANDING)
 
     # -- admission ----------------------------------------------------------------------------------
 
@@ -107,7 +107,7 @@ class RedisAccounts(Accounts):
             _HOLD_MS,
         ]
         for _ in range(2):
-            reply = await self.link.call(lambda r: self._admit_script(args=args))
+            reply = await self.link.call(lambda r: r.run(self._admit_script, *args))
             verdict = _text(reply[0])
             if verdict == "seed":
                 await self._seed(limits.key_id, pid, now)
@@ -134,7 +134,7 @@ class RedisAccounts(Accounts):
             period_spent = await self._source(key_id, period_start(period, now).isoformat())
             left = int(period_end(period, now).timestamp() - now)
         args: list[str | int] = [prefix(key_id), total, pid or "", period_spent, left]
-        await self.link.call(lambda r: self._seed_script(args=args))
+        await self.link.call(lambda r: r.run(self._seed_script, *args))
 
     def _remember(self, key_id: str, reply: list[Any], pid: str | None) -> None:
         self._known[key_id] = (int(reply[1]), pid, int(reply[2]))
@@ -209,19 +209,15 @@ class RedisAccounts(Accounts):
             for _ in batch:
                 self._queue.popleft()
 
-    async def _send(self, r: Any, batch: list[_Settlement]) -> None:
-        pipe = r.pipeline(transaction=False)
-        for s in batch:
-            args: list[str | int] = [
-                prefix(s.key_id),
-                s.generation_id,
-                s.admission_id,
-                s.cost,
-                s.tokens,
-                s.period,
-            ]
-            await self._settle_script(args=args, client=pipe)
-        await pipe.execute()
+    async def _send(self, r: RespClient, batch: list[_Settlement]) -> None:
+        replies = await r.run_many(
+            self._settle_script,
+            [(prefix(s.key_id), s.generation_id, s.admission_id, s.cost, s.tokens, s.period) for s in batch],
+        )
+        failed = next((reply for reply in replies if isinstance(reply, Exception)), None)
+        if failed is not None:
+            # Settlements are idempotent: the whole batch is sent again, those already in are no-ops.
+            raise failed
 
     @property
     def pending_settlements(self) -> int:
@@ -239,10 +235,10 @@ class RedisAccounts(Accounts):
         now = time.time()
         pid = period_id(limits.budget_period, now) if limits.budget_period else None
         args = [prefix(limits.key_id), pid or ""]
-        reply = await self.link.call(lambda r: self._standing_script(args=args))
+        reply = await self.link.call(lambda r: r.run(self._standing_script, *args))
         if reply[0] is None or (pid is not None and reply[1] is None):
             await self._seed(limits.key_id, pid, now)
-            reply = await self.link.call(lambda r: self._standing_script(args=args))
+            reply = await self.link.call(lambda r: r.run(self._standing_script, *args))
         elapsed = float(_text(reply[8]))
         return Spend(
             spent=int(reply[0] or 0),

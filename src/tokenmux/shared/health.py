@@ -13,10 +13,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any
 
 from tokenmux.routing.health import HealthBoard
 from tokenmux.shared.link import RedisLink, SharedUnavailable
+from tokenmux.shared.resp import RespClient
 
 log = logging.getLogger(__name__)
 
@@ -76,15 +76,18 @@ class SharedHealth:
             self.board.apply_shared(endpoint, kind, until_ms / 1000 + offset)
         if lapsed:
             with contextlib.suppress(SharedUnavailable):
-                await self.link.call(lambda r: r.hdel(HASH, *lapsed))
+                await self.link.call(lambda r: r.call("HDEL", HASH, *lapsed))
 
     @staticmethod
-    async def _exchange(r: Any, outbox: dict[str, int]) -> dict[Any, Any]:
-        pipe = r.pipeline(transaction=False)
-        for field, until in outbox.items():
-            # The latest lesson about an endpoint wins; a lapsed one is pruned by whoever reads it next.
-            pipe.hset(HASH, field, until)
-        pipe.hgetall(HASH)
-        results = await pipe.execute()
-        entries: dict[Any, Any] = results[-1]
-        return entries
+    async def _exchange(r: RespClient, outbox: dict[str, int]) -> dict[bytes, bytes]:
+        # The latest lesson about an endpoint wins; a lapsed one is pruned by whoever reads it next.
+        commands: list[tuple[str | int, ...]] = [
+            ("HSET", HASH, field, until) for field, until in outbox.items()
+        ]
+        commands.append(("HGETALL", HASH))
+        replies = await r.pipeline(commands)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        flat = replies[-1]
+        return dict(zip(flat[::2], flat[1::2], strict=True))

@@ -9,14 +9,12 @@ after ``retry_s`` tries Redis again; a success brings the link back up.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from tokenmux.shared.resp import ReplyError, RespClient
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +38,7 @@ class RedisLink:
         self.where = described(url)
         self.timeout_s = timeout_s
         self.retry_s = retry_s
-        self.client: aioredis.Redis = aioredis.Redis.from_url(
-            url,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-            retry_on_timeout=False,
-            health_check_interval=30,
-        )
+        self.client = RespClient(url)
         self._down_until = 0.0
         self.failures = 0  # calls that failed since start, for /metrics and tests
 
@@ -54,14 +46,18 @@ class RedisLink:
     def up(self) -> bool:
         return self._down_until <= time.monotonic()
 
-    async def call(self, fn: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
+    async def call(self, fn: Callable[[RespClient], Awaitable[T]]) -> T:
         if not self.up:
             raise SharedUnavailable(
                 f"Redis at {self.where} is unavailable (retrying every {self.retry_s:g} s)"
             )
         try:
-            result = await asyncio.wait_for(fn(self.client), self.timeout_s)
-        except (RedisError, OSError, TimeoutError) as exc:
+            # asyncio.timeout rather than wait_for: no task per call.
+            async with asyncio.timeout(self.timeout_s):
+                result = await fn(self.client)
+        except (ReplyError, OSError, TimeoutError) as exc:
+            # Whatever the connection was doing is now unknown: start again on a new one.
+            self.client.reset()
             self.failures += 1
             if self._down_until == 0.0 or self.up:
                 log.warning(
@@ -77,11 +73,12 @@ class RedisLink:
     async def ping(self) -> bool:
         """True when Redis answers now. Never raises (for /ready); ignores the breaker."""
         try:
-            await asyncio.wait_for(self.client.ping(), self.timeout_s)
-        except (RedisError, OSError, TimeoutError):
+            async with asyncio.timeout(self.timeout_s):
+                await self.client.call("PING")
+        except (ReplyError, OSError, TimeoutError):
+            self.client.reset()
             return False
         return True
 
     async def aclose(self) -> None:
-        with contextlib.suppress(RedisError, OSError):  # a dead server: nothing to close cleanly
-            await self.client.aclose()
+        await self.client.aclose()
