@@ -57,7 +57,7 @@ from tokenmux.store.base import Store, StoreUnavailable
 from tokenmux.store.contents import ContentKeeper
 from tokenmux.store.recorder import Recorder
 from tokenmux.store.records import GenerationRecord, KeyRecord
-from tokenmux.store.spill import Spill
+from tokenmux.store.spool import Spool
 from tokenmux.web import WebPages
 
 log = logging.getLogger("tokenmux.server")
@@ -95,7 +95,9 @@ class Gateway:
         self.stats = Stats(self.store)
         self.router = Router(self.catalog, self.configured, self.health, measured=self.stats.routing_figures)
         # 100,000 pending records (about 64 MB) ride out a database outage of minutes at full load.
-        self.recorder = Recorder(self.store, max_pending=100_000)
+        # Records the database cannot take in time go to disk (a full queue, a shutdown during an outage)
+        # and back into the queue at the next start.
+        self.recorder = Recorder(self.store, max_pending=100_000, spool=Spool(Path(gw.spool_dir)))
         self.recorder.add_listener(self.stats.batch_written)
         self.metrics = Metrics(self.recorder)
         self.relay = Relay(
@@ -117,7 +119,6 @@ class Gateway:
         self._limits: dict[str, tuple[KeyRecord, KeyLimits]] = {}
         self.key_api = KeyApi(self)
         self.contents = ContentKeeper(self.store)
-        self.spill = Spill(gw.spool_dir)
         self._models_body = encode_json(models_json(self.catalog, self.configured))
         self._anthropic_models_body = anthropic_models_json(self.catalog)
         self._routes: dict[tuple[str, str], Handler] = {
@@ -141,7 +142,6 @@ class Gateway:
         cors = CorsPolicy.from_settings(gw.cors)
         routes: Handler = self._dispatch if cors is None else CorsMiddleware(self._dispatch, cors)
         self._http: Handler = HeaderGuard(routes)
-        self._replaying: asyncio.Task[None] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -164,22 +164,6 @@ class Gateway:
     async def _start_with_store(self) -> None:
         self.recorder.start()
         await self.stats.start()
-        spilled = self.spill.files()
-        if spilled:
-            self._replaying = asyncio.create_task(self._replay(spilled), name="tokenmux-replay-spill")
-
-    async def _replay(self, files: list[Path]) -> None:
-        """Records a previous run could not write: into the recorder, and off disk once written."""
-        count = 0
-        for path in files:
-            for record in self.spill.read(path):
-                self.recorder.record(record)
-                count += 1
-        await self.recorder.flush()
-        if self.recorder.pending == 0:
-            for path in files:
-                path.unlink(missing_ok=True)
-            log.info("wrote %d request records kept on disk by a previous run", count)
 
     async def _open_when_back(self) -> None:
         while True:
@@ -204,14 +188,6 @@ class Gateway:
         if self.shared_link is not None:
             await self.shared_link.aclose()
         await self.recorder.close()
-        unwritten = self.recorder.unwritten()
-        if unwritten:
-            path = self.spill.write(unwritten)
-            log.warning(
-                "the database did not take %d request records; kept in %s for the next start",
-                len(unwritten),
-                path,
-            )
         for provider in self.providers.values():
             await provider.aclose()
         await self.transport.aclose()

@@ -11,6 +11,14 @@ When a write fails, the batch goes back to the head of the queue:
   beyond which the oldest records are dropped and counted);
 - the database is up but refuses the batch: one record in it is bad. Halve the batch until the bad record
   is alone, then give up on it after a few tries (``rejected``), so one bad record cannot stall the log.
+
+With a ``Spool`` (``spool.py``), records pushed out of a full queue go to disk instead of being dropped, and
+so does whatever ``close()`` could not write in time (``spooled``). Records waiting for the disk are bounded
+by ``max_pending`` too; beyond that, or when the disk refuses them, they are dropped after all. ``start()`` replays the
+spooled files into the queue in the background (``replayed``), a part at a time as the queue has room, so
+replayed records take the same write path (and wait the same way while the database is down). A file is
+removed once every record it gave the queue has been written, or spooled again; if one was dropped after
+all, the file stays for the next start.
 """
 
 from __future__ import annotations
@@ -20,10 +28,12 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 
 from tokenmux.store.base import Store, StoreUnavailable
 from tokenmux.store.records import GenerationRecord
+from tokenmux.store.spool import Spool
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +41,29 @@ Listener = Callable[[Sequence[GenerationRecord]], None]
 
 _TRIES_BEFORE_REJECT = 3
 _WARN_PERIOD_S = 30.0
+
+
+class _ReplayedFile:
+    """A spool file being replayed, and which of the records it queued have not left the queue yet."""
+
+    __slots__ = ("all_queued", "lost", "outstanding", "path")
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.outstanding: set[str] = set()
+        self.all_queued = False
+        self.lost = False  # one of its records was dropped: the file is its only copy
+
+    def release(self, generations: Iterable[GenerationRecord], *, lost: bool) -> None:
+        outstanding = self.outstanding
+        for generation in generations:
+            if generation.id in outstanding:
+                outstanding.discard(generation.id)
+                self.lost = self.lost or lost
+
+    @property
+    def removable(self) -> bool:
+        return self.all_queued and not self.outstanding and not self.lost
 
 
 class Recorder:
@@ -44,6 +77,7 @@ class Recorder:
         close_timeout_s: float = 10.0,
         min_backoff_s: float = 0.05,
         max_backoff_s: float = 5.0,
+        spool: Spool | None = None,
     ) -> None:
         if max_batch < 1 or max_pending < 1:
             raise ValueError("max_batch and max_pending must be at least 1")
@@ -54,14 +88,22 @@ class Recorder:
         self._close_timeout_s = close_timeout_s
         self._min_backoff_s = min_backoff_s
         self._max_backoff_s = max_backoff_s
+        self._spool = spool
 
         self._pending: deque[GenerationRecord] = deque()
         self._in_flight: Sequence[GenerationRecord] = ()
         # Queued and in-flight records by id, so a generation can be read back before it is written.
         self._unwritten: dict[str, GenerationRecord] = {}
         self._listeners: list[Listener] = []
+        # Pushed out of a full queue, on their way to the spool (the part being written, then the rest).
+        self._overflow_writing: Sequence[GenerationRecord] = ()
+        self._overflow: list[GenerationRecord] = []
+        self._replaying: _ReplayedFile | None = None
 
         self._task: asyncio.Task[None] | None = None
+        self._spooler: asyncio.Task[None] | None = None  # writes the overflow to the spool
+        self._replayer: asyncio.Task[None] | None = None  # feeds spooled files back into the queue
+        self._spool_grew = asyncio.Event()
         self._wakeup = asyncio.Event()  # set by record(): there is something to write
         self._hurry = asyncio.Event()  # set by flush()/close(): stop waiting for a fuller batch
         self._progress = asyncio.Event()  # set whenever records leave the queue
@@ -73,12 +115,15 @@ class Recorder:
         self._suspect: tuple[str, int] = ("", 0)  # (generation id, failed tries) of a record alone in a batch
         self._last_warning: dict[str, float] = {}
 
-        # Counters for /metrics. settled = written + dropped + rejected (records that left the queue).
+        # Counters for /metrics. Records enter the queue by record() (recorded) or from the spool (replayed)
+        # and leave it written, dropped, rejected or spooled: those four add up to settled.
         self.recorded = 0
         self.written = 0
         self.failed_writes = 0
         self.dropped = 0
         self.rejected = 0
+        self.spooled = 0
+        self.replayed = 0
         self._settled = 0
 
     # -- the response path ----------------------------------------------------------------------------
@@ -94,7 +139,7 @@ class Recorder:
                 return
             pending = self._pending
             if len(pending) >= self._max_pending:
-                self._drop_oldest(1)
+                self._make_room(1)
             pending.append(generation)
             self._unwritten[generation.id] = generation
             self.recorded += 1
@@ -104,13 +149,12 @@ class Recorder:
 
     @property
     def pending(self) -> int:
-        """Records recorded but not yet written (queued or being written)."""
-        return len(self._pending) + len(self._in_flight)
+        """Records in the recorder's hands: queued, being written, or on their way to the spool."""
+        return len(self._pending) + len(self._in_flight) + len(self._overflow_writing) + len(self._overflow)
 
     def unwritten(self) -> list[GenerationRecord]:
-        """What is still queued or being written, oldest first: for a spill file when the database
-        stays down through shutdown."""
-        return [*self._in_flight, *self._pending]
+        """What is still queued, being written or on its way to the spool, oldest first."""
+        return [*self._overflow_writing, *self._overflow, *self._in_flight, *self._pending]
 
     def counters(self) -> dict[str, int]:
         return {
@@ -120,6 +164,8 @@ class Recorder:
             "pending": self.pending,
             "dropped": self.dropped,
             "rejected": self.rejected,
+            "spooled": self.spooled,
+            "replayed": self.replayed,
         }
 
     def add_listener(self, listener: Listener) -> None:
@@ -136,14 +182,20 @@ class Recorder:
     # -- lifecycle ------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the background writer on the running event loop."""
+        """Start the background writer on the running event loop, and the replay of spooled records."""
+        loop = asyncio.get_running_loop()
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="tokenmux-recorder")
+            self._task = loop.create_task(self._run(), name="tokenmux-recorder")
             self._task.add_done_callback(self._task_done)
+        if self._spool is not None and self._replayer is None and not self._closing:
+            self._replayer = loop.create_task(
+                self._replay_spool(self._spool), name="tokenmux-recorder-replay"
+            )
+            self._replayer.add_done_callback(self._helper_done)
 
     async def flush(self) -> None:
-        """Wait until everything recorded before this call has been written (or dropped)."""
-        target = self.recorded
+        """Wait until everything queued before this call has been written (or dropped, or spooled)."""
+        target = self.recorded + self.replayed
         self.start()
         self._flush_waiters += 1
         try:
@@ -156,19 +208,25 @@ class Recorder:
             self._flush_waiters -= 1
 
     async def close(self) -> None:
-        """Write everything still queued (waiting at most ``close_timeout_s``), then stop."""
+        """Write everything still queued (waiting at most ``close_timeout_s``), then stop. With a spool,
+        what could not be written in that time is spooled for the next start."""
         if self._closed:
             return
+        self._closing = True  # before start(): a recorder closed without starting replays nothing
         self.start()
         assert self._task is not None
-        self._closing = True
         self._hurry.set()
         self._wakeup.set()
         try:
+            if self._replayer is not None:
+                self._replayer.cancel()  # take nothing more from the spool; what it queued is drained below
+                await asyncio.gather(self._replayer, return_exceptions=True)
             done, _ = await asyncio.wait({self._task}, timeout=self._close_timeout_s)
             if not done:
                 self._task.cancel()
                 await asyncio.gather(self._task, return_exceptions=True)
+            if self._spool is not None:
+                await self._spool_leftovers(self._spool)
             if self.pending:
                 log.warning(
                     "request log: %d records could not be written within %.0f s of shutdown",
@@ -182,10 +240,40 @@ class Recorder:
     def _task_finished(self) -> bool:
         return self._closed or (self._task is not None and self._task.done())
 
+    async def _spool_leftovers(self, spool: Spool) -> None:
+        if self._spooler is not None:
+            await asyncio.gather(self._spooler, return_exceptions=True)  # the overflow reaches disk first
+        # The overflow is empty unless record() overflowed the queue again while close() waited.
+        leftovers = [*self._overflow, *self._in_flight, *self._pending]
+        if leftovers:
+            self._overflow = []
+            self._in_flight = ()
+            self._pending.clear()
+            self._overflow_writing = leftovers
+            try:
+                path = await self._save_to_spool(spool, leftovers)
+            finally:
+                self._overflow_writing = ()
+            if path is not None:
+                log.warning(
+                    "request log: %d records could not be written within %.0f s of shutdown; kept in %s",
+                    len(leftovers),
+                    self._close_timeout_s,
+                    path,
+                )
+        replaying = self._replaying
+        if replaying is not None and replaying.removable:  # its last records were just written or spooled
+            await asyncio.to_thread(spool.remove, replaying.path)
+        self._replaying = None
+
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._progress.set()  # a flush() waiting on a writer that died must not wait forever
         if not task.cancelled() and task.exception() is not None:
             log.error("request log writer stopped unexpectedly", exc_info=task.exception())
+
+    def _helper_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("request log: %s stopped unexpectedly", task.get_name(), exc_info=task.exception())
 
     # -- the background writer ------------------------------------------------------------------------
 
@@ -219,12 +307,8 @@ class Recorder:
         self._in_flight = ()
         self._backoff_s = self._min_backoff_s
         self._batch_limit = min(self._max_batch, self._batch_limit * 2)
-        unwritten = self._unwritten
-        for generation in batch:
-            unwritten.pop(generation.id, None)
         self.written += len(batch)
-        self._settled += len(batch)
-        self._progress.set()
+        self._settle(batch, lost=False)
         for listener in self._listeners:
             try:
                 listener(batch)
@@ -237,7 +321,7 @@ class Recorder:
         self._pending.extendleft(reversed(batch))
         overflow = len(self._pending) - self._max_pending
         if overflow > 0:
-            self._drop_oldest(overflow)
+            self._make_room(overflow)
 
     async def _after_failure(self, batch: list[GenerationRecord], exc: Exception) -> None:
         if isinstance(exc, StoreUnavailable) or not await self._store_answers():
@@ -258,11 +342,10 @@ class Recorder:
         if tries < _TRIES_BEFORE_REJECT:
             await self._back_off()
             return
-        self._pending.popleft()
-        self._unwritten.pop(generation_id, None)
+        rejected = self._pending.popleft()
         self.rejected += 1
-        self._settled += 1
-        self._progress.set()
+        # Not lost to the spool: the database would refuse it again at every replay.
+        self._settle((rejected,), lost=False)
         log.error("request log: the database refuses generation %s, not storing it: %r", generation_id, exc)
 
     async def _store_answers(self) -> bool:
@@ -284,10 +367,92 @@ class Recorder:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._hurry.wait(), seconds)
 
+    def _settle(self, generations: Sequence[GenerationRecord], *, lost: bool) -> None:
+        """Book records that left the recorder's hands; ``lost`` when nothing else holds a copy."""
+        unwritten = self._unwritten
+        for generation in generations:
+            unwritten.pop(generation.id, None)
+        self._settled += len(generations)
+        self._progress.set()
+        replaying = self._replaying
+        if replaying is not None and replaying.outstanding:
+            replaying.release(generations, lost=lost)
+
+    # -- over max_pending -----------------------------------------------------------------------------
+
+    def _make_room(self, count: int) -> None:
+        """Take the ``count`` oldest records out of the queue: to the spool when there is one, else drop."""
+        on_the_way = len(self._overflow) + len(self._overflow_writing)
+        # Bounded too: when the disk cannot keep up, memory still must not grow without limit.
+        if self._spool is not None and on_the_way + count <= self._max_pending and self._spooler_running():
+            pending = self._pending
+            overflow = self._overflow
+            for _ in range(count):
+                overflow.append(pending.popleft())
+        else:
+            self._drop_oldest(count)
+
+    def _spooler_running(self) -> bool:
+        if self._spooler is None or self._spooler.done():
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # record() called with no event loop: no spooler can run
+                return False
+            assert self._spool is not None
+            self._spooler = loop.create_task(
+                self._spool_overflow(self._spool), name="tokenmux-recorder-spool"
+            )
+            self._spooler.add_done_callback(self._helper_done)
+        return True
+
+    async def _spool_overflow(self, spool: Spool) -> None:
+        # Whatever overflowed while a file was being written goes into the next one: one file per burst.
+        while self._overflow:
+            batch = self._overflow
+            self._overflow = []
+            self._overflow_writing = batch
+            try:
+                path = await self._save_to_spool(spool, batch)
+            finally:
+                self._overflow_writing = ()
+            if path is not None:
+                self._warn(
+                    "spooled",
+                    "request log: %d records queued; moved the oldest to %s (%d spooled so far)",
+                    self._max_pending,
+                    path,
+                    self.spooled,
+                )
+
+    async def _save_to_spool(self, spool: Spool, batch: Sequence[GenerationRecord]) -> Path | None:
+        """Write ``batch`` to a spool file (in a thread: fsync must not stall responses) and book it."""
+        try:
+            path = await asyncio.to_thread(spool.write, batch)
+        except Exception as exc:
+            self.dropped += len(batch)
+            self._settle(batch, lost=True)
+            if self._may_log("spool_failed"):
+                log.error(
+                    "request log: could not spool %d records to %s; dropped: %r",
+                    len(batch),
+                    spool.directory,
+                    exc,
+                )
+            return None
+        self.spooled += len(batch)
+        self._settle(batch, lost=False)
+        self._spool_grew.set()
+        return path
+
     def _drop_oldest(self, count: int) -> None:
+        pending = self._pending
+        unwritten = self._unwritten
+        replaying = self._replaying if self._replaying is not None and self._replaying.outstanding else None
         for _ in range(count):
-            dropped = self._pending.popleft()
-            self._unwritten.pop(dropped.id, None)
+            dropped = pending.popleft()
+            unwritten.pop(dropped.id, None)
+            if replaying is not None:
+                replaying.release((dropped,), lost=True)
         self.dropped += count
         self._settled += count
         self._progress.set()
@@ -297,6 +462,66 @@ class Recorder:
             self._max_pending,
             self.dropped,
         )
+
+    # -- replaying the spool --------------------------------------------------------------------------
+
+    async def _replay_spool(self, spool: Spool) -> None:
+        kept: set[Path] = set()  # files to leave for the next start: a record they queued was dropped
+        while True:
+            self._spool_grew.clear()  # before listing, so a file spooled after the listing is not missed
+            files = [path for path in await asyncio.to_thread(spool.pending) if path not in kept]
+            if not files:
+                await self._spool_grew.wait()
+                continue
+            for path in files:
+                if not await self._replay_file(spool, path):
+                    kept.add(path)
+
+    async def _replay_file(self, spool: Spool, path: Path) -> bool:
+        """Queue the file's records and remove it once they have all left the queue for good. False
+        when it must stay: one of its records was dropped."""
+        # A part at a time, and only into the lower half of the queue: the other half stays free for new
+        # records, so replaying during an outage does not push records straight back out to the spool.
+        part = max(1, self._max_pending // 4)
+        fill_to = max(1, self._max_pending // 2)
+        await self._wait_until_queue_at_most(fill_to - part)  # not read into memory before there is room
+        generations = await asyncio.to_thread(spool.read, path)
+        replaying = _ReplayedFile(path)
+        self._replaying = replaying
+        for start in range(0, len(generations), part):
+            chunk = generations[start : start + part]
+            await self._wait_until_queue_at_most(fill_to - len(chunk))
+            self._queue_replayed(chunk, replaying)
+        replaying.all_queued = True
+        while replaying.outstanding:
+            self._progress.clear()
+            await self._progress.wait()
+        self._replaying = None
+        if replaying.lost:
+            log.warning("request log: records replayed from %s were dropped; keeping the file", path)
+            return False
+        await asyncio.to_thread(spool.remove, path)
+        if generations:
+            log.info("request log: replayed %d records spooled in %s", len(generations), path)
+        return True
+
+    async def _wait_until_queue_at_most(self, size: int) -> None:
+        while self.pending > size:
+            self._progress.clear()
+            await self._progress.wait()
+
+    def _queue_replayed(self, generations: Sequence[GenerationRecord], replaying: _ReplayedFile) -> None:
+        pending = self._pending
+        unwritten = self._unwritten
+        outstanding = replaying.outstanding
+        for generation in generations:
+            outstanding.add(generation.id)
+            pending.append(generation)
+            unwritten[generation.id] = generation
+        self.replayed += len(generations)
+        self._wakeup.set()
+
+    # -- logging --------------------------------------------------------------------------------------
 
     def _warn(self, kind: str, message: str, *args: object) -> None:
         if self._may_log(kind):
