@@ -12,18 +12,18 @@ from typing import Any
 import httpx
 import pytest
 
+from fault_proxy import FaultProxy
 from gateway_support import HELLO, NANO, make_key, sim_config
-from outage_proxy import OutageProxy
 from postgres_support import fresh_schema, run_apart
 from tokenmux.server.build import build_gateway
 from tokenmux.server.runner import BackgroundServer
 
 
 @pytest.fixture
-def pg_behind_proxy() -> Iterator[tuple[str, str, OutageProxy]]:
+def pg_behind_proxy() -> Iterator[tuple[str, str, FaultProxy]]:
     """(direct URL, URL through the proxy, the proxy) of a fresh schema."""
-    with fresh_schema() as url, OutageProxy("127.0.0.1", 5432) as proxy:
-        through = url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+    with fresh_schema() as url, FaultProxy("127.0.0.1", 5432) as proxy:
+        through = url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.url_port}")
         assert through != url
         yield url, through, proxy
 
@@ -52,7 +52,7 @@ def wait_for(check: Any, timeout_s: float = 20) -> None:
 
 
 def test_records_made_while_the_database_is_cut_off_are_written_when_it_is_back(
-    sim: Any, pg_behind_proxy: tuple[str, str, OutageProxy], tmp_path: Path
+    sim: Any, pg_behind_proxy: tuple[str, str, FaultProxy], tmp_path: Path
 ) -> None:
     direct, through, proxy = pg_behind_proxy
     key = make_key(direct)
@@ -80,7 +80,7 @@ def test_records_made_while_the_database_is_cut_off_are_written_when_it_is_back(
 
 
 def test_records_held_through_a_shutdown_while_the_database_is_down_are_written_at_the_next_start(
-    sim: Any, pg_behind_proxy: tuple[str, str, OutageProxy], tmp_path: Path
+    sim: Any, pg_behind_proxy: tuple[str, str, FaultProxy], tmp_path: Path
 ) -> None:
     direct, through, proxy = pg_behind_proxy
     key = make_key(direct)
@@ -105,7 +105,7 @@ def test_records_held_through_a_shutdown_while_the_database_is_down_are_written_
 
 
 def test_the_gateway_starts_while_the_database_is_down_and_opens_it_when_it_answers(
-    sim: Any, pg_behind_proxy: tuple[str, str, OutageProxy], tmp_path: Path
+    sim: Any, pg_behind_proxy: tuple[str, str, FaultProxy], tmp_path: Path
 ) -> None:
     direct, through, proxy = pg_behind_proxy
     key = make_key(direct)

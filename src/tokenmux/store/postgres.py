@@ -192,7 +192,11 @@ class PostgresStore(Store):
             raise StoreError("the store is not open (await store.open() first) or has been closed")
         try:
             async with pool.acquire(timeout=self._connect_timeout_s) as conn:
-                yield conn
+                try:
+                    yield conn
+                except TimeoutError:
+                    conn.terminate()  # a hung server: do not also wait out a cancel request sent to it
+                    raise
         except StoreError:
             raise
         except _TRANSIENT as exc:
