@@ -128,3 +128,25 @@ def test_the_gateway_starts_while_the_database_is_down_and_opens_it_when_it_answ
             timeout=20,
         )
         assert r.status_code == 200
+
+
+def test_a_frozen_database_delays_no_request_for_long(
+    sim: Any, pg_behind_proxy: tuple[str, str, FaultProxy], tmp_path: Path
+) -> None:
+    """Key lookups are bounded by a short timeout; while the database is frozen a known key is served from
+    what was last read, and the request log waits."""
+    direct, through, proxy = pg_behind_proxy
+    key = make_key(direct)
+    app = build_gateway(sim_config(sim.url, spool_dir=str(tmp_path / "spool")), database_url=through, env={})
+    app.keys._positive_ttl_s = 0.0  # every request asks the database again, as after the cache's 5 s
+    with BackgroundServer(app, graceful_timeout_s=2) as server:
+        client = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+        body = {"model": NANO, "messages": HELLO, "max_tokens": 5}
+        assert client.post("/api/v1/chat/completions", json=body).status_code == 200
+        proxy.freeze()
+        for _ in range(3):
+            started = time.monotonic()
+            assert client.post("/api/v1/chat/completions", json=body).status_code == 200
+            assert time.monotonic() - started < 4  # a hang guard: one short lookup timeout at most
+        proxy.restore()
+        client.close()

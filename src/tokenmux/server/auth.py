@@ -6,6 +6,8 @@ parsing, no hashing, no database. A revoked key stops working within that time.
 
 While the database cannot be reached, a key that was seen before keeps working as it was last read (its
 limits still apply); an unknown key gets a 503 saying so, never a 401 that would tell its owner to give up.
+A lookup waits at most ``lookup_timeout_s``, and after a failed one the database is not asked again for
+``_RETRY_S``: a frozen database costs one request a short wait, not every request a long one.
 
 The admin key of the configuration (``gateway.admin_key``) is never stored: its digest is compared in
 constant time with the digest of the key presented.
@@ -13,6 +15,7 @@ constant time with the digest of the key presented.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import time
 from collections.abc import Callable
@@ -25,6 +28,7 @@ from tokenmux.store.records import KeyRecord
 _POSITIVE_TTL_S = 5.0
 _NEGATIVE_TTL_S = 1.0  # unknown keys too, so a client retrying a wrong key does not hammer the database
 _MAX_CACHED = 100_000
+_RETRY_S = 2.0
 
 
 def bearer_token(authorization: bytes | None, api_key: bytes | None = None) -> str | None:
@@ -46,10 +50,14 @@ class KeyRing:
         store: Store,
         *,
         admin_key: str | None = None,
+        lookup_timeout_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
         self._clock = clock
+        self._lookup_timeout_s = lookup_timeout_s
+        self._positive_ttl_s = _POSITIVE_TTL_S
+        self._store_down_until = 0.0
         self._admin_digest = key_digest(admin_key).encode() if admin_key else None
         # (Authorization header, protocol key header) -> (monotonic expiry, the key found or None)
         self._cache: dict[tuple[bytes | None, bytes | None], tuple[float, KeyRecord | None]] = {}
@@ -70,7 +78,7 @@ class KeyRing:
             record = await self._look_up(raw, token)
             if len(self._cache) >= _MAX_CACHED:
                 self._cache.clear()
-            self._cache[raw] = (now + (_POSITIVE_TTL_S if record else _NEGATIVE_TTL_S), record)
+            self._cache[raw] = (now + (self._positive_ttl_s if record else _NEGATIVE_TTL_S), record)
         if record is None or record.revoked:
             raise AuthenticationFailed(
                 "the API key is not valid (unknown or revoked); check the key you sent"
@@ -91,8 +99,12 @@ class KeyRing:
                 is_admin=True,
             )
         try:
-            return await self._store.find_key(digest)
-        except StoreError:
+            if self._clock() < self._store_down_until:
+                raise StoreError("the database failed a moment ago")
+            async with asyncio.timeout(self._lookup_timeout_s):
+                return await self._store.find_key(digest)
+        except (StoreError, TimeoutError):
+            self._store_down_until = max(self._store_down_until, self._clock() + _RETRY_S)
             stale = self._cache.get(raw)
             if stale is not None and stale[1] is not None:
                 return stale[1]  # the database is down: a key seen before keeps working as it was

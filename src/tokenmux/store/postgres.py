@@ -194,8 +194,10 @@ class PostgresStore(Store):
             async with pool.acquire(timeout=self._connect_timeout_s) as conn:
                 try:
                     yield conn
-                except TimeoutError:
-                    conn.terminate()  # a hung server: do not also wait out a cancel request sent to it
+                except (TimeoutError, asyncio.CancelledError):
+                    # A hung server, or a caller that stopped waiting (its own timeout, a client gone):
+                    # drop the connection rather than wait out a cancel request sent to it.
+                    conn.terminate()
                     raise
         except StoreError:
             raise
