@@ -48,6 +48,9 @@ def test_a_frozen_redis_costs_a_bounded_wait_then_limits_hold_per_replica(
         "limits": "shared-unavailable",
         "records_pending": 0,
     }
+    metrics = httpx.get(f"{gw.url}/metrics", timeout=10).text
+    assert 'tokenmux_shared{gauge="redis_up"} 0' in metrics
+    assert 'tokenmux_shared{gauge="settlements_pending"} 2' in metrics  # kept for when Redis is back
 
 
 def test_unknown_keys_get_503_and_known_keys_keep_working_while_the_database_is_down(

@@ -116,6 +116,8 @@ class Gateway:
         self.accounts = parts.accounts or (
             RedisAccounts(self.shared_link, spend) if self.shared_link else LocalAccounts(spend)
         )
+        if self.shared_link is not None:
+            self.metrics.shared = self._shared_gauges
         self._limits: dict[str, tuple[KeyRecord, KeyLimits]] = {}
         self.key_api = KeyApi(self)
         self.contents = ContentKeeper(self.store)
@@ -196,6 +198,13 @@ class Gateway:
     def _record(self, generation: GenerationRecord) -> None:
         self.recorder.record(generation)
         self.metrics.observe(generation)
+
+    def _shared_gauges(self) -> dict[str, int]:
+        link = self.shared_link
+        assert link is not None
+        accounts = self.accounts
+        pending = accounts.pending_settlements if isinstance(accounts, RedisAccounts) else 0
+        return {"redis_up": int(link.up), "redis_failures": link.failures, "settlements_pending": pending}
 
     # -- keys ----------------------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from typing import Protocol
 
 from tokenmux.store.records import GenerationRecord
@@ -31,6 +32,8 @@ class Metrics:
         self.cost_usd = 0.0
         self.latency_ms_sum = 0.0
         self.latency_count = 0
+        # With --redis: the shared state's health (redis_up, redis_failures, settlements_pending).
+        self.shared: Callable[[], dict[str, int]] | None = None
 
     def observe(self, gen: GenerationRecord) -> None:
         self.generations[(gen.model or gen.requested_model, gen.provider or "none", gen.status)] += 1
@@ -86,4 +89,11 @@ class Metrics:
         ]
         for name, value in sorted(self._recorder.counters().items()):
             lines.append(f"tokenmux_recorder{_labels(counter=name)} {value}")
+        if self.shared is not None:
+            lines += [
+                "# HELP tokenmux_shared Redis shared by replicas: reachable, failed calls, settlements waiting.",
+                "# TYPE tokenmux_shared gauge",
+            ]
+            for name, value in sorted(self.shared().items()):
+                lines.append(f"tokenmux_shared{_labels(gauge=name)} {value}")
         return "\n".join(lines) + "\n"
