@@ -154,3 +154,24 @@ async def test_a_reservation_of_a_replica_that_died_lapses(redis_url: str) -> No
     await link.client.call("ZADD", "tm:{key_r}:held", 1, held[0])
     await books.admit(key, USD)  # the lapsed reservation no longer counts
     await link.aclose()
+
+
+async def test_an_admission_cancelled_mid_call_releases_what_it_may_have_taken(
+    replicas: list[RedisAccounts],
+) -> None:
+    a, _ = replicas
+    key = limits(credit_usd=10.0, concurrency=1)
+    a.settle(await a.admit(key, USD), key.key_id, "warm", 0, 0)  # seeded and connected
+    await drained(a)
+    task = asyncio.ensure_future(a.admit(key, USD))
+    connection = a.link.client._connection
+    assert connection is not None
+    while not connection.waiting:  # until the script is on its way to Redis, its answer not yet back
+        await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await drained(a)
+    spend = await a.spend(key)
+    assert spend.reserved == 0 and spend.in_flight == 0
+    await a.admit(key, USD)  # the one concurrency slot is free

@@ -107,7 +107,15 @@ class RedisAccounts(Accounts):
             _HOLD_MS,
         ]
         for _ in range(2):
-            reply = await self.link.call(lambda r: r.run(self._admit_script, *args))
+            try:
+                reply = await self.link.call(lambda r: r.run(self._admit_script, *args))
+            except asyncio.CancelledError:
+                # The client went away mid-call: the script may have taken the reservation, so release
+                # it by its id (a no-op if it was never taken).
+                self._queue.append(
+                    _Settlement(limits.key_id, f"release-{admission.id}", admission.id, 0, 0, "")
+                )
+                raise
             verdict = _text(reply[0])
             if verdict == "seed":
                 await self._seed(limits.key_id, pid, now)
