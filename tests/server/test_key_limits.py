@@ -21,6 +21,21 @@ def key_info(gw: Any, key: str) -> dict[str, Any]:
     return r.json()["data"]  # type: ignore[no-any-return]
 
 
+def at_once(gw: Any, key: str, count: int, max_tokens: int) -> list[int]:
+    """The statuses of ``count`` requests sent at the same time, each on its own client."""
+
+    def call(_: int) -> int:
+        with gw.openai(key) as client:
+            try:
+                client.chat.completions.create(model=NANO, messages=HELLO, max_tokens=max_tokens)
+            except openai.APIStatusError as e:
+                return int(e.status_code)
+        return 200
+
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(call, range(count)))
+
+
 def test_get_key_shows_limits_usage_and_remaining_credit(gateway: Any) -> None:
     key = gateway.new_key("team-a", credit=2.5, rpm=100, tpm=50_000, models="openai/*", concurrency=4)
     info = key_info(gateway, key)
@@ -65,17 +80,7 @@ def test_twenty_concurrent_requests_against_credit_for_one(gateway: Any, sim: An
     sim.profile("azure", ttft_ms=400)
     # One request may cost up to ~$0.0004 (1000 output tokens at $0.40/M): credit for one, not two.
     key = gateway.new_key("race", credit=0.0006)
-
-    def call(_: int) -> int:
-        with gateway.openai(key) as client:
-            try:
-                client.chat.completions.create(model=NANO, messages=HELLO, max_tokens=1000)
-            except openai.APIStatusError as e:
-                return e.status_code
-        return 200
-
-    with ThreadPoolExecutor(20) as pool:
-        statuses = list(pool.map(call, range(20)))
+    statuses = at_once(gateway, key, 20, max_tokens=1000)
     assert statuses.count(200) == 1 and statuses.count(402) == 19
     info = key_info(gateway, key)
     assert 0 < info["usage"] <= 0.0006 and info["reserved"] == 0 and info["in_flight"] == 0
@@ -182,19 +187,8 @@ def test_concurrency_limit(gateway: Any, sim: Any) -> None:
     sim.profile("openai", ttft_ms=600)
     sim.profile("azure", ttft_ms=600)
     key = gateway.new_key("one-at-a-time", concurrency=1)
-
-    def call(_: int) -> int:
-        with gateway.openai(key) as client:
-            try:
-                client.chat.completions.create(model=NANO, messages=HELLO, max_tokens=5)
-            except openai.APIStatusError as e:
-                return e.status_code
-        return 200
-
-    with ThreadPoolExecutor(3) as pool:
-        statuses = sorted(pool.map(call, range(3)))
-    assert statuses == [200, 429, 429]
-    assert call(0) == 200  # the slot is free again
+    assert sorted(at_once(gateway, key, 3, max_tokens=5)) == [200, 429, 429]
+    assert at_once(gateway, key, 1, max_tokens=5) == [200]  # the slot is free again
 
 
 def test_an_expired_key_is_refused(gateway: Any) -> None:
