@@ -43,8 +43,8 @@ from tokenmux.server.asgi import (
 from tokenmux.server.auth import KeyRing
 from tokenmux.server.catalog_api import model_endpoints_json, models_json
 from tokenmux.server.chat import ChatRoute, OpenAIChat
-from tokenmux.server.cross_origin import CorsMiddleware, CorsPolicy
-from tokenmux.server.header_guard import HeaderGuard
+from tokenmux.server.cors import CorsMiddleware, CorsPolicy
+from tokenmux.server.header_check import HeaderCheck
 from tokenmux.server.key_api import KEYS_PREFIX, KeyApi
 from tokenmux.server.metrics import Metrics
 from tokenmux.server.pages_source import GatewayPages
@@ -143,7 +143,7 @@ class Gateway:
         # Every HTTP request passes the header check, then CORS when configured, then the routes.
         cors = CorsPolicy.from_settings(gw.cors)
         routes: Handler = self._dispatch if cors is None else CorsMiddleware(self._dispatch, cors)
-        self._http: Handler = HeaderGuard(routes)
+        self._http: Handler = HeaderCheck(routes)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
