@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any
 
 import httpx
@@ -96,6 +97,19 @@ def make_key(database_url: str, name: str = "test", **limits: Any) -> str:
         return secret
 
     return asyncio.run(create())
+
+
+def raw_exchange(url: str, request: bytes) -> bytes:
+    """Send raw bytes to a server at ``http://host:port`` and read its whole answer: for requests no
+    HTTP client would build (broken headers)."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(request)
+        conn.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := conn.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def raw_get(gateway: Any, path: str) -> httpx.Response:

@@ -119,6 +119,7 @@ def test_the_gateway_starts_while_the_database_is_down_and_opens_it_when_it_answ
             f"{server.url}/api/v1/chat/completions", json={"model": NANO, "messages": HELLO}, headers=auth
         )
         assert r.status_code == 503 and r.json()["error"]["code"] == "database_unavailable"
+        assert int(r.headers["retry-after"]) >= 1
         proxy.restore()
         wait_for(lambda: httpx.get(f"{server.url}/ready", timeout=10).json()["status"] == "ready")
         r = httpx.post(
@@ -138,7 +139,7 @@ def test_a_frozen_database_delays_no_request_for_long(
     direct, through, proxy = pg_behind_proxy
     key = make_key(direct)
     app = build_gateway(sim_config(sim.url, spool_dir=str(tmp_path / "spool")), database_url=through, env={})
-    app.keys._positive_ttl_s = 0.0  # every request asks the database again, as after the cache's 5 s
+    app.keys.positive_ttl_s = 0.0  # every request asks the database again, as after the cache's 5 s
     with BackgroundServer(app, graceful_timeout_s=2) as server:
         client = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
         body = {"model": NANO, "messages": HELLO, "max_tokens": 5}

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import socket
 from typing import Any
 
 import pytest
 
+from gateway_support import raw_exchange
 from tokenmux.server.header_check import HeaderCheck, first_broken_header, header_error
 from tokenmux.server.runner import BackgroundServer
 
@@ -127,17 +127,6 @@ async def test_lifespan_passes_straight_to_the_app() -> None:
     scope = {"type": "lifespan", "asgi": {"version": "3.0"}}
     assert await run(HeaderCheck(app), scope) == []
     assert app.scopes == [scope]
-
-
-def raw_exchange(url: str, request: bytes) -> bytes:
-    host, port = url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as conn:
-        conn.sendall(request)
-        conn.shutdown(socket.SHUT_WR)
-        chunks = []
-        while chunk := conn.recv(65536):
-            chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def test_a_real_server_never_lets_a_broken_header_reach_the_app() -> None:

@@ -3,26 +3,14 @@ steering, forwarded credentials."""
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 import httpx
 import pytest
 
-from gateway_support import HELLO, NANO, sim_config
+from gateway_support import HELLO, NANO, raw_exchange, sim_config
 from tokenmux.config import ConfigError
 from tokenmux.server.cors import CorsPolicy
-
-
-def raw_request(url: str, request: bytes) -> bytes:
-    host, port = url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as s:
-        s.sendall(request)
-        s.shutdown(socket.SHUT_WR)
-        chunks = []
-        while chunk := s.recv(65536):
-            chunks.append(chunk)
-    return b"".join(chunks)
 
 
 @pytest.mark.parametrize(
@@ -43,7 +31,7 @@ def test_header_values_with_line_breaks_are_refused(gateway: Any, sim: Any, head
         + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
         + body
     )
-    answer = raw_request(gateway.url, request)
+    answer = raw_exchange(gateway.url, request)
     assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
     assert sim.requests("openai") == [] and sim.requests("azure") == []
 

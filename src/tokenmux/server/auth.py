@@ -56,7 +56,7 @@ class KeyRing:
         self._store = store
         self._clock = clock
         self._lookup_timeout_s = lookup_timeout_s
-        self._positive_ttl_s = _POSITIVE_TTL_S
+        self.positive_ttl_s = _POSITIVE_TTL_S  # how long a found key is trusted without asking again
         self._store_down_until = 0.0
         self._admin_digest = key_digest(admin_key).encode() if admin_key else None
         # (Authorization header, protocol key header) -> (monotonic expiry, the key found or None)
@@ -78,7 +78,7 @@ class KeyRing:
             record = await self._look_up(raw, token)
             if len(self._cache) >= _MAX_CACHED:
                 self._cache.clear()
-            self._cache[raw] = (now + (self._positive_ttl_s if record else _NEGATIVE_TTL_S), record)
+            self._cache[raw] = (now + (self.positive_ttl_s if record else _NEGATIVE_TTL_S), record)
         if record is None or record.revoked:
             raise AuthenticationFailed(
                 "the API key is not valid (unknown or revoked); check the key you sent"
