@@ -7,9 +7,12 @@ answers, so the suite passes on a machine without Redis while saying what was no
 from __future__ import annotations
 
 import functools
+import os
 import socket
 
-HOST, PORT, DB = "127.0.0.1", 6379, 7  # index 7: nothing else on the machine uses it
+HOST, PORT = "127.0.0.1", 6379
+# Index 7: nothing else on the machine uses it; TOKENMUX_TEST_REDIS_DB lets two checkouts test side by side.
+DB = int(os.environ.get("TOKENMUX_TEST_REDIS_DB", "7"))
 URL = f"redis://{HOST}:{PORT}/{DB}"
 NOT_REACHABLE = (
     f"Redis not reachable at {HOST}:{PORT}; start it with 'redis-server --daemonize yes --bind 127.0.0.1 "

@@ -11,7 +11,6 @@ from typing import Any
 
 import anthropic
 import httpx
-import httpx2
 import msgspec
 import pytest
 from anthropic.types import Message, TextBlock, ThinkingBlock, ToolUseBlock
@@ -455,7 +454,7 @@ def test_a_dropped_stream_breaks_after_that_many_chunks(
     control.set(drop_after_chunks=3)
     seen: list[str] = []
     with (
-        pytest.raises(httpx2.RemoteProtocolError),  # the SDK's HTTP client reports the cut connection
+        pytest.raises(anthropic.APIConnectionError),  # the SDK's documented class for a cut connection
         claude.messages.stream(model=MODEL, max_tokens=64, messages=HELLO) as stream,
     ):
         seen.extend(stream.text_stream)
