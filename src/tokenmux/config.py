@@ -43,6 +43,8 @@ class GatewaySettings:
     request_timeout_s: float = 300.0  # one deadline for all attempts of a request
     attempt_timeout_s: float = 120.0  # per attempt, to the first byte of the answer (provider may lower it)
     max_body_bytes: int = 64 * 1024 * 1024
+    max_header_bytes: int = 32 * 1024  # all header names and values of a request together; over it: 431
+    max_headers: int = 100  # headers in one request; over it: 431
     stream_keepalive_s: float = 1.0  # comment lines while a stream waits for its first token
     cooldown_s: float = 10.0  # cooldown after a 429 that gave no Retry-After
     circuit_failures: int = 5  # consecutive provider failures that open an endpoint's circuit

@@ -9,6 +9,7 @@
     │   ├── NotFound                    404     not_found_error        (route, generation)
     │   │   └── ModelNotFound           404     not_found_error
     │   ├── PayloadTooLarge             413     request_too_large
+    │   ├── HeadersTooLarge             431     invalid_request_error  (too many or too long headers)
     │   └── RateLimited                 429     rate_limit_error       (retry_after)
     ├── UpstreamError                   one attempt at one provider went wrong
     │   ├── ProviderUnreachable         could not reach the provider (connect refused, reset)
@@ -99,6 +100,12 @@ class PayloadTooLarge(ClientError):
     status = 413
     type = "request_too_large"
     code = "request_too_large"
+
+
+class HeadersTooLarge(ClientError):
+    status = 431
+    type = "invalid_request_error"
+    code = "request_headers_too_large"
 
 
 class RateLimited(ClientError):

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from gateway_support import raw_exchange
-from tokenmux.server.header_check import HeaderCheck, first_broken_header, header_error
+from tokenmux.server.header_check import HeaderCheck, first_broken_header, header_error, problem_of
 from tokenmux.server.runner import BackgroundServer
 
 
@@ -147,3 +147,57 @@ def test_a_real_server_never_lets_a_broken_header_reach_the_app() -> None:
             assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
             assert b"Injected" not in answer
     assert len(app.scopes) == 1  # only the clean request got through
+
+
+def test_too_many_or_too_long_headers_are_refused_with_431() -> None:
+    many = [(b"x-h%d" % n, b"v") for n in range(101)]
+    err = problem_of(many)
+    assert err is not None and err.status == 431 and "101 headers" in err.message
+    assert problem_of(many[:100]) is None
+    long = [*CLEAN, (b"cookie", b"c" * (32 * 1024))]
+    err = problem_of(long)
+    assert err is not None and err.status == 431 and "at most 32768" in err.message
+    assert problem_of(long, max_bytes=64 * 1024) is None
+
+
+def test_a_credential_header_sent_twice_is_refused_with_400() -> None:
+    for name in (b"authorization", b"x-api-key"):
+        err = problem_of(
+            [*CLEAN, (name, b"Bearer sk-tm-other")]
+            if name == b"authorization"
+            else [(name, b"k1"), (b"host", b"gw"), (name, b"k2")]
+        )
+        assert err is not None and err.status == 400 and err.param == name.decode()
+        assert "k1" not in err.message and "sk-tm" not in err.message
+    # The name appearing inside a value is not a second header.
+    assert problem_of([*CLEAN, (b"x-note", b"authorization")]) is None
+
+
+async def test_431_in_the_routes_protocol() -> None:
+    headers = [*CLEAN, (b"cookie", b"c" * 40_000)]
+    for path, shape in (("/api/anthropic/v1/messages", "anthropic"), ("/api/v1/chat/completions", "openai")):
+        app = RecordingApp()
+        sent = await run(HeaderCheck(app), http_scope(path, headers))
+        assert app.scopes == []
+        assert sent[0]["status"] == 431
+        answer = json.loads(sent[1]["body"])
+        if shape == "anthropic":
+            assert answer["type"] == "error" and "32768" in answer["error"]["message"]
+        else:
+            assert answer["error"]["code"] == "request_headers_too_large"
+
+
+def test_a_real_server_answers_431_and_400_before_the_app() -> None:
+    app = RecordingApp()
+
+    def request(extra: bytes) -> bytes:
+        return b"GET /api/v1/models HTTP/1.1\r\nHost: gw\r\n" + extra + b"Connection: close\r\n\r\n"
+
+    with BackgroundServer(HeaderCheck(app), lifespan="off") as server:
+        big = raw_exchange(server.url, request(b"Authorization: Bearer " + b"k" * 40_000 + b"\r\n"))
+        assert big.startswith(b"HTTP/1.1 431"), big[:200]
+        many = raw_exchange(server.url, request(b"".join(b"X-H%d: v\r\n" % n for n in range(150))))
+        assert many.startswith(b"HTTP/1.1 431"), many[:200]
+        twice = raw_exchange(server.url, request(b"Authorization: Bearer a\r\nAuthorization: Bearer b\r\n"))
+        assert twice.startswith(b"HTTP/1.1 400"), twice[:200]
+    assert app.scopes == []

@@ -98,3 +98,19 @@ def test_client_credentials_and_cookies_never_reach_the_provider(gateway: Any, s
     seen = str(sim.requests("openai"))
     for private in (gateway.key, "secret-cookie", "private"):
         assert private not in seen
+
+
+def test_long_fake_keys_cost_the_key_cache_nothing(gateway: Any) -> None:
+    with httpx.Client(base_url=gateway.url, timeout=10) as client:
+        for n in range(50):
+            r = client.get("/api/v1/key", headers={"Authorization": f"Bearer {n:08d}" + "k" * 8000})
+            assert r.status_code == 401 and "longer than any key" in r.json()["error"]["message"]
+        huge = client.get("/api/v1/key", headers={"Authorization": "Bearer " + "k" * 1_000_000})
+        assert huge.status_code == 431
+        r = client.post(
+            "/api/anthropic/v1/messages",
+            headers={"x-api-key": "k" * 40_000},
+            json={"model": NANO, "max_tokens": 5, "messages": HELLO},
+        )
+        assert r.status_code == 431 and r.json()["type"] == "error"
+    assert len(gateway.app.keys.cache) == 0

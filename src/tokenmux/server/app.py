@@ -143,7 +143,7 @@ class Gateway:
         # Every HTTP request passes the header check, then CORS when configured, then the routes.
         cors = CorsPolicy.from_settings(gw.cors)
         routes: Handler = self._dispatch if cors is None else CorsMiddleware(self._dispatch, cors)
-        self._http: Handler = HeaderCheck(routes)
+        self._http: Handler = HeaderCheck(routes, max_bytes=gw.max_header_bytes, max_count=gw.max_headers)
 
     # -- lifecycle -----------------------------------------------------------------------------
 

@@ -1,8 +1,9 @@
 """Who is calling: the API key from ``Authorization: Bearer`` (or Anthropic's ``x-api-key``).
 
-Keys are looked up by their SHA-256 digest. What a lookup found is cached for a few seconds under the
-header bytes exactly as they came, so a client's every request but the first costs one dict lookup: no
-parsing, no hashing, no database. A revoked key stops working within that time.
+Keys are looked up by their SHA-256 digest. What a lookup found is cached for a few seconds under that
+digest (``key_cache.py``: bounded, never the header bytes themselves), so a client's every request but the
+first costs one hash and one dict lookup, no database. A revoked key stops working within that time. A
+credential longer than any key can be is refused before it is hashed or looked up.
 
 While the database cannot be reached, a key that was seen before keeps working as it was last read (its
 limits still apply); an unknown key gets a 503 saying so, never a 401 that would tell its owner to give up.
@@ -16,19 +17,21 @@ constant time with the digest of the key presented.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import time
 from collections.abc import Callable
 
 from tokenmux.errors import AuthenticationFailed, DatabaseUnavailable
+from tokenmux.server.key_cache import KeyCache
 from tokenmux.store.base import Store, StoreError
 from tokenmux.store.keys import key_digest
 from tokenmux.store.records import KeyRecord
 
-_POSITIVE_TTL_S = 5.0
-_NEGATIVE_TTL_S = 1.0  # unknown keys too, so a client retrying a wrong key does not hammer the database
-_MAX_CACHED = 100_000
 _RETRY_S = 2.0
+# Keys this gateway makes are 54 characters; a configured admin key may be longer (then it is the bound).
+MAX_KEY_CHARS = 128
+_SCHEME_SLACK = 32  # "Bearer " and the spaces a client may put around the key
 
 
 def bearer_token(authorization: bytes | None, api_key: bytes | None = None) -> str | None:
@@ -56,29 +59,29 @@ class KeyRing:
         self._store = store
         self._clock = clock
         self._lookup_timeout_s = lookup_timeout_s
-        self.positive_ttl_s = _POSITIVE_TTL_S  # how long a found key is trusted without asking again
         self._store_down_until = 0.0
         self._admin_digest = key_digest(admin_key).encode() if admin_key else None
-        # (Authorization header, protocol key header) -> (monotonic expiry, the key found or None)
-        self._cache: dict[tuple[bytes | None, bytes | None], tuple[float, KeyRecord | None]] = {}
+        self.max_key_chars = max(MAX_KEY_CHARS, len(admin_key or ""))
+        self._max_header_bytes = self.max_key_chars + _SCHEME_SLACK
+        self.cache = KeyCache()
+
+    @property
+    def positive_ttl_s(self) -> float:
+        """How long a found key is trusted without asking the database again."""
+        return self.cache.found_ttl_s
+
+    @positive_ttl_s.setter
+    def positive_ttl_s(self, seconds: float) -> None:
+        self.cache.found_ttl_s = seconds
 
     async def authenticate(self, authorization: bytes | None, api_key: bytes | None = None) -> KeyRecord:
-        raw = (authorization, api_key)
+        token = self._token(authorization, api_key)
+        digest = hashlib.sha256(token.encode()).digest()
         now = self._clock()
-        hit = self._cache.get(raw)
-        if hit is not None and hit[0] > now:
-            record = hit[1]
-        else:
-            token = bearer_token(authorization, api_key)
-            if token is None:
-                raise AuthenticationFailed(
-                    "no API key: send 'Authorization: Bearer <key>'; create a key with 'tokenmux keys create --name NAME'",
-                    code="missing_api_key",
-                )
-            record = await self._look_up(raw, token)
-            if len(self._cache) >= _MAX_CACHED:
-                self._cache.clear()
-            self._cache[raw] = (now + (self.positive_ttl_s if record else _NEGATIVE_TTL_S), record)
+        known, record = self.cache.fresh(digest, now)
+        if not known:
+            record = await self._look_up(digest)
+            self.cache.put(digest, record, now)
         if record is None or record.revoked:
             raise AuthenticationFailed(
                 "the API key is not valid (unknown or revoked); check the key you sent"
@@ -87,9 +90,32 @@ class KeyRing:
             raise AuthenticationFailed("the API key has expired; ask for a new one")
         return record
 
-    async def _look_up(self, raw: tuple[bytes | None, bytes | None], token: str) -> KeyRecord | None:
-        digest = key_digest(token)
-        if self._admin_digest is not None and hmac.compare_digest(digest.encode(), self._admin_digest):
+    def _token(self, authorization: bytes | None, api_key: bytes | None) -> str:
+        """The key presented, refused outright when missing or longer than any key of this gateway."""
+        limit = self._max_header_bytes
+        if (authorization is not None and len(authorization) > limit) or (
+            api_key is not None and len(api_key) > limit
+        ):
+            raise self._too_long()
+        token = bearer_token(authorization, api_key)
+        if token is None:
+            raise AuthenticationFailed(
+                "no API key: send 'Authorization: Bearer <key>'; create a key with 'tokenmux keys create --name NAME'",
+                code="missing_api_key",
+            )
+        if len(token) > self.max_key_chars:
+            raise self._too_long()
+        return token
+
+    def _too_long(self) -> AuthenticationFailed:
+        return AuthenticationFailed(
+            f"the API key is longer than any key of this gateway (at most {self.max_key_chars} characters);"
+            " check the key you sent"
+        )
+
+    async def _look_up(self, digest: bytes) -> KeyRecord | None:
+        hex_digest = digest.hex()
+        if self._admin_digest is not None and hmac.compare_digest(hex_digest.encode(), self._admin_digest):
             return KeyRecord(
                 id=CONFIG_ADMIN_ID,
                 name="admin (configuration)",
@@ -102,15 +128,15 @@ class KeyRing:
             if self._clock() < self._store_down_until:
                 raise StoreError("the database failed a moment ago")
             async with asyncio.timeout(self._lookup_timeout_s):
-                return await self._store.find_key(digest)
+                return await self._store.find_key(hex_digest)
         except (StoreError, TimeoutError):
             self._store_down_until = max(self._store_down_until, self._clock() + _RETRY_S)
-            stale = self._cache.get(raw)
-            if stale is not None and stale[1] is not None:
-                return stale[1]  # the database is down: a key seen before keeps working as it was
+            stale = self.cache.last_read(digest)
+            if stale is not None:
+                return stale  # the database is down: a key seen before keeps working as it was
             raise DatabaseUnavailable(
                 "the gateway's database is unavailable, so this API key cannot be checked now; retry shortly"
             ) from None
 
     def forget(self) -> None:
-        self._cache.clear()
+        self.cache.forget()

@@ -1,12 +1,18 @@
-"""Refuse HTTP requests whose header names or values hold CR, LF or NUL before any route sees them.
+"""Refuse HTTP requests with headers no route should see, before any route sees them.
 
-uvicorn's parsers refuse such bytes, but not every ASGI server or proxy in front of the gateway does, and a
-header value with a line break must never reach a log line or an upstream request. So the gateway checks
-for itself: a 400 in the client's protocol (Anthropic's error shape under ``/api/anthropic/``, OpenAI's
-elsewhere) naming the header by name only, since its value is exactly what must not be echoed anywhere.
+- Too many headers (``max_headers``) or too many header bytes (``max_header_bytes``): 431, the answer a
+  client can read (bounding what the HTTP server's parser buffers first is the server's part).
+- A name or value holding CR, LF or NUL: 400. uvicorn's parsers refuse such bytes, but not every ASGI
+  server or proxy in front of the gateway does, and a header value with a line break must never reach a log
+  line or an upstream request.
+- A credential header (``Authorization``, ``x-api-key``) sent twice: 400. Which of the two counts would
+  depend on who reads them (a proxy may take the last, the gateway takes the first).
+
+Answers are in the client's protocol (Anthropic's error shape under ``/api/anthropic/``, OpenAI's
+elsewhere) and name a header by name only, since its value is exactly what must not be echoed anywhere.
 
 The check runs on every request, so it makes one pass over the joined header bytes and looks at the
-headers one by one only once a request is known to be refused.
+headers one by one only once a request is suspect.
 """
 
 from __future__ import annotations
@@ -14,13 +20,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from itertools import chain
 
-from tokenmux.errors import InvalidRequest
+from tokenmux.errors import ClientError, HeadersTooLarge, InvalidRequest
 from tokenmux.protocols import anthropic_answer, openai_chat
 from tokenmux.server.asgi import AsgiApp, Receive, Scope, Send, send_bytes
 
 ANTHROPIC_PREFIX = "/api/anthropic/"
 _SHOWN_NAME_CHARS = 64
 _FORBIDDEN = (b"\r", b"\n", b"\0")
+_CREDENTIALS = (b"authorization", b"x-api-key")
+# Browsers with many cookies send a few kB; nginx's default bound is 4 buffers of 8 kB.
+MAX_HEADER_BYTES = 32 * 1024
+MAX_HEADERS = 100
 
 
 def first_broken_header(headers: Sequence[tuple[bytes, bytes]]) -> bytes | None:
@@ -46,23 +56,64 @@ def header_error(name: bytes) -> InvalidRequest:
     )
 
 
-class HeaderCheck:
-    """An ASGI middleware answering 400 to requests with CR, LF or NUL in a header, without calling the app."""
+def repeated_credential(headers: Sequence[tuple[bytes, bytes]], joined: bytes) -> bytes | None:
+    """The name of a credential header sent more than once, or None. ``joined`` is all header bytes: a
+    request naming each credential at most once anywhere (nearly all) is passed by two substring counts.
+    ASGI servers give header names in lower case."""
+    for credential in _CREDENTIALS:
+        if joined.count(credential) > 1 and sum(1 for name, _ in headers if name == credential) > 1:
+            return credential
+    return None
 
-    def __init__(self, app: AsgiApp) -> None:
+
+def problem_of(
+    headers: Sequence[tuple[bytes, bytes]], max_bytes: int = MAX_HEADER_BYTES, max_count: int = MAX_HEADERS
+) -> ClientError | None:
+    """Why a request's headers are refused, or None when they are fine."""
+    if len(headers) > max_count:
+        return HeadersTooLarge(
+            f"the request has {len(headers)} headers; this gateway accepts at most {max_count}"
+        )
+    joined = b"".join(chain.from_iterable(headers))
+    if len(joined) > max_bytes:
+        return HeadersTooLarge(
+            f"the request headers hold {len(joined)} bytes; this gateway accepts at most {max_bytes}"
+            " (a very long cookie or key?)"
+        )
+    if b"\r" in joined or b"\n" in joined or b"\0" in joined:
+        broken = first_broken_header(headers)
+        assert broken is not None
+        return header_error(broken)
+    repeated = repeated_credential(headers, joined)
+    if repeated is not None:
+        shown = repeated.decode("latin-1")
+        return InvalidRequest(
+            f"the request has more than one {shown!r} header; send the key once", param=shown
+        )
+    return None
+
+
+class HeaderCheck:
+    """An ASGI middleware refusing requests with too many, too long, broken or repeated credential headers,
+    without calling the app."""
+
+    def __init__(
+        self, app: AsgiApp, *, max_bytes: int = MAX_HEADER_BYTES, max_count: int = MAX_HEADERS
+    ) -> None:
         self.app = app
+        self.max_bytes = max_bytes
+        self.max_count = max_count
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            broken = first_broken_header(scope["headers"])
-            if broken is not None:
-                await self._refuse(scope, send, broken)
+            problem = problem_of(scope["headers"], self.max_bytes, self.max_count)
+            if problem is not None:
+                await self._refuse(scope, send, problem)
                 return
         await self.app(scope, receive, send)
 
     @staticmethod
-    async def _refuse(scope: Scope, send: Send, name: bytes) -> None:
-        err = header_error(name)
+    async def _refuse(scope: Scope, send: Send, err: ClientError) -> None:
         if str(scope.get("path", "")).startswith(ANTHROPIC_PREFIX):
             body = anthropic_answer.encode_error(err)
         else:
