@@ -49,6 +49,7 @@ from tokenmux.server.key_api import KEYS_PREFIX, KeyApi
 from tokenmux.server.metrics import Metrics
 from tokenmux.server.pages_source import GatewayPages
 from tokenmux.server.relay import Relay
+from tokenmux.server.responses_inbound import OpenAIResponses
 from tokenmux.shared.accounts import RedisAccounts
 from tokenmux.shared.health import SharedHealth
 from tokenmux.shared.link import RedisLink
@@ -126,6 +127,7 @@ class Gateway:
         self._routes: dict[tuple[str, str], Handler] = {
             ("POST", "/api/v1/chat/completions"): ChatRoute(self, OpenAIChat()),
             ("POST", "/api/anthropic/v1/messages"): ChatRoute(self, AnthropicMessages()),
+            ("POST", "/api/v1/responses"): ChatRoute(self, OpenAIResponses()),
             ("GET", "/api/anthropic/v1/models"): self.list_models_anthropic,
             ("GET", "/api/v1/models"): self.list_models,
             ("GET", "/api/v1/generation"): self.get_generation,
