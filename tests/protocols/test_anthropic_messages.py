@@ -309,7 +309,8 @@ BAD_REQUESTS = [
     (request(max_tokens="100"), "max_tokens"),
     (request(model=""), "model"),
     (request(messages=[]), "messages"),
-    (request(messages=[{"role": "system", "content": "x"}]), "messages[0].role"),
+    (request(messages=[{"role": "tool", "content": "x"}]), "messages[0].role"),
+    (request(messages=[{"role": "system", "content": [{"type": "image"}]}]), "messages[0].content[0]"),
     (request(messages=[{"role": "user", "content": 5}]), "messages[0].content"),
     (request(messages=[{"role": "user", "content": [{"type": "tool_use"}]}]), "messages[0].content[0]"),
     (

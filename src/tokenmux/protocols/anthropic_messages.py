@@ -7,6 +7,8 @@ reads, so an Anthropic-in, Anthropic-out call loses nothing:
 
     Anthropic request                      hub
     system (string | text blocks)          leading {"role": "system"} (parts keep cache_control)
+    {"role": "system"} inside messages     {"role": "system"} at the same place (mid-conversation system
+                                           messages, as current Claude Code sends them)
     text / image / document blocks         text / image_url / file parts (cache_control kept)
     tool_use blocks (assistant)            assistant tool_calls (ids kept, arguments = JSON of input)
     tool_result blocks (user)              {"role": "tool"} messages before the rest of that turn (is_error)
@@ -159,11 +161,12 @@ def decode_messages_request(body: bytes) -> ChatRequest:
     )
 
 
-def _system_message(system: Any) -> Message:
+def _system_message(system: Any, where: str = "system") -> Message:
+    """The top-level ``system``, or a system message's content: a string or text blocks."""
     if isinstance(system, str):
         return {"role": "system", "content": system}
     if not isinstance(system, list):
-        raise _fail("system", "system must be a string or a list of text blocks")
+        raise _fail(where, f"{where} must be a string or a list of text blocks")
     parts = []
     for j, block in enumerate(system):
         if (
@@ -171,7 +174,7 @@ def _system_message(system: Any) -> Message:
             or block.get("type") != "text"
             or not isinstance(block.get("text"), str)
         ):
-            raise _fail(f"system[{j}]", f"system[{j}] must be a text block {{'type': 'text', 'text': ...}}")
+            raise _fail(f"{where}[{j}]", f"{where}[{j}] must be a text block {{'type': 'text', 'text': ...}}")
         parts.append(_text_part(block))
     if all("cache_control" not in p for p in parts):
         return {"role": "system", "content": "\n".join(p["text"] for p in parts)}
@@ -183,8 +186,11 @@ def _decode_message(i: int, message: Any, out: list[Message]) -> None:
     if not isinstance(message, dict):
         raise _fail(where, f"{where} must be an object with 'role' and 'content'")
     role = message.get("role")
+    if role == "system":
+        out.append(_system_message(message.get("content"), f"{where}.content"))
+        return
     if role not in ("user", "assistant"):
-        raise _fail(f"{where}.role", f"{where}.role must be 'user' or 'assistant', got {role!r}")
+        raise _fail(f"{where}.role", f"{where}.role must be 'user', 'assistant' or 'system', got {role!r}")
     content = message.get("content")
     if isinstance(content, str):
         out.append({"role": role, "content": content})

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -58,9 +59,14 @@ class AnthropicProvider:
             *config.headers,
         ]
         self._url = f"{config.base_url.rstrip('/')}/v1/messages"
+        # Mid-conversation system messages are Anthropic's own API's; Microsoft Foundry does not take them.
+        host = urlsplit(config.base_url).hostname or ""
+        self._mid_conversation_system = not host.endswith(".azure.com")
 
     async def complete(self, request: ChatRequest, ctx: CallContext) -> ChatResponse:
-        body, json_tool = encode_request(request, ctx, stream=False)
+        body, json_tool = encode_request(
+            request, ctx, stream=False, mid_conversation_system=self._mid_conversation_system
+        )
         response, raw = await send_and_read(self._transport, self._http_request(body, ctx))
         if not 200 <= response.status < 300:
             raise self._rejection(response, raw)
@@ -82,7 +88,9 @@ class AnthropicProvider:
             ) from None
 
     async def stream(self, request: ChatRequest, ctx: CallContext) -> AsyncIterator[StreamEvent]:
-        body, json_tool = encode_request(request, ctx, stream=True)
+        body, json_tool = encode_request(
+            request, ctx, stream=True, mid_conversation_system=self._mid_conversation_system
+        )
         response = await self._transport.send(self._http_request(body, ctx))
         try:
             if not 200 <= response.status < 300:

@@ -1,6 +1,11 @@
 """Hub request (OpenAI Chat shape) -> Anthropic Messages request body, for the ``anthropic`` adapter.
 
-- every system (and developer) message joins into ``system``; text parts keep their ``cache_control``;
+- system (and developer) messages ahead of the conversation join into ``system``; text parts keep their
+  ``cache_control``. A system message later in the conversation stays where it is on models that take
+  mid-conversation system messages (Opus 4.8 and later, at Anthropic: ``mid_conversation_system``) when it
+  sits where Anthropic allows one (after a user turn, before an assistant turn or last); elsewhere it
+  joins ``system`` too. A prompt of nothing but system messages is sent as one user turn of their text,
+  since Anthropic needs at least one message;
 - turns alternate as Anthropic requires: consecutive same-role messages merge into one turn, tool results
   become ``tool_result`` blocks of a user turn, assistant tool calls ``tool_use`` blocks (ids kept), an
   assistant's ``reasoning_blocks`` go back verbatim ahead of its text (multi-turn extended thinking);
@@ -63,13 +68,27 @@ def has_structured_outputs(upstream_model: str) -> bool:
     return (int(match.group(1)), int(match.group(2) or 0)) >= (4, 5)
 
 
+def has_mid_conversation_system(upstream_model: str) -> bool:
+    """Whether the model takes ``{"role": "system"}`` inside ``messages`` (Claude Opus 4.8 and later)."""
+    match = _CLAUDE_VERSION.search(upstream_model)
+    if match is None or not match.group(0).startswith("claude-opus-"):
+        return False
+    return (int(match.group(1)), int(match.group(2) or 0)) >= (4, 8)
+
+
 def encode_request(
-    request: ChatRequest, ctx: CallContext, *, stream: bool
+    request: ChatRequest, ctx: CallContext, *, stream: bool, mid_conversation_system: bool = True
 ) -> tuple[dict[str, Any], str | None]:
-    """The Messages request body, and the name of the forced JSON tool when one carries the answer."""
+    """The Messages request body, and the name of the forced JSON tool when one carries the answer.
+    ``mid_conversation_system``: whether the host takes system messages inside ``messages`` on the models
+    that have them (Anthropic's own API does; Microsoft Foundry does not)."""
     params = ctx.params
     endpoint = ctx.endpoint
-    system, turns = encode_messages(request.messages)
+    system, turns = encode_messages(
+        request.messages,
+        mid_conversation_system=mid_conversation_system
+        and has_mid_conversation_system(endpoint.upstream_model),
+    )
     body: dict[str, Any] = {"model": endpoint.upstream_model}
     if system is not None:
         body["system"] = system
@@ -235,17 +254,22 @@ def _tool_choice(choice: Any, parallel: Any) -> dict[str, Any] | None:
 
 
 def encode_messages(
-    messages: list[Message],
+    messages: list[Message], *, mid_conversation_system: bool = False
 ) -> tuple[str | list[dict[str, Any]] | None, list[dict[str, Any]]]:
-    """(system, turns) for the hub's messages."""
+    """(system, turns) for the hub's messages. ``mid_conversation_system``: the model takes system
+    messages inside ``messages`` where Anthropic's placement rules allow them."""
+    in_place = _system_messages_in_place(messages) if mid_conversation_system else frozenset()
     system: list[Any] = []
     turns: list[dict[str, Any]] = []
     for i, message in enumerate(messages):
         role = message.get("role")
         if role in ("system", "developer"):
-            system.append(message.get("content"))
-            continue
-        if role == "assistant":
+            if i not in in_place:
+                system.append(message.get("content"))
+                continue
+            blocks = _system_blocks(message.get("content"))
+            role = "system"
+        elif role == "assistant":
             blocks = _assistant_blocks(i, message)
             role = "assistant"
         elif role == "tool":
@@ -258,6 +282,10 @@ def encode_messages(
             turns[-1]["content"].extend(blocks)  # Anthropic wants user and assistant turns to alternate
         else:
             turns.append({"role": role, "content": blocks})
+    if not turns and system:
+        # Only system messages: Anthropic needs a message, and takes the instructions as the user's turn.
+        turns.append({"role": "user", "content": _system_blocks_of(system)})
+        system = []
     for turn in turns:
         content = turn["content"]
         if len(content) == 1 and content[0]["type"] == "text" and "cache_control" not in content[0]:
@@ -267,21 +295,62 @@ def encode_messages(
     return _system(system), turns
 
 
+def _system_messages_in_place(messages: list[Message]) -> frozenset[int]:
+    """Indexes of the system messages that may stay inside ``messages``: Anthropic takes one right after
+    a user turn (a tool result is one) when it is last or an assistant turn follows, never first."""
+    kept: set[int] = set()
+    previous: Any = None  # the role of the last message that was not a system message
+    i = 0
+    while i < len(messages):
+        if messages[i].get("role") not in ("system", "developer"):
+            previous = messages[i].get("role")
+            i += 1
+            continue
+        run_end = i
+        while run_end < len(messages) and messages[run_end].get("role") in ("system", "developer"):
+            run_end += 1
+        following = messages[run_end].get("role") if run_end < len(messages) else None
+        if previous in ("user", "tool") and following in (None, "assistant"):
+            texts_only = all(_text_only(messages[k].get("content")) for k in range(i, run_end))
+            if texts_only:
+                kept.update(range(i, run_end))  # consecutive ones merge into one system turn
+        i = run_end
+    return frozenset(kept)
+
+
+def _text_only(content: Any) -> bool:
+    if isinstance(content, str):
+        return bool(content)
+    return (
+        isinstance(content, list)
+        and bool(content)
+        and all(isinstance(p, dict) and p.get("type") == "text" for p in content)
+    )
+
+
+def _system_blocks(content: Any) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else []
+    return [
+        _text_block(p)
+        for p in content or ()
+        if isinstance(p, dict) and p.get("type") == "text" and p.get("text")
+    ]
+
+
+def _system_blocks_of(contents: list[Any]) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = []
+    for content in contents:
+        blocks.extend(_system_blocks(content))
+    return blocks
+
+
 def _system(contents: list[Any]) -> str | list[dict[str, Any]] | None:
     if not contents:
         return None
     if all(isinstance(c, str) for c in contents):
         return "\n\n".join(contents)
-    blocks: list[dict[str, Any]] = []
-    for content in contents:
-        if isinstance(content, str):
-            if content:
-                blocks.append({"type": "text", "text": content})
-            continue
-        for part in content or ():
-            if isinstance(part, dict) and part.get("type") == "text" and part.get("text"):
-                blocks.append(_text_block(part))
-    return blocks
+    return _system_blocks_of(contents)
 
 
 def _text_block(part: dict[str, Any]) -> dict[str, Any]:

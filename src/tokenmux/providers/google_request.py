@@ -1,7 +1,9 @@
 """The hub request (OpenAI Chat shape) as a Gemini ``generateContent`` body.
 
     hub                                    Gemini
-    system / developer messages            systemInstruction.parts (text)
+    system / developer messages            systemInstruction.parts (text), wherever they are; a prompt
+                                           of nothing but those is one user turn of their text instead
+                                           (Gemini needs contents)
     user / assistant messages              contents, roles "user" / "model"; consecutive turns of one
                                            role merged into one (Gemini wants them alternating)
     text parts                             {"text"}
@@ -104,6 +106,8 @@ def encode_contents(
             contents[-1]["parts"].extend(parts)
         else:
             contents.append({"role": gemini_role, "parts": parts})
+    if not contents and system:
+        return [], [{"role": "user", "parts": system}]
     return system, contents
 
 

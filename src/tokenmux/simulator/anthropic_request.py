@@ -3,6 +3,7 @@ Anthropic's messages (``field: problem``), and what the request asks for as an `
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
@@ -10,7 +11,9 @@ import msgspec
 from tokenmux.simulator.answer import AnswerSpec, ToolSpec
 from tokenmux.simulator.wire import RequestRejected
 
-_ROLES = frozenset({"user", "assistant"})
+_ROLES = frozenset({"user", "assistant", "system"})
+# Models that take {"role": "system"} inside messages (mid-conversation system messages): Opus 4.8 on.
+_MID_CONVERSATION_SYSTEM = re.compile(r"claude-opus-(?:4-(?:[89]|\d\d)|[5-9]|\d\d)(?!\d)")
 _IMAGE_TOKENS = 1600  # Anthropic bills an image by its size; a mid-sized one is about this
 _THINKING_TYPES = frozenset({"enabled", "disabled", "adaptive"})
 _MIN_THINKING_BUDGET = 1024
@@ -33,10 +36,12 @@ def parse_messages_request(body: Any) -> AnswerSpec:
         raise _invalid("messages: Field required (a non-empty list of messages)")
     for position, message in enumerate(messages):
         if not isinstance(message, dict) or message.get("role") not in _ROLES:
-            raise _invalid(f"messages.{position}.role: Input should be 'user' or 'assistant'")
+            raise _invalid(f"messages.{position}.role: Input should be 'user', 'assistant' or 'system'")
         content = message.get("content")
         if not isinstance(content, str | list):
             raise _invalid(f"messages.{position}.content: Input should be a valid string or list")
+        if message["role"] == "system":
+            _check_system_message(model, messages, position)
     system = body.get("system")
     if system is not None and not isinstance(system, str | list):
         raise _invalid("system: Input should be a valid string or a list of text blocks")
@@ -63,6 +68,26 @@ def parse_messages_request(body: Any) -> AnswerSpec:
         show_reasoning=_thinking(body.get("thinking"), max_tokens),
         cache_ttl=_cache_ttl(body, system, messages),
     )
+
+
+def _check_system_message(model: str, messages: list[Any], position: int) -> None:
+    """Anthropic's rules for a system message inside ``messages``: only on the models that have them, never
+    first, right after a user turn, and last or before an assistant turn, text only."""
+    where = f"messages.{position}"
+    if not _MID_CONVERSATION_SYSTEM.search(model):
+        raise _invalid(f"{where}.role: system messages inside messages are not supported on {model}")
+    if position == 0:
+        raise _invalid(f"{where}: use the top-level 'system' parameter for the initial system prompt")
+    if messages[position - 1].get("role") != "user":
+        raise _invalid(f"{where}: a system message must immediately follow a user message")
+    following = messages[position + 1] if position + 1 < len(messages) else None
+    if following is not None and following.get("role") != "assistant":
+        raise _invalid(f"{where}: a system message must be last or followed by an assistant message")
+    content = messages[position]["content"]
+    if isinstance(content, list) and not all(
+        isinstance(block, dict) and block.get("type") == "text" for block in content
+    ):
+        raise _invalid(f"{where}.content: a system message takes text blocks only")
 
 
 def estimate_prompt_tokens(system: Any, messages: list[Any], tools: Any) -> int:
