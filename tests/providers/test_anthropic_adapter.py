@@ -21,7 +21,7 @@ from tokenmux.protocols.anthropic_messages import (
     decode_messages_request,
     encode_message_response,
 )
-from tokenmux.providers import PROVIDER_KINDS
+from tokenmux.providers import PROVIDER_KINDS, Provider, build_provider
 from tokenmux.providers.anthropic import AnthropicProvider
 from tokenmux.providers.base import CallContext
 from tokenmux.providers.transport import MockResponse, MockTransport
@@ -60,6 +60,13 @@ def chat(messages: list[dict[str, Any]] | None = None, stream: bool = False) -> 
 
 def provider(handler: Any) -> AnthropicProvider:
     return AnthropicProvider(
+        config("anthropic", base_url="https://api.anthropic.test/", api_key=KEY), MockTransport(handler)
+    )
+
+
+def redacted(handler: Any) -> Provider:
+    """The adapter as the gateway builds it: its errors scrubbed of its key."""
+    return build_provider(
         config("anthropic", base_url="https://api.anthropic.test/", api_key=KEY), MockTransport(handler)
     )
 
@@ -795,7 +802,7 @@ async def test_429_carries_retry_after() -> None:
 async def test_a_400_keeps_anthropics_message_and_never_the_key() -> None:
     recorder = Recorder(error_response(400, "invalid_request_error", f"messages.1: bad block (key {KEY})"))
     with pytest.raises(ProviderRejected) as caught:
-        await provider(recorder).complete(chat(), context())
+        await redacted(recorder).complete(chat(), context())
     assert (caught.value.upstream_status, caught.value.retryable) == (400, False)
     assert caught.value.message == "messages.1: bad block (key ***)"
 

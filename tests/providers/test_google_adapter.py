@@ -12,6 +12,7 @@ from tokenmux.errors import ProviderMalformed, ProviderRejected, ProviderUnreach
 from tokenmux.providers import PROVIDER_KINDS, build_provider
 from tokenmux.providers.google import GoogleProvider
 from tokenmux.providers.google_request import SKIP_SIGNATURE
+from tokenmux.providers.redaction import RedactedProvider
 from tokenmux.providers.transport import HttpRequest, MockResponse, MockTransport
 from tokenmux.types import StreamEvent, Usage
 
@@ -741,7 +742,11 @@ async def test_a_retry_after_header_wins_over_retry_info() -> None:
 async def test_an_invalid_request_is_not_retryable_and_hides_the_key() -> None:
     body = [{"error": {"code": 400, "message": f"API key not valid: {KEY}", "status": "INVALID_ARGUMENT"}}]
     with pytest.raises(ProviderRejected) as caught:
-        await provider(Recorder(MockResponse.json(body, status=400))).complete(chat(), ctx())
+        adapter = build_provider(
+            config("google", base_url=BASE, api_key=KEY),
+            MockTransport(Recorder(MockResponse.json(body, status=400))),
+        )
+        await adapter.complete(chat(), ctx())
 
     error = caught.value
     assert error.upstream_status == 400 and not error.retryable and error.upstream_type == "INVALID_ARGUMENT"
@@ -789,4 +794,5 @@ async def test_connection_errors_are_unreachable() -> None:
 def test_the_google_kind_is_registered() -> None:
     adapter = build_provider(config("google", base_url=BASE), MockTransport(lambda request: MockResponse()))
 
-    assert type(adapter) is GoogleProvider and PROVIDER_KINDS["google"] is GoogleProvider
+    assert isinstance(adapter, RedactedProvider)
+    assert type(adapter.adapter) is GoogleProvider and PROVIDER_KINDS["google"] is GoogleProvider

@@ -20,6 +20,7 @@ from tokenmux.errors import (
     StreamInterrupted,
 )
 from tokenmux.protocols.sse import encode_data
+from tokenmux.providers import build_provider
 from tokenmux.providers.openai import OpenAIProvider
 from tokenmux.providers.transport import HttpRequest, MockResponse, MockTransport
 from tokenmux.types import StreamEvent, Usage
@@ -280,7 +281,9 @@ async def test_request_side_statuses_are_not_retryable(status: int) -> None:
 
 async def test_the_api_key_never_appears_in_an_error() -> None:
     error = {"message": "Incorrect API key provided: sk-test-0123456789.", "type": "invalid_request_error"}
-    adapter = provider(Recorder(MockResponse.json({"error": error}, status=401)))
+    adapter = build_provider(
+        config(), MockTransport(Recorder(MockResponse.json({"error": error}, status=401)))
+    )
     with pytest.raises(ProviderRejected) as caught:
         await adapter.complete(chat(), context())
     assert "sk-test-0123456789" not in str(caught.value)

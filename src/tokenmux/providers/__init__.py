@@ -14,6 +14,7 @@ from tokenmux.providers.google import GoogleProvider
 from tokenmux.providers.http1 import Http1Transport
 from tokenmux.providers.openai import OpenAIProvider
 from tokenmux.providers.openai_compatible import OpenAICompatibleProvider
+from tokenmux.providers.redaction import RedactedProvider, Redactor, credentials_of
 from tokenmux.providers.transport import AiohttpTransport, MockResponse, MockTransport, Transport
 
 ProviderFactory = Callable[[ProviderConfig, Transport], Provider]
@@ -29,14 +30,17 @@ PROVIDER_KINDS: dict[str, ProviderFactory] = {
 
 
 def build_provider(config: ProviderConfig, transport: Transport) -> Provider:
-    """The adapter for ``config.kind``, sending through ``transport`` (shared by all adapters)."""
+    """The adapter for ``config.kind``, sending through ``transport`` (shared by all adapters), its errors
+    scrubbed of the provider's credentials (``redaction.py``) when it has any."""
     factory = PROVIDER_KINDS.get(config.kind)
     if factory is None:
         known = ", ".join(sorted(PROVIDER_KINDS))
         raise ValueError(
             f"provider {config.slug!r} has unknown kind {config.kind!r}; the known kinds are: {known}"
         )
-    return factory(config, transport)
+    adapter = factory(config, transport)
+    redactor = Redactor(credentials_of(config))
+    return RedactedProvider(adapter, redactor) if redactor else adapter
 
 
 __all__ = [

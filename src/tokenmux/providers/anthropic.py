@@ -21,7 +21,7 @@ from tokenmux.protocols.sse import SSEDecoder, SSEEvent
 from tokenmux.providers.anthropic_request import encode_request
 from tokenmux.providers.anthropic_response import StreamReader, decode_message
 from tokenmux.providers.base import CallContext, ProviderConfig
-from tokenmux.providers.common import fail_stream, scrub_key, send_and_read, snippet, status_message
+from tokenmux.providers.common import fail_stream, send_and_read, snippet, status_message
 from tokenmux.providers.transport import HttpRequest, HttpResponse, Transport, retry_after_seconds
 from tokenmux.types import ChatRequest, ChatResponse, StreamEvent
 
@@ -154,7 +154,7 @@ class AnthropicProvider:
         message, error_type = _error_fields(body)
         message = status_message(response, body, message)
         return ProviderRejected(
-            scrub_key(message, self.config.api_key),
+            message,
             upstream_status=status,
             retry_after=retry_after_seconds(response),
             upstream_type=error_type,
@@ -165,9 +165,7 @@ class AnthropicProvider:
         error_type = error.get("type") if isinstance(error.get("type"), str) else None
         message = error.get("message") if isinstance(error.get("message"), str) else None
         return ProviderRejected(
-            scrub_key(
-                message or f"the provider reported an error ({error_type or 'no type'})", self.config.api_key
-            ),
+            message or f"the provider reported an error ({error_type or 'no type'})",
             upstream_status=_STATUS_BY_ERROR_TYPE.get(error_type or "", 502),
             upstream_type=error_type,
         )

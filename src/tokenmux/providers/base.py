@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, Protocol
 
 from tokenmux.catalog.model import Endpoint
 from tokenmux.types import ChatRequest, ChatResponse, StreamEvent
@@ -48,7 +48,11 @@ class CallContext:
 
 
 class Provider(Protocol):
-    kind: ClassVar[str]
+    @property
+    def kind(self) -> str:
+        """The wire format (a key of ``PROVIDER_KINDS``); adapters declare it as a class attribute."""
+        ...
+
     config: ProviderConfig
 
     async def complete(self, request: ChatRequest, ctx: CallContext) -> ChatResponse:

@@ -1,4 +1,6 @@
-"""Small pieces every adapter needs the same way: error texts without our key, and stream failures."""
+"""Small pieces every adapter needs the same way: error texts, snippets of answers, and stream failures.
+
+Credentials are scrubbed from what adapters say in one place for all of them: ``redaction.py``."""
 
 from __future__ import annotations
 
@@ -6,11 +8,6 @@ from typing import NoReturn
 
 from tokenmux.errors import StreamInterrupted, UpstreamError
 from tokenmux.providers.transport import HttpRequest, HttpResponse, Transport
-
-
-def scrub_key(message: str, api_key: str | None) -> str:
-    """Providers echo (partly masked) keys in authentication errors; never pass ours on verbatim."""
-    return message.replace(api_key, "***") if api_key else message
 
 
 def fail_stream(error: UpstreamError, started: bool) -> NoReturn:

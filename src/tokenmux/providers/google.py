@@ -20,7 +20,7 @@ import msgspec
 from tokenmux.errors import ProviderMalformed, ProviderRejected, StreamInterrupted, UpstreamError
 from tokenmux.protocols.sse import SSEDecoder, SSEEvent
 from tokenmux.providers.base import CallContext, ProviderConfig
-from tokenmux.providers.common import fail_stream, scrub_key, send_and_read, snippet, status_message
+from tokenmux.providers.common import fail_stream, send_and_read, snippet, status_message
 from tokenmux.providers.google_request import encode_request
 from tokenmux.providers.google_response import StreamReader, decode_response
 from tokenmux.providers.transport import HttpRequest, HttpResponse, Transport, retry_after_seconds
@@ -178,7 +178,7 @@ class GoogleProvider:
         message = status_message(response, body, message)
         retry_after = retry_after_seconds(response)
         return ProviderRejected(
-            scrub_key(message, self.config.api_key),
+            message,
             upstream_status=status,
             retry_after=retry_delay if retry_after is None else retry_after,
             upstream_type=status_name,
@@ -194,10 +194,7 @@ class GoogleProvider:
             else _STATUS_BY_NAME.get(status_name or "", 502)
         )
         return ProviderRejected(
-            scrub_key(
-                message or f"the provider reported an error ({status_name or 'no status'})",
-                self.config.api_key,
-            ),
+            message or f"the provider reported an error ({status_name or 'no status'})",
             upstream_status=status,
             retry_after=retry_delay,
             upstream_type=status_name,

@@ -22,7 +22,7 @@ from tokenmux.errors import ProviderMalformed, ProviderRejected, StreamInterrupt
 from tokenmux.protocols.openai_chunks import PassThroughChunk, chunk_of_events, read_plain_chunk
 from tokenmux.protocols.sse import SSEDecoder, SSEEvent
 from tokenmux.providers.base import CallContext, ProviderConfig
-from tokenmux.providers.common import fail_stream, scrub_key, send_and_read, snippet, status_message
+from tokenmux.providers.common import fail_stream, send_and_read, snippet, status_message
 from tokenmux.providers.openai_messages import outbound_messages, outbound_params
 from tokenmux.providers.transport import HttpRequest, HttpResponse, Transport, retry_after_seconds
 from tokenmux.types import ChatRequest, ChatResponse, StreamEvent, Usage
@@ -275,7 +275,7 @@ class OpenAIProvider:
         message, error_type, param = _error_details(body)
         message = status_message(response, body, message)
         return ProviderRejected(
-            scrub_key(message, self.config.api_key),
+            message,
             upstream_status=status,
             retry_after=retry_after_seconds(response),
             upstream_type=error_type,
@@ -287,7 +287,7 @@ class OpenAIProvider:
         message, error_type, param = _error_fields(error)
         status = _error_object_status(error, error_type)
         return ProviderRejected(
-            scrub_key(message or "the provider reported an error without a message", self.config.api_key),
+            message or "the provider reported an error without a message",
             upstream_status=status,
             upstream_type=error_type,
             param=param,
