@@ -140,3 +140,14 @@ def test_a_missing_config_variable_names_it(tmp_path: Path) -> None:
         env={k: v for k, v in os.environ.items() if k != "NOT_SET_ANYWHERE_42"},
     )
     assert out.returncode == 2 and "NOT_SET_ANYWHERE_42" in out.stderr
+
+
+def test_a_mistyped_setting_stops_serve_with_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text('providers:\n  openai: {api_kye: "sk-typed-in-the-wrong-place"}\n')
+    out = run("serve", "--config", str(config), "--database", f"sqlite:///{tmp_path}/x.db")
+    assert out.returncode == 2
+    assert out.stderr.splitlines() == [
+        "error: unknown setting providers.openai.api_kye; known: kind, base_url, api_key, api_version, headers, "
+        "deployments, timeout_s"
+    ]

@@ -1,0 +1,87 @@
+"""The configuration file's shape: msgspec Structs that refuse unknown keys and values of the wrong type.
+
+Numbers and true/false may also be written as text (``cooldown_s: "10"``), as ``${VAR}`` gives them.
+The ``catalog:`` section is checked by the catalog loader and ``gateway.cors`` by the CORS policy, each
+naming the setting the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, TypeVar
+
+import msgspec
+
+from tokenmux.config.problems import ConfigError, decode_problem
+
+Seconds = Annotated[float, msgspec.Meta(gt=0)]
+T = TypeVar("T")
+
+
+class GatewaySettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """``gateway:``: how the gateway serves, whatever the providers."""
+
+    request_timeout_s: Seconds = 300.0  # one deadline for all attempts of a request
+    attempt_timeout_s: Seconds = 120.0  # per attempt, to the first byte of the answer (provider may lower it)
+    max_body_bytes: Annotated[int, msgspec.Meta(gt=0)] = 64 * 1024 * 1024
+    # all header names and values of a request together, and the number of headers; over either: 431
+    max_header_bytes: Annotated[int, msgspec.Meta(gt=0)] = 32 * 1024
+    max_headers: Annotated[int, msgspec.Meta(gt=0)] = 100
+    stream_keepalive_s: Seconds = 1.0  # comment lines while a stream waits for its first token
+    cooldown_s: Annotated[float, msgspec.Meta(ge=0)] = 10.0  # after a 429 that gave no Retry-After
+    circuit_failures: Annotated[int, msgspec.Meta(ge=1)] = 5  # consecutive failures that open a circuit
+    circuit_open_s: Seconds = 30.0  # how long an open circuit rejects before a probe may close it
+    # Upstream HTTP client: "http1" (our keep-alive HTTP/1.1 client on httptools, ~2x less CPU per call) or
+    # "aiohttp" (for what http1 does not do: proxies, HTTP/2 servers that refuse HTTP/1.1).
+    http_client: Literal["http1", "aiohttp"] = "http1"
+    # A key with admin rights that is never stored (compared by digest in constant time); also
+    # TOKENMUX_ADMIN_KEY. Empty: only keys made with `tokenmux keys create --admin` are admins.
+    admin_key: str = ""
+    # Redis calls (rate limits, reservations, shared cooldowns) give up after this long; see README "Faults".
+    redis_timeout_s: Seconds = 0.25
+    # Where request records go when the database is down at shutdown; written to it at the next start.
+    spool_dir: str = "tokenmux-spool"
+    # Cross-origin access for browser clients, off when empty: {allow_origins: [...], allow_credentials: ...}
+    # (checked by server/cors.py, which knows what an origin is).
+    cors: dict[str, Any] = {}
+
+
+class ProviderSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """``providers.<slug>:``: where and how to reach one provider; unset values come from the catalog and
+    the environment."""
+
+    kind: str | None = None  # the adapter; default: the catalog's kind for the slug, else openai-compatible
+    base_url: str | None = None
+    api_key: str | None = None
+    api_version: str | None = None  # Azure
+    headers: dict[str, str] = {}  # extra static headers sent upstream
+    deployments: dict[str, str] = {}  # Azure: upstream model name -> deployment name
+    timeout_s: Seconds | None = None  # per attempt; default gateway.attempt_timeout_s
+
+
+class ConfigDocument(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The whole file. Sections left empty (``gateway:`` with nothing under it) count as absent."""
+
+    providers: dict[str, Any] | None = None  # each section is checked as its kind's settings
+    catalog: dict[str, Any] | None = None  # additions and overrides, see catalog/loader.py
+    gateway: GatewaySettings | None = None
+    database: str | None = None  # the store's URL, see config/urls.py
+    redis: str | None = None  # the URL replicas share limits and health through
+
+
+def decode_document(raw: Mapping[str, Any] | ConfigDocument) -> ConfigDocument:
+    """The file's parsed YAML (after ``${VAR}`` expansion) as a ConfigDocument, or ConfigError."""
+    if isinstance(raw, ConfigDocument):
+        return raw
+    return decode(raw, ConfigDocument, "")
+
+
+def decode(raw: Any, schema: type[T], where: str) -> T:
+    """``raw`` converted to ``schema``; ``where`` is its path in the file, for the message."""
+    try:
+        return msgspec.convert(raw, schema, strict=False)
+    except msgspec.ValidationError as e:
+        raise decode_problem(e, schema, where) from None
+
+
+__all__ = ["ConfigDocument", "ConfigError", "GatewaySettings", "ProviderSettings", "decode_document"]
