@@ -46,6 +46,8 @@ class ChatRequest:
     max_output_tokens: int | None = None  # max_completion_tokens, else max_tokens
     body_bytes: int = 0  # size of the raw request body: the cheap upper bound for prompt tokens
     inbound: str = "openai"  # the protocol the client speaks
+    # Anthropic beta flags the client sent (its ``anthropic-beta`` header), for Anthropic-format providers.
+    betas: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)

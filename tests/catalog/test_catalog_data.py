@@ -33,6 +33,14 @@ KNOWN_PARAMETERS = SEED_PARAMETERS | {
     "reasoning",
     "thinking",  # Anthropic's own name for extended thinking, as the Anthropic protocol sends it
     "output_config",  # Anthropic's structured-output setting, as the Anthropic protocol sends it
+    # The Messages API's own fields, as an Anthropic client sends them.
+    "context_management",
+    "cache_control",
+    "service_tier",
+    "speed",
+    "container",
+    "mcp_servers",
+    "inference_geo",
 }
 KNOWN_TOKENIZERS = {
     "o200k",

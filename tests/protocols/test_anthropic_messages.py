@@ -282,6 +282,7 @@ def test_structured_output_becomes_response_format_and_unknown_fields_pass_throu
         },
         "output_config": {"effort": "high"},
         "reasoning": {"enabled": True},
+        "reasoning_effort": "high",  # thinking is on: the effort is also how hard to think
         "thinking": {"type": "adaptive"},
     }
 

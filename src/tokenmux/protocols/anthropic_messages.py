@@ -16,7 +16,11 @@ reads, so an Anthropic-in, Anthropic-out call loses nothing:
     stop_sequences, metadata.user_id       stop, user
     tools, tool_choice                     function tools, tool_choice (+ parallel_tool_calls: false)
     thinking                               reasoning {"max_tokens"} and the original under "thinking"
-    output_config.format                   response_format json_schema (other output_config keys kept)
+    output_config.format, output_format    response_format json_schema (other output_config keys kept)
+    output_config.effort, thinking on      also reasoning_effort (low, medium, high; xhigh and max: high)
+    tool keys other than name, description, input_schema, strict (defer_loading, input_examples, ...)
+                                           kept on the tool beside its function, for Anthropic
+    anthropic-beta header                  ``betas`` of the request, forwarded to Anthropic-format providers
 
 Streams carry the thinking extras as delta keys next to OpenAI's: ``reasoning`` (thinking text),
 ``reasoning_signature`` (the signature of the thinking block in progress) and ``reasoning_redacted``
@@ -30,6 +34,8 @@ This module decodes requests and lists models; ``anthropic_answer`` encodes answ
 from __future__ import annotations
 
 import datetime as dt
+import re
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
@@ -74,8 +80,20 @@ _TRANSLATED = frozenset(
         "thinking",
         "stream",
         "output_config",
+        "output_format",
     }
 )
+# output_config.effort as OpenAI's reasoning_effort, when thinking is on.
+_EFFORT_AS_REASONING_EFFORT = {
+    "low": "low",
+    "medium": "medium",
+    "high": "high",
+    "xhigh": "high",
+    "max": "high",
+}
+# Fields of an Anthropic tool that become the hub tool's function; any other is kept beside it.
+_TOOL_FUNCTION_FIELDS = frozenset({"name", "description", "input_schema", "strict", "type", "cache_control"})
+_BETA_FLAG = re.compile(r"[A-Za-z0-9._-]{1,100}")
 _PARAM_CHECKS = {
     "temperature": _number(0, 1),
     "top_p": _number(0, 1),
@@ -385,6 +403,9 @@ def _translate_params(data: dict[str, Any], params: dict[str, Any]) -> None:
     thinking = data.get("thinking")
     if thinking is not None:
         _thinking(thinking, params)
+    output_format = data.get("output_format")
+    if output_format is not None:
+        params["response_format"] = _json_schema_format("output_format", output_format)
     output_config = data.get("output_config")
     if output_config is not None:
         _output_config(output_config, params)
@@ -414,6 +435,9 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
         converted: dict[str, Any] = {"type": "function", "function": function}
         if tool.get("cache_control") is not None:
             converted["cache_control"] = tool["cache_control"]
+        for key, value in tool.items():
+            if key not in _TOOL_FUNCTION_FIELDS and value is not None:
+                converted[key] = value  # defer_loading, input_examples, ...: Anthropic's own
         out.append(converted)
     return out
 
@@ -463,21 +487,48 @@ def _output_config(config: Any, params: dict[str, Any]) -> None:
     rest = {k: v for k, v in config.items() if k != "format" and v is not None}
     fmt = config.get("format")
     if fmt is not None:
-        if (
-            not isinstance(fmt, dict)
-            or fmt.get("type") != "json_schema"
-            or not isinstance(fmt.get("schema"), dict)
-        ):
-            raise _fail(
-                "output_config.format",
-                "output_config.format must be {'type': 'json_schema', 'schema': {...}}",
-            )
-        params["response_format"] = {
-            "type": "json_schema",
-            "json_schema": {"name": "output", "schema": fmt["schema"], "strict": True},
-        }
+        params["response_format"] = _json_schema_format("output_config.format", fmt)
+    effort = rest.get("effort")
+    if isinstance(effort, str) and effort in _EFFORT_AS_REASONING_EFFORT:
+        thinking = params.get("thinking")
+        if isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive"):
+            # How hard to think, for models that take it as OpenAI's reasoning_effort (OpenAI, Gemini);
+            # Anthropic-format providers read output_config and the thinking object instead.
+            params["reasoning_effort"] = _EFFORT_AS_REASONING_EFFORT[effort]
     if rest:
         params["output_config"] = rest
+
+
+def _json_schema_format(name: str, fmt: Any) -> dict[str, Any]:
+    """Anthropic's structured output format as OpenAI's ``response_format``."""
+    if (
+        not isinstance(fmt, dict)
+        or fmt.get("type") != "json_schema"
+        or not isinstance(fmt.get("schema"), dict)
+    ):
+        raise _fail(name, f"{name} must be {{'type': 'json_schema', 'schema': {{...}}}}")
+    return {
+        "type": "json_schema",
+        "json_schema": {"name": "output", "schema": fmt["schema"], "strict": True},
+    }
+
+
+def beta_flags(headers: Iterable[bytes]) -> tuple[str, ...]:
+    """The flags of the ``anthropic-beta`` headers (comma-separated, possibly repeated), in order, once."""
+    flags: dict[str, None] = {}
+    for value in headers:
+        for flag in value.decode("latin-1").split(","):
+            flag = flag.strip()
+            if not flag:
+                continue
+            if _BETA_FLAG.fullmatch(flag) is None:
+                raise _fail(
+                    "anthropic-beta",
+                    "the anthropic-beta header must be comma-separated beta names such as "
+                    "'interleaved-thinking-2025-05-14'",
+                )
+            flags[flag] = None
+    return tuple(flags)
 
 
 def models_json(catalog: Catalog) -> bytes:
@@ -520,6 +571,7 @@ def _rfc3339(date: str) -> str:
 
 __all__ = [
     "MessagesStreamEncoder",
+    "beta_flags",
     "decode_messages_request",
     "encode_error",
     "encode_message_response",

@@ -67,7 +67,7 @@ class AnthropicProvider:
         body, json_tool = encode_request(
             request, ctx, stream=False, mid_conversation_system=self._mid_conversation_system
         )
-        response, raw = await send_and_read(self._transport, self._http_request(body, ctx))
+        response, raw = await send_and_read(self._transport, self._http_request(request, body, ctx))
         if not 200 <= response.status < 300:
             raise self._rejection(response, raw)
         try:
@@ -91,7 +91,7 @@ class AnthropicProvider:
         body, json_tool = encode_request(
             request, ctx, stream=True, mid_conversation_system=self._mid_conversation_system
         )
-        response = await self._transport.send(self._http_request(body, ctx))
+        response = await self._transport.send(self._http_request(request, body, ctx))
         try:
             if not 200 <= response.status < 300:
                 raise self._rejection(response, await response.read())
@@ -124,9 +124,13 @@ class AnthropicProvider:
     async def aclose(self) -> None:
         """Nothing to release: the transport is shared and closed by whoever created it."""
 
-    def _http_request(self, body: dict[str, Any], ctx: CallContext) -> HttpRequest:
+    def _http_request(self, request: ChatRequest, body: dict[str, Any], ctx: CallContext) -> HttpRequest:
+        headers = list(self._headers)
+        if request.betas:
+            # The client's beta flags (1M context, interleaved thinking, context editing, ...).
+            headers.append(("anthropic-beta", ",".join(request.betas)))
         return HttpRequest(
-            "POST", self._url, list(self._headers), _encode(body), min(ctx.timeout_s, self.config.timeout_s)
+            "POST", self._url, headers, _encode(body), min(ctx.timeout_s, self.config.timeout_s)
         )
 
     def _events(self, reader: StreamReader, sse: SSEEvent) -> list[StreamEvent]:

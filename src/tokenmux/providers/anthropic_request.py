@@ -27,7 +27,9 @@
 - mid tool loop with thinking on, Anthropic wants the last assistant turn to open with its signed
   thinking block; when the conversation lost it (a client that keeps only OpenAI's fields, or a turn
   another model wrote), thinking is left out of that request rather than have it refused;
-- parameters Anthropic does not take (penalties, seed, logit_bias, logprobs, n, ...) are not sent.
+- parameters Anthropic does not take (penalties, seed, logit_bias, logprobs, n, ...) are not sent;
+  Anthropic's own fields an Anthropic client sent (context_management, service_tier, speed, ...) and a
+  tool's own keys (cache_control, defer_loading, ...) go as they are.
 """
 
 from __future__ import annotations
@@ -56,7 +58,10 @@ _NATIVE_FIELDS = (
     "context_management",
     "inference_geo",
     "cache_control",
+    "speed",
 )
+# Hub tool keys that are not Anthropic tool fields of their own.
+_HUB_TOOL_KEYS = frozenset({"type", "function"})
 # Claude model names whose version is at least 4.5 have structured outputs (output_config.format).
 _CLAUDE_VERSION = re.compile(r"claude-(?:opus|sonnet|haiku)-(\d+)(?:-(\d)(?!\d))?")
 
@@ -230,8 +235,9 @@ def _tool(tool: dict[str, Any]) -> dict[str, Any]:
         out["description"] = function["description"]
     if isinstance(function.get("strict"), bool):
         out["strict"] = function["strict"]
-    if tool.get("cache_control") is not None:
-        out["cache_control"] = tool["cache_control"]
+    for key, value in tool.items():
+        if key not in _HUB_TOOL_KEYS:
+            out[key] = value  # cache_control, and what an Anthropic client set (defer_loading, ...)
     return out
 
 

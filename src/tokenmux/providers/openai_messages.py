@@ -15,6 +15,7 @@ from tokenmux.types import Message
 
 _MESSAGE_KEYS_NOT_SENT = ("reasoning_blocks", "is_error", "cache_control")
 _TOOL_ERROR_PREFIX = "Error: "
+_TOOL_KEYS = frozenset({"type", "function"})
 
 
 def outbound_messages(messages: list[Message], inbound: str) -> list[Message]:
@@ -24,11 +25,13 @@ def outbound_messages(messages: list[Message], inbound: str) -> list[Message]:
 
 
 def outbound_params(params: dict[str, Any], inbound: str) -> dict[str, Any]:
+    """Tools as OpenAI takes them: only ``type`` and ``function`` (an Anthropic client's tools carry
+    ``cache_control``, ``defer_loading``, ... beside them)."""
     tools = params.get("tools")
-    if inbound == "openai" or not tools or not any("cache_control" in t for t in tools):
+    if inbound == "openai" or not tools or all(t.keys() <= _TOOL_KEYS for t in tools):
         return params
     out = dict(params)
-    out["tools"] = [{k: v for k, v in t.items() if k != "cache_control"} for t in tools]
+    out["tools"] = [{k: v for k, v in t.items() if k in _TOOL_KEYS} for t in tools]
     return out
 
 

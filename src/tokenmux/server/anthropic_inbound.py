@@ -22,8 +22,10 @@ def message_id(gen: Generation) -> str:
 class AnthropicMessages:
     name = "anthropic"
 
-    def decode(self, body: bytes) -> ChatRequest:
-        return wire.decode_messages_request(body)
+    def decode(self, body: bytes, scope: Scope) -> ChatRequest:
+        request = wire.decode_messages_request(body)
+        request.betas = wire.beta_flags(v for k, v in scope["headers"] if k == b"anthropic-beta")
+        return request
 
     def encode_response(self, served: Served, gen: Generation) -> bytes:
         return wire.encode_message_response(

@@ -44,7 +44,9 @@ class InboundProtocol(Protocol):
 
     name: str
 
-    def decode(self, body: bytes) -> ChatRequest: ...
+    def decode(self, body: bytes, scope: Scope) -> ChatRequest:
+        """The request in the hub shape; ``scope`` for what a protocol carries in headers."""
+        ...
 
     def encode_response(self, served: Served, gen: Generation) -> bytes: ...
 
@@ -60,7 +62,7 @@ class InboundProtocol(Protocol):
 class OpenAIChat:
     name = "openai"
 
-    def decode(self, body: bytes) -> ChatRequest:
+    def decode(self, body: bytes, scope: Scope) -> ChatRequest:
         return openai_chat.decode_chat_request(body)
 
     def encode_response(self, served: Served, gen: Generation) -> bytes:
@@ -114,7 +116,7 @@ class ChatRoute:
         key = await gw.keys.authenticate(*self.protocol.api_key(scope))
         limits = gw.limits_of(key)
         body = await read_body(scope, receive, gw.settings.gateway.max_body_bytes)
-        request = self.protocol.decode(body)
+        request = self.protocol.decode(body, scope)
         if limits.models is not None:
             limits.check_model(gw.router.resolve(request.model)[0].id)
         if len(body) > PLAN_IN_THREAD_BYTES:

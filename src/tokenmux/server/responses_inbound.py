@@ -19,7 +19,7 @@ class OpenAIResponses:
 
     name = "responses"
 
-    def decode(self, body: bytes) -> ChatRequest:
+    def decode(self, body: bytes, scope: Scope) -> ChatRequest:
         return wire.decode_responses_request(body)
 
     def encode_response(self, served: Served, gen: Generation) -> bytes:
