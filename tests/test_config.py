@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tokenmux.catalog import load_catalog
-from tokenmux.config import ConfigError, Settings, build_settings, read_config_file
+from tokenmux.config import ConfigError, Settings, build_settings, decode_document, read_config_file
 
 CATALOG = load_catalog()
 
@@ -45,7 +45,7 @@ def test_a_mistyped_provider_setting_is_refused_naming_its_path() -> None:
         ({"gateway": {"cooldown": 3}}, "unknown setting gateway.cooldown; known: request_timeout_s,"),
         ({"gateway": ["cooldown_s"]}, "gateway must be a mapping, got a list"),
         ({"gateway": {"cors": ["https://app.example"]}}, "gateway.cors must be a mapping, got a list"),
-        ({"gatway": {}}, "unknown setting gatway; known: providers, catalog, gateway, database, redis"),
+        ({"gatway": {}}, "unknown setting gatway; known: providers, catalog, aliases, gateway, database, redis"),
         ({"providers": ["openai"]}, "providers must be a mapping, got a list"),
         ({"providers": {"openai": "sk-1"}}, "providers.openai must be a mapping, got text"),
         ({"providers": {"openai": {"timeout_s": -1}}}, "providers.openai.timeout_s must be a number > 0.0"),
@@ -162,3 +162,11 @@ def test_a_file_that_is_not_a_mapping_is_refused_in_one_line(
 def test_a_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"cannot read the configuration file .*nope.yaml: No such file"):
         read_config_file(tmp_path / "nope.yaml", env={})
+
+
+def test_aliases_must_map_names_to_model_names() -> None:
+    with pytest.raises(ConfigError, match="aliases"):
+        decode_document({"aliases": {"sonnet": ["anthropic/claude-sonnet-4.5"]}})
+    assert decode_document({"aliases": {"sonnet": "anthropic/claude-sonnet-4.5"}}).aliases == {
+        "sonnet": "anthropic/claude-sonnet-4.5"
+    }

@@ -132,7 +132,7 @@ def test_override_adds_a_whole_model() -> None:
     assert "logit_bias" in together.supported_parameters and "logit_bias" not in groq.supported_parameters
     assert "logprobs" in groq.supported_parameters
     assert model.supported_parameters == together.supported_parameters | groq.supported_parameters
-    assert catalog.aliases["tiny-1"] == "acme/tiny-1"
+    assert catalog.names["tiny-1"] == ("acme/tiny-1",)
     assert len(catalog.models) == len(load_catalog().models) + 1
 
 

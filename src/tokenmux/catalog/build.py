@@ -4,6 +4,7 @@ An endpoint states only what differs from its model and its provider. Each value
 
     context_length, max_output   endpoint, model
     upstream_model               endpoint, the model's slug
+    snapshots                    endpoint (other names the provider gives the model, such as dated ones)
     supported_parameters         endpoint, model, provider defaults; then the model's and the endpoint's
                                  extra_parameters are added and unsupported_parameters removed
     protocols                    endpoint, model, provider defaults, ("openai",)
@@ -43,7 +44,7 @@ MODEL_FIELDS = frozenset(
     | _PARAMETER_EDITS
 )
 ENDPOINT_FIELDS = frozenset(
-    {"provider", "upstream_model", "price", "data_policy", "status_page_url", "quantization"}
+    {"provider", "upstream_model", "snapshots", "price", "data_policy", "status_page_url", "quantization"}
     | _INHERITED
     | _PARAMETER_EDITS
 )
@@ -192,6 +193,7 @@ def _build_endpoint(
         data_policy=_data_policy(raw.get("data_policy"), provider, f"{where}: data_policy"),
         status_page_url=f.text(raw, "status_page_url", where) or provider.info.status_page_url,
         quantization=f.text(raw, "quantization", where),
+        snapshots=f.names(raw, "snapshots", where) or (),
     )
 
 

@@ -23,6 +23,12 @@ Overrides are the ``catalog:`` section of the user's configuration::
             - {provider: ollama, upstream_model: "llama3.1:8b", price: {input: 0, output: 0}}
 
 Mappings merge field by field (so ``price: {input: 0.08}`` keeps the other prices); lists replace.
+
+Aliases are the ``aliases:`` section of the configuration, names a client may send for a model::
+
+    aliases: {sonnet: anthropic/claude-sonnet-4.5, fast: gpt-4.1-nano}
+
+Each target may be written as any name that finds exactly one model (see ``lookup``).
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ import yaml
 from tokenmux.catalog import fields as f
 from tokenmux.catalog.build import Provider, build_model, build_provider
 from tokenmux.catalog.fields import CatalogError, fail
-from tokenmux.catalog.lookup import build_aliases
+from tokenmux.catalog.lookup import build_names, check_aliases
 from tokenmux.catalog.model import Catalog, Model
 
 __all__ = ["CatalogError", "load_catalog"]
@@ -64,27 +70,35 @@ class _Documents:
     prices_source: str
 
 
-def load_catalog(overrides: Mapping[str, Any] | None = None) -> Catalog:
-    """The shipped catalog, with the ``catalog:`` section of the user's configuration applied.
+def load_catalog(
+    overrides: Mapping[str, Any] | None = None, aliases: Mapping[str, Any] | None = None
+) -> Catalog:
+    """The shipped catalog, with the ``catalog:`` and ``aliases:`` sections of the user's configuration
+    applied.
 
-    Raises ``CatalogError`` naming the file (or ``config catalog``) and the field when data is invalid.
-    The result is a fresh ``Catalog`` each call; its models and endpoints are immutable and shared.
+    Raises ``CatalogError`` naming the file (or ``config catalog``, ``config aliases``) and the field when
+    data is invalid. The result is a fresh ``Catalog`` each call; its models and endpoints are immutable
+    and shared.
     """
     if not overrides:
         shipped = _shipped_catalog()
-        return Catalog(
+        catalog = Catalog(
             models=dict(shipped.models),
             providers=dict(shipped.providers),
             prices_as_of=shipped.prices_as_of,
             prices_source=shipped.prices_source,
-            aliases=dict(shipped.aliases),
+            names=dict(shipped.names),
         )
-    docs = _shipped_documents()
-    overrides = f.mapping(overrides, _OVERRIDES)
-    f.check_keys(overrides, _OVERRIDE_FIELDS, _OVERRIDES)
-    providers_raw = _merge_providers(docs.providers, overrides.get("providers"))
-    models_raw = _merge_models(docs.models, overrides.get("models"))
-    return _build(providers_raw, models_raw, docs.prices_as_of, docs.prices_source)
+    else:
+        docs = _shipped_documents()
+        overrides = f.mapping(overrides, _OVERRIDES)
+        f.check_keys(overrides, _OVERRIDE_FIELDS, _OVERRIDES)
+        providers_raw = _merge_providers(docs.providers, overrides.get("providers"))
+        models_raw = _merge_models(docs.models, overrides.get("models"))
+        catalog = _build(providers_raw, models_raw, docs.prices_as_of, docs.prices_source)
+    if aliases:
+        catalog.names = build_names(catalog.models, check_aliases(catalog.models, aliases))
+    return catalog
 
 
 @functools.lru_cache(maxsize=1)
@@ -154,7 +168,7 @@ def _build(
         providers={slug: p.info for slug, p in providers.items()},
         prices_as_of=prices_as_of,
         prices_source=prices_source,
-        aliases=build_aliases(models),
+        names=build_names(models),
     )
 
 

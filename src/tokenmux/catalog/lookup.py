@@ -1,38 +1,118 @@
-"""Finding a model by the name a client wrote: exactly, loosely, or by its nearest neighbours."""
+"""Finding a model by the name a client wrote: its id, an alias, a provider's own name, or close matches.
+
+A model answers to, in this order of precedence:
+
+1. its catalog id, in any case ("openai/gpt-4.1-nano", "OpenAI/GPT-4.1-Nano");
+2. an alias from the configuration (``aliases: {sonnet: anthropic/claude-sonnet-4.6}``);
+3. the names its providers give it: each endpoint's ``upstream_model`` and ``snapshots``
+   ("claude-sonnet-4-5", "claude-sonnet-4-5-20250929", "gpt-4o-2024-08-06"), and its bare slug
+   ("claude-sonnet-4.5").
+
+Gemini's ``models/`` prefix ("models/gemini-2.5-flash") is ignored when the name with it is not known.
+A name of the third kind that two models share is ambiguous: ``find_models`` returns both, and callers
+refuse it naming them. Every name is lower-cased into one dict when the catalog is built, so resolving is a
+dict lookup, never a scan of the catalog.
+"""
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-from tokenmux.catalog.model import Catalog, Model
+from tokenmux.catalog.fields import CatalogError
+
+if TYPE_CHECKING:
+    from tokenmux.catalog.model import Catalog, Model
 
 _CUTOFF = 0.6  # difflib ratio below which a name is not offered as "did you mean"
 _LONGEST_NAME = 200
+_GEMINI_PREFIX = "models/"
+_ALIASES = "config aliases"
 
 
-def build_aliases(models: Mapping[str, Model]) -> dict[str, str]:
-    """Lower-cased ids, and bare slugs that only one model has, mapped to the model id."""
-    aliases: dict[str, str] = {}
-    owners: dict[str, list[str]] = {}
-    for model_id in models:
-        aliases[model_id.lower()] = model_id
-        owners.setdefault(model_id.split("/", 1)[1].lower(), []).append(model_id)
-    for slug, ids in owners.items():
-        if len(ids) == 1:
-            aliases.setdefault(slug, ids[0])
-    return aliases
+def build_names(
+    models: Mapping[str, Model], aliases: Mapping[str, str] | None = None
+) -> dict[str, tuple[str, ...]]:
+    """Every name a model answers to, lower-cased, mapped to the ids it may mean (one, or several when
+    the name is ambiguous). ``aliases`` (name -> model id) must already be checked (``check_aliases``)."""
+    names: dict[str, tuple[str, ...]] = {model_id.lower(): (model_id,) for model_id in models}
+    for alias, model_id in (aliases or {}).items():
+        names[_key(alias)] = (model_id,)
+    claimed = set(names)  # ids and aliases are never shared with a provider's name
+    owners: dict[str, dict[str, None]] = {}
+    for model_id, model in models.items():
+        for name in _native_names(model):
+            if name not in claimed:
+                owners.setdefault(name, {})[model_id] = None
+    for name, ids in owners.items():
+        names[name] = tuple(sorted(ids))
+    return names
+
+
+def _native_names(model: Model) -> list[str]:
+    found = [model.slug.lower()]
+    for endpoint in model.endpoints:
+        found.append(endpoint.upstream_model.lower())
+        found.extend(s.lower() for s in endpoint.snapshots)
+    return found
+
+
+def check_aliases(models: Mapping[str, Model], raw: object) -> dict[str, str]:
+    """The ``aliases:`` section of the configuration as name -> model id. A target may be written as any
+    name that finds exactly one model; an alias may not redefine a catalog id."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise CatalogError(
+            f"{_ALIASES}: expected a mapping of name to model, such as {{sonnet: anthropic/claude-sonnet-4.5}}"
+        )
+    plain = build_names(models)
+    ids_lower = {model_id.lower() for model_id in models}
+    out: dict[str, str] = {}
+    for alias, target in raw.items():
+        where = f"{_ALIASES}: {alias!r}"
+        if not isinstance(alias, str) or not alias.strip() or not isinstance(target, str):
+            raise CatalogError(f"{where}: an alias maps a name to a model id, both text")
+        if _key(alias) in ids_lower:
+            raise CatalogError(f"{where}: {alias!r} is a catalog model id; an alias cannot redefine it")
+        ids = _lookup(plain, target)
+        if len(ids) != 1:
+            if ids:
+                raise CatalogError(f"{where}: {target!r} is ambiguous, it may mean {', '.join(ids)}")
+            near = _close(plain, target, 3)
+            hint = f"; did you mean {', '.join(near)}?" if near else ""
+            raise CatalogError(f"{where}: {target!r} is not a model in the catalog{hint}")
+        out[alias.strip()] = ids[0]
+    return out
+
+
+def _key(name: str) -> str:
+    return name.strip().lower()
+
+
+def _lookup(names: Mapping[str, tuple[str, ...]], name: str) -> tuple[str, ...]:
+    key = _key(name)
+    ids = names.get(key)
+    if ids is None and key.startswith(_GEMINI_PREFIX):
+        ids = names.get(key[len(_GEMINI_PREFIX) :])
+    return ids or ()
+
+
+def find_models(catalog: Catalog, name: str) -> tuple[Model, ...]:
+    """Every model ``name`` may mean: none when unknown, one when found, several when ambiguous."""
+    model = catalog.models.get(name)
+    if model is not None:
+        return (model,)
+    models = catalog.models
+    return tuple(models[model_id] for model_id in _lookup(catalog.names, name) if model_id in models)
 
 
 def find_model(catalog: Catalog, name: str) -> Model | None:
-    """The model ``name`` refers to: its exact id, the id in another case, or a bare slug that only one
-    model has ("gpt-4.1-nano" is openai/gpt-4.1-nano). ``None`` when there is no such model."""
-    model = catalog.models.get(name)
-    if model is not None:
-        return model
-    aliases = catalog.aliases or build_aliases(catalog.models)
-    model_id = aliases.get(name.strip().lower())
-    return catalog.models.get(model_id) if model_id is not None else None
+    """The one model ``name`` refers to (see the module docstring), or ``None`` when it names no model or
+    several."""
+    found = find_models(catalog, name)
+    return found[0] if len(found) == 1 else None
 
 
 def close_matches(catalog: Catalog, name: str, n: int = 3) -> list[str]:
@@ -41,20 +121,27 @@ def close_matches(catalog: Catalog, name: str, n: int = 3) -> list[str]:
     A name is compared with each whole id and, slug to slug, with the part after the author, so that
     "gpt4.1-nano" or "openai/gpt-4.1-nan" both find "openai/gpt-4.1-nano".
     """
+    return _close(catalog.names, name, n)
+
+
+def _close(names: Mapping[str, tuple[str, ...]], name: str, n: int) -> list[str]:
     wanted = name.strip().lower()
     if not wanted or len(wanted) > _LONGEST_NAME:
         return []  # nothing is close to it, and comparing a huge string is wasted work on an error path
     wanted_slug = wanted.split("/", 1)[-1]
     matcher = difflib.SequenceMatcher(autojunk=False)
-    scored: list[tuple[float, str]] = []
-    for model_id in catalog.models:
-        candidate = model_id.lower()
+    best: dict[str, float] = {}
+    # Every name a model answers to (ids, slugs, providers' names), so that a mistyped snapshot
+    # ("claude-sonnet-4-5-2025092") finds its model too.
+    for candidate, ids in names.items():
         score = 0.0
-        for mine, theirs in ((wanted, candidate), (wanted_slug, candidate.split("/", 1)[1])):
+        for mine, theirs in ((wanted, candidate), (wanted_slug, candidate.rsplit("/", 1)[-1])):
             matcher.set_seqs(mine, theirs)
             if matcher.real_quick_ratio() >= _CUTOFF and matcher.quick_ratio() >= _CUTOFF:
                 score = max(score, matcher.ratio())
         if score >= _CUTOFF:
-            scored.append((score, model_id))
-    scored.sort(key=lambda item: (-item[0], item[1]))
-    return [model_id for _, model_id in scored[:n]]
+            for model_id in ids:
+                if score > best.get(model_id, 0.0):
+                    best[model_id] = score
+    scored = sorted(best.items(), key=lambda item: (-item[1], item[0]))
+    return [model_id for model_id, _ in scored[:n]]

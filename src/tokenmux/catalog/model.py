@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tokenmux.catalog.lookup import build_names
+
 
 @dataclass(frozen=True, slots=True)
 class PriceTier:
@@ -56,6 +58,9 @@ class Endpoint:
     data_policy: DataPolicy = field(default_factory=DataPolicy)
     status_page_url: str | None = None
     quantization: str | None = None
+    # Other names the provider gives this model (dated snapshots such as "claude-sonnet-4-5-20250929"):
+    # clients may send them; the request still goes upstream as ``upstream_model``.
+    snapshots: tuple[str, ...] = ()
     # Stable identity of the endpoint in health state, stats and the request log: "model@provider".
     # Stored, not derived per call: routing reads it several times per request.
     key: str = field(init=False, repr=False, compare=False)
@@ -102,9 +107,14 @@ class Catalog:
     providers: dict[str, ProviderInfo]
     prices_as_of: str  # ISO date the shipped prices were taken
     prices_source: str = ""
-    # Lower-cased id, and bare slug when only one model has it -> model id; built by the loader so that
-    # resolving a loosely written name is one dict lookup (see ``lookup.find_model``).
-    aliases: dict[str, str] = field(default_factory=dict)
+    # Every name a model answers to, lower-cased -> the ids it may mean (several when ambiguous): ids,
+    # configured aliases, providers' names, bare slugs. Built once, so that resolving a name is one dict
+    # lookup (see ``lookup``); built here when not given.
+    names: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.names and self.models:
+            self.names = build_names(self.models)
 
     def endpoints_of(self, model_id: str) -> tuple[Endpoint, ...]:
         model = self.models.get(model_id)

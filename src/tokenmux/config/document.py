@@ -64,6 +64,7 @@ class ConfigDocument(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
     providers: dict[str, Any] | None = None  # each section is checked as its kind's settings
     catalog: dict[str, Any] | None = None  # additions and overrides, see catalog/loader.py
+    aliases: dict[str, str] | None = None  # more names for catalog models, see catalog/lookup.py
     gateway: GatewaySettings | None = None
     database: str | None = None  # the store's URL, see config/urls.py
     redis: str | None = None  # the URL replicas share limits and health through

@@ -40,7 +40,7 @@ from typing import Any
 
 import msgspec
 
-from tokenmux.catalog.model import Catalog
+from tokenmux.catalog.model import Catalog, Model
 from tokenmux.errors import InvalidRequest
 from tokenmux.protocols.anthropic_answer import (
     MessagesStreamEncoder,
@@ -539,18 +539,7 @@ def models_json(catalog: Catalog) -> bytes:
         key=lambda m: (m.created, m.id),
         reverse=True,
     )
-    data = [
-        {
-            "type": "model",
-            "id": m.id,
-            "display_name": m.name,
-            "created_at": _rfc3339(m.created),
-            "lifecycle": "active",
-            "max_input_tokens": m.context_length,
-            "max_tokens": m.max_output,
-        }
-        for m in models
-    ]
+    data = [model_object(m) for m in models]
     return encode_json(
         {
             "data": data,
@@ -559,6 +548,19 @@ def models_json(catalog: Catalog) -> bytes:
             "last_id": data[-1]["id"] if data else None,
         }
     )
+
+
+def model_object(model: Model) -> dict[str, Any]:
+    """One model in the shape of Anthropic's model object (``GET /v1/models/{model_id}``)."""
+    return {
+        "type": "model",
+        "id": model.id,
+        "display_name": model.name,
+        "created_at": _rfc3339(model.created),
+        "lifecycle": "active",
+        "max_input_tokens": model.context_length,
+        "max_tokens": model.max_output,
+    }
 
 
 def _rfc3339(date: str) -> str:
@@ -575,5 +577,6 @@ __all__ = [
     "decode_messages_request",
     "encode_error",
     "encode_message_response",
+    "model_object",
     "models_json",
 ]

@@ -17,7 +17,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tokenmux.catalog.lookup import close_matches, find_model
+from tokenmux.catalog.lookup import close_matches, find_models
 from tokenmux.catalog.model import Catalog, Endpoint, Model
 from tokenmux.errors import InvalidRequest, ModelNotFound, PayloadTooLarge
 from tokenmux.routing.fit import MIN_OUTPUT_RESERVE, PromptSize, check_fit
@@ -98,15 +98,22 @@ class Router:
             if name.endswith(suffix):
                 base, sort = name[: -len(suffix)], suffix_sort
                 break
-        model = find_model(self.catalog, base)
-        if model is None:
-            matches = close_matches(self.catalog, base)
-            hint = f" Did you mean {', '.join(matches)}?" if matches else ""
-            raise ModelNotFound(
-                f"model {name!r} is not in the catalog.{hint} GET /api/v1/models lists every model.",
+        found = find_models(self.catalog, base)
+        if len(found) == 1:
+            return found[0], sort
+        if found:
+            raise InvalidRequest(
+                f"model {name!r} is ambiguous: it may mean {', '.join(m.id for m in found)}. "
+                "Send one of these ids, or give the name an alias in the configuration.",
                 param="model",
+                code="ambiguous_model",
             )
-        return model, sort
+        matches = close_matches(self.catalog, base)
+        hint = f" Did you mean {', '.join(matches)}?" if matches else ""
+        raise ModelNotFound(
+            f"model {name!r} is not in the catalog.{hint} GET /api/v1/models lists every model.",
+            param="model",
+        )
 
     # -- steps 2-4 -----------------------------------------------------------------------------
 

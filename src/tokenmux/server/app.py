@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from tokenmux.catalog.lookup import find_model
-from tokenmux.catalog.model import Catalog, Endpoint
+from tokenmux.catalog.model import Catalog, Endpoint, Model
 from tokenmux.config import Settings
 from tokenmux.errors import InvalidRequest, ModelNotFound, NotFound, TokenmuxError
 from tokenmux.limits.accounts import Accounts, LocalAccounts, spend_from_log
 from tokenmux.limits.key_limits import KeyLimits
+from tokenmux.protocols import anthropic_messages
 from tokenmux.protocols.anthropic_messages import models_json as anthropic_models_json
 from tokenmux.protocols.openai_chat import (
     encode_error,
@@ -41,7 +41,7 @@ from tokenmux.server.asgi import (
     send_bytes,
 )
 from tokenmux.server.auth import KeyRing
-from tokenmux.server.catalog_api import model_endpoints_json, models_json
+from tokenmux.server.catalog_api import model_endpoints_json, model_json, models_json
 from tokenmux.server.chat import ChatRoute, OpenAIChat
 from tokenmux.server.cors import CorsMiddleware, CorsPolicy
 from tokenmux.server.header_check import HeaderCheck
@@ -64,6 +64,8 @@ from tokenmux.web import WebPages
 log = logging.getLogger("tokenmux.server")
 
 Handler = Callable[[Scope, Receive, Send], Any]
+_MODELS_PREFIX = "/api/v1/models/"
+_ANTHROPIC_MODELS_PREFIX = "/api/anthropic/v1/models/"
 
 
 @dataclass(slots=True)
@@ -256,8 +258,10 @@ class Gateway:
 
     def _match_dynamic(self, scope: Scope) -> Handler:
         path: str = scope["path"]
-        if scope["method"] == "GET" and path.startswith("/api/v1/models/") and path.endswith("/endpoints"):
-            return self.model_endpoints
+        if scope["method"] == "GET" and path.startswith(_MODELS_PREFIX):
+            return self.model_endpoints if path.endswith("/endpoints") else self.get_model
+        if scope["method"] == "GET" and path.startswith(_ANTHROPIC_MODELS_PREFIX):
+            return self.get_model_anthropic
         if path.startswith(KEYS_PREFIX) and len(path) > len(KEYS_PREFIX):
             return self.key_api.key_route
         page = self.pages.route(scope["method"], path)
@@ -299,13 +303,31 @@ class Gateway:
     async def list_models_anthropic(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send_bytes(send, 200, self._anthropic_models_body)
 
+    async def get_model(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``GET /api/v1/models/{id}``: one model as an OpenAI model object; any name the model answers
+        to finds it (the id may hold a slash), and the answer carries the catalog id."""
+        model = self.router.resolve(scope["path"][len(_MODELS_PREFIX) :])[0]
+        await send_bytes(send, 200, encode_json(model_json(model, self.configured)))
+
+    async def get_model_anthropic(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``GET /api/anthropic/v1/models/{id}``: one model as an Anthropic model object, errors in
+        Anthropic's shape."""
+        name = scope["path"][len(_ANTHROPIC_MODELS_PREFIX) :]
+        try:
+            model = self.router.resolve(name)[0]
+            if not _offered_through(model, "anthropic"):
+                raise ModelNotFound(
+                    f"model {model.id!r} is not offered through the Anthropic protocol; "
+                    "GET /api/anthropic/v1/models lists the models that are"
+                )
+        except TokenmuxError as err:
+            self.metrics.error(err.status)
+            await send_bytes(send, err.status, anthropic_messages.encode_error(err), err.headers())
+            return
+        await send_bytes(send, 200, encode_json(anthropic_messages.model_object(model)))
+
     async def model_endpoints(self, scope: Scope, receive: Receive, send: Send) -> None:
-        model_id = scope["path"][len("/api/v1/models/") : -len("/endpoints")]
-        model = self.catalog.models.get(model_id) or find_model(self.catalog, model_id)
-        if model is None:
-            raise ModelNotFound(
-                f"model {model_id!r} is not in the catalog; GET /api/v1/models lists every model"
-            )
+        model = self.router.resolve(scope["path"][len(_MODELS_PREFIX) : -len("/endpoints")])[0]
         body = model_endpoints_json(
             model, self.catalog, self.configured, self.live_figures, self.stats.tokens_per_day(model.id)
         )
@@ -369,6 +391,10 @@ class Gateway:
 
     async def metrics_page(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send_bytes(send, 200, self.metrics.render().encode(), content_type=b"text/plain; version=0.0.4")
+
+
+def _offered_through(model: Model, protocol: str) -> bool:
+    return any(protocol in e.protocols for e in model.endpoints)
 
 
 def _may_see(key: KeyRecord, record: GenerationRecord) -> bool:

@@ -21,7 +21,7 @@ def build_gateway(
     env: Mapping[str, str] | None = None,
 ) -> Gateway:
     document = decode_document(config)
-    catalog = load_catalog(document.catalog or None)
+    catalog = load_catalog(document.catalog or None, document.aliases or None)
     settings = build_settings(document, catalog, env=env, database_url=database_url, redis_url=redis_url)
     store = open_store(settings.database_url)
     return Gateway(Parts(settings=settings, catalog=catalog, store=store, transport=transport))

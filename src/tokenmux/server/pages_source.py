@@ -21,7 +21,7 @@ class GatewayPages:
         self.catalog: Catalog = gateway.catalog
 
     def model_payload(self, model_id: str) -> dict[str, Any] | None:
-        model = self.catalog.models.get(model_id) or find_model(self.catalog, model_id)
+        model = find_model(self.catalog, model_id)
         if model is None:
             return None
         gw = self._gw
