@@ -45,7 +45,10 @@ def test_a_mistyped_provider_setting_is_refused_naming_its_path() -> None:
         ({"gateway": {"cooldown": 3}}, "unknown setting gateway.cooldown; known: request_timeout_s,"),
         ({"gateway": ["cooldown_s"]}, "gateway must be a mapping, got a list"),
         ({"gateway": {"cors": ["https://app.example"]}}, "gateway.cors must be a mapping, got a list"),
-        ({"gatway": {}}, "unknown setting gatway; known: providers, catalog, aliases, gateway, database, redis"),
+        (
+            {"gatway": {}},
+            "unknown setting gatway; known: providers, catalog, aliases, gateway, database, redis",
+        ),
         ({"providers": ["openai"]}, "providers must be a mapping, got a list"),
         ({"providers": {"openai": "sk-1"}}, "providers.openai must be a mapping, got text"),
         ({"providers": {"openai": {"timeout_s": -1}}}, "providers.openai.timeout_s must be a number > 0.0"),
