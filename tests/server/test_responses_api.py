@@ -20,6 +20,13 @@ WEATHER = {
     "description": "Weather for a city",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
 }
+NAMESPACE = {
+    "type": "namespace",
+    "name": "agents",
+    "description": "Sub-agents",
+    "tools": [{**WEATHER, "name": "spawn_agent"}],
+}
+PATCH_TOOL = {"type": "custom", "name": "apply_patch", "description": "Apply a patch"}
 PERSON = {
     "type": "object",
     "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
@@ -259,7 +266,7 @@ def test_previous_response_id_is_a_clear_400(gateway: Any) -> None:
         ({"model": NANO}, "input"),
         ({"model": NANO, "input": []}, "input"),
         ({"input": "Hi"}, "model"),
-        ({"model": NANO, "input": "Hi", "tools": [{"type": "web_search"}]}, "tools[0].type"),
+        ({"model": NANO, "input": "Hi", "tools": [{"name": "f"}]}, "tools[0].type"),
         ({"model": NANO, "input": [{"type": "item_reference", "id": "msg_1"}]}, "input[0]"),
         ({"model": NANO, "input": [{"type": "function_call", "name": "f"}]}, "input[0].call_id"),
         ({"model": NANO, "input": "Hi", "text": {"format": {"type": "yaml"}}}, "text.format"),
@@ -334,6 +341,7 @@ def test_mid_stream_break_ends_with_an_error_event(gateway: Any, sim: Any) -> No
             },
         ),
         (GEMINI, {"tools": [WEATHER]}),
+        (NANO, {"tools": [NAMESPACE, PATCH_TOOL], "tool_choice": {"type": "custom", "name": "apply_patch"}}),
     ],
 )
 def test_every_event_and_response_validates_against_the_sdk_types(
@@ -367,3 +375,40 @@ def test_key_limits_hold_on_the_responses_route(gateway: Any) -> None:
         client.responses.create(model=NANO, input="Hi")
     assert caught.value.code == "model_not_allowed"
     assert client.responses.create(model=HAIKU, input="Hi").output_text
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_namespaced_custom_and_built_in_tools(gateway: Any, sim: Any, stream: bool) -> None:
+    """What Codex CLI sends: functions in a namespace, a free-form custom tool, OpenAI's web search."""
+    client = gateway.openai()
+
+    def ask(**kw: Any) -> Any:
+        if not stream:
+            return client.responses.create(model=NANO, input="Go", **kw)
+        with client.responses.stream(model=NANO, input="Go", **kw) as s:
+            return s.get_final_response()
+
+    tools: list[Any] = [NAMESPACE, PATCH_TOOL, {"type": "web_search", "external_web_access": False}]
+    first = ask(tools=tools, tool_choice={"type": "function", "name": "agents__spawn_agent"})
+    body = sim.requests("openai")[-1]["body"]
+    assert [t["function"]["name"] for t in body["tools"]] == ["agents__spawn_agent", "apply_patch"]
+    assert "web_search" not in body
+    assert generation(gateway, first.id)["dropped_params"] == ["web_search"]
+    (call,) = [item for item in first.output if item.type == "function_call"]
+    assert call.name == "spawn_agent" and call.namespace == "agents"
+    patch = ask(tools=tools, tool_choice={"type": "custom", "name": "apply_patch"})
+    (custom,) = [item for item in patch.output if item.type == "custom_tool_call"]
+    assert custom.name == "apply_patch" and isinstance(custom.input, str) and custom.input
+    history: list[Any] = [{"role": "user", "content": "Go"}]
+    history += [item.model_dump(exclude_none=True) for item in [*first.output, *patch.output]]
+    history += [
+        {"type": "function_call_output", "call_id": call.call_id, "output": "spawned"},
+        {"type": "custom_tool_call_output", "call_id": custom.call_id, "output": "applied"},
+    ]
+    last = client.responses.create(model=NANO, input=history, tools=tools)
+    assert last.output_text
+    sent = sim.requests("openai")[-1]["body"]["messages"]
+    calls = [c for m in sent if m["role"] == "assistant" for c in m.get("tool_calls", [])]
+    assert [c["function"]["name"] for c in calls] == ["agents__spawn_agent", "apply_patch"]
+    assert json.loads(calls[1]["function"]["arguments"]) == {"input": custom.input}
+    assert [m["tool_call_id"] for m in sent if m["role"] == "tool"] == [call.call_id, custom.call_id]

@@ -10,13 +10,18 @@ sequence. The mapping:
     message items (user, system, developer)  user / system messages; input_text, input_image, input_file
                                              parts as text, image_url, file parts
     message items (assistant)                assistant messages (output_text joined, refusal kept)
-    function_call items                      the tool_calls of one assistant message (call ids kept)
-    function_call_output items               {"role": "tool", "tool_call_id": call_id} messages
+    function_call, custom_tool_call items    the tool_calls of one assistant message (call ids kept)
+    function_call_output (and custom_...)    {"role": "tool", "tool_call_id": call_id} messages
     reasoning items                          the next assistant message's ``reasoning_blocks``, when their
                                              encrypted_content is one this gateway wrote (Claude's signed
                                              thinking); others carry nothing a translated call can use
-    tools (function), tool_choice            chat function tools, tool_choice ("allowed_tools" narrows the
-                                             tools sent)
+    tools: function                          chat function tools
+    tools: namespace (Codex CLI)             its functions, named namespace__name
+    tools: custom (free-form input)          a function of one string argument, "input"
+    tools: built-in (web_search, ...)        left out and listed in the generation record (they run on
+                                             OpenAI's side); ``params`` holds each under its type, which no
+                                             endpoint takes
+    tool_choice                              tool_choice ("allowed_tools" narrows the tools sent)
     text.format json_schema / json_object    response_format
     text.verbosity                           verbosity
     reasoning.effort                         reasoning_effort
@@ -30,8 +35,7 @@ What the answer must repeat (instructions, tools, tool_choice, text, reasoning, 
 the request (``ResponsesRequest.echo``) for the encoder. Nothing is stored between requests, so everything
 that needs a stored response (``previous_response_id``, ``conversation``, ``item_reference`` items,
 ``background``, stored ``prompt`` templates, uploaded ``file_id`` inputs) is refused with a 400 that says
-to send the conversation in ``input`` instead. Built-in tools (web search, file search, code interpreter,
-...) run on OpenAI's side and cannot be routed to every provider: refused naming the tool.
+to send the conversation in ``input`` instead.
 """
 
 from __future__ import annotations
@@ -50,11 +54,16 @@ from tokenmux.protocols.openai_chat import (
     _integer,
     _object,
     _provider_preferences,
+    encode_json,
 )
 from tokenmux.protocols.responses_answer import (
+    CUSTOM_INPUT,
+    ClientTool,
+    Renamed,
     ResponsesStreamEncoder,
     encode_error,
     encode_response,
+    hub_tool_name,
     reasoning_blocks_of,
 )
 from tokenmux.types import ChatRequest, Message
@@ -88,6 +97,7 @@ _TRANSLATED = frozenset(
         "conversation",
         "background",
         "prompt",
+        "client_metadata",  # Codex CLI's own bookkeeping, for OpenAI's dashboards
     }
 )
 # Fields that only make sense with responses kept on the server.
@@ -107,6 +117,12 @@ _ROLES = {"user": "user", "system": "system", "developer": "system", "assistant"
 _INPUT_PARTS = frozenset({"input_text", "input_image", "input_file", "input_audio"})
 _ASSISTANT_PARTS = frozenset({"output_text", "refusal"})
 _LOGPROBS = "message.output_text.logprobs"
+# A custom tool's free-form input as a function's one argument.
+_CUSTOM_PARAMETERS = {
+    "type": "object",
+    "properties": {CUSTOM_INPUT: {"type": "string", "description": "The tool's whole input, as free text."}},
+    "required": [CUSTOM_INPUT],
+}
 
 
 @dataclass(slots=True)
@@ -116,6 +132,8 @@ class ResponsesRequest(ChatRequest):
     # The request fields a Response object echoes (instructions, tools, tool_choice, text, ...), in their
     # Responses shape, with the API's defaults filled in.
     echo: dict[str, Any] = field(default_factory=dict)
+    # Tools the hub knows under another name or shape: hub function name -> how the client named it.
+    renamed_tools: dict[str, ClientTool] = field(default_factory=dict)
 
 
 def decode_responses_request(body: bytes) -> ResponsesRequest:
@@ -173,7 +191,8 @@ def decode_responses_request(body: bytes) -> ResponsesRequest:
         if check is not None:
             check(key, value)
         params[key] = value
-    echo = _translate_params(data, params)
+    renamed: dict[str, ClientTool] = {}
+    echo = _translate_params(data, params, renamed)
 
     stream = data.get("stream")
     if stream is None:
@@ -190,6 +209,7 @@ def decode_responses_request(body: bytes) -> ResponsesRequest:
         body_bytes=len(body),
         inbound=INBOUND,
         echo=echo,
+        renamed_tools=renamed,
     )
 
 
@@ -252,9 +272,9 @@ def _decode_input(raw: Any, messages: list[Message]) -> None:
             kind = "message"
         if kind == "message":
             _message_item(where, item, turns)
-        elif kind == "function_call":
+        elif kind in ("function_call", "custom_tool_call"):
             _function_call(where, item, turns)
-        elif kind == "function_call_output":
+        elif kind in ("function_call_output", "custom_tool_call_output"):
             turns.add(_function_call_output(where, item))
         elif kind == "reasoning":
             _reasoning_item(where, item, turns)
@@ -266,7 +286,7 @@ def _decode_input(raw: Any, messages: list[Message]) -> None:
             raise _fail(
                 f"{where}.type",
                 f"{where}.type {kind!r} is not supported here; input items may be messages, function_call, "
-                "function_call_output and reasoning items (built-in tools are not routed)",
+                "function_call_output, custom_tool_call(_output) and reasoning items",
             )
     turns.finish()
 
@@ -377,13 +397,26 @@ def _input_part(at: str, part: Any) -> dict[str, Any]:
 
 
 def _function_call(where: str, item: dict[str, Any], turns: _Turns) -> None:
-    call_id, name, arguments = item.get("call_id"), item.get("name"), item.get("arguments", "")
+    kind = item["type"]
+    call_id, name = item.get("call_id"), item.get("name")
     if not isinstance(call_id, str) or not call_id:
-        raise _fail(f"{where}.call_id", f"{where} is a function_call and needs its 'call_id'")
+        raise _fail(f"{where}.call_id", f"{where} is a {kind} and needs its 'call_id'")
     if not isinstance(name, str) or not name:
-        raise _fail(f"{where}.name", f"{where} is a function_call and needs the function's 'name'")
-    if not isinstance(arguments, str):
-        raise _fail(f"{where}.arguments", f"{where}.arguments must be a string of JSON")
+        raise _fail(f"{where}.name", f"{where} is a {kind} and needs the tool's 'name'")
+    if kind == "custom_tool_call":
+        text = item.get("input", "")
+        if not isinstance(text, str):
+            raise _fail(f"{where}.input", f"{where}.input must be a string")
+        arguments = encode_json({CUSTOM_INPUT: text}).decode()
+    else:
+        arguments = item.get("arguments", "")
+        if not isinstance(arguments, str):
+            raise _fail(f"{where}.arguments", f"{where}.arguments must be a string of JSON")
+        namespace = item.get("namespace")
+        if namespace is not None:
+            if not isinstance(namespace, str):
+                raise _fail(f"{where}.namespace", f"{where}.namespace must be a string")
+            name = hub_tool_name(name, namespace)
     call: dict[str, Any] = {
         "id": call_id,
         "type": "function",
@@ -430,7 +463,9 @@ def _reasoning_item(where: str, item: dict[str, Any], turns: _Turns) -> None:
 # --- parameters -----------------------------------------------------------------------------------
 
 
-def _translate_params(data: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+def _translate_params(
+    data: dict[str, Any], params: dict[str, Any], renamed: dict[str, ClientTool]
+) -> dict[str, Any]:
     """Put the Responses parameters that have a Chat Completions name into ``params`` under that name;
     return what the answer echoes."""
     echo: dict[str, Any] = {
@@ -456,7 +491,7 @@ def _translate_params(data: dict[str, Any], params: dict[str, Any]) -> dict[str,
         params["max_completion_tokens"] = echo["max_output_tokens"] = max_out
     tools = data.get("tools")
     if tools is not None:
-        params["tools"] = _tools(tools)
+        params["tools"] = _tools(tools, params, renamed)
         echo["tools"] = tools
     choice = data.get("tool_choice")
     if choice is not None:
@@ -511,34 +546,62 @@ def _metadata(value: Any) -> dict[str, str]:
     return value
 
 
-def _tools(tools: Any) -> list[dict[str, Any]]:
+def _tools(tools: Any, params: dict[str, Any], renamed: dict[str, ClientTool]) -> list[dict[str, Any]]:
+    """Function tools as they are, the functions of namespace tools under ``namespace__name``, custom
+    tools as functions of one string argument. OpenAI's built-in tools (web search, file search, ...) run
+    on OpenAI's side: each goes into ``params`` under its type, which no endpoint takes, so routing leaves
+    it out and the generation record lists it (with ``require_parameters`` no endpoint qualifies)."""
     if not isinstance(tools, list):
         raise _fail("tools", "tools must be a list of {'type': 'function', 'name': ..., 'parameters': {...}}")
-    out = []
+    out: list[dict[str, Any]] = []
     for i, tool in enumerate(tools):
         kind = tool.get("type") if isinstance(tool, dict) else None
-        if kind != "function":
-            raise _fail(
-                f"tools[{i}].type",
-                f"tools[{i}] is a {kind!r} tool; only function tools ({{'type': 'function', 'name': ..., "
-                "'parameters': {...}}) can be routed to every provider",
-            )
-        name = tool.get("name")
-        if not isinstance(name, str) or not name:
-            raise _fail(f"tools[{i}].name", f"tools[{i}] needs a 'name'")
-        parameters = tool.get("parameters")
-        if parameters is not None and not isinstance(parameters, dict):
-            raise _fail(f"tools[{i}].parameters", f"tools[{i}].parameters must be a JSON Schema object")
-        function: dict[str, Any] = {"name": name}
-        if isinstance(tool.get("description"), str):
-            function["description"] = tool["description"]
-        function["parameters"] = (
-            parameters if parameters is not None else {"type": "object", "properties": {}}
-        )
-        if isinstance(tool.get("strict"), bool):
-            function["strict"] = tool["strict"]
-        out.append({"type": "function", "function": function})
+        if kind == "function":
+            out.append(_function_tool(f"tools[{i}]", tool, None, renamed))
+        elif kind == "namespace":
+            namespace, inner = tool.get("name"), tool.get("tools")
+            if not isinstance(namespace, str) or not namespace or not isinstance(inner, list):
+                raise _fail(f"tools[{i}]", f"tools[{i}] is a namespace and needs a 'name' and its 'tools'")
+            for j, member in enumerate(inner):
+                where = f"tools[{i}].tools[{j}]"
+                if not isinstance(member, dict) or member.get("type") != "function":
+                    raise _fail(where, f"{where} must be a function tool")
+                out.append(_function_tool(where, member, namespace, renamed))
+        elif kind == "custom":
+            name = tool.get("name")
+            if not isinstance(name, str) or not name:
+                raise _fail(f"tools[{i}].name", f"tools[{i}] needs a 'name'")
+            function: dict[str, Any] = {"name": name, "parameters": _CUSTOM_PARAMETERS}
+            if isinstance(tool.get("description"), str):
+                function["description"] = tool["description"]
+            out.append({"type": "function", "function": function})
+            renamed[name] = ClientTool(name, custom=True)
+        elif isinstance(kind, str) and kind:
+            params[kind] = tool
+        else:
+            raise _fail(f"tools[{i}].type", f"tools[{i}] needs a 'type', e.g. 'function'")
     return out
+
+
+def _function_tool(
+    where: str, tool: dict[str, Any], namespace: str | None, renamed: dict[str, ClientTool]
+) -> dict[str, Any]:
+    name = tool.get("name")
+    if not isinstance(name, str) or not name:
+        raise _fail(f"{where}.name", f"{where} needs a 'name'")
+    parameters = tool.get("parameters")
+    if parameters is not None and not isinstance(parameters, dict):
+        raise _fail(f"{where}.parameters", f"{where}.parameters must be a JSON Schema object")
+    hub_name = hub_tool_name(name, namespace)
+    if namespace:
+        renamed[hub_name] = ClientTool(name, namespace)
+    function: dict[str, Any] = {"name": hub_name}
+    if isinstance(tool.get("description"), str):
+        function["description"] = tool["description"]
+    function["parameters"] = parameters if parameters is not None else {"type": "object", "properties": {}}
+    if isinstance(tool.get("strict"), bool):
+        function["strict"] = tool["strict"]
+    return {"type": "function", "function": function}
 
 
 def _tool_choice(choice: Any, params: dict[str, Any]) -> None:
@@ -546,7 +609,7 @@ def _tool_choice(choice: Any, params: dict[str, Any]) -> None:
         params["tool_choice"] = choice
         return
     kind = choice.get("type") if isinstance(choice, dict) else None
-    if kind == "function" and isinstance(choice.get("name"), str):
+    if kind in ("function", "custom") and isinstance(choice.get("name"), str):
         params["tool_choice"] = {"type": "function", "function": {"name": choice["name"]}}
         return
     if kind == "allowed_tools" and choice.get("mode") in ("auto", "required"):
@@ -612,6 +675,8 @@ def _reasoning(reasoning: Any, params: dict[str, Any]) -> dict[str, Any]:
 
 
 __all__ = [
+    "ClientTool",
+    "Renamed",
     "ResponsesRequest",
     "ResponsesStreamEncoder",
     "decode_responses_request",

@@ -23,6 +23,8 @@ from __future__ import annotations
 import base64
 import binascii
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -38,7 +40,39 @@ _decode = msgspec.json.Decoder().decode
 # prefix tells them from OpenAI's own encrypted reasoning, which only OpenAI can read.
 _ENCRYPTED_PREFIX = "tokenmux.v1."
 _REASONING_BLOCKS = frozenset({"thinking", "redacted_thinking"})
+NAMESPACE_SEPARATOR = "__"
+CUSTOM_INPUT = "input"  # the one argument of the function a custom tool becomes
 _INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
+
+
+@dataclass(frozen=True, slots=True)
+class ClientTool:
+    """A client tool that Chat Completions knows only as a plain function (see ``openai_responses``)."""
+
+    name: str
+    namespace: str | None = None  # a function of a ``namespace`` tool
+    custom: bool = False  # a ``custom`` (free-form input) tool: one string argument, ``input``
+
+
+Renamed = Mapping[str, ClientTool]
+_NONE_RENAMED: Renamed = {}
+
+
+def hub_tool_name(name: str, namespace: str | None) -> str:
+    """The function name of a namespaced tool for providers that know no namespaces."""
+    return f"{namespace}{NAMESPACE_SEPARATOR}{name}" if namespace else name
+
+
+def custom_input(arguments: str) -> str:
+    """A custom tool's input from the arguments of the function it became (as they are, when a model
+    answered something else)."""
+    try:
+        value = _decode(arguments)
+    except msgspec.DecodeError:
+        return arguments
+    if isinstance(value, dict) and isinstance(value.get(CUSTOM_INPUT), str):
+        return value[CUSTOM_INPUT]
+    return arguments
 
 
 def encrypted_reasoning(blocks: list[dict[str, Any]]) -> str:
@@ -124,17 +158,35 @@ def message_item(
     return {"id": item_id, "type": "message", "status": status, "role": "assistant", "content": content}
 
 
-def function_call_item(item_id: str, call: dict[str, Any], status: str) -> dict[str, Any]:
+def function_call_item(
+    item_id: str, call: dict[str, Any], status: str, renamed: Renamed = _NONE_RENAMED
+) -> dict[str, Any]:
     function = call.get("function") or {}
     arguments = function.get("arguments")
+    if not isinstance(arguments, str):
+        arguments = encode_json(arguments or {}).decode()
+    name = function.get("name") or ""
+    tool = renamed.get(name)
+    call_id = call.get("id") or item_id
+    if tool is not None and tool.custom:
+        return {
+            "id": item_id,
+            "type": "custom_tool_call",
+            "status": status,
+            "call_id": call_id,
+            "name": tool.name,
+            "input": custom_input(arguments),
+        }
     item: dict[str, Any] = {
         "id": item_id,
         "type": "function_call",
         "status": status,
-        "call_id": call.get("id") or item_id,
-        "name": function.get("name") or "",
-        "arguments": arguments if isinstance(arguments, str) else encode_json(arguments or {}).decode(),
+        "call_id": call_id,
+        "name": tool.name if tool is not None else name,
+        "arguments": arguments,
     }
+    if tool is not None and tool.namespace:
+        item["namespace"] = tool.namespace
     if call.get("extra_content") is not None:
         item["extra_content"] = call["extra_content"]  # Gemini's thought signature, to be given back
     return item
@@ -152,7 +204,7 @@ def reasoning_item(item_id: str, text: str, blocks: list[dict[str, Any]]) -> dic
 
 
 def output_items(
-    message: dict[str, Any], logprobs: Any, response_id: str, status: str
+    message: dict[str, Any], logprobs: Any, response_id: str, status: str, renamed: Renamed = _NONE_RENAMED
 ) -> list[dict[str, Any]]:
     """An assistant hub message as Response output items: reasoning, then the message, then calls."""
     items: list[dict[str, Any]] = []
@@ -174,7 +226,7 @@ def output_items(
         items.append(message_item(f"msg_{response_id}", text, refusal, content_logprobs or [], status))
     for i, call in enumerate(calls):
         if isinstance(call, dict):
-            items.append(function_call_item(f"fc_{response_id}_{i}", call, "completed"))
+            items.append(function_call_item(f"fc_{response_id}_{i}", call, "completed", renamed))
     return items
 
 
@@ -198,11 +250,12 @@ def encode_response(
     echo: dict[str, Any],
     usage: Usage,
     cost: float,
+    renamed: Renamed = _NONE_RENAMED,
 ) -> bytes:
     choice = response.choices[0] if response.choices else {}
     status, reason = _status_of(choice.get("finish_reason"))
     message = choice.get("message") or {}
-    output = output_items(message, choice.get("logprobs"), response_id, status)
+    output = output_items(message, choice.get("logprobs"), response_id, status, renamed)
     body = response_json(
         response_id,
         created_at,
@@ -255,14 +308,22 @@ class ResponsesStreamEncoder:
         "_model",
         "_open",
         "_provider",
+        "_renamed",
         "_seq",
         "_started",
     )
 
     def __init__(
-        self, response_id: str, created_at: int, model: str, provider: str, echo: dict[str, Any]
+        self,
+        response_id: str,
+        created_at: int,
+        model: str,
+        provider: str,
+        echo: dict[str, Any],
+        renamed: Renamed = _NONE_RENAMED,
     ) -> None:
         self._id = response_id
+        self._renamed = renamed
         self._created_at = created_at
         self._model = model
         self._provider = provider
@@ -485,30 +546,24 @@ class ResponsesStreamEncoder:
             if self._open is not None:
                 self._close(out, self._open, "completed")
             position = len(self._items)
-            item_id = f"fc_{self._id}_{position}"
-            json: dict[str, Any] = {
-                "id": item_id,
-                "type": "function_call",
-                "status": "in_progress",
-                "call_id": call.get("id") or item_id,
-                "name": function.get("name") or "",
-                "arguments": "",
-            }
-            if call.get("extra_content") is not None:
-                json["extra_content"] = call["extra_content"]
-            item = self._calls[index] = _Item(position, "function_call", json)
+            start = {**call, "function": {**function, "arguments": ""}}
+            json = function_call_item(f"fc_{self._id}_{position}", start, "in_progress", self._renamed)
+            # A custom tool's input is the one string inside the arguments: told whole when they are.
+            kind = json["type"]
+            item = self._calls[index] = _Item(position, kind, json)
             self._items.append(item)
-            self._emit(out, "response.output_item.added", {"output_index": position, "item": dict(json)})
+            self._emit(out, "response.output_item.added", {"output_index": position, "item": json})
         elif call.get("extra_content") is not None:
             item.json["extra_content"] = call["extra_content"]
         arguments = function.get("arguments")
         if arguments:
             item.pieces.append(arguments)
-            self._emit(
-                out,
-                "response.function_call_arguments.delta",
-                {"item_id": item.json["id"], "output_index": item.index, "delta": arguments},
-            )
+            if item.kind == "function_call":
+                self._emit(
+                    out,
+                    "response.function_call_arguments.delta",
+                    {"item_id": item.json["id"], "output_index": item.index, "delta": arguments},
+                )
 
     def _close(self, out: list[bytes], item: _Item, status: str) -> None:
         if self._open is item:
@@ -530,8 +585,13 @@ class ResponsesStreamEncoder:
                 "response.function_call_arguments.done",
                 {**ids, "name": item.json["name"], "arguments": arguments},
             )
-            item.json["arguments"] = arguments
-            item.json["status"] = status
+            item.json = {**item.json, "arguments": arguments, "status": status}
+        elif item.kind == "custom_tool_call":
+            text = custom_input("".join(item.pieces))
+            if text:
+                self._emit(out, "response.custom_tool_call_input.delta", {**ids, "delta": text})
+            self._emit(out, "response.custom_tool_call_input.done", {**ids, "input": text})
+            item.json = {**item.json, "input": text, "status": status}
         else:
             self._close_part(out, item)
             item.json["status"] = status
@@ -541,7 +601,7 @@ class ResponsesStreamEncoder:
         if self._open is not None:
             self._close(out, self._open, status)
         for item in self._calls.values():
-            if item.json["status"] == "in_progress":
+            if item.json.get("status") == "in_progress":
                 self._close(out, item, status)
 
     # Frames.

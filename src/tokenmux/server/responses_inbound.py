@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tokenmux.errors import TokenmuxError
 from tokenmux.protocols import openai_responses as wire
 from tokenmux.routing.router import Candidate
@@ -10,8 +12,12 @@ from tokenmux.server.relay import Generation, Served, StreamEncoder
 from tokenmux.types import ChatRequest
 
 
-def _echo(request: ChatRequest) -> dict[str, object]:
+def _echo(request: ChatRequest) -> dict[str, Any]:
     return request.echo if isinstance(request, wire.ResponsesRequest) else {}
+
+
+def _renamed(request: ChatRequest) -> wire.Renamed:
+    return request.renamed_tools if isinstance(request, wire.ResponsesRequest) else {}
 
 
 class OpenAIResponses:
@@ -32,11 +38,17 @@ class OpenAIResponses:
             echo=_echo(gen.request),
             usage=served.usage,
             cost=served.cost,
+            renamed=_renamed(gen.request),
         )
 
     def stream_encoder(self, gen: Generation, cand: Candidate) -> StreamEncoder:
         return wire.ResponsesStreamEncoder(
-            gen.id, int(gen.started_wall), cand.model.id, cand.endpoint.provider, _echo(gen.request)
+            gen.id,
+            int(gen.started_wall),
+            cand.model.id,
+            cand.endpoint.provider,
+            _echo(gen.request),
+            _renamed(gen.request),
         )
 
     def encode_error(self, err: TokenmuxError) -> bytes:
