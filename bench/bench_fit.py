@@ -1,4 +1,4 @@
-"""How much a routing fit decision costs, from a small prompt to a 1M-token one (PRODUCT.md: <= 20 ms).
+"""How much a routing fit decision costs, from a small prompt to a 1M-token one (budget: <= 20 ms).
 
 Run: .venv/bin/python bench/bench_fit.py
 

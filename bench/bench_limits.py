@@ -10,10 +10,10 @@ import asyncio
 import socket
 import time
 
-from tokenmux.limits.accounts import LocalAccounts
 from tokenmux.limits.key_limits import KeyLimits
-from tokenmux.shared.accounts import RedisAccounts
-from tokenmux.shared.link import RedisLink
+from tokenmux.limits.ledger import LocalLedger
+from tokenmux.limits.redis_ledger import RedisLedger
+from tokenmux.redis.link import RedisLink
 from tokenmux.store.records import KeyRecord
 
 N = 20_000
@@ -29,7 +29,7 @@ def limited(key_id: str) -> KeyLimits:
     return KeyLimits.of(record)
 
 
-async def measure(books: LocalAccounts | RedisAccounts, key: KeyLimits, n: int) -> tuple[float, float]:
+async def measure(books: LocalLedger | RedisLedger, key: KeyLimits, n: int) -> tuple[float, float]:
     """(wall µs per request with 32 in flight, CPU µs per request)."""
     sem = asyncio.Semaphore(32)
 
@@ -44,7 +44,7 @@ async def measure(books: LocalAccounts | RedisAccounts, key: KeyLimits, n: int) 
 
 
 async def main() -> None:
-    local = LocalAccounts(nothing_spent)
+    local = LocalLedger(nothing_spent)
     wall, cpu = await measure(local, limited("key_bench_local"), N)
     print(f"local books:  {wall:7.1f} µs wall, {cpu:6.1f} µs CPU per admitted and settled request")
     try:
@@ -54,7 +54,7 @@ async def main() -> None:
         return
     link = RedisLink("redis://127.0.0.1:6379/8", timeout_s=1.0)
     await link.client.call("FLUSHDB")
-    shared = RedisAccounts(link, nothing_spent)
+    shared = RedisLedger(link, nothing_spent)
     await shared.start()
     await measure(shared, limited("key_bench_warm"), 500)  # scripts loaded, connections open
     wall, cpu = await measure(shared, limited("key_bench_redis"), N // 4)

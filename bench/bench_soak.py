@@ -1,6 +1,6 @@
 """Memory over a soak: the gateway's resident set while it serves 100,000 requests over ten minutes.
 
-PRODUCT.md's budget: at most 150 MB resident after 100,000 requests, flat over a 10-minute soak. The load
+The performance budget: at most 150 MB resident after 100,000 requests, flat over a 10-minute soak. The load
 mixes every path through the gateway (same protocol and both translations), streamed and not, at an even
 pace; the resident set is read from /proc once a minute.
 

@@ -27,10 +27,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tokenmux.stats import Stats
-from tokenmux.stats.buckets import BatchDeltas, aggregate
 from tokenmux.stats.windows import HOURLY_BARS, build_snapshot, hour_window_start, minute_window_start
 from tokenmux.store import AttemptRecord, GenerationRecord, Recorder, SQLiteStore
 from tokenmux.store import sqlite as sqlite_store
+from tokenmux.store.buckets import BatchDeltas, aggregate
 from tokenmux.store.sqlite_threads import write_transaction
 
 PROVIDERS = ("openai", "azure", "together")

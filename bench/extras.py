@@ -58,7 +58,7 @@ def _run(script: str, args: list[str], timeout_s: float) -> Extra:
 
 
 def fit_cost(timeout_s: float = 180) -> Extra:
-    """The slowest routing fit decision among bench_fit.py's cases (PRODUCT.md: ≤ 20 ms for 1M tokens)."""
+    """The slowest routing fit decision among bench_fit.py's cases (budget: ≤ 20 ms for 1M tokens)."""
     extra = _run("bench_fit.py", [], timeout_s)
     cases = [(m["case"].strip(), float(m["ms"].replace(",", ""))) for m in _FIT_CASE.finditer(extra.output)]
     if cases and not extra.error:
@@ -74,7 +74,7 @@ def fit_cost(timeout_s: float = 180) -> Extra:
 
 
 def recorder_rate(records: int, timeout_s: float = 180) -> Extra:
-    """Request records written per second (PRODUCT.md: ≥ 10,000)."""
+    """Request records written per second (budget: ≥ 10,000)."""
     extra = _run("bench_recorder.py", ["--records", str(records)], timeout_s)
     match = _RECORDS_PER_S.search(extra.output)
     if match and not extra.error:

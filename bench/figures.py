@@ -27,7 +27,7 @@ def percentile(samples: Sequence[float], q: float) -> float:
 
 @dataclass(frozen=True, slots=True)
 class Budget:
-    """PRODUCT.md's limit for a figure: ``at_most`` (≤) or, for rates, at least (≥)."""
+    """The budget's limit for a figure: ``at_most`` (≤) or, for rates, at least (≥)."""
 
     limit: float
     at_most: bool = True

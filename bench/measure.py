@@ -1,6 +1,6 @@
 """The measurements: the same small chat completion sent straight to the simulator and through the gateway.
 
-The same-protocol call (OpenAI in, OpenAI out) is the one PRODUCT.md's budget is for. Both its paths ask
+The same-protocol call (OpenAI in, OpenAI out) is the one the performance budget is for. Both its paths ask
 the simulator's ``openai`` prefix (the gateway with ``provider.only = ["openai"]``), whose default profile
 answers at once with no pacing, so what separates the two paths is the gateway alone.
 
@@ -401,7 +401,7 @@ async def run_plan(stack: Stack, plan: Plan) -> list[Figure]:
             rss_mb,
             "MB",
             Budget(150),
-            note=f"after {sent:,} requests, peak {peak_mb:.1f} MB; PRODUCT.md's budget applies after "
+            note=f"after {sent:,} requests, peak {peak_mb:.1f} MB; the performance budget applies after "
             "100,000 requests and a 10-minute soak, which this run does not do",
         )
     )

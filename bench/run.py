@@ -1,4 +1,4 @@
-"""The gateway against PRODUCT.md's performance budget, in one command.
+"""The gateway against its performance budget, in one command.
 
     .venv/bin/python bench/run.py [--quick] [--requests N] [--json FILE] [--pin] [--no-extras]
                                   [--extras fit,recorder,pages] [--page-records N] [--page-requests N]
@@ -142,7 +142,7 @@ def _report(
     if any(f.same_protocol is not None for f in figures):
         lines.append(
             "  translated calls (Anthropic in → OpenAI out, OpenAI in → Anthropic out) have no budget of their "
-            "own: PRODUCT.md's is for the same-protocol call, shown beside each in the 'same protocol' column"
+            "own: the budget is for the same-protocol call, shown beside each in the 'same protocol' column"
         )
     not_run = [script for script in EXTRAS.values() if script not in {e.script for e in extras}]
     if not_run:

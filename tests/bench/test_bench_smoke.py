@@ -108,7 +108,7 @@ def test_a_tiny_run_reports_every_figure(tmp_path: Path) -> None:
             assert figures[f"{t}_{key}"]["same_protocol"] == figures[key]["value"], (t, key)
     # OpenAI in, Anthropic out is measured against a direct Anthropic call; the other against direct OpenAI.
     assert figures["anthropic_to_openai_added_latency_p50"]["direct"] == p50["direct"]
-    assert "PRODUCT.md's is for the same-protocol call" in done.stdout
+    assert "the budget is for the same-protocol call" in done.stdout
 
     # The page times come from a real log: the server answered every page, and the log is on disk.
     for page in PAGES:

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from tokenmux.catalog.model import Price, PriceTier
 from tokenmux.catalog.pricing import cost_usd, max_cost_usd
 from tokenmux.errors import InsufficientCredit
-from tokenmux.limits.accounts import LocalAccounts
 from tokenmux.limits.key_limits import KeyLimits
+from tokenmux.limits.ledger import LocalLedger
 from tokenmux.limits.money import ceil_nano, to_nano
 from tokenmux.limits.window import WINDOW_S, wait_s, weighted_count
 from tokenmux.store.records import KeyRecord
@@ -114,7 +114,7 @@ def test_the_ledger_never_spends_past_the_credit(
         async def nothing_spent(key_id: str, since: str | None) -> int:
             return 0
 
-        books = LocalAccounts(nothing_spent)
+        books = LocalLedger(nothing_spent)
         key = _key(credit_units / 1e9)
         open_: list[tuple[object, int]] = []
         charged = 0

@@ -25,7 +25,7 @@ from tokenmux.providers.openai import OpenAIProvider
 from tokenmux.providers.transport import HttpRequest, MockResponse, MockTransport
 from tokenmux.types import StreamEvent, Usage
 
-# Every parameter PRODUCT.md lists, with values of the shapes clients send.
+# Every chat parameter the gateway passes on, with values of the shapes clients send.
 EVERY_PARAM: dict[str, Any] = {
     "max_completion_tokens": 256,
     "max_tokens": 256,

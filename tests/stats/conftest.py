@@ -4,9 +4,9 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from stats_support import Clock
 
 from postgres_support import BACKENDS, StoreDatabase, store_database
+from records_support import Clock
 from tokenmux.store import Recorder, Store
 
 

@@ -10,8 +10,7 @@ import re
 import sqlite3
 from pathlib import Path
 
-from stats_support import NOW, Clock, success
-
+from records_support import NOW, Clock, success
 from tokenmux.stats import Stats
 from tokenmux.store import SQLiteStore
 

@@ -8,8 +8,8 @@ import subprocess
 import sys
 
 import pytest
-from stats_support import NOW, Clock, success
 
+from records_support import NOW, Clock, success
 from tokenmux.stats import Stats
 from tokenmux.store import Recorder, Store, StoreError
 
@@ -102,8 +102,8 @@ def test_stats_refuses_no_days(store: Store) -> None:
     ],
 )
 def test_either_package_may_be_imported_first(imports: str) -> None:
-    # The store imports stats.buckets and stats imports the store only for type checking: a cycle would
-    # show only in a fresh interpreter.
+    # Stats reads the store's bucket rows (store.buckets) and the store imports nothing of stats: a cycle
+    # would show only in a fresh interpreter.
     done = subprocess.run(
         [sys.executable, "-c", f"import {imports}"], capture_output=True, text=True, timeout=60
     )

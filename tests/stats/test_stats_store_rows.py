@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from stats_support import HOUR, NOW, failure, success
 
 from postgres_support import StoreDatabase
-from tokenmux.stats.buckets import (
+from records_support import HOUR, NOW, failure, success
+from tokenmux.store import GenerationRecord, Store
+from tokenmux.store.buckets import (
     DAY_S,
     ENDPOINT_BUCKET_COLUMNS,
     HOUR_S,
@@ -17,8 +18,7 @@ from tokenmux.stats.buckets import (
     EndpointBucket,
     aggregate,
 )
-from tokenmux.stats.distribution import TTFT_BINS, Distribution
-from tokenmux.store import GenerationRecord, Store
+from tokenmux.store.distribution import TTFT_BINS, Distribution
 
 A = "openai/gpt-4.1-nano@openai"
 B = "openai/gpt-4.1-nano@azure"

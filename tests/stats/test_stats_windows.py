@@ -11,11 +11,11 @@ import math
 from typing import Any
 
 import pytest
-from stats_support import HOUR, MINUTE, NOW, Clock, attempt, failure, generation, success
 
+from records_support import HOUR, MINUTE, NOW, Clock, attempt, failure, generation, success
 from tokenmux.stats import HOURLY_BARS, Stats
-from tokenmux.stats.distribution import TPS_BINS, TTFT_BINS, LogBins
 from tokenmux.store import GenerationRecord, Recorder, Store
+from tokenmux.store.distribution import TPS_BINS, TTFT_BINS, LogBins
 
 NANO = "openai/gpt-4.1-nano"
 MINI = "openai/gpt-4.1-mini"

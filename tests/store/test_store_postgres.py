@@ -14,7 +14,6 @@ import pytest
 
 from postgres_support import HOST, PORT, StoreDatabase, fresh_schema, require_server
 from tokenmux.server.runner import free_port
-from tokenmux.stats.buckets import HOUR_S, MINUTE_S
 from tokenmux.store import (
     GenerationRecord,
     Recorder,
@@ -23,6 +22,7 @@ from tokenmux.store import (
     new_generation_id,
     open_store,
 )
+from tokenmux.store.buckets import HOUR_S, MINUTE_S
 from tokenmux.store.migrations import MIGRATIONS
 from tokenmux.store.postgres import PostgresStore
 

@@ -1,2 +1,3 @@
 """What each API key may do and spend: its limits (``key_limits``), the ledger that enforces them
-(``accounts``, in process; ``redis_accounts``, shared by replicas), and money arithmetic (``money``)."""
+(``ledger``, in process; ``redis_ledger`` with its Lua scripts in ``redis_ledger_scripts``, shared by
+replicas), and money arithmetic (``money``)."""

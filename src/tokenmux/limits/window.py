@@ -3,7 +3,7 @@
 The count at a moment is the current minute's count plus the previous minute's, weighted by how much of
 the previous minute the last 60 seconds still cover. It never lets a burst at a minute's edge double the
 rate, as a single fixed window does, and it needs two integers per key rather than a log of every request.
-The Redis ledger runs the same arithmetic in Lua (``redis_scripts.py``); keep the two alike.
+The Redis ledger runs the same arithmetic in Lua (``redis_ledger_scripts.py``); keep the two alike.
 """
 
 from __future__ import annotations

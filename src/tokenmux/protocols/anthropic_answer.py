@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 
 from tokenmux.errors import TokenmuxError
-from tokenmux.protocols.openai_chat import encode_json
+from tokenmux.json_codec import encode_json
 from tokenmux.protocols.sse import encode_event
 from tokenmux.types import ChatResponse, StreamEvent, Usage
 

@@ -42,6 +42,7 @@ import msgspec
 
 from tokenmux.catalog.model import Catalog, Model
 from tokenmux.errors import InvalidRequest
+from tokenmux.json_codec import encode_json
 from tokenmux.protocols.anthropic_answer import (
     MessagesStreamEncoder,
     encode_error,
@@ -55,7 +56,6 @@ from tokenmux.protocols.openai_chat import (
     _number,
     _object,
     _provider_preferences,
-    encode_json,
 )
 from tokenmux.types import ChatRequest, Message
 

@@ -12,12 +12,12 @@ from typing import Any
 import msgspec
 
 from tokenmux.errors import InvalidRequest, TokenmuxError
+from tokenmux.json_codec import encode_json
 from tokenmux.protocols.openai_chunks import choice_json
 from tokenmux.protocols.sse import DONE
 from tokenmux.types import ChatRequest, ChatResponse, ProviderPreferences, StreamEvent, Usage
 
 _decoder = msgspec.json.Decoder()
-encode_json = msgspec.json.Encoder().encode
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 PART_TYPES = frozenset({"text", "image_url", "input_audio", "file", "refusal"})

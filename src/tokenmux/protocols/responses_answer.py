@@ -30,7 +30,8 @@ from typing import Any
 import msgspec
 
 from tokenmux.errors import TokenmuxError
-from tokenmux.protocols.openai_chat import encode_error, encode_json
+from tokenmux.json_codec import encode_json
+from tokenmux.protocols.openai_chat import encode_error
 from tokenmux.types import ChatResponse, StreamEvent, Usage
 
 __all__ = ["ResponsesStreamEncoder", "encode_error", "encode_response", "reasoning_blocks_of"]

@@ -1,4 +1,4 @@
-"""Does a prompt fit an endpoint? Answered cheaply for prompts of any size (PRODUCT.md, Routing 3 and 6).
+"""Does a prompt fit an endpoint? Answered cheaply for prompts of any size (README "Routing", step 3).
 
 A byte-level BPE token covers at least one UTF-8 byte, so a prompt's tokens are at most the bytes of its
 texts plus the fixed tokens around them (message framing, images): that bound settles almost every

@@ -57,7 +57,7 @@ class HealthBoard:
         self._circuit_open_s = circuit_open_s
         self.clock = clock
         # Told of every cooldown and circuit opening decided here (monotonic "until"), to share with
-        # other replicas (``tokenmux.shared.health``); what they share comes back through ``apply_shared``.
+        # other replicas (``shared_health``); what they share comes back through ``apply_shared``.
         self.on_block: Callable[[str, str, float], None] | None = None
 
     def get(self, key: str) -> EndpointHealth:

@@ -1,4 +1,4 @@
-"""Routing: from a request to the ordered list of endpoints to try (PRODUCT.md "Routing", steps 1-4).
+"""Routing: from a request to the ordered list of endpoints to try (README "Routing", steps 1-4).
 
 The default order is a score, lower first::
 

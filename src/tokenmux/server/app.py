@@ -18,20 +18,21 @@ from urllib.parse import parse_qs
 from tokenmux.catalog.model import Catalog, Endpoint, Model
 from tokenmux.config import Settings
 from tokenmux.errors import InvalidRequest, ModelNotFound, NotFound, TokenmuxError
-from tokenmux.limits.accounts import Accounts, LocalAccounts, spend_from_log
+from tokenmux.json_codec import encode_json
 from tokenmux.limits.key_limits import KeyLimits
+from tokenmux.limits.ledger import Ledger, LocalLedger, spend_from_log
+from tokenmux.limits.redis_ledger import RedisLedger
 from tokenmux.protocols import anthropic_messages
 from tokenmux.protocols.anthropic_messages import models_json as anthropic_models_json
-from tokenmux.protocols.openai_chat import (
-    encode_error,
-    encode_json,
-)
+from tokenmux.protocols.openai_chat import encode_error
 from tokenmux.providers import build_provider
 from tokenmux.providers.base import Provider
 from tokenmux.providers.http1 import Http1Transport
 from tokenmux.providers.transport import AiohttpTransport, Transport
+from tokenmux.redis.link import RedisLink
 from tokenmux.routing.health import HealthBoard
 from tokenmux.routing.router import Router
+from tokenmux.routing.shared_health import SharedHealth
 from tokenmux.server.anthropic_inbound import AnthropicMessages
 from tokenmux.server.asgi import (
     Receive,
@@ -42,17 +43,15 @@ from tokenmux.server.asgi import (
 )
 from tokenmux.server.auth import KeyRing
 from tokenmux.server.catalog_api import model_endpoints_json, model_json, models_json
-from tokenmux.server.chat import ChatRoute, OpenAIChat
+from tokenmux.server.chat import ChatRoute
 from tokenmux.server.cors import CorsMiddleware, CorsPolicy
 from tokenmux.server.header_check import HeaderCheck
 from tokenmux.server.key_api import KEYS_PREFIX, KeyApi
 from tokenmux.server.metrics import Metrics
+from tokenmux.server.openai_inbound import OpenAIChat
 from tokenmux.server.pages_source import GatewayPages
 from tokenmux.server.relay import Relay
 from tokenmux.server.responses_inbound import OpenAIResponses
-from tokenmux.shared.accounts import RedisAccounts
-from tokenmux.shared.health import SharedHealth
-from tokenmux.shared.link import RedisLink
 from tokenmux.stats import Stats
 from tokenmux.store.base import Store, StoreUnavailable
 from tokenmux.store.contents import ContentKeeper
@@ -76,7 +75,7 @@ class Parts:
     catalog: Catalog
     store: Store
     transport: Transport | None = None
-    accounts: Accounts | None = None  # default: this process's own books
+    ledger: Ledger | None = None  # default: this process's own books
 
 
 class Gateway:
@@ -113,13 +112,13 @@ class Gateway:
         self.keys = KeyRing(self.store, admin_key=gw.admin_key or None)
         # With --redis, replicas share limits and endpoint health; without, each process keeps its own.
         url = self.settings.redis_url
-        self.shared_link = RedisLink(url, timeout_s=gw.redis_timeout_s) if url else None
-        self.shared_health = SharedHealth(self.shared_link, self.health) if self.shared_link else None
+        self.redis_link = RedisLink(url, timeout_s=gw.redis_timeout_s) if url else None
+        self.shared_health = SharedHealth(self.redis_link, self.health) if self.redis_link else None
         spend = spend_from_log(self.store)
-        self.accounts = parts.accounts or (
-            RedisAccounts(self.shared_link, spend) if self.shared_link else LocalAccounts(spend)
+        self.ledger = parts.ledger or (
+            RedisLedger(self.redis_link, spend) if self.redis_link else LocalLedger(spend)
         )
-        if self.shared_link is not None:
+        if self.redis_link is not None:
             self.metrics.shared = self._shared_gauges
         self._limits: dict[str, tuple[KeyRecord, KeyLimits]] = {}
         self.key_api = KeyApi(self)
@@ -161,7 +160,7 @@ class Gateway:
             self._opening = asyncio.create_task(self._open_when_back(), name="tokenmux-open-store")
         else:
             await self._start_with_store()
-        await self.accounts.start()
+        await self.ledger.start()
         await self.contents.start()
         if self.shared_health is not None:
             await self.shared_health.start()
@@ -189,10 +188,10 @@ class Gateway:
         await self.stats.aclose()
         if self.shared_health is not None:
             await self.shared_health.close()
-        await self.accounts.close()
+        await self.ledger.close()
         await self.contents.close()
-        if self.shared_link is not None:
-            await self.shared_link.aclose()
+        if self.redis_link is not None:
+            await self.redis_link.aclose()
         await self.recorder.close()
         for provider in self.providers.values():
             await provider.aclose()
@@ -204,10 +203,10 @@ class Gateway:
         self.metrics.observe(generation)
 
     def _shared_gauges(self) -> dict[str, int]:
-        link = self.shared_link
+        link = self.redis_link
         assert link is not None
-        accounts = self.accounts
-        pending = accounts.pending_settlements if isinstance(accounts, RedisAccounts) else 0
+        ledger = self.ledger
+        pending = ledger.pending_settlements if isinstance(ledger, RedisLedger) else 0
         return {"redis_up": int(link.up), "redis_failures": link.failures, "settlements_pending": pending}
 
     # -- keys ----------------------------------------------------------------------------------------
@@ -228,7 +227,7 @@ class Gateway:
         (other replicas read it again within the key cache's few seconds)."""
         self.keys.forget()
         self._limits.pop(key_id, None)
-        self.accounts.forget(key_id)
+        self.ledger.forget(key_id)
 
     # -- ASGI ----------------------------------------------------------------------------------
 
@@ -373,7 +372,7 @@ class Gateway:
         wait in the recorder, limits fall back to this replica's books), so taking every replica out of a
         load balancer for it would turn a partial outage into a full one."""
         database = await self.store.ping()
-        redis = await self.shared_link.ping() if self.shared_link is not None else None
+        redis = await self.redis_link.ping() if self.redis_link is not None else None
         if not self.ready:
             status, state = 503, "not_ready"
         elif database and redis is not False:
@@ -384,7 +383,7 @@ class Gateway:
             "status": state,
             "database": database,
             "redis": redis,
-            "limits": self.accounts.state,
+            "limits": self.ledger.state,
             "records_pending": self.recorder.pending,
         }
         await send_bytes(send, status, encode_json(body))

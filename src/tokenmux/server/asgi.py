@@ -99,7 +99,7 @@ class DisconnectWatch:
     ``receive()`` after the body answers ``http.disconnect`` both when the client leaves and when the
     response is complete; ``done()`` before the last send tells the two apart.
 
-    Watching means a task parked in ``receive()``, which only a slow request is worth (``slow.py``): the
+    Watching means a task parked in ``receive()``, which only a slow request is worth (``slow_waits.py``): the
     task starts once the request has run a quarter of a second, and a client that left before then is
     noticed at that moment, well within the second promised.
     """

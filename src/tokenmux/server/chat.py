@@ -15,7 +15,6 @@ import msgspec
 
 from tokenmux.errors import TokenmuxError
 from tokenmux.limits.money import ceil_nano, to_nano, worst_case_usd
-from tokenmux.protocols import openai_chat
 from tokenmux.routing.router import Candidate
 from tokenmux.server.asgi import (
     AsgiOutlet,
@@ -23,7 +22,6 @@ from tokenmux.server.asgi import (
     Receive,
     Scope,
     Send,
-    header,
     read_body,
     send_bytes,
 )
@@ -57,38 +55,6 @@ class InboundProtocol(Protocol):
     def api_key(self, scope: Scope) -> tuple[bytes | None, bytes | None]:
         """(Authorization header, protocol-specific key header)."""
         ...
-
-
-class OpenAIChat:
-    name = "openai"
-
-    def decode(self, body: bytes, scope: Scope) -> ChatRequest:
-        return openai_chat.decode_chat_request(body)
-
-    def encode_response(self, served: Served, gen: Generation) -> bytes:
-        return openai_chat.encode_response(
-            served.response,
-            generation_id=gen.id,
-            model=served.candidate.model.id,
-            provider=served.candidate.endpoint.provider,
-            usage=served.usage,
-            cost=served.cost,
-        )
-
-    def stream_encoder(self, gen: Generation, cand: Candidate) -> StreamEncoder:
-        return openai_chat.ChunkEncoder(
-            generation_id=gen.id,
-            created=int(gen.started_wall),
-            model=cand.model.id,
-            provider=cand.endpoint.provider,
-            include_usage=gen.request.include_usage,
-        )
-
-    def encode_error(self, err: TokenmuxError) -> bytes:
-        return openai_chat.encode_error(err)
-
-    def api_key(self, scope: Scope) -> tuple[bytes | None, bytes | None]:
-        return header(scope, b"authorization"), None
 
 
 class ChatRoute:
@@ -130,7 +96,7 @@ class ChatRoute:
         admission = None
         if limits.needs_admission:
             reserve = ceil_nano(worst_case_usd(request, plan)) if limits.limits_spend else 0
-            admission = await gw.accounts.admit(limits, reserve)
+            admission = await gw.ledger.admit(limits, reserve)
         gen = Generation(request, new_generation_id(), key.id)
         gen.keep_content = key.prompt_retention_days is not None
         try:
@@ -138,7 +104,7 @@ class ChatRoute:
         finally:
             # Once per request whatever happened, cancellation included: what all attempts used is charged,
             # the reservation released.
-            gw.accounts.settle(admission, key.id, gen.id, *_billed(gen))
+            gw.ledger.settle(admission, key.id, gen.id, *_billed(gen))
             if gen.keep_content:
                 gw.contents.keep(content_of(gen))
 

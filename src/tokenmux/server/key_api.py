@@ -23,12 +23,12 @@ from urllib.parse import parse_qs, unquote
 import msgspec
 
 from tokenmux.errors import InvalidRequest, NotFound, PermissionDenied
+from tokenmux.json_codec import encode_json
 from tokenmux.limits.key_limits import KeyLimits, limit_changes
 from tokenmux.limits.money import period_end, to_usd
-from tokenmux.protocols.openai_chat import encode_json
 from tokenmux.server.asgi import Receive, Scope, Send, header, read_body, send_bytes
-from tokenmux.stats.buckets import KeyDay
 from tokenmux.store.base import KeyNameTaken
+from tokenmux.store.buckets import KeyDay
 from tokenmux.store.keys import new_key
 from tokenmux.store.records import KeyRecord, iso_utc
 
@@ -83,7 +83,7 @@ class KeyApi:
         """What ``GET /api/v1/key`` says of a key: OpenRouter's fields first, then ours."""
         gw = self.gateway
         limits = gw.limits_of(key)
-        spend = await gw.accounts.spend(limits)
+        spend = await gw.ledger.spend(limits)
         usage = to_usd(spend.spent)
         credit = limits.credit_usd
         budget: dict[str, Any] | None = None

@@ -22,7 +22,6 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from tokenmux.stats.buckets import HOUR_S, MINUTE_S
 from tokenmux.stats.windows import (
     HOURLY_BARS,
     WINDOW_DAY_HOURS,
@@ -34,6 +33,7 @@ from tokenmux.stats.windows import (
     hour_window_start,
     minute_window_start,
 )
+from tokenmux.store.buckets import HOUR_S, MINUTE_S
 
 if TYPE_CHECKING:
     from tokenmux.store.base import Store

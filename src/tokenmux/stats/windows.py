@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from tokenmux.stats.buckets import DAY_S, HOUR_S, MINUTE_S, BucketCounts, EndpointBucket, ModelDay, utc_day
-from tokenmux.stats.distribution import Distribution
+from tokenmux.store.buckets import DAY_S, HOUR_S, MINUTE_S, BucketCounts, EndpointBucket, ModelDay, utc_day
+from tokenmux.store.distribution import Distribution
 
 WINDOW_MINUTES = 30
 WINDOW_DAY_HOURS = 24

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
-from tokenmux.stats.buckets import BucketCounts, EndpointBucket, KeyDay, ModelDay
+from tokenmux.store.buckets import BucketCounts, EndpointBucket, KeyDay, ModelDay
 from tokenmux.store.records import KEY_FIELDS, AttemptRecord, ContentRecord, GenerationRecord, KeyRecord
 
 
@@ -65,7 +65,7 @@ class Store(ABC):
         already stored is a no-op, so a batch may be retried after an ambiguous failure.
 
         The same transaction adds the new generations (only those) to the aggregate tables, computed by
-        ``tokenmux.stats.buckets.aggregate``: the figures can never disagree with the log."""
+        ``tokenmux.store.buckets.aggregate``: the figures can never disagree with the log."""
 
     @abstractmethod
     async def get_generation(self, generation_id: str) -> GenerationRecord | None:
@@ -76,7 +76,7 @@ class Store(ABC):
         """Attempts started at or after ``since`` (unix seconds), oldest first; for rebuilding live
         figures after a restart."""
 
-    # -- aggregates (tokenmux.stats.buckets), written by write_batch with the log -----------------------
+    # -- aggregates (tokenmux.store.buckets), written by write_batch with the log -----------------------
 
     @abstractmethod
     async def endpoint_windows(self, span_s: int, since_s: int) -> list[EndpointBucket]:

@@ -113,7 +113,7 @@ def m001_initial(db: SQLExecutor) -> None:
 
 
 def m002_stats(db: SQLExecutor) -> None:
-    """The aggregate tables behind live figures (``tokenmux.stats.buckets`` says what each row means).
+    """The aggregate tables behind live figures (``tokenmux.store.buckets`` says what each row means).
 
     The bins of a latency or throughput histogram are one integer column each, so that merging a batch
     into a stored bucket is plain addition in one upsert: atomic when several replicas write the same

@@ -24,7 +24,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import asyncpg
 from asyncpg import exceptions as pg
 
-from tokenmux.stats.buckets import (
+from tokenmux.store import postgres_sql as sql
+from tokenmux.store.base import KeyNameTaken, Store, StoreError, StoreUnavailable, updatable_columns
+from tokenmux.store.buckets import (
     ENDPOINT_BUCKET_KEY,
     KEY_DAY_KEY,
     MODEL_DAY_KEY,
@@ -34,8 +36,6 @@ from tokenmux.stats.buckets import (
     ModelDay,
     aggregate,
 )
-from tokenmux.store import postgres_sql as sql
-from tokenmux.store.base import KeyNameTaken, Store, StoreError, StoreUnavailable, updatable_columns
 from tokenmux.store.postgres_schema import apply_migrations
 from tokenmux.store.records import AttemptRecord, ContentRecord, GenerationRecord, KeyRecord
 

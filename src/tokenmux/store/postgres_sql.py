@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from tokenmux.stats.buckets import (
+from tokenmux.store.buckets import (
     ENDPOINT_BUCKET_COLUMNS,
     ENDPOINT_BUCKET_KEY,
     KEY_DAY_COLUMNS,

@@ -16,7 +16,8 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tokenmux.stats.buckets import (
+from tokenmux.store.base import KeyNameTaken, Store, StoreError, StoreUnavailable, updatable_columns
+from tokenmux.store.buckets import (
     ENDPOINT_BUCKET_COLUMNS,
     ENDPOINT_BUCKET_KEY,
     KEY_DAY_COLUMNS,
@@ -31,7 +32,6 @@ from tokenmux.stats.buckets import (
     ModelDay,
     aggregate,
 )
-from tokenmux.store.base import KeyNameTaken, Store, StoreError, StoreUnavailable, updatable_columns
 from tokenmux.store.migrations import apply_migrations
 from tokenmux.store.records import (
     ATTEMPT_FIELDS,
@@ -72,7 +72,7 @@ _INSERT_ATTEMPT = _insert_sql("attempts", _ATT_COLUMNS, "generation_id, attempt"
 _SELECT_ATTEMPTS = f"SELECT {', '.join(_ATT_COLUMNS)} FROM attempts WHERE generation_id = ? ORDER BY attempt"
 _SELECT_ATTEMPTS_SINCE = f"SELECT {', '.join(_ATT_COLUMNS)} FROM attempts WHERE started_at >= ?"
 
-# Aggregates (tokenmux.stats.buckets): a batch's deltas are added to the stored rows by upsert.
+# Aggregates (tokenmux.store.buckets): a batch's deltas are added to the stored rows by upsert.
 _IN_CHUNK = 500  # ids per "IN (...)": under every SQLite build's limit on bound parameters
 
 

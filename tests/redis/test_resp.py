@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from tokenmux.shared.resp import ReplyError, RespClient, Script, encode_command
+from tokenmux.redis.resp import ReplyError, RespClient, Script, encode_command
 
 
 def test_commands_are_encoded_as_resp_arrays() -> None:

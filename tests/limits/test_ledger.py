@@ -7,8 +7,8 @@ import asyncio
 import pytest
 
 from tokenmux.errors import InsufficientCredit, RateLimited
-from tokenmux.limits.accounts import LocalAccounts
 from tokenmux.limits.key_limits import KeyLimits
+from tokenmux.limits.ledger import LocalLedger
 from tokenmux.store.records import KeyRecord
 
 USD = 1_000_000_000
@@ -41,7 +41,7 @@ def source(total: int = 0, period: int = 0) -> object:
 
 
 async def test_credit_is_reserved_then_charged() -> None:
-    books = LocalAccounts(source(total=2 * USD))  # type: ignore[arg-type]
+    books = LocalLedger(source(total=2 * USD))  # type: ignore[arg-type]
     key = limits(credit_usd=5.0)
     first = await books.admit(key, 2 * USD)
     with pytest.raises(InsufficientCredit) as err:
@@ -55,7 +55,7 @@ async def test_credit_is_reserved_then_charged() -> None:
 
 
 async def test_settling_twice_charges_once() -> None:
-    books = LocalAccounts(source())  # type: ignore[arg-type]
+    books = LocalLedger(source())  # type: ignore[arg-type]
     key = limits(credit_usd=1.0)
     admission = await books.admit(key, 1000)
     books.settle(admission, "key_1", "gen", 400, 10)
@@ -65,7 +65,7 @@ async def test_settling_twice_charges_once() -> None:
 
 async def test_budget_counts_the_period_only() -> None:
     clock = Clock()
-    books = LocalAccounts(source(total=100 * USD, period=USD), clock=clock)  # type: ignore[arg-type]
+    books = LocalLedger(source(total=100 * USD, period=USD), clock=clock)  # type: ignore[arg-type]
     key = limits(budget_usd=2.0, budget_period="day")
     admission = await books.admit(key, USD)  # 1 spent today + 1 asked <= 2
     with pytest.raises(InsufficientCredit) as err:
@@ -78,7 +78,7 @@ async def test_budget_counts_the_period_only() -> None:
 
 async def test_rpm_slides_and_says_when_to_retry() -> None:
     clock = Clock(1_764_000_000.0 - 1_764_000_000.0 % 60)  # the start of a minute
-    books = LocalAccounts(source(), clock=clock)  # type: ignore[arg-type]
+    books = LocalLedger(source(), clock=clock)  # type: ignore[arg-type]
     key = limits(rpm=2)
     for _ in range(2):
         books.settle(await books.admit(key, 0), "key_1", "gen", 0, 0)
@@ -92,7 +92,7 @@ async def test_rpm_slides_and_says_when_to_retry() -> None:
 
 async def test_tpm_counts_tokens_of_settled_requests() -> None:
     clock = Clock()
-    books = LocalAccounts(source(), clock=clock)  # type: ignore[arg-type]
+    books = LocalLedger(source(), clock=clock)  # type: ignore[arg-type]
     key = limits(tpm=1000)
     books.settle(await books.admit(key, 0), "key_1", "gen", 0, 1500)
     with pytest.raises(RateLimited) as err:
@@ -103,7 +103,7 @@ async def test_tpm_counts_tokens_of_settled_requests() -> None:
 
 
 async def test_concurrency_counts_requests_in_flight() -> None:
-    books = LocalAccounts(source())  # type: ignore[arg-type]
+    books = LocalLedger(source())  # type: ignore[arg-type]
     key = limits(concurrency=2)
     a = await books.admit(key, 0)
     await books.admit(key, 0)
@@ -115,7 +115,7 @@ async def test_concurrency_counts_requests_in_flight() -> None:
 
 
 async def test_twenty_at_once_against_credit_for_one() -> None:
-    books = LocalAccounts(source())  # type: ignore[arg-type]
+    books = LocalLedger(source())  # type: ignore[arg-type]
     key = limits(credit_usd=1.5)
     results = await asyncio.gather(*(books.admit(key, USD) for _ in range(20)), return_exceptions=True)
     admitted = [r for r in results if not isinstance(r, BaseException)]
@@ -125,7 +125,7 @@ async def test_twenty_at_once_against_credit_for_one() -> None:
 
 async def test_spend_is_read_once_per_key() -> None:
     spent = source(total=7)
-    books = LocalAccounts(spent)  # type: ignore[arg-type]
+    books = LocalLedger(spent)  # type: ignore[arg-type]
     key = limits(credit_usd=1.0)
     await asyncio.gather(*(books.admit(key, 0) for _ in range(5)))
     assert spent.calls == [("key_1", None)]  # type: ignore[attr-defined]
@@ -142,7 +142,7 @@ async def test_a_failed_read_is_not_remembered() -> None:
             raise OSError("database down")
         return 3
 
-    books = LocalAccounts(flaky)
+    books = LocalLedger(flaky)
     with pytest.raises(OSError):
         await books.admit(limits(credit_usd=1.0), 0)
     await books.admit(limits(credit_usd=1.0), 0)
@@ -150,7 +150,7 @@ async def test_a_failed_read_is_not_remembered() -> None:
 
 
 async def test_unadmitted_keys_are_charged_once_their_spend_is_known() -> None:
-    books = LocalAccounts(source(total=10))  # type: ignore[arg-type]
+    books = LocalLedger(source(total=10))  # type: ignore[arg-type]
     key = limits()
     books.settle(None, "key_1", "gen", 5, 0)  # not known yet: the request log has it
     assert (await books.spend(key)).spent == 10

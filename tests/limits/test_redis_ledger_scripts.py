@@ -7,9 +7,9 @@ import asyncio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tokenmux.limits.redis_ledger_scripts import WAIT_FUNCTION
 from tokenmux.limits.window import WINDOW_S, wait_s
-from tokenmux.shared.resp import RespClient, Script
-from tokenmux.shared.scripts import WAIT_FUNCTION
+from tokenmux.redis.resp import RespClient, Script
 
 _CALL = Script(
     WAIT_FUNCTION

@@ -14,9 +14,9 @@ import contextlib
 import logging
 import time
 
+from tokenmux.redis.link import RedisLink, RedisUnavailable
+from tokenmux.redis.resp import RespClient
 from tokenmux.routing.health import HealthBoard
-from tokenmux.shared.link import RedisLink, SharedUnavailable
-from tokenmux.shared.resp import RespClient
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +45,12 @@ class SharedHealth:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        with contextlib.suppress(SharedUnavailable):
+        with contextlib.suppress(RedisUnavailable):
             await self.sync()  # what was learnt last still reaches the others
 
     async def _run(self) -> None:
         while True:
-            with contextlib.suppress(SharedUnavailable):
+            with contextlib.suppress(RedisUnavailable):
                 await self.sync()
             await asyncio.sleep(self.poll_s)
 
@@ -59,7 +59,7 @@ class SharedHealth:
         outbox, self._outbox = self._outbox, {}
         try:
             entries = await self.link.call(lambda r: self._exchange(r, outbox))
-        except SharedUnavailable:
+        except RedisUnavailable:
             for field, until in outbox.items():  # try again at the next poll
                 self._outbox[field] = max(until, self._outbox.get(field, 0))
             raise
@@ -75,7 +75,7 @@ class SharedHealth:
             endpoint, _, kind = field.rpartition("|")
             self.board.apply_shared(endpoint, kind, until_ms / 1000 + offset)
         if lapsed:
-            with contextlib.suppress(SharedUnavailable):
+            with contextlib.suppress(RedisUnavailable):
                 await self.link.call(lambda r: r.call("HDEL", HASH, *lapsed))
 
     @staticmethod

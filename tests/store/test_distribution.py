@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tokenmux.stats.distribution import BIN_COUNT, TPS_BINS, TTFT_BINS, Distribution, LogBins, column_names
+from tokenmux.store.distribution import BIN_COUNT, TPS_BINS, TTFT_BINS, Distribution, LogBins, column_names
 
 
 def true_percentile(samples: list[float], q: float) -> float:

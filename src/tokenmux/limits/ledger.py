@@ -8,7 +8,7 @@ limit while the request runs, any number of concurrent requests can overspend a 
 request's real cost exceeds its reservation, which is nothing when providers report usage within the
 request's own limits.
 
-``LocalAccounts`` keeps the books in this process (one replica); ``redis_accounts.RedisAccounts`` keeps
+``LocalLedger`` keeps the books in this process (one replica); ``redis_ledger.RedisLedger`` keeps
 them in Redis for all replicas. Spend is seeded from the request log the first time a key is seen, so a
 restart loses nothing that was written.
 
@@ -95,7 +95,7 @@ def too_many(limits: KeyLimits, what: str, retry_after: float) -> RateLimited:
     )
 
 
-class Accounts(ABC):
+class Ledger(ABC):
     @abstractmethod
     async def admit(self, limits: KeyLimits, reserve: int) -> Admission:
         """Count the request against every limit of its key and reserve ``reserve`` units, atomically;
@@ -166,7 +166,7 @@ class _Book:
     tokens: _Minute = field(default_factory=_Minute)
 
 
-class LocalAccounts(Accounts):
+class LocalLedger(Ledger):
     """The books of one process. Every step is synchronous between awaits, so admission is atomic."""
 
     def __init__(self, source: SpendSource, *, clock: Callable[[], float] = time.time) -> None:

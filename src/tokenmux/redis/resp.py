@@ -1,6 +1,6 @@
 """A small Redis client: one pipelined connection, replies parsed by hiredis.
 
-Requests of a key with limits cost one Redis round trip each (``accounts.RedisAccounts``), so the client's
+Requests of a key with limits cost one Redis round trip each (``limits.redis_ledger``), so the client's
 own cost is on the hot path. A general client checks a connection out of a pool, builds a command object
 and parses through layers for every call, about 100 µs of CPU here; this one writes the encoded command
 to a single connection and pairs replies with waiting futures in order (Redis answers in order), a

@@ -11,8 +11,8 @@ import pytest
 
 from tokenmux.errors import InsufficientCredit, RateLimited
 from tokenmux.limits.key_limits import KeyLimits
-from tokenmux.shared.accounts import RedisAccounts
-from tokenmux.shared.link import RedisLink
+from tokenmux.limits.redis_ledger import RedisLedger
+from tokenmux.redis.link import RedisLink
 from tokenmux.store.records import KeyRecord
 
 USD = 1_000_000_000
@@ -33,12 +33,12 @@ def logged(total: int = 0, period: int = 0) -> Callable[[str, str | None], objec
 
 
 @pytest.fixture
-async def replicas(redis_url: str) -> AsyncIterator[list[RedisAccounts]]:
+async def replicas(redis_url: str) -> AsyncIterator[list[RedisLedger]]:
     """Two ledgers on one Redis, as two replicas have."""
     made = []
     for _ in range(2):
         link = RedisLink(redis_url, timeout_s=1.0)
-        books = RedisAccounts(link, logged(total=USD), settle_interval_s=0.005)  # type: ignore[arg-type]
+        books = RedisLedger(link, logged(total=USD), settle_interval_s=0.005)  # type: ignore[arg-type]
         await books.start()
         made.append((link, books))
     yield [books for _, books in made]
@@ -47,7 +47,7 @@ async def replicas(redis_url: str) -> AsyncIterator[list[RedisAccounts]]:
         await link.aclose()
 
 
-async def drained(*books: RedisAccounts) -> None:
+async def drained(*books: RedisLedger) -> None:
     for _ in range(200):
         if all(b.pending_settlements == 0 for b in books):
             return
@@ -55,7 +55,7 @@ async def drained(*books: RedisAccounts) -> None:
     raise AssertionError("settlements did not reach Redis")
 
 
-async def test_credit_is_shared_and_seeded_from_the_log(replicas: list[RedisAccounts]) -> None:
+async def test_credit_is_shared_and_seeded_from_the_log(replicas: list[RedisLedger]) -> None:
     a, b = replicas
     key = limits(credit_usd=3.0)
     first = await a.admit(key, USD)  # 1 logged + 1 held
@@ -71,7 +71,7 @@ async def test_credit_is_shared_and_seeded_from_the_log(replicas: list[RedisAcco
     assert spend.tokens_last_minute == pytest.approx(20, abs=1)
 
 
-async def test_a_settlement_sent_twice_is_charged_once(replicas: list[RedisAccounts]) -> None:
+async def test_a_settlement_sent_twice_is_charged_once(replicas: list[RedisLedger]) -> None:
     a, b = replicas
     key = limits(credit_usd=10.0)
     admission = await a.admit(key, USD)
@@ -82,7 +82,7 @@ async def test_a_settlement_sent_twice_is_charged_once(replicas: list[RedisAccou
 
 
 async def test_twenty_admissions_across_two_replicas_against_credit_for_one(
-    replicas: list[RedisAccounts],
+    replicas: list[RedisLedger],
 ) -> None:
     key = limits(credit_usd=2.5)  # 1 spent: room for one reservation of 1
     tries = [replicas[i % 2].admit(key, USD) for i in range(20)]
@@ -91,7 +91,7 @@ async def test_twenty_admissions_across_two_replicas_against_credit_for_one(
     assert sum(isinstance(r, InsufficientCredit) for r in results) == 19
 
 
-async def test_rpm_and_concurrency_hold_across_replicas(replicas: list[RedisAccounts]) -> None:
+async def test_rpm_and_concurrency_hold_across_replicas(replicas: list[RedisLedger]) -> None:
     a, b = replicas
     key = limits(rpm=3, concurrency=2)
     x = await a.admit(key, 0)
@@ -108,7 +108,7 @@ async def test_rpm_and_concurrency_hold_across_replicas(replicas: list[RedisAcco
     assert err.value.code in ("rpm_limited", "concurrency_limited")
 
 
-async def test_budget_period_is_shared(replicas: list[RedisAccounts]) -> None:
+async def test_budget_period_is_shared(replicas: list[RedisLedger]) -> None:
     a, b = replicas
     key = limits(budget_usd=1.0, budget_period="day")
     adm = await a.admit(key, USD // 2)
@@ -126,7 +126,7 @@ async def test_redis_down_falls_back_to_local_books_then_catches_up() -> None:
     """Nothing listens on port 1: the link fails at once, requests are admitted by this replica's books
     (seeded from the request log) and the charges wait for Redis."""
     link = RedisLink("redis://127.0.0.1:1/0", timeout_s=0.2)
-    books = RedisAccounts(link, logged(total=USD))  # type: ignore[arg-type]
+    books = RedisLedger(link, logged(total=USD))  # type: ignore[arg-type]
     await books.start()
     key = limits(credit_usd=2.0)
     started = time.monotonic()
@@ -145,7 +145,7 @@ async def test_redis_down_falls_back_to_local_books_then_catches_up() -> None:
 
 async def test_a_reservation_of_a_replica_that_died_lapses(redis_url: str) -> None:
     link = RedisLink(redis_url, timeout_s=1.0)
-    books = RedisAccounts(link, logged())  # type: ignore[arg-type]
+    books = RedisLedger(link, logged())  # type: ignore[arg-type]
     key = limits(credit_usd=1.0)
     await books.admit(key, USD)
     # The replica dies before settling: move its reservation's lapse time into the past.
@@ -157,7 +157,7 @@ async def test_a_reservation_of_a_replica_that_died_lapses(redis_url: str) -> No
 
 
 async def test_an_admission_cancelled_mid_call_releases_what_it_may_have_taken(
-    replicas: list[RedisAccounts],
+    replicas: list[RedisLedger],
 ) -> None:
     a, _ = replicas
     key = limits(credit_usd=10.0, concurrency=1)

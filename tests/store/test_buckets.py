@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from stats_support import HOUR, MINUTE, NOW, attempt, failure, generation, success
-
-from tokenmux.stats.buckets import (
+from records_support import HOUR, MINUTE, NOW, attempt, failure, generation, success
+from tokenmux.store.buckets import (
     DAY_S,
     HOUR_S,
     MINUTE_S,

@@ -1,8 +1,8 @@
 """One Redis connection pool with bounded waits, and a breaker so an outage costs a request nothing.
 
 Every call is bounded by ``timeout_s`` (a frozen server cannot hold a request longer than that). After a
-failure the link is *down* for ``retry_s``: calls fail at once with ``SharedUnavailable`` instead of each
-waiting out the timeout, and callers use their stated fallback (``accounts.RedisAccounts``). The first call
+failure the link is *down* for ``retry_s``: calls fail at once with ``RedisUnavailable`` instead of each
+waiting out the timeout, and callers use their stated fallback (``limits.redis_ledger``). The first call
 after ``retry_s`` tries Redis again; a success brings the link back up.
 """
 
@@ -14,14 +14,14 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from tokenmux.shared.resp import ReplyError, RespClient
+from tokenmux.redis.resp import ReplyError, RespClient
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 
-class SharedUnavailable(Exception):
+class RedisUnavailable(Exception):
     """Redis cannot be used now; the message says why (never with a password in it)."""
 
 
@@ -48,7 +48,7 @@ class RedisLink:
 
     async def call(self, fn: Callable[[RespClient], Awaitable[T]]) -> T:
         if not self.up:
-            raise SharedUnavailable(
+            raise RedisUnavailable(
                 f"Redis at {self.where} is unavailable (retrying every {self.retry_s:g} s)"
             )
         try:
@@ -64,7 +64,7 @@ class RedisLink:
                     "Redis at %s failed (%s); using the local fallback", self.where, type(exc).__name__
                 )
             self._down_until = time.monotonic() + self.retry_s
-            raise SharedUnavailable(f"Redis at {self.where} did not answer: {type(exc).__name__}") from None
+            raise RedisUnavailable(f"Redis at {self.where} did not answer: {type(exc).__name__}") from None
         if self._down_until:
             log.info("Redis at %s answers again", self.where)
             self._down_until = 0.0

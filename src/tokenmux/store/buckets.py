@@ -12,7 +12,8 @@ A batch is aggregated here in memory (``aggregate``), then the store adds each d
 row with one upsert. A window is read as one summed row per endpoint (``Store.endpoint_windows``), so a
 read costs endpoints x buckets rows, whatever the log holds.
 
-This module and its package import nothing from ``tokenmux.store`` at run time: the store imports it.
+The store writes and reads these rows; ``tokenmux.stats`` turns them into figures. They live here, with
+the tables they describe, so the store imports nothing from ``stats``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from tokenmux.stats.distribution import TPS_BINS, TTFT_BINS, Distribution, column_names
+from tokenmux.store.distribution import TPS_BINS, TTFT_BINS, Distribution, column_names
 
 if TYPE_CHECKING:
     from tokenmux.store.records import GenerationRecord

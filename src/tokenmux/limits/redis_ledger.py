@@ -1,15 +1,15 @@
 """The ledger of key limits kept in Redis, so every replica enforces one set of limits.
 
-Admission is one script run (``scripts.ADMIT``): one round trip checks concurrency, requests and tokens
+Admission is one script run (``redis_ledger_scripts.ADMIT``): one round trip checks concurrency, requests and tokens
 per minute, credit and budget, and takes the reservation. A key's spend is seeded from the request log the
-first time Redis is asked about it (``scripts.SEED``; a replica that seeds second changes nothing).
+first time Redis is asked about it (``redis_ledger_scripts.SEED``; a replica that seeds second changes nothing).
 Settlements are queued and sent in pipelined batches by a background task, so the response path never
 waits on them; until a settlement lands its reservation still counts, so the delay can only refuse early,
 never overspend. A settlement carries its generation id and is charged at most once however often it is
 retried.
 
 If Redis fails or does not answer within ``gateway.redis_timeout_s``: requests are admitted by this
-replica's own books (``LocalAccounts``), seeded with the last figures Redis gave (or the request log), and
+replica's own books (``LocalLedger``), seeded with the last figures Redis gave (or the request log), and
 settlements wait in the queue until Redis is back. Limits then hold per replica: with N replicas a key can
 spend up to N times its remaining credit during the outage. This is the stated policy (README "Faults").
 """
@@ -25,21 +25,21 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from tokenmux.limits.accounts import (
-    Accounts,
+from tokenmux.limits import redis_ledger_scripts as scripts
+from tokenmux.limits.key_limits import KeyLimits
+from tokenmux.limits.ledger import (
     Admission,
-    LocalAccounts,
+    Ledger,
+    LocalLedger,
     Spend,
     SpendSource,
     insufficient,
     too_many,
 )
-from tokenmux.limits.key_limits import KeyLimits
 from tokenmux.limits.money import period_end, period_id, period_start
 from tokenmux.limits.window import weighted_count
-from tokenmux.shared import scripts
-from tokenmux.shared.link import RedisLink, SharedUnavailable
-from tokenmux.shared.resp import RespClient, Script
+from tokenmux.redis.link import RedisLink, RedisUnavailable
+from tokenmux.redis.resp import RespClient, Script
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class _Settlement:
     period: str
 
 
-class RedisAccounts(Accounts):
+class RedisLedger(Ledger):
     def __init__(self, link: RedisLink, source: SpendSource, *, settle_interval_s: float = 0.02) -> None:
         self.link = link
         self._source = source
@@ -75,7 +75,7 @@ class RedisAccounts(Accounts):
         # The last spend Redis reported per key, (all time, period id, period spend): the local fallback
         # starts from these.
         self._known: dict[str, tuple[int, str | None, int]] = {}
-        self._local = LocalAccounts(self._known_or_logged)
+        self._local = LocalLedger(self._known_or_logged)
         # Sent by digest (EVALSHA), loaded again when a restarted Redis has forgotten them.
         self._admit_script = Script(scripts.ADMIT)
         self._settle_script = Script(scripts.SETTLE)
@@ -87,7 +87,7 @@ class RedisAccounts(Accounts):
     async def admit(self, limits: KeyLimits, reserve: int) -> Admission:
         try:
             return await self._admit_shared(limits, reserve)
-        except SharedUnavailable:
+        except RedisUnavailable:
             return await self._local.admit(limits, reserve)
 
     async def _admit_shared(self, limits: KeyLimits, reserve: int) -> Admission:
@@ -124,14 +124,14 @@ class RedisAccounts(Accounts):
                 self._remember(limits.key_id, reply, pid)
                 if not self._local.empty:
                     # Redis is back: the fallback's books start over from its figures at the next outage.
-                    self._local = LocalAccounts(self._known_or_logged)
+                    self._local = LocalLedger(self._known_or_logged)
                 return admission
             if verdict in ("concurrency", "rpm", "tpm"):
                 raise too_many(limits, verdict, float(_text(reply[1])))
             self._remember(limits.key_id, reply, pid)
             insufficient(limits, int(reply[1]), int(reply[2]), int(reply[3]), reserve)
             raise AssertionError("the script refused a reservation the limits allow")  # pragma: no cover
-        raise SharedUnavailable("the key's spend could not be seeded in Redis")
+        raise RedisUnavailable("the key's spend could not be seeded in Redis")
 
     async def _seed(self, key_id: str, pid: str | None, now: float) -> None:
         total = await self._source(key_id, None)
@@ -207,7 +207,7 @@ class RedisAccounts(Accounts):
             batch = [self._queue[i] for i in range(min(_BATCH, len(self._queue)))]
             try:
                 await self.link.call(lambda r, batch=batch: self._send(r, batch))  # type: ignore[misc]
-            except SharedUnavailable:
+            except RedisUnavailable:
                 if self._closing:
                     return
                 await asyncio.sleep(backoff)
@@ -236,7 +236,7 @@ class RedisAccounts(Accounts):
     async def spend(self, limits: KeyLimits) -> Spend:
         try:
             return await self._spend_shared(limits)
-        except SharedUnavailable:
+        except RedisUnavailable:
             return await self._local.spend(limits)
 
     async def _spend_shared(self, limits: KeyLimits) -> Spend:
