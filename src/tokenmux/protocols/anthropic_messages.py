@@ -104,8 +104,9 @@ _PARAM_CHECKS = {
 # --- requests -----------------------------------------------------------------------------------
 
 
-def decode_messages_request(body: bytes) -> ChatRequest:
-    """Parse and validate a Messages request body into the hub shape."""
+def decode_messages_request(body: bytes, *, counting: bool = False) -> ChatRequest:
+    """Parse and validate a Messages request body into the hub shape. ``counting``: the body of a token
+    count (``/v1/messages/count_tokens``), which has no ``max_tokens``."""
     try:
         data = _decoder.decode(body)
     except msgspec.DecodeError as e:
@@ -134,9 +135,10 @@ def decode_messages_request(body: bytes) -> ChatRequest:
             "(see GET /api/anthropic/v1/models)",
         )
     max_tokens = data.get("max_tokens")
-    if max_tokens is None:
+    if max_tokens is None and not counting:
         raise _fail("max_tokens", "max_tokens is required: the most tokens the answer may have, e.g. 1024")
-    _integer(1)("max_tokens", max_tokens)
+    if max_tokens is not None:
+        _integer(1)("max_tokens", max_tokens)
     raw_messages = data.get("messages")
     if not isinstance(raw_messages, list) or not raw_messages:
         raise _fail("messages", "messages must be a non-empty list of {'role': 'user', 'content': ...}")
@@ -148,7 +150,7 @@ def decode_messages_request(body: bytes) -> ChatRequest:
     for i, message in enumerate(raw_messages):
         _decode_message(i, message, messages)
 
-    params: dict[str, Any] = {"max_tokens": max_tokens}
+    params: dict[str, Any] = {} if max_tokens is None else {"max_tokens": max_tokens}
     for key, value in data.items():
         if key in _TRANSLATED:
             continue

@@ -45,6 +45,7 @@ from tokenmux.server.auth import KeyRing
 from tokenmux.server.catalog_api import model_endpoints_json, model_json, models_json
 from tokenmux.server.chat import ChatRoute
 from tokenmux.server.cors import CorsMiddleware, CorsPolicy
+from tokenmux.server.count_tokens import CountTokensRoute
 from tokenmux.server.header_check import HeaderCheck
 from tokenmux.server.key_api import KEYS_PREFIX, KeyApi
 from tokenmux.server.metrics import Metrics
@@ -128,6 +129,7 @@ class Gateway:
         self._routes: dict[tuple[str, str], Handler] = {
             ("POST", "/api/v1/chat/completions"): ChatRoute(self, OpenAIChat()),
             ("POST", "/api/anthropic/v1/messages"): ChatRoute(self, AnthropicMessages()),
+            ("POST", "/api/anthropic/v1/messages/count_tokens"): CountTokensRoute(self),
             ("POST", "/api/v1/responses"): ChatRoute(self, OpenAIResponses()),
             ("GET", "/api/anthropic/v1/models"): self.list_models_anthropic,
             ("GET", "/api/v1/models"): self.list_models,

@@ -1,0 +1,55 @@
+"""``POST /api/anthropic/v1/messages/count_tokens``: the tokens a Messages request's prompt holds, as
+``{"input_tokens": N}``, counted with the model's tokenizer family offline (``routing/fit.py``).
+
+The count is the one routing uses to decide whether a prompt fits: texts counted by the family's
+vocabulary (a cautious stand-in where the real one does not ship, e.g. Claude's), plus message framing,
+tool definitions and a fixed cost per image. So it errs on the large side, as a client planning its
+context wants, and it costs no provider call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from tokenmux.errors import TokenmuxError
+from tokenmux.json_codec import encode_json
+from tokenmux.protocols import anthropic_messages as wire
+from tokenmux.routing.fit import PromptSize
+from tokenmux.server.asgi import Receive, Scope, Send, header, read_body, send_bytes
+
+if TYPE_CHECKING:
+    from tokenmux.server.app import Gateway
+
+# Counting a body this large may take tens of ms: off the event loop.
+COUNT_IN_THREAD_BYTES = 256 * 1024
+
+
+class CountTokensRoute:
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            body = await self._count(scope, receive)
+        except TokenmuxError as err:
+            self.gateway.metrics.error(err.status)
+            await send_bytes(send, err.status, wire.encode_error(err), err.headers())
+            return
+        await send_bytes(send, 200, body)
+
+    async def _count(self, scope: Scope, receive: Receive) -> bytes:
+        gw = self.gateway
+        key = await gw.keys.authenticate(header(scope, b"authorization"), header(scope, b"x-api-key"))
+        body = await read_body(scope, receive, gw.settings.gateway.max_body_bytes)
+        request = wire.decode_messages_request(body, counting=True)
+        model = gw.router.resolve(request.model)[0]
+        limits = gw.limits_of(key)
+        if limits.models is not None:
+            limits.check_model(model.id)
+        size = PromptSize(request)
+        if len(body) > COUNT_IN_THREAD_BYTES:
+            tokens = await asyncio.to_thread(size.exact, model.tokenizer)
+        else:
+            tokens = size.exact(model.tokenizer)
+        return encode_json({"input_tokens": tokens})
