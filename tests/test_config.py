@@ -9,6 +9,7 @@ import pytest
 
 from tokenmux.catalog import load_catalog
 from tokenmux.config import ConfigError, Settings, build_settings, decode_document, read_config_file
+from tokenmux.providers.azure import AzureSettings
 
 CATALOG = load_catalog()
 
@@ -106,12 +107,10 @@ def test_providers_fill_in_from_the_catalog_and_the_environment() -> None:
     )
     openai, azure, local = (configured.providers[s] for s in ("openai", "azure", "local"))
     assert (openai.kind, openai.base_url, openai.api_key) == ("openai", "https://api.openai.com/v1", "sk-env")
-    assert (azure.base_url, azure.api_key, azure.api_version) == (
-        "https://r.openai.azure.com",
-        "az-env",
-        "2024-10-21",
-    )
-    assert azure.deployments == {"gpt-4.1-nano": "nano"} and azure.timeout_s == 40.0
+    assert (azure.base_url, azure.api_key, azure.timeout_s) == ("https://r.openai.azure.com", "az-env", 40.0)
+    assert azure.settings == AzureSettings(
+        base_url="https://r.openai.azure.com/", deployments={"gpt-4.1-nano": "nano"}
+    )  # Azure's own settings, as written; its adapter defaults the API version
     assert (local.kind, local.api_key, local.timeout_s) == ("openai-compatible", None, 5.0)
     # A catalog provider whose key is in the environment needs no entry.
     assert configured.providers["groq"].base_url == "https://api.groq.com/openai/v1"
@@ -124,7 +123,8 @@ def test_the_azure_api_version_and_the_admin_key_come_from_the_environment() -> 
         AZURE_OPENAI_API_VERSION="2025-01-01-preview",
         TOKENMUX_ADMIN_KEY="admin-from-env",
     )
-    assert configured.providers["azure"].api_version == "2025-01-01-preview"
+    azure = configured.providers["azure"].settings
+    assert isinstance(azure, AzureSettings) and azure.api_version == "2025-01-01-preview"
     assert configured.gateway.admin_key == "admin-from-env"
     written = settings({"gateway": {"admin_key": "written"}}, TOKENMUX_ADMIN_KEY="admin-from-env")
     assert written.gateway.admin_key == "written"

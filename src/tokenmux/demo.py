@@ -18,7 +18,7 @@ import aiohttp
 import uvicorn
 
 from tokenmux.catalog.loader import load_catalog
-from tokenmux.providers import PROVIDER_KINDS
+from tokenmux.providers import provider_kinds
 from tokenmux.server.build import build_gateway
 from tokenmux.server.runner import BackgroundServer, uvicorn_config
 from tokenmux.simulator.app import create_app
@@ -89,7 +89,7 @@ def demo_config(sim_url: str, provider_slugs: list[str]) -> dict[str, Any]:
 def simulated_providers() -> list[str]:
     """Catalog providers whose wire format this version can speak to (and the simulator can imitate)."""
     catalog = load_catalog()
-    return sorted(slug for slug, info in catalog.providers.items() if info.kind in PROVIDER_KINDS)
+    return sorted(slug for slug, info in catalog.providers.items() if info.kind in provider_kinds())
 
 
 async def _create_demo_key(database_url: str) -> str:

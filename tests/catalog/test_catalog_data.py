@@ -6,6 +6,7 @@ import pytest
 
 from tokenmux.catalog import load_catalog
 from tokenmux.catalog.model import Catalog
+from tokenmux.providers.registry import provider_kinds
 
 SEED_PARAMETERS = {
     "max_completion_tokens",
@@ -176,6 +177,12 @@ def test_providers(catalog: Catalog) -> None:
     } == {"openai-compatible"}
     for slug, info in providers.items():
         assert info.slug == slug and info.name and info.status_page_url and info.api_key_env
+
+
+def test_every_provider_has_an_adapter_for_its_kind() -> None:
+    kinds = provider_kinds()
+    checked = load_catalog(kinds=kinds)
+    assert {info.kind for info in checked.providers.values()} <= set(kinds)
 
 
 def test_claude_and_gemini_have_third_party_hosts(catalog: Catalog) -> None:

@@ -8,6 +8,7 @@ import pytest
 
 from tokenmux.catalog import CatalogError, load_catalog
 from tokenmux.catalog.build import build_model, build_provider
+from tokenmux.providers.registry import provider_kinds
 
 
 def test_each_load_is_a_fresh_catalog_sharing_immutable_models() -> None:
@@ -228,8 +229,11 @@ def test_errors_name_the_place_the_field_and_the_fix() -> None:
     message = _error({"providers": {"local": {"base_url": "http://x"}}})
     assert "provider 'local'" in message and "'kind' is required" in message
 
-    message = _error({"providers": {"local": {"kind": "vllm"}}})
-    assert "'kind' must be one of" in message and "openai-compatible" in message
+    with pytest.raises(CatalogError) as unknown_kind:
+        load_catalog({"providers": {"local": {"kind": "vllm"}}}, kinds=provider_kinds())
+    message = str(unknown_kind.value)
+    assert message.startswith("catalog provider 'local' has kind 'vllm', which no adapter speaks; the known")
+    assert all(kind in message for kind in ("anthropic", "azure", "google", "openai", "openai-compatible"))
 
     message = _error({"models": [{"id": nano, "endpoints": [{"price": {"input": 1}}]}]})
     assert "endpoints[0]" in message and "'provider' is required" in message

@@ -21,7 +21,7 @@ from tokenmux.protocols.anthropic_messages import (
     decode_messages_request,
     encode_message_response,
 )
-from tokenmux.providers import PROVIDER_KINDS, Provider, build_provider
+from tokenmux.providers import Provider, build_provider, provider_kinds
 from tokenmux.providers.anthropic import AnthropicProvider
 from tokenmux.providers.base import CallContext
 from tokenmux.providers.transport import MockResponse, MockTransport
@@ -125,7 +125,7 @@ STOP = {"type": "message_stop"}
 
 
 def test_the_adapter_is_registered_as_anthropic() -> None:
-    assert PROVIDER_KINDS["anthropic"] is AnthropicProvider
+    assert provider_kinds()["anthropic"].adapter is AnthropicProvider
 
 
 async def test_request_url_headers_and_a_translated_body() -> None:

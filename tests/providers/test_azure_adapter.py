@@ -8,19 +8,19 @@ import pytest
 from adapter_helpers import MESSAGES, Recorder, chat, chunk, collect, completion, config, context, delta
 
 from tokenmux.errors import ProviderRejected
-from tokenmux.providers.azure import DEFAULT_API_VERSION, AzureProvider
+from tokenmux.providers.azure import DEFAULT_API_VERSION, AzureProvider, AzureSettings
 from tokenmux.providers.transport import MockResponse, MockTransport
 from tokenmux.types import Usage
 
 
 def azure(recorder: Recorder, **overrides: Any) -> AzureProvider:
-    values: dict[str, Any] = {
-        "base_url": "https://my-resource.openai.azure.com",
-        "api_key": "azure-key-1",
-        "api_version": "2024-10-21",
-    }
+    """The adapter; ``overrides`` are ProviderConfig fields or the settings of Azure's own."""
+    own = {"api_version": "2024-10-21", "deployments": {}}
+    own.update({name: overrides.pop(name) for name in own if name in overrides})
+    values: dict[str, Any] = {"base_url": "https://my-resource.openai.azure.com", "api_key": "azure-key-1"}
     values.update(overrides)
-    return AzureProvider(config("azure", **values), MockTransport(recorder))
+    settings = AzureSettings(api_version=own["api_version"], deployments=own["deployments"])
+    return AzureProvider(config("azure", settings=settings, **values), MockTransport(recorder))
 
 
 async def test_request_names_the_deployment_in_the_url_and_authenticates_with_api_key() -> None:

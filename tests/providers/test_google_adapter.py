@@ -9,7 +9,7 @@ import pytest
 from adapter_helpers import Recorder, chat, collect, config, context
 
 from tokenmux.errors import ProviderMalformed, ProviderRejected, ProviderUnreachable, StreamInterrupted
-from tokenmux.providers import PROVIDER_KINDS, build_provider
+from tokenmux.providers import build_provider, provider_kinds
 from tokenmux.providers.google import GoogleProvider
 from tokenmux.providers.google_request import SKIP_SIGNATURE
 from tokenmux.providers.redaction import RedactedProvider
@@ -795,4 +795,4 @@ def test_the_google_kind_is_registered() -> None:
     adapter = build_provider(config("google", base_url=BASE), MockTransport(lambda request: MockResponse()))
 
     assert isinstance(adapter, RedactedProvider)
-    assert type(adapter.adapter) is GoogleProvider and PROVIDER_KINDS["google"] is GoogleProvider
+    assert type(adapter.adapter) is GoogleProvider and provider_kinds()["google"].adapter is GoogleProvider

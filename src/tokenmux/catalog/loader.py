@@ -34,7 +34,7 @@ Each target may be written as any name that finds exactly one model (see ``looku
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -71,15 +71,37 @@ class _Documents:
 
 
 def load_catalog(
-    overrides: Mapping[str, Any] | None = None, aliases: Mapping[str, Any] | None = None
+    overrides: Mapping[str, Any] | None = None,
+    aliases: Mapping[str, Any] | None = None,
+    *,
+    kinds: Collection[str] | None = None,
 ) -> Catalog:
     """The shipped catalog, with the ``catalog:`` and ``aliases:`` sections of the user's configuration
     applied.
 
-    Raises ``CatalogError`` naming the file (or ``config catalog``, ``config aliases``) and the field when
-    data is invalid. The result is a fresh ``Catalog`` each call; its models and endpoints are immutable
-    and shared.
+    ``kinds``, the provider kinds there are adapters for (``providers.registry.provider_kinds()``), is what
+    each provider's ``kind`` must be one of; without it a kind is only checked to be a name. Raises
+    ``CatalogError`` naming the file (or ``config catalog``, ``config aliases``) and the field when data is
+    invalid. The result is a fresh ``Catalog`` each call; its models and endpoints are immutable and shared.
     """
+    catalog = _load(overrides)
+    if kinds is not None:
+        _check_kinds(catalog, kinds)
+    if aliases:
+        catalog.names = build_names(catalog.models, check_aliases(catalog.models, aliases))
+    return catalog
+
+
+def _check_kinds(catalog: Catalog, kinds: Collection[str]) -> None:
+    for slug, info in catalog.providers.items():
+        if info.kind not in kinds:
+            raise CatalogError(
+                f"catalog provider {slug!r} has kind {info.kind!r}, which no adapter speaks; "
+                f"the known kinds are: {', '.join(sorted(kinds))}"
+            )
+
+
+def _load(overrides: Mapping[str, Any] | None) -> Catalog:
     if not overrides:
         shipped = _shipped_catalog()
         catalog = Catalog(
@@ -96,8 +118,6 @@ def load_catalog(
         providers_raw = _merge_providers(docs.providers, overrides.get("providers"))
         models_raw = _merge_models(docs.models, overrides.get("models"))
         catalog = _build(providers_raw, models_raw, docs.prices_as_of, docs.prices_source)
-    if aliases:
-        catalog.names = build_names(catalog.models, check_aliases(catalog.models, aliases))
     return catalog
 
 

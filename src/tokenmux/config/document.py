@@ -1,8 +1,9 @@
 """The configuration file's shape: msgspec Structs that refuse unknown keys and values of the wrong type.
 
 Numbers and true/false may also be written as text (``cooldown_s: "10"``), as ``${VAR}`` gives them.
-The ``catalog:`` section is checked by the catalog loader and ``gateway.cors`` by the CORS policy, each
-naming the setting the same way.
+Each section of ``providers:`` is checked as its kind's settings (``ProviderSettings`` in
+``providers/base.py``, or the kind's subclass of it), the ``catalog:`` section by the catalog loader and
+``gateway.cors`` by the CORS policy, each naming the setting the same way.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import msgspec
 
 from tokenmux.config.problems import ConfigError, decode_problem
+from tokenmux.providers.base import ProviderSettings
 
 Seconds = Annotated[float, msgspec.Meta(gt=0)]
 T = TypeVar("T")
@@ -44,19 +46,6 @@ class GatewaySettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # Cross-origin access for browser clients, off when empty: {allow_origins: [...], allow_credentials: ...}
     # (checked by server/cors.py, which knows what an origin is).
     cors: dict[str, Any] = {}
-
-
-class ProviderSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """``providers.<slug>:``: where and how to reach one provider; unset values come from the catalog and
-    the environment."""
-
-    kind: str | None = None  # the adapter; default: the catalog's kind for the slug, else openai-compatible
-    base_url: str | None = None
-    api_key: str | None = None
-    api_version: str | None = None  # Azure
-    headers: dict[str, str] = {}  # extra static headers sent upstream
-    deployments: dict[str, str] = {}  # Azure: upstream model name -> deployment name
-    timeout_s: Seconds | None = None  # per attempt; default gateway.attempt_timeout_s
 
 
 class ConfigDocument(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -22,6 +22,7 @@ from tokenmux.providers.anthropic_request import encode_request
 from tokenmux.providers.anthropic_response import StreamReader, decode_message
 from tokenmux.providers.base import CallContext, ProviderConfig
 from tokenmux.providers.common import fail_stream, send_and_read, snippet, status_message
+from tokenmux.providers.registry import ProviderKind, register
 from tokenmux.providers.transport import HttpRequest, HttpResponse, Transport, retry_after_seconds
 from tokenmux.types import ChatRequest, ChatResponse, StreamEvent
 
@@ -199,3 +200,6 @@ async def _drain(chunks: AsyncIterator[bytes]) -> None:
                 pass
     except (TimeoutError, UpstreamError):
         pass
+
+
+register(ProviderKind(AnthropicProvider.kind, AnthropicProvider))

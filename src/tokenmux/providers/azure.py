@@ -3,6 +3,9 @@
 ``POST {base_url}/openai/deployments/{deployment}/chat/completions?api-version=V`` with an ``api-key``
 header. The deployment is the one configured for the endpoint's upstream model, else the model name itself
 (operators usually name deployments after models). Everything else is the OpenAI adapter's.
+
+Its section of ``providers:`` takes two settings of its own: ``api_version`` (else the environment's
+``AZURE_OPENAI_API_VERSION``, else ``DEFAULT_API_VERSION``) and ``deployments``.
 """
 
 from __future__ import annotations
@@ -10,13 +13,21 @@ from __future__ import annotations
 from typing import Any, ClassVar
 from urllib.parse import quote
 
+import msgspec
+
 from tokenmux.catalog.model import Endpoint
-from tokenmux.providers.base import ProviderConfig
+from tokenmux.providers.base import ProviderConfig, ProviderSettings
 from tokenmux.providers.openai import OpenAIProvider
+from tokenmux.providers.registry import ProviderKind, register
 from tokenmux.providers.transport import Transport
 
 # The newest generally available data-plane version when none is configured.
 DEFAULT_API_VERSION = "2024-10-21"
+
+
+class AzureSettings(ProviderSettings, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    api_version: str | None = None
+    deployments: dict[str, str] = msgspec.field(default_factory=dict)  # upstream model -> deployment
 
 
 class AzureProvider(OpenAIProvider):
@@ -24,10 +35,12 @@ class AzureProvider(OpenAIProvider):
 
     def __init__(self, config: ProviderConfig, transport: Transport) -> None:
         super().__init__(config, transport)
+        settings = config.settings if isinstance(config.settings, AzureSettings) else AzureSettings()
+        self._deployments = settings.deployments
         base = self._base_url
         # Accept the resource URL with or without the "/openai" path segment that the Azure portal shows.
         self._deployments_url = f"{base.removesuffix('/openai')}/openai/deployments"
-        self._version_query = f"api-version={quote(config.api_version or DEFAULT_API_VERSION, safe='')}"
+        self._version_query = f"api-version={quote(settings.api_version or DEFAULT_API_VERSION, safe='')}"
         self._urls: dict[str, str] = {}
 
     def _auth_headers(self) -> list[tuple[str, str]]:
@@ -38,7 +51,7 @@ class AzureProvider(OpenAIProvider):
         model = endpoint.upstream_model
         url = self._urls.get(model)
         if url is None:
-            deployment = self.config.deployments.get(model, model)
+            deployment = self._deployments.get(model, model)
             url = (
                 f"{self._deployments_url}/{quote(deployment, safe='')}/chat/completions?{self._version_query}"
             )
@@ -47,3 +60,13 @@ class AzureProvider(OpenAIProvider):
 
     def _body_head(self, endpoint: Endpoint) -> dict[str, Any]:
         return {}  # the deployment in the URL names the model
+
+
+register(
+    ProviderKind(
+        AzureProvider.kind,
+        AzureProvider,
+        AzureSettings,
+        env_fallbacks={"api_version": "AZURE_OPENAI_API_VERSION"},
+    )
+)

@@ -7,32 +7,47 @@ provider could not be reached or did not answer, ``ProviderRejected`` when it an
 ``ProviderMalformed`` when its answer could not be read, ``StreamInterrupted`` when a stream broke after its
 first event. Lower-layer errors are translated in one place per adapter.
 
-A new provider is one new module with a class registered in ``providers/__init__.py`` plus catalog data.
+A new provider kind is one new module in this package plus catalog data: the module defines the adapter
+(and, when its section of ``providers:`` takes settings of its own, a ``ProviderSettings`` subclass) and
+registers them with ``registry.register`` (see ``registry.py``).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
+
+import msgspec
 
 from tokenmux.catalog.model import Endpoint
 from tokenmux.types import ChatRequest, ChatResponse, StreamEvent
 
 
+class ProviderSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A provider's section of the configuration's ``providers:``, as written: what every kind takes.
+    A kind with settings of its own subclasses it (``AzureSettings``); unknown keys are refused."""
+
+    kind: str | None = None  # the adapter; default: the catalog's kind for the slug, else openai-compatible
+    base_url: str | None = None  # default: the catalog's public URL for the slug
+    api_key: str | None = None  # default: the provider's environment variable (OPENAI_API_KEY, ...)
+    headers: dict[str, str] = {}  # extra static headers sent upstream
+    timeout_s: Annotated[float, msgspec.Meta(gt=0)] | None = None  # per attempt; default gateway's
+
+
 @dataclass(frozen=True, slots=True)
 class ProviderConfig:
-    """One configured provider (from the YAML ``providers:`` section and the environment)."""
+    """One configured provider: its section of ``providers:`` completed from the catalog and the
+    environment (the configuration does it, ``config/providers.py``)."""
 
     slug: str
     kind: str
     base_url: str
     api_key: str | None = None
-    api_version: str | None = None  # Azure
     headers: tuple[tuple[str, str], ...] = ()  # extra static headers the operator configured
     timeout_s: float = 600.0
-    # Azure: endpoint upstream model name -> deployment name (defaults to the upstream model name).
-    deployments: dict[str, str] = field(default_factory=dict)
+    # The section as its kind reads it (a ProviderSettings subclass for a kind with settings of its own).
+    settings: ProviderSettings = field(default_factory=ProviderSettings)
 
     def __repr__(self) -> str:  # never print the key
         return f"ProviderConfig(slug={self.slug!r}, kind={self.kind!r}, base_url={self.base_url!r})"
@@ -50,7 +65,7 @@ class CallContext:
 class Provider(Protocol):
     @property
     def kind(self) -> str:
-        """The wire format (a key of ``PROVIDER_KINDS``); adapters declare it as a class attribute."""
+        """The wire format (a name in ``registry.provider_kinds()``); adapters declare it as a class attribute."""
         ...
 
     config: ProviderConfig

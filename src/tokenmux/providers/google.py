@@ -23,6 +23,7 @@ from tokenmux.providers.base import CallContext, ProviderConfig
 from tokenmux.providers.common import fail_stream, send_and_read, snippet, status_message
 from tokenmux.providers.google_request import encode_request
 from tokenmux.providers.google_response import StreamReader, decode_response
+from tokenmux.providers.registry import ProviderKind, register
 from tokenmux.providers.transport import HttpRequest, HttpResponse, Transport, retry_after_seconds
 from tokenmux.types import ChatRequest, ChatResponse, StreamEvent
 
@@ -236,3 +237,6 @@ def _duration_seconds(value: Any) -> float | None:
         return max(0.0, float(value[:-1]))
     except ValueError:
         return None
+
+
+register(ProviderKind(GoogleProvider.kind, GoogleProvider))

@@ -24,6 +24,7 @@ from tokenmux.protocols.sse import SSEDecoder, SSEEvent
 from tokenmux.providers.base import CallContext, ProviderConfig
 from tokenmux.providers.common import fail_stream, send_and_read, snippet, status_message
 from tokenmux.providers.openai_messages import outbound_messages, outbound_params
+from tokenmux.providers.registry import ProviderKind, register
 from tokenmux.providers.transport import HttpRequest, HttpResponse, Transport, retry_after_seconds
 from tokenmux.types import ChatRequest, ChatResponse, StreamEvent, Usage
 
@@ -372,3 +373,6 @@ def _as_int(value: Any) -> int:
 
 def _as_dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else _EMPTY
+
+
+register(ProviderKind(OpenAIProvider.kind, OpenAIProvider))

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from tokenmux.providers.openai import OpenAIProvider, parse_usage
+from tokenmux.providers.registry import ProviderKind, register
 from tokenmux.types import Usage
 
 
@@ -51,3 +52,6 @@ def _reasoning_renamed(fields: dict[str, Any]) -> dict[str, Any]:
         if text is not None and fields.get("reasoning") is None:
             fields["reasoning"] = text
     return fields
+
+
+register(ProviderKind(OpenAICompatibleProvider.kind, OpenAICompatibleProvider))

@@ -7,6 +7,7 @@ from typing import Any
 
 from tokenmux.catalog.loader import load_catalog
 from tokenmux.config import ConfigDocument, build_settings, decode_document
+from tokenmux.providers.registry import provider_kinds
 from tokenmux.providers.transport import Transport
 from tokenmux.server.app import Gateway, Parts
 from tokenmux.store.url import open_store
@@ -21,7 +22,7 @@ def build_gateway(
     env: Mapping[str, str] | None = None,
 ) -> Gateway:
     document = decode_document(config)
-    catalog = load_catalog(document.catalog or None, document.aliases or None)
+    catalog = load_catalog(document.catalog or None, document.aliases or None, kinds=provider_kinds())
     settings = build_settings(document, catalog, env=env, database_url=database_url, redis_url=redis_url)
     store = open_store(settings.database_url)
     return Gateway(Parts(settings=settings, catalog=catalog, store=store, transport=transport))
