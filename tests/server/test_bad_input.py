@@ -131,3 +131,75 @@ def test_upstream_secrets_never_reach_the_client(gateway: Any, sim: Any) -> None
     r = post(gateway, {"model": NANO, "messages": HELLO})
     assert r.status_code == 502
     assert "upstream-secret" not in r.text and "sk-upstream" not in r.text
+
+
+DEEP = b"[" * 1000 + b"]" * 1000
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"model": "openai/gpt-4.1-nano", "messages": ' + DEEP + b"}",
+        b"[" * 1000,  # unclosed
+        b'{"model": "x", "metadata": ' + b'{"a":' * 2000 + b"1" + b"}" * 2000 + b"}",
+    ],
+)
+def test_json_nested_too_deep_is_a_400_not_a_500(gateway: Any, body: bytes) -> None:
+    err = error_of(post(gateway, body), 400)
+    assert err["code"] == "invalid_json" and "levels deep" in err["message"]
+    anthropic_answer = httpx.post(
+        f"{gateway.url}/api/anthropic/v1/messages",
+        content=body,
+        headers={"x-api-key": gateway.key, "content-type": "application/json"},
+        timeout=10,
+    )
+    assert anthropic_answer.status_code == 400
+    assert anthropic_answer.json()["type"] == "error" and "levels deep" in anthropic_answer.text
+
+
+@pytest.mark.parametrize(
+    ("message", "param"),
+    [
+        ({"role": {}, "content": "x"}, "messages[0].role"),
+        ({"role": "user", "content": [{"type": [], "text": "x"}]}, "messages[0].content[0]"),
+        ({"role": "user", "content": [{"type": "file", "file": "x"}]}, "messages[0].content[0].file"),
+        (
+            {"role": "user", "content": [{"type": "input_audio", "input_audio": "x"}]},
+            "messages[0].content[0].input_audio",
+        ),
+        ({"role": "assistant", "content": "x", "reasoning_blocks": [1]}, "messages[0].reasoning_blocks[0]"),
+        (
+            {"role": "assistant", "content": None, "tool_calls": [{"function": {"name": "f"}, "id": 5}]},
+            "messages[0].tool_calls[0].id",
+        ),
+    ],
+)
+def test_type_confusion_in_a_message_is_a_400_naming_the_field(
+    gateway: Any, message: dict[str, Any], param: str
+) -> None:
+    err = error_of(post(gateway, {"model": NANO, "messages": [message, *HELLO]}), 400)
+    assert err["param"] == param
+
+
+@pytest.mark.parametrize(
+    ("content", "named"),
+    [
+        ([{"type": {}, "text": "x"}], "messages[0].content[0]"),
+        ([{"type": "text", "text": "x", "cache_control": "now"}], "messages[0].content[0].cache_control"),
+        ([{"type": "image", "source": {"type": "base64", "media_type": 5, "data": "AA"}}], "media_type"),
+        ([{"type": "tool_result", "tool_use_id": "t", "is_error": "yes"}], "is_error"),
+    ],
+)
+def test_type_confusion_in_an_anthropic_block_is_a_400_in_anthropics_shape(
+    gateway: Any, content: list[Any], named: str
+) -> None:
+    r = httpx.post(
+        f"{gateway.url}/api/anthropic/v1/messages",
+        json={"model": NANO, "max_tokens": 5, "messages": [{"role": "user", "content": content}]},
+        headers={"x-api-key": gateway.key},
+        timeout=10,
+    )
+    assert r.status_code == 400, r.text
+    body = r.json()
+    assert body["type"] == "error" and body["error"]["type"] == "invalid_request_error"
+    assert named in body["error"]["message"]

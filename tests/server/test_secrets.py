@@ -110,12 +110,12 @@ def echo_config(url: str) -> dict[str, Any]:
 
 
 def leaked(text: str) -> list[str]:
-    """The credentials, or pieces of them of 8 characters or more, found in ``text`` whatever the case."""
+    """The credentials, or pieces of them of 12 characters or more, found in ``text`` whatever the case."""
     low = text.lower()
     found = []
     for secret in [*SECRETS.values(), PROXY_TOKEN]:
         s = secret.lower()
-        if any(s[i : i + 8] in low for i in range(len(s) - 7)):
+        if any(s[i : i + 12] in low for i in range(len(s) - 11)):
             found.append(secret)
     return found
 

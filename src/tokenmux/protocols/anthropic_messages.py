@@ -48,6 +48,8 @@ from tokenmux.protocols.anthropic_answer import (
     encode_error,
     encode_message_response,
 )
+from tokenmux.protocols.json_limits import check_structure
+from tokenmux.protocols.message_checks import cache_control, check_reasoning_block, optional_string
 from tokenmux.protocols.openai_chat import (
     STEERING_FIELDS,
     _boolean,
@@ -60,6 +62,8 @@ from tokenmux.protocols.openai_chat import (
 from tokenmux.types import ChatRequest, Message
 
 _decoder = msgspec.json.Decoder()
+# A good body, shown in the answer to a body that is not one.
+ANTHROPIC_EXAMPLE = '{"model": "anthropic/claude-sonnet-4.5", "max_tokens": 1024, "messages": [{"role": "user", "content": "Hi"}]}'
 
 USER_BLOCKS = frozenset({"text", "image", "document", "tool_result"})
 ASSISTANT_BLOCKS = frozenset({"text", "tool_use", "thinking", "redacted_thinking"})
@@ -107,13 +111,12 @@ _PARAM_CHECKS = {
 def decode_messages_request(body: bytes, *, counting: bool = False) -> ChatRequest:
     """Parse and validate a Messages request body into the hub shape. ``counting``: the body of a token
     count (``/v1/messages/count_tokens``), which has no ``max_tokens``."""
+    check_structure(body, ANTHROPIC_EXAMPLE)
     try:
         data = _decoder.decode(body)
     except msgspec.DecodeError as e:
         raise InvalidRequest(
-            f"the request body is not valid JSON ({e}); send a JSON object such as "
-            '{"model": "anthropic/claude-sonnet-4.5", "max_tokens": 1024, '
-            '"messages": [{"role": "user", "content": "Hi"}]}',
+            f"the request body is not valid JSON ({e}); send a JSON object such as {ANTHROPIC_EXAMPLE}",
             code="invalid_json",
         ) from None
     if not isinstance(data, dict):
@@ -195,6 +198,7 @@ def _system_message(system: Any, where: str = "system") -> Message:
             or not isinstance(block.get("text"), str)
         ):
             raise _fail(f"{where}[{j}]", f"{where}[{j}] must be a text block {{'type': 'text', 'text': ...}}")
+        cache_control(f"{where}[{j}]", block)
         parts.append(_text_part(block))
     if all("cache_control" not in p for p in parts):
         return {"role": "system", "content": "\n".join(p["text"] for p in parts)}
@@ -209,7 +213,7 @@ def _decode_message(i: int, message: Any, out: list[Message]) -> None:
     if role == "system":
         out.append(_system_message(message.get("content"), f"{where}.content"))
         return
-    if role not in ("user", "assistant"):
+    if not isinstance(role, str) or role not in ("user", "assistant"):
         raise _fail(f"{where}.role", f"{where}.role must be 'user', 'assistant' or 'system', got {role!r}")
     content = message.get("content")
     if isinstance(content, str):
@@ -220,12 +224,13 @@ def _decode_message(i: int, message: Any, out: list[Message]) -> None:
     allowed = USER_BLOCKS if role == "user" else ASSISTANT_BLOCKS
     for j, block in enumerate(content):
         kind = block.get("type") if isinstance(block, dict) else None
-        if kind not in allowed:
+        if not isinstance(kind, str) or kind not in allowed:
             raise _fail(
                 f"{where}.content[{j}]",
                 f"{where}.content[{j}] must be a {role} content block of type "
                 f"{', '.join(sorted(allowed))}; got {kind!r}",
             )
+        cache_control(f"{where}.content[{j}]", block)
     if role == "user":
         _decode_user_blocks(where, content, out)
     else:
@@ -261,10 +266,7 @@ def _decode_assistant_blocks(where: str, blocks: list[dict[str, Any]], out: list
         elif kind == "tool_use":
             calls.append(_tool_call(at, block))
         else:
-            if kind == "thinking" and not isinstance(block.get("thinking"), str):
-                raise _fail(f"{at}.thinking", f"{at} is a thinking block and needs a string 'thinking'")
-            if kind == "redacted_thinking" and not isinstance(block.get("data"), str):
-                raise _fail(f"{at}.data", f"{at} is a redacted_thinking block and needs a string 'data'")
+            check_reasoning_block(at, block)
             reasoning.append(block)  # verbatim: the signature must come back exactly as Claude sent it
     message: Message = {"role": "assistant"}
     if any("cache_control" in t for t in texts):
@@ -312,6 +314,10 @@ def _image_url(at: str, block: dict[str, Any]) -> str:
         media_type, data = source.get("media_type"), source.get("data")
         if isinstance(media_type, str) and isinstance(data, str):
             return f"data:{media_type};base64,{data}"
+        if not isinstance(media_type, str):
+            raise _fail(
+                f"{at}.source.media_type", f"{at}.source.media_type must be a string such as 'image/png'"
+            )
     elif source.get("type") == "url":
         url = source.get("url")
         if isinstance(url, str) and url.startswith(("https://", "http://")):
@@ -325,7 +331,9 @@ def _image_url(at: str, block: dict[str, Any]) -> str:
 
 def _document_part(at: str, block: dict[str, Any]) -> dict[str, Any]:
     source = block.get("source")
+    optional_string(at, block, "title")
     if isinstance(source, dict):
+        optional_string(f"{at}.source", source, "media_type")
         if source.get("type") == "base64" and isinstance(source.get("data"), str):
             media_type = source.get("media_type") or "application/pdf"
             file: dict[str, Any] = {"file_data": f"data:{media_type};base64,{source['data']}"}
@@ -368,10 +376,13 @@ def _tool_message(at: str, block: dict[str, Any]) -> Message:
             inner_at = f"{at}.content[{k}]"
             if not isinstance(inner, dict) or inner.get("type") not in ("text", "image", "document"):
                 raise _fail(inner_at, f"{inner_at} must be a text, image or document block")
+            cache_control(inner_at, inner)
             parts.append(_content_part(inner_at, inner))
         content = parts
     elif not isinstance(content, str):
         raise _fail(f"{at}.content", f"{at}.content must be a string or a list of text blocks")
+    if block.get("is_error") is not None and not isinstance(block["is_error"], bool):
+        raise _fail(f"{at}.is_error", f"{at}.is_error must be true or false")
     message: Message = {"role": "tool", "tool_call_id": tool_use_id, "content": content}
     if block.get("is_error"):
         message["is_error"] = True
@@ -429,6 +440,10 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
         schema = tool.get("input_schema")
         if not isinstance(schema, dict):
             raise _fail(f"tools[{i}].input_schema", f"tools[{i}].input_schema must be a JSON Schema object")
+        optional_string(f"tools[{i}]", tool, "description")
+        if tool.get("strict") is not None:
+            _boolean(f"tools[{i}].strict", tool["strict"])
+        cache_control(f"tools[{i}]", tool)
         function: dict[str, Any] = {"name": tool["name"], "parameters": schema}
         if isinstance(tool.get("description"), str):
             function["description"] = tool["description"]

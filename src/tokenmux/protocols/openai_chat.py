@@ -13,22 +13,23 @@ import msgspec
 
 from tokenmux.errors import InvalidRequest, TokenmuxError
 from tokenmux.json_codec import encode_json
+from tokenmux.protocols.json_limits import check_structure
+from tokenmux.protocols.message_checks import cache_control, check_message, fail, optional_string
 from tokenmux.protocols.openai_chunks import choice_json
 from tokenmux.protocols.sse import DONE
 from tokenmux.types import ChatRequest, ChatResponse, ProviderPreferences, StreamEvent, Usage
 
 _decoder = msgspec.json.Decoder()
+# A good body, shown in the answer to a body that is not one.
+OPENAI_EXAMPLE = '{"model": "openai/gpt-4.1-nano", "messages": [{"role": "user", "content": "Hi"}]}'
 
-ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
-PART_TYPES = frozenset({"text", "image_url", "input_audio", "file", "refusal"})
 # Fields a client could use to steer where or how the gateway connects upstream: never accepted.
 STEERING_FIELDS = frozenset({"api_key", "api_base", "base_url", "headers", "extra_headers", "api_version"})
 # Keys handled by the gateway itself; they never reach a provider as they are.
 GATEWAY_FIELDS = frozenset({"model", "messages", "stream", "stream_options", "provider", "models", "route"})
 
 
-def _fail(param: str, message: str) -> InvalidRequest:
-    return InvalidRequest(message, param=param, code="invalid_parameter")
+_fail = fail
 
 
 def _number(lo: float, hi: float) -> Callable[[str, Any], None]:
@@ -39,11 +40,14 @@ def _number(lo: float, hi: float) -> Callable[[str, Any], None]:
     return check
 
 
-def _integer(lo: int, hi: int | None = None) -> Callable[[str, Any], None]:
+# The largest count a parameter may name: far above any model's, and within what every encoder can write.
+MAX_COUNT = 2**31 - 1
+
+
+def _integer(lo: int, hi: int = MAX_COUNT) -> Callable[[str, Any], None]:
     def check(name: str, v: Any) -> None:
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi is not None and v > hi):
-            bound = f"between {lo} and {hi}" if hi is not None else f">= {lo}"
-            raise _fail(name, f"{name} must be an integer {bound}, got {v!r}")
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise _fail(name, f"{name} must be an integer between {lo} and {hi}, got {v!r}")
 
     return check
 
@@ -94,6 +98,8 @@ def _response_format(name: str, v: Any) -> None:
             raise _fail(
                 "response_format.json_schema.schema", "json_schema.schema must be a JSON Schema object"
             )
+        if js.get("strict") is not None:
+            _boolean("response_format.json_schema.strict", js["strict"])
 
 
 def _tools(name: str, v: Any) -> None:
@@ -107,6 +113,10 @@ def _tools(name: str, v: Any) -> None:
             raise _fail(f"tools[{i}].function.name", f"tools[{i}].function needs a 'name'")
         if "parameters" in fn and not isinstance(fn["parameters"], dict):
             raise _fail(f"tools[{i}].function.parameters", "function parameters must be a JSON Schema object")
+        optional_string(f"tools[{i}].function", fn, "description")
+        if fn.get("strict") is not None:
+            _boolean(f"tools[{i}].function.strict", fn["strict"])
+        cache_control(f"tools[{i}]", tool)
 
 
 def _tool_choice(name: str, v: Any) -> None:
@@ -156,12 +166,12 @@ PARAM_CHECKS: dict[str, Callable[[str, Any], None]] = {
 
 def decode_chat_request(body: bytes) -> ChatRequest:
     """Parse and validate a Chat Completions request body."""
+    check_structure(body, OPENAI_EXAMPLE)
     try:
         data = _decoder.decode(body)
     except msgspec.DecodeError as e:
         raise InvalidRequest(
-            f"the request body is not valid JSON ({e}); send a JSON object such as "
-            '{"model": "openai/gpt-4.1-nano", "messages": [{"role": "user", "content": "Hi"}]}',
+            f"the request body is not valid JSON ({e}); send a JSON object such as {OPENAI_EXAMPLE}",
             code="invalid_json",
         ) from None
     if not isinstance(data, dict):
@@ -184,7 +194,7 @@ def decode_chat_request(body: bytes) -> ChatRequest:
     if not isinstance(messages, list) or not messages:
         raise _fail("messages", "messages must be a non-empty list of {'role': ..., 'content': ...}")
     for i, message in enumerate(messages):
-        _check_message(i, message)
+        check_message(i, message)
 
     params: dict[str, Any] = {}
     for key, value in data.items():
@@ -207,7 +217,8 @@ def decode_chat_request(body: bytes) -> ChatRequest:
     opts = data.get("stream_options")
     if opts is not None:
         _object("stream_options", opts)
-        include_usage = bool(opts.get("include_usage", False))
+        include_usage = opts.get("include_usage") or False
+        _boolean("stream_options.include_usage", include_usage)
     max_out = params.get("max_completion_tokens", params.get("max_tokens"))
     return ChatRequest(
         model=model,
@@ -221,57 +232,6 @@ def decode_chat_request(body: bytes) -> ChatRequest:
         body_bytes=len(body),
         inbound="openai",
     )
-
-
-def _check_message(i: int, message: Any) -> None:
-    where = f"messages[{i}]"
-    if not isinstance(message, dict):
-        raise _fail(where, f"{where} must be an object with 'role' and 'content'")
-    role = message.get("role")
-    if role not in ROLES:
-        raise _fail(f"{where}.role", f"{where}.role must be one of {', '.join(sorted(ROLES))}, got {role!r}")
-    content = message.get("content")
-    if isinstance(content, str):
-        pass
-    elif content is None:
-        if role != "assistant" or not (message.get("tool_calls") or message.get("function_call")):
-            raise _fail(f"{where}.content", f"{where}.content is required (a string or a list of parts)")
-    elif isinstance(content, list):
-        for j, part in enumerate(content):
-            _check_part(f"{where}.content[{j}]", part)
-    else:
-        raise _fail(f"{where}.content", f"{where}.content must be a string or a list of content parts")
-    if role == "tool" and not isinstance(message.get("tool_call_id"), str):
-        raise _fail(
-            f"{where}.tool_call_id", f"{where} is a tool result and needs the 'tool_call_id' it answers"
-        )
-    tool_calls = message.get("tool_calls")
-    if tool_calls is not None:
-        if not isinstance(tool_calls, list):
-            raise _fail(f"{where}.tool_calls", f"{where}.tool_calls must be a list")
-        for j, call in enumerate(tool_calls):
-            fn = call.get("function") if isinstance(call, dict) else None
-            if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
-                raise _fail(
-                    f"{where}.tool_calls[{j}]",
-                    f"{where}.tool_calls[{j}] must be {{'id', 'type': 'function', 'function': {{'name', 'arguments'}}}}",
-                )
-
-
-def _check_part(where: str, part: Any) -> None:
-    if not isinstance(part, dict) or part.get("type") not in PART_TYPES:
-        raise _fail(where, f"{where} must be a content part with type one of {', '.join(sorted(PART_TYPES))}")
-    kind = part["type"]
-    if kind == "text" and not isinstance(part.get("text"), str):
-        raise _fail(f"{where}.text", f"{where} is a text part and needs a string 'text'")
-    if kind == "image_url":
-        image = part.get("image_url")
-        url = image.get("url") if isinstance(image, dict) else None
-        if not isinstance(url, str) or not url.startswith(("https://", "http://", "data:")):
-            raise _fail(
-                f"{where}.image_url.url",
-                f"{where}.image_url.url must be an https URL or a data URL (data:image/png;base64,...)",
-            )
 
 
 def _provider_preferences(raw: Any) -> ProviderPreferences:

@@ -46,6 +46,7 @@ from typing import Any
 import msgspec
 
 from tokenmux.errors import InvalidRequest
+from tokenmux.protocols.json_limits import check_structure
 from tokenmux.protocols.openai_chat import (
     PARAM_CHECKS,
     STEERING_FIELDS,
@@ -69,6 +70,8 @@ from tokenmux.protocols.responses_answer import (
 from tokenmux.types import ChatRequest, Message
 
 _decoder = msgspec.json.Decoder()
+# A good body, shown in the answer to a body that is not one.
+RESPONSES_EXAMPLE = '{"model": "openai/gpt-4.1-nano", "input": "Hi"}'
 
 INBOUND = "responses"
 # Fields this module reads itself; every other field passes through to providers under its own name (and
@@ -138,12 +141,12 @@ class ResponsesRequest(ChatRequest):
 
 def decode_responses_request(body: bytes) -> ResponsesRequest:
     """Parse and validate a Responses request body into the hub shape."""
+    check_structure(body, RESPONSES_EXAMPLE)
     try:
         data = _decoder.decode(body)
     except msgspec.DecodeError as e:
         raise InvalidRequest(
-            f"the request body is not valid JSON ({e}); send a JSON object such as "
-            '{"model": "openai/gpt-4.1-nano", "input": "Hi"}',
+            f"the request body is not valid JSON ({e}); send a JSON object such as {RESPONSES_EXAMPLE}",
             code="invalid_json",
         ) from None
     if not isinstance(data, dict):

@@ -10,8 +10,9 @@ traceback would print, are dropped.
 
 What is scrubbed (``credentials_of``): the provider's key, the values of configured headers whose names say
 they carry a credential (and the token of an ``Authorization: <scheme> <token>`` value), and the password of
-the base URL. Matching ignores case (an echo may change it), and any piece of a credential of 8 characters
-or more is scrubbed too: a snippet cut off after 300 characters may end in the middle of the key. Values
+the base URL. Matching ignores case (an echo may change it), and any piece of a credential of 12 characters
+or more is scrubbed too: a snippet cut off after 300 characters may end in the middle of the key (a shorter
+piece of a random key gives nothing away, and shorter pieces would match words of keys that hold words). Values
 shorter than 6 characters are placeholders (``EMPTY``, ``none``), not secrets, and are left alone.
 
 A successful answer passes untouched: the wrapper costs one try block per call, and one frame per batch of
@@ -29,7 +30,7 @@ from tokenmux.providers.base import CallContext, Provider, ProviderConfig
 from tokenmux.types import ChatRequest, ChatResponse, StreamEvent
 
 MASK = "***"
-PIECE_CHARS = 8  # a piece of a credential this long is scrubbed wherever it appears
+PIECE_CHARS = 12  # a piece of a credential this long is scrubbed wherever it appears
 MIN_SECRET_CHARS = 6
 _CREDENTIAL_HEADER_WORDS = ("auth", "key", "token", "secret", "cookie", "signature", "password")
 
