@@ -44,6 +44,8 @@ class ChatRequest:
     fallback_models: tuple[str, ...] = ()
     provider: ProviderPreferences = field(default_factory=ProviderPreferences)
     max_output_tokens: int | None = None  # max_completion_tokens, else max_tokens
+    # The client's own name for that limit, for errors about it (max_tokens on the Anthropic route).
+    max_output_param: str = "max_completion_tokens"
     body_bytes: int = 0  # size of the raw request body: the cheap upper bound for prompt tokens
     inbound: str = "openai"  # the protocol the client speaks
     # Anthropic beta flags the client sent (its ``anthropic-beta`` header), for Anthropic-format providers.

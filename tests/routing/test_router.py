@@ -163,11 +163,21 @@ def test_max_tokens_is_renamed_for_an_endpoint_that_knows_only_the_other_name() 
     assert adapt_params(same, BASE_PARAMS)[0] is same  # nothing to change: no copy
 
 
-def test_output_larger_than_an_endpoints_max_skips_it_and_all_of_them_is_413() -> None:
+def test_output_larger_than_an_endpoints_max_skips_it_and_all_of_them_is_400_naming_the_limit() -> None:
     assert "private" not in providers(router().plan(request(max_out=5_000)))
+    too_much = request(max_out=50_000)
+    too_much.max_output_param = "max_tokens"  # the client's own name for it
+    with pytest.raises(InvalidRequest) as info:
+        router().plan(too_much)
+    assert info.value.status == 400 and info.value.param == "max_tokens"
+    assert "set max_tokens to 8,000 or less" in info.value.message
+
+
+def test_output_over_some_maxima_and_a_prompt_over_the_other_contexts_is_413() -> None:
+    long_text = "lorem ipsum " * 50_000  # ~100k tokens: over every context
     with pytest.raises(PayloadTooLarge) as info:
-        router().plan(request(max_out=50_000))
-    assert info.value.status == 413
+        router().plan(request(text=long_text, max_out=5_000))
+    assert info.value.status == 413 and "lower max_completion_tokens" in info.value.message
 
 
 def test_prompt_larger_than_a_context_skips_that_endpoint() -> None:

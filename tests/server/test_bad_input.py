@@ -107,10 +107,11 @@ def test_body_over_the_limit_is_413(gateway_factory: Any) -> None:
     assert "2000" in err["message"]
 
 
-def test_prompt_larger_than_every_context_is_413(gateway: Any) -> None:
+def test_output_above_every_endpoints_maximum_is_400_naming_the_parameter(gateway: Any) -> None:
     # gpt-4.1-nano's max output is 32,768 at both endpoints
-    err = error_of(post(gateway, {"model": NANO, "messages": HELLO, "max_completion_tokens": 40_000}), 413)
-    assert "32768" in err["message"].replace(",", "")
+    for name in ("max_completion_tokens", "max_tokens"):
+        err = error_of(post(gateway, {"model": NANO, "messages": HELLO, name: 40_000}), 400)
+        assert err["param"] == name and "32768" in err["message"].replace(",", "")
 
 
 def test_unknown_route_is_404_json(gateway: Any) -> None:

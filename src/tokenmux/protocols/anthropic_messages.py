@@ -179,6 +179,7 @@ def decode_messages_request(body: bytes, *, counting: bool = False) -> ChatReque
         fallback_models=fallback,
         provider=_provider_preferences(data.get("provider")),
         max_output_tokens=max_tokens,
+        max_output_param="max_tokens",
         body_bytes=len(body),
         inbound="anthropic",
     )

@@ -229,6 +229,7 @@ def decode_chat_request(body: bytes) -> ChatRequest:
         fallback_models=fallback,
         provider=_provider_preferences(data.get("provider")),
         max_output_tokens=max_out,
+        max_output_param="max_tokens" if "max_completion_tokens" not in params else "max_completion_tokens",
         body_bytes=len(body),
         inbound="openai",
     )

@@ -209,6 +209,7 @@ def decode_responses_request(body: bytes) -> ResponsesRequest:
         fallback_models=fallback,
         provider=_provider_preferences(data.get("provider")),
         max_output_tokens=params.get("max_completion_tokens"),
+        max_output_param="max_output_tokens",
         body_bytes=len(body),
         inbound=INBOUND,
         echo=echo,

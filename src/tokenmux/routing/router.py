@@ -47,6 +47,7 @@ class Exclusion:
     endpoint: Endpoint
     reason: str
     too_large: bool = False
+    output_limit: int | None = None  # the endpoint's max output, when the requested output is above it
 
 
 # (endpoint, its exclusion by the preferences or None, the params it drops, whether params need adapting)
@@ -143,7 +144,9 @@ class Router:
                 ):
                     fit = check_fit(size, ep, max_output, model.tokenizer)
                     if not fit.fits:
-                        exclusions.append(Exclusion(ep, fit.reason, too_large=True))
+                        over = max_output is not None and max_output > ep.max_output
+                        limit = ep.max_output if over else None
+                        exclusions.append(Exclusion(ep, fit.reason, too_large=True, output_limit=limit))
                         continue
                 if dropped and prefs.require_parameters:
                     exclusions.append(
@@ -294,11 +297,22 @@ class Router:
         exclusions: list[Exclusion],
         unconfigured: Sequence[Model],
     ) -> None:
+        param = request.max_output_param
+        limits = [x.output_limit for x in exclusions if x.output_limit is not None]
+        if exclusions and len(limits) == len(exclusions):
+            # Asking for more output than any endpoint can write is the request's mistake, not its size.
+            most = max(limits)
+            raise InvalidRequest(
+                f"{param} is {request.max_output_tokens:,}, more than any endpoint of {request.model} can "
+                f"write (at most {most:,}); set {param} to {most:,} or less.",
+                param=param,
+                code="max_output_exceeded",
+            )
         if exclusions and all(x.too_large for x in exclusions):
             reasons = "; ".join(f"{x.endpoint.provider}: {x.reason}" for x in exclusions)
             raise PayloadTooLarge(
                 f"the prompt does not fit any endpoint of {request.model}: {reasons}. Shorten the prompt, lower "
-                "max_completion_tokens, or add a model with a larger context to 'models'.",
+                f"{param}, or add a model with a larger context to 'models'.",
                 param="messages",
                 code="context_length_exceeded",
             )
