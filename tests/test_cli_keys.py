@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,8 +11,8 @@ from pathlib import Path
 TOKENMUX = [sys.executable, "-m", "tokenmux.cli"]
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*TOKENMUX, *args], capture_output=True, text=True, timeout=60)
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*TOKENMUX, *args], capture_output=True, text=True, timeout=60, env=env)
 
 
 def test_create_with_every_limit_then_show_update_and_clear(tmp_path: Path) -> None:
@@ -62,3 +63,19 @@ def test_usage_by_key_and_by_model(tmp_path: Path) -> None:
     assert run("keys", "create", "--name", "a", "--database", db).returncode == 0
     out = run("keys", "usage", "--by", "model", "--database", db)
     assert out.returncode == 0 and "MODEL" in out.stdout
+
+
+def test_keys_find_the_database_as_serve_does(tmp_path: Path) -> None:
+    """--database, else TOKENMUX_DATABASE_URL, else the --config file's database:, else ./tokenmux.db."""
+    from_file, from_env = f"sqlite:///{tmp_path}/file.db", f"sqlite:///{tmp_path}/env.db"
+    config = tmp_path / "tokenmux.yaml"
+    config.write_text(f"database: {from_file}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENMUX_")}
+
+    assert run("keys", "create", "--name", "in-file", "--config", str(config), env=env).returncode == 0
+    env_first = {**env, "TOKENMUX_DATABASE_URL": from_env}
+    assert run("keys", "create", "--name", "in-env", "--config", str(config), env=env_first).returncode == 0
+
+    assert "in-file" in run("keys", "list", "--database", from_file, env=env).stdout
+    listed = run("keys", "list", "--config", str(config), "--database", from_env, env=env).stdout
+    assert "in-env" in listed and "in-file" not in listed

@@ -8,7 +8,16 @@ from typing import Any
 import pytest
 
 from tokenmux.catalog import load_catalog
-from tokenmux.config import ConfigError, Settings, build_settings, decode_document, read_config_file
+from tokenmux.config import (
+    ConfigError,
+    Settings,
+    build_settings,
+    database_url,
+    decode_document,
+    read_config,
+    read_config_file,
+    redis_url,
+)
 from tokenmux.providers.azure import AzureSettings
 
 CATALOG = load_catalog()
@@ -59,7 +68,7 @@ def test_a_mistyped_provider_setting_is_refused_naming_its_path() -> None:
             "every value of providers.azure.deployments must be text, got a whole number",
         ),
         ({"providers": {1: {}}}, "providers has a key that is not text"),
-        ({"redis": "localhost:6379"}, "the Redis URL must start with redis://"),
+        ({"redis": "localhost:6379"}, "the Redis URL must start with redis://, rediss:// or unix://, not 'l"),
     ],
 )
 def test_wrong_values_are_refused_naming_the_setting(document: dict[str, Any], expected: str) -> None:
@@ -173,3 +182,36 @@ def test_aliases_must_map_names_to_model_names() -> None:
     assert decode_document({"aliases": {"sonnet": "anthropic/claude-sonnet-4.5"}}).aliases == {
         "sonnet": "anthropic/claude-sonnet-4.5"
     }
+
+
+def test_database_and_redis_urls_come_from_the_flag_the_environment_the_file_or_the_default() -> None:
+    document = decode_document({"database": "sqlite:///file.db", "redis": "redis://file:6379/0"})
+    env = {"TOKENMUX_DATABASE_URL": "sqlite:///env.db", "TOKENMUX_REDIS_URL": "redis://env:6379/0"}
+    assert database_url("sqlite:///flag.db", document, env) == "sqlite:///flag.db"
+    assert database_url(None, document, env) == "sqlite:///env.db"
+    assert database_url(None, document, {}) == "sqlite:///file.db"
+    assert database_url(None, None, {}) == "sqlite:///tokenmux.db"
+    assert database_url(None, None, {}, default="sqlite:///demo.db") == "sqlite:///demo.db"
+    assert redis_url("redis://flag:6379/0", document, env) == "redis://flag:6379/0"
+    assert redis_url(None, document, env) == "redis://env:6379/0"
+    assert redis_url(None, document, {}) == "redis://file:6379/0"
+    assert redis_url(None, None, {}) is None
+    # build_settings resolves them the same way
+    resolved = build_settings(document, CATALOG, env={"TOKENMUX_REDIS_URL": "redis://env:6379/0"})
+    assert (resolved.database_url, resolved.redis_url) == ("sqlite:///file.db", "redis://env:6379/0")
+
+
+def test_a_redis_url_without_its_scheme_is_refused_without_showing_a_password() -> None:
+    with pytest.raises(ConfigError) as caught:
+        redis_url(None, decode_document({"redis": "cache.internal:6379?password=hunter2"}), {})
+    assert str(caught.value) == (
+        "the Redis URL must start with redis://, rediss:// or unix://, not 'cache.internal'"
+    )
+
+
+def test_the_file_is_named_by_the_flag_or_the_environment(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("database: sqlite:///from-file.db\n")
+    assert read_config(str(path), env={}) == {"database": "sqlite:///from-file.db"}
+    assert read_config(None, env={"TOKENMUX_CONFIG": str(path)}) == {"database": "sqlite:///from-file.db"}
+    assert read_config(None, env={}) == {}

@@ -7,16 +7,16 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 from tokenmux import __version__
 from tokenmux.cli_keys import add_parser as add_keys_parser
-from tokenmux.config import DEFAULT_DATABASE_URL, ConfigError, read_config_file
+from tokenmux.config import ConfigError, database_url, read_config, read_config_file
+from tokenmux.config.urls import DATABASE_URL_HELP, REDIS_URL_HELP
 
-
-def _config(args: argparse.Namespace) -> dict[str, Any]:
-    path = args.config or os.environ.get("TOKENMUX_CONFIG")
-    return read_config_file(path) if path else {}
+DEMO_DATABASE_URL = "sqlite:///tokenmux-demo.db"
+CONFIG_HELP = (
+    "YAML configuration file (providers, catalog, gateway settings, database, redis); else TOKENMUX_CONFIG"
+)
 
 
 # -- serve ---------------------------------------------------------------------------------------
@@ -28,7 +28,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from tokenmux.server.build import build_gateway
     from tokenmux.server.runner import uvicorn_config
 
-    gateway = build_gateway(_config(args), database_url=args.database, redis_url=args.redis)
+    gateway = build_gateway(read_config(args.config), database_url=args.database, redis_url=args.redis)
     if not gateway.providers:
         print(
             "warning: no provider is configured, so no model can be served. Add a 'providers:' section to the "
@@ -72,7 +72,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(
         host=args.host,
         port=args.port,
-        database_url=args.database or "sqlite:///tokenmux-demo.db",
+        database_url=database_url(args.database, None, os.environ, default=DEMO_DATABASE_URL),
         traffic_rps=0.0 if args.no_traffic else args.traffic_rps,
         duration_s=args.duration,
     )
@@ -84,8 +84,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     from tokenmux.catalog.loader import load_catalog
     from tokenmux.catalog.table import format_models_table
+    from tokenmux.config import decode_document
 
-    catalog = load_catalog(_config(args).get("catalog") or None)
+    document = decode_document(read_config(args.config))
+    catalog = load_catalog(document.catalog or None, document.aliases or None)
     print(format_models_table(catalog, provider=args.provider))
     print(f"\n{len(catalog.models)} models; prices as of {catalog.prices_as_of}", file=sys.stderr)
     return 0
@@ -102,20 +104,18 @@ def parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the gateway")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument("--config", help="YAML configuration file (providers, catalog, gateway settings)")
-    serve.add_argument(
-        "--database", help=f"database URL (default {DEFAULT_DATABASE_URL}; env TOKENMUX_DATABASE_URL)"
-    )
-    serve.add_argument(
-        "--redis", help="Redis URL that replicas share limits and health through (env TOKENMUX_REDIS_URL)"
-    )
+    serve.add_argument("--config", help=CONFIG_HELP)
+    serve.add_argument("--database", help=DATABASE_URL_HELP)
+    serve.add_argument("--redis", help=REDIS_URL_HELP)
     serve.add_argument("--log-level", default="info")
     serve.set_defaults(func=cmd_serve)
 
     demo = sub.add_parser("demo", help="gateway + simulated providers + a little traffic, no keys needed")
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8080)
-    demo.add_argument("--database", help="database URL (default sqlite:///tokenmux-demo.db)")
+    demo.add_argument(
+        "--database", help=f"database URL; else TOKENMUX_DATABASE_URL, {DEMO_DATABASE_URL} (a demo's own)"
+    )
     demo.add_argument("--traffic-rps", type=float, default=2.0, help="background requests per second")
     demo.add_argument("--no-traffic", action="store_true", help="send no background traffic")
     demo.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
@@ -132,7 +132,7 @@ def parser() -> argparse.ArgumentParser:
 
     models = sub.add_parser("models", help="print the catalog")
     models.add_argument("--provider", help="only models this provider serves")
-    models.add_argument("--config", help="YAML configuration file with catalog additions")
+    models.add_argument("--config", help=CONFIG_HELP)
     models.set_defaults(func=cmd_models)
     return p
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tokenmux.config import DEFAULT_DATABASE_URL
+from tokenmux.config.urls import DATABASE_URL_HELP
 
 # CLI flag -> field of limit_changes
 _LIMIT_FLAGS = {
@@ -62,8 +62,9 @@ def add_parser(sub: Any) -> None:
     usage.add_argument("--by", choices=("key", "model"), default="key")
     usage.add_argument("--since", help="first UTC day, YYYY-MM-DD (default: 30 days ago)")
     for sp in (create, lst, show, update, revoke, usage):
+        sp.add_argument("--database", help=DATABASE_URL_HELP)
         sp.add_argument(
-            "--database", help=f"database URL (default {DEFAULT_DATABASE_URL}; env TOKENMUX_DATABASE_URL)"
+            "--config", help="the gateway's YAML configuration file, for its database:; else TOKENMUX_CONFIG"
         )
     keys.set_defaults(func=cmd_keys)
 
@@ -101,11 +102,13 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 async def _keys(args: argparse.Namespace) -> int:
+    from tokenmux.config import database_url, decode_document, read_config
     from tokenmux.errors import InvalidRequest
     from tokenmux.store.base import StoreError
     from tokenmux.store.url import open_store
 
-    store = open_store(args.database or os.environ.get("TOKENMUX_DATABASE_URL") or DEFAULT_DATABASE_URL)
+    document = decode_document(read_config(args.config))
+    store = open_store(database_url(args.database, document, os.environ))
     try:
         async with store:
             return await _run(store, args)

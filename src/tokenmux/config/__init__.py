@@ -15,13 +15,15 @@ The YAML file::
 ``file.py`` reads it (``${VAR}`` anywhere is replaced by the environment variable VAR; a missing one is an
 error that names it); ``document.py`` is its shape, which refuses unknown keys and wrong types naming the
 setting (``providers.openai.api_kye``); ``providers.py`` fills what the file leaves out from the catalog and
-the environment; ``settings.py`` resolves it all into ``Settings``.
+the environment; ``urls.py`` is the one resolver of the database and Redis URLs (flag, environment, file,
+default) that ``serve``, ``demo`` and ``keys`` share; ``settings.py`` resolves it all into ``Settings``.
 """
 
 from tokenmux.config.document import ConfigDocument, GatewaySettings, ProviderSettings, decode_document
-from tokenmux.config.file import expand_vars, read_config_file
+from tokenmux.config.file import expand_vars, read_config, read_config_file
 from tokenmux.config.problems import ConfigError
-from tokenmux.config.settings import DEFAULT_DATABASE_URL, Settings, build_settings
+from tokenmux.config.settings import Settings, build_settings
+from tokenmux.config.urls import DEFAULT_DATABASE_URL, database_url, redis_url
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
@@ -31,7 +33,10 @@ __all__ = [
     "ProviderSettings",
     "Settings",
     "build_settings",
+    "database_url",
     "decode_document",
     "expand_vars",
+    "read_config",
     "read_config_file",
+    "redis_url",
 ]

@@ -12,6 +12,7 @@ import yaml
 
 from tokenmux.config.problems import ConfigError
 
+CONFIG_FILE_ENV = "TOKENMUX_CONFIG"
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -33,6 +34,14 @@ def expand_vars(value: Any, env: Mapping[str, str]) -> Any:
     if isinstance(value, list):
         return [expand_vars(v, env) for v in value]
     return value
+
+
+def read_config(flag: str | None, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The configuration file named by ``--config``, else by ``TOKENMUX_CONFIG``; ``{}`` when neither
+    names one."""
+    env = os.environ if env is None else env
+    path = flag or env.get(CONFIG_FILE_ENV)
+    return read_config_file(path, env) if path else {}
 
 
 def read_config_file(path: str | Path, env: Mapping[str, str] | None = None) -> dict[str, Any]:

@@ -10,12 +10,11 @@ from typing import Any
 import msgspec
 
 from tokenmux.catalog.model import Catalog
+from tokenmux.config import urls
 from tokenmux.config.document import ConfigDocument, GatewaySettings, decode_document
-from tokenmux.config.problems import ConfigError
 from tokenmux.config.providers import configured_providers
+from tokenmux.config.urls import DEFAULT_DATABASE_URL
 from tokenmux.providers.base import ProviderConfig
-
-DEFAULT_DATABASE_URL = "sqlite:///tokenmux.db"
 
 
 @dataclass(slots=True)
@@ -35,20 +34,17 @@ def build_settings(
     database_url: str | None = None,
     redis_url: str | None = None,
 ) -> Settings:
-    """Settings from a parsed configuration document plus the environment."""
+    """Settings from a parsed configuration document plus the environment; ``database_url`` and
+    ``redis_url`` are the command line's flags (``config/urls.py`` says what else they come from)."""
     env = os.environ if env is None else env
     document = decode_document(data)
     gateway = document.gateway or GatewaySettings()
     if not gateway.admin_key and env.get("TOKENMUX_ADMIN_KEY"):
         gateway = msgspec.structs.replace(gateway, admin_key=env["TOKENMUX_ADMIN_KEY"])
-    url = database_url or env.get("TOKENMUX_DATABASE_URL") or document.database or DEFAULT_DATABASE_URL
-    redis = redis_url or env.get("TOKENMUX_REDIS_URL") or document.redis or None
-    if redis is not None and not redis.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError(f"the Redis URL must start with redis://, rediss:// or unix://, got {redis[:20]!r}")
     return Settings(
         providers=configured_providers(document.providers, catalog, env, gateway),
         catalog_overrides=document.catalog or {},
         gateway=gateway,
-        database_url=url,
-        redis_url=redis,
+        database_url=urls.database_url(database_url, document, env),
+        redis_url=urls.redis_url(redis_url, document, env),
     )
