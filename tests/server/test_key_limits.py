@@ -76,8 +76,10 @@ def test_a_request_whose_worst_case_exceeds_the_credit_is_refused_with_the_fix(g
 
 
 def test_twenty_concurrent_requests_against_credit_for_one(gateway: Any, sim: Any) -> None:
-    sim.profile("openai", ttft_ms=400)
-    sim.profile("azure", ttft_ms=400)
+    # The first answer comes after 2 s, so that all twenty are admitted before it settles, even on a busy
+    # machine that takes a while to start twenty clients.
+    sim.profile("openai", ttft_ms=2000)
+    sim.profile("azure", ttft_ms=2000)
     # One request may cost up to ~$0.0004 (1000 output tokens at $0.40/M): credit for one, not two.
     key = gateway.new_key("race", credit=0.0006)
     statuses = at_once(gateway, key, 20, max_tokens=1000)
