@@ -10,8 +10,9 @@ from collections.abc import Sequence
 
 from tokenmux import __version__
 from tokenmux.cli_keys import add_parser as add_keys_parser
-from tokenmux.config import ConfigError, database_url, read_config, read_config_file
+from tokenmux.config import database_url, read_config, read_config_file
 from tokenmux.config.urls import DATABASE_URL_HELP, REDIS_URL_HELP
+from tokenmux.errors import ConfigError
 
 DEMO_DATABASE_URL = "sqlite:///tokenmux-demo.db"
 CONFIG_HELP = (

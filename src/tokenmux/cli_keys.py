@@ -103,8 +103,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 async def _keys(args: argparse.Namespace) -> int:
     from tokenmux.config import database_url, decode_document, read_config
-    from tokenmux.errors import InvalidRequest
-    from tokenmux.store.base import StoreError
+    from tokenmux.errors import InvalidRequest, StoreError
     from tokenmux.store.url import open_store
 
     document = decode_document(read_config(args.config))
@@ -121,9 +120,9 @@ async def _keys(args: argparse.Namespace) -> int:
 
 
 async def _run(store: Any, args: argparse.Namespace) -> int:
+    from tokenmux.errors import KeyNameTaken
     from tokenmux.limits.key_limits import limit_changes
     from tokenmux.server.key_api import key_json
-    from tokenmux.store.base import KeyNameTaken
     from tokenmux.store.keys import new_key
 
     command = args.keys_command

@@ -14,18 +14,31 @@
     ├── UpstreamError                   one attempt at one provider went wrong
     │   ├── ProviderUnreachable         could not reach the provider (connect refused, reset)
     │   │   └── ProviderTimeout         no answer in time
+    │   │       └── DeadlineTimeout     the request's deadline passed while waiting on this attempt
     │   ├── ProviderRejected            the provider answered with an error status (status, retry_after)
     │   ├── ProviderMalformed           the provider answered something we cannot read
     │   └── StreamInterrupted           the stream broke after the client had its first byte
     ├── AllAttemptsFailed               502     upstream_error         (metadata: every attempt)
-    ├── NoEndpointAvailable             503     service_unavailable    (every endpoint cooling down)
     ├── DatabaseUnavailable             503     service_unavailable    (a key cannot be checked now)
     └── DeadlineExceeded                504     timeout
 
-``UpstreamError`` subclasses describe one attempt; they are never shown to a client as they are. The relay
-turns a run of them into ``AllAttemptsFailed`` (or passes a provider's non-retryable 4xx through as a
-``ProviderRejected`` carrying the provider's status). Messages say what went wrong and how to fix it, and
-never contain a key or an ``Authorization`` header.
+Errors of the gateway's own parts. They never reach a client as they are: each is caught at one place
+and either stops the start (configuration, catalog) or becomes a ``TokenmuxError`` or a fallback.
+
+    Exception
+    ├── ConfigError                     a setting is missing or wrong (at start: the message names the fix)
+    ├── CatalogError (ValueError)       catalog data that cannot be used (at start)
+    ├── StoreError                      a database operation failed
+    │   ├── StoreUnavailable            the database cannot be reached now (a key lookup: DatabaseUnavailable)
+    │   └── KeyNameTaken                an active key has this name (the key API: InvalidRequest)
+    ├── RedisUnavailable                Redis cannot be used now (limits and health fall back to this process)
+    ├── ReplyError                      Redis answered a command with an error
+    └── FormTooLarge                    a page's form body is too large (the page: 413)
+
+``UpstreamError`` subclasses describe one attempt; they are never shown to a client as they are. The
+attempt loop (``tokenmux.attempts``) turns a run of them into ``AllAttemptsFailed`` or ``DeadlineExceeded``
+(or passes a provider's non-retryable 4xx through as a ``TokenmuxError`` carrying the provider's status).
+Messages say what went wrong and how to fix it, and never contain a key or an ``Authorization`` header.
 """
 
 from __future__ import annotations
@@ -138,6 +151,11 @@ class ProviderTimeout(ProviderUnreachable):
     error_class = "timeout"
 
 
+class DeadlineTimeout(ProviderTimeout):
+    """The request's deadline (``request_timeout_s``, one for all its attempts) passed while waiting on
+    this attempt: no other endpoint is tried after it."""
+
+
 class ProviderRejected(UpstreamError):
     """The provider answered with an error status. Retryable when the status says the provider (not the
     request) is at fault: 408, 409, 429, 5xx, 529."""
@@ -181,21 +199,6 @@ class AllAttemptsFailed(TokenmuxError):
     code = "all_attempts_failed"
 
 
-class NoEndpointAvailable(TokenmuxError):
-    status = 503
-    type = "service_unavailable"
-    code = "no_endpoint_available"
-
-    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
-        super().__init__(message, **kw)
-        self.retry_after = retry_after
-
-    def headers(self) -> list[tuple[bytes, bytes]]:
-        if self.retry_after is None:
-            return []
-        return [(b"retry-after", str(max(1, round(self.retry_after))).encode())]
-
-
 class DatabaseUnavailable(TokenmuxError):
     status = 503
     type = "service_unavailable"
@@ -209,6 +212,38 @@ class DeadlineExceeded(TokenmuxError):
     status = 504
     type = "timeout"
     code = "deadline_exceeded"
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; the message names the setting and the fix, on one line."""
+
+
+class CatalogError(ValueError):
+    """Catalog data that cannot be used as it is. Raised at start-up, never while serving."""
+
+
+class StoreError(Exception):
+    """A database operation failed; the message says what and, where possible, how to fix it."""
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached or written now (down, locked, disk full); retrying may succeed."""
+
+
+class KeyNameTaken(StoreError):
+    """A key with this name exists and is not revoked."""
+
+
+class RedisUnavailable(Exception):
+    """Redis cannot be used now; the message says why (never with a password in it)."""
+
+
+class ReplyError(Exception):
+    """Redis answered the command with an error (``-ERR ...``, ``-NOSCRIPT ...``)."""
+
+
+class FormTooLarge(Exception):
+    """A form posted to a page is larger than a page accepts."""
 
 
 def is_retryable_status(status: int) -> bool:

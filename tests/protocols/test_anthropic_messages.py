@@ -16,11 +16,11 @@ from tokenmux.catalog.model import Catalog, Endpoint, Model, Price
 from tokenmux.errors import (
     AllAttemptsFailed,
     AuthenticationFailed,
+    DatabaseUnavailable,
     DeadlineExceeded,
     InsufficientCredit,
     InvalidRequest,
     ModelNotFound,
-    NoEndpointAvailable,
     PayloadTooLarge,
     PermissionDenied,
     RateLimited,
@@ -666,7 +666,7 @@ def test_an_answer_without_content_still_makes_a_whole_message(sdk: Any) -> None
     [
         (StreamInterrupted("openai broke the stream"), "api_error"),
         (AllAttemptsFailed("every provider attempt failed"), "api_error"),
-        (NoEndpointAvailable("cooling down"), "overloaded_error"),
+        (DatabaseUnavailable("the database is down"), "overloaded_error"),
         (DeadlineExceeded("too slow"), "timeout_error"),
     ],
 )
@@ -705,7 +705,7 @@ def http_error(status: int) -> TokenmuxError:
         (RateLimited("slow down", retry_after=2), "rate_limit_error"),
         (http_error(422), "invalid_request_error"),
         (http_error(500), "api_error"),
-        (NoEndpointAvailable("cooling"), "overloaded_error"),
+        (DatabaseUnavailable("the database is down"), "overloaded_error"),
         (http_error(529), "overloaded_error"),
         (DeadlineExceeded("late"), "timeout_error"),
     ],

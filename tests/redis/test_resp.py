@@ -8,7 +8,8 @@ import socket
 
 import pytest
 
-from tokenmux.redis.resp import ReplyError, RespClient, Script, encode_command
+from tokenmux.errors import ReplyError
+from tokenmux.redis.resp import RespClient, Script, encode_command
 
 
 def test_commands_are_encoded_as_resp_arrays() -> None:

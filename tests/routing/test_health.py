@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from tokenmux.errors import ProviderRejected, ProviderTimeout
-from tokenmux.routing.health import HealthBoard
+from tokenmux.routing.health import PROBE_WAIT_S, HealthBoard
 
 
 class Clock:
@@ -74,3 +74,55 @@ def test_recent_figures_are_smoothed() -> None:
     h.record_success("e", ttft_ms=200, throughput_tps=20)
     state = h.get("e")
     assert state.ttft_ms == 120.0 and state.throughput_tps == 12.0
+
+
+def test_a_failed_probe_backs_off_doubling_up_to_ten_minutes() -> None:
+    clock = Clock()
+    h = board(clock)
+    for _ in range(3):
+        h.record_failure("e", ProviderTimeout("t"))
+    waits = []
+    for _ in range(8):
+        clock.now = h.blocked_until("e")
+        h.begin_attempt("e")
+        h.record_failure("e", ProviderTimeout("t"))
+        waits.append(h.blocked_until("e") - clock.now)
+    assert waits == [60, 120, 240, 480, 600, 600, 600, 600]
+
+
+def test_a_probe_that_never_reports_does_not_hold_the_endpoint_away() -> None:
+    clock = Clock()
+    h = board(clock)
+    for _ in range(3):
+        h.record_failure("e", ProviderTimeout("t"))
+    clock.now += 30
+    h.begin_attempt("e")  # the probe goes out, and its request never says how it went
+    assert h.blocked_until("e") == clock.now + PROBE_WAIT_S
+    clock.now += PROBE_WAIT_S
+    assert h.blocked_until("e") == 0.0
+    h.begin_attempt("e")  # another request may probe now
+    assert h.blocked_until("e") == clock.now + PROBE_WAIT_S
+
+
+def test_an_answer_from_a_blocked_endpoint_puts_it_back_at_once() -> None:
+    clock = Clock()
+    h = board(clock)
+    for _ in range(3):
+        h.record_failure("e", ProviderTimeout("t"))
+    h.begin_attempt("e")  # tried as a last resort while its circuit is open: not a probe
+    h.record_answering("e")  # its stream's first content
+    assert h.blocked_until("e") == 0.0 and h.get("e").consecutive_failures == 0
+    h.record_failure("e", ProviderRejected("slow down", upstream_status=429, retry_after=60))
+    h.record_success("e", ttft_ms=100, throughput_tps=None)
+    assert h.blocked_until("e") == 0.0  # the cooldown ends with an answer
+
+
+def test_a_last_resort_failure_while_open_does_not_extend_the_circuit() -> None:
+    clock = Clock()
+    h = board(clock)
+    for _ in range(3):
+        h.record_failure("e", ProviderTimeout("t"))
+    clock.now += 10
+    h.begin_attempt("e")
+    h.record_failure("e", ProviderTimeout("t"))
+    assert h.blocked_until("e") == 1030.0

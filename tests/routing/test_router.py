@@ -7,7 +7,7 @@ import pytest
 from tokenmux.catalog.model import Catalog, DataPolicy, Endpoint, Model, Price, ProviderInfo
 from tokenmux.errors import InvalidRequest, ModelNotFound, PayloadTooLarge, ProviderRejected
 from tokenmux.routing.health import HealthBoard
-from tokenmux.routing.router import Router, adapt_params
+from tokenmux.routing.router import Router, adapt_params, blocked_last
 from tokenmux.types import ChatRequest, ProviderPreferences
 
 BASE_PARAMS = frozenset({"max_tokens", "max_completion_tokens", "temperature", "top_p", "stop"})
@@ -246,3 +246,34 @@ def test_reasons_keep_the_endpoints_order_when_the_prompt_and_the_preferences_ex
         < reasons.index("at pricey: in provider.ignore")
         < reasons.index("at private")
     )
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_blocked_endpoints_come_last_soonest_unblocked_first_and_are_never_left_out() -> None:
+    clock = Clock()
+    health = HealthBoard(clock=clock)
+    plan = router(health).plan(request(fallback=("acme/small",)))
+    keys = [c.endpoint.key for c in plan]
+    assert keys == ["acme/big@cheap", "acme/big@private", "acme/big@pricey", "acme/small@cheap"]
+    assert blocked_last(plan, health.blocked_until) is plan  # nothing blocked: the plan as it is
+    health.record_failure("acme/big@cheap", ProviderRejected("busy", upstream_status=429, retry_after=60))
+    health.record_failure("acme/big@private", ProviderRejected("busy", upstream_status=429, retry_after=5))
+    # Free endpoints first, the fallback model's included; then the blocked ones, soonest first.
+    assert [c.endpoint.key for c in blocked_last(plan, health.blocked_until)] == [
+        "acme/big@pricey",
+        "acme/small@cheap",
+        "acme/big@private",
+        "acme/big@cheap",
+    ]
+    for key in keys:
+        health.record_failure(key, ProviderRejected("busy", upstream_status=429, retry_after=30))
+    everything_blocked = blocked_last(plan, health.blocked_until)
+    assert len(everything_blocked) == len(plan)  # all of them still tried
+    assert [c.endpoint.key for c in everything_blocked][-1] == "acme/big@cheap"  # its block ends last

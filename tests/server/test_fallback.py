@@ -139,17 +139,25 @@ def test_retry_after_puts_the_endpoint_in_cooldown(gateway: Any, sim: Any) -> No
     assert len(sim.requests("openai")) == 1  # asked once, then left alone until Retry-After passes
 
 
-def test_every_endpoint_cooling_down_is_503_with_retry_after(gateway: Any, sim: Any) -> None:
+def test_endpoints_cooling_down_are_still_tried_the_soonest_free_first(gateway: Any, sim: Any) -> None:
     sim.profile("openai", rate_limit_rate=1.0, retry_after_s=30)
     sim.profile("azure", rate_limit_rate=1.0, retry_after_s=20)
     client = gateway.openai()
     with pytest.raises(openai.APIStatusError) as first:
         client.chat.completions.create(model=NANO, messages=HELLO)
     assert first.value.status_code == 502
+    # Both cool down now; neither is left out: azure's cooldown ends first, so it goes first.
     with pytest.raises(openai.APIStatusError) as second:
         client.chat.completions.create(model=NANO, messages=HELLO)
-    assert second.value.status_code == 503
-    assert 15 <= int(second.value.response.headers["retry-after"]) <= 30
+    assert second.value.status_code == 502
+    body = second.value.body
+    assert isinstance(body, dict)
+    assert [a["provider"] for a in body["metadata"]["attempts"]] == ["azure", "openai"]
+    # A provider back before its Retry-After says is used at once, as the fallback of last resort.
+    sim.profile("azure")
+    out = client.chat.completions.create(model=NANO, messages=HELLO)
+    assert (out.model_extra or {})["provider"] == "azure"
+    assert [a["provider"] for a in generation(gateway, out.id)["attempts"]] == ["azure"]
 
 
 def test_one_deadline_covers_all_attempts(gateway_factory: Any, sim: Any) -> None:

@@ -40,6 +40,8 @@ def test_to_api_has_the_documented_shape(make_generation: GenerationFactory) -> 
         "created_at",
         "streamed",
         "status",
+        "http_status",
+        "error",
         "finish_reason",
         "tokens_prompt",
         "tokens_completion",
@@ -55,6 +57,7 @@ def test_to_api_has_the_documented_shape(make_generation: GenerationFactory) -> 
         "attempts",
     ]
     assert body["created_at"] == "2024-11-26T15:20:00.250Z"
+    assert (body["status"], body["http_status"], body["error"]) == ("success", 200, None)
     assert body["usage"] == pytest.approx(0.000_174_4)
     assert body["tokens_cached"] == 256 and body["first_token_latency_ms"] == 640.0
     first = body["attempts"][0]

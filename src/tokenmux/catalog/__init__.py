@@ -4,11 +4,11 @@
 ``find_model``/``close_matches`` resolve the names clients write; ``cost_usd`` prices a call.
 """
 
-from tokenmux.catalog.fields import CatalogError
 from tokenmux.catalog.loader import load_catalog
 from tokenmux.catalog.lookup import close_matches, find_model
 from tokenmux.catalog.model import Catalog, DataPolicy, Endpoint, Model, Price, PriceTier, ProviderInfo
 from tokenmux.catalog.pricing import cost_usd, max_cost_usd
+from tokenmux.errors import CatalogError
 
 __all__ = [
     "Catalog",

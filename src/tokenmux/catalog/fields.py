@@ -12,9 +12,7 @@ import difflib
 from collections.abc import Collection, Mapping
 from typing import Any
 
-
-class CatalogError(ValueError):
-    """Catalog data that cannot be used as it is. Raised at start-up, never while serving."""
+from tokenmux.errors import CatalogError
 
 
 def fail(where: str, message: str) -> CatalogError:

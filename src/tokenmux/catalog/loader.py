@@ -43,9 +43,10 @@ import yaml
 
 from tokenmux.catalog import fields as f
 from tokenmux.catalog.build import Provider, build_model, build_provider
-from tokenmux.catalog.fields import CatalogError, fail
+from tokenmux.catalog.fields import fail
 from tokenmux.catalog.lookup import build_names, check_aliases
 from tokenmux.catalog.model import Catalog, Model
+from tokenmux.errors import CatalogError
 
 __all__ = ["CatalogError", "load_catalog"]
 

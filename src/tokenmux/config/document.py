@@ -32,7 +32,7 @@ class GatewaySettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     stream_keepalive_s: Seconds = 1.0  # comment lines while a stream waits for its first token
     cooldown_s: Annotated[float, msgspec.Meta(ge=0)] = 10.0  # after a 429 that gave no Retry-After
     circuit_failures: Annotated[int, msgspec.Meta(ge=1)] = 5  # consecutive failures that open a circuit
-    circuit_open_s: Seconds = 30.0  # how long an open circuit rejects before a probe may close it
+    circuit_open_s: Seconds = 5.0  # how long an open circuit puts its endpoint last before a probe
     # Upstream HTTP client: "http1" (our keep-alive HTTP/1.1 client on httptools, ~2x less CPU per call) or
     # "aiohttp" (for what http1 does not do: proxies, HTTP/2 servers that refuse HTTP/1.1).
     http_client: Literal["http1", "aiohttp"] = "http1"

@@ -14,10 +14,7 @@ from typing import Any
 
 import msgspec
 
-
-class ConfigError(Exception):
-    """A setting is missing or wrong; the message names the setting and the fix, on one line."""
-
+from tokenmux.errors import ConfigError
 
 # msgspec's names for JSON-like types -> what a YAML author calls them
 _TYPE_WORDS = {

@@ -25,6 +25,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from tokenmux.errors import RedisUnavailable
 from tokenmux.limits import redis_ledger_scripts as scripts
 from tokenmux.limits.key_limits import KeyLimits
 from tokenmux.limits.ledger import (
@@ -38,7 +39,7 @@ from tokenmux.limits.ledger import (
 )
 from tokenmux.limits.money import period_end, period_id, period_start
 from tokenmux.limits.window import weighted_count
-from tokenmux.redis.link import RedisLink, RedisUnavailable
+from tokenmux.redis.link import RedisLink
 from tokenmux.redis.resp import RespClient, Script
 
 log = logging.getLogger(__name__)

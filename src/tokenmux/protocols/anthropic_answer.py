@@ -170,7 +170,7 @@ def _frame(event: str, payload: dict[str, Any]) -> bytes:
 
 
 class MessagesStreamEncoder:
-    """Turns the hub's stream events into Anthropic's event sequence (the relay's ``StreamEncoder``).
+    """Turns the hub's stream events into Anthropic's event sequence (the attempt loop's ``StreamEncoder``).
 
     Anthropic's stream is a series of typed content blocks, each opened, filled with deltas and closed;
     OpenAI's is one delta per step that may mix kinds. So a block opens when a kind of output starts

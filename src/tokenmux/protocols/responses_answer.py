@@ -295,7 +295,7 @@ class _Item:
 
 
 class ResponsesStreamEncoder:
-    """Turns the hub's stream events into the Responses event sequence (the relay's ``StreamEncoder``).
+    """Turns the hub's stream events into the Responses event sequence (the attempt loop's ``StreamEncoder``).
 
     Items open when a kind of output starts. A message or reasoning item closes when another kind starts;
     function calls stay open until the answer ends, since a provider may interleave parallel calls."""

@@ -7,6 +7,20 @@ provider could not be reached or did not answer, ``ProviderRejected`` when it an
 ``ProviderMalformed`` when its answer could not be read, ``StreamInterrupted`` when a stream broke after its
 first event. Lower-layer errors are translated in one place per adapter.
 
+The contract is ``Provider`` (``complete``, ``stream``, ``aclose``). Two faster ways to stream are
+optional, each its own protocol below; the attempt loop uses one when the adapter has it
+(``attempts.delivery``, found by attribute, which costs a tenth of an ``isinstance`` on a runtime-checkable
+protocol, once per stream):
+
+- ``BatchedStreams.stream_batches``: the same events as ``stream``, in the groups that arrived together
+  (one list per network read), so that each group reaches the client in one write;
+- ``ChunkStreams.stream_chunks``: for an adapter whose wire format is Chat Completions, the upstream chunks
+  themselves (``protocols.openai_chunks.PassThroughChunk``), passed to a Chat Completions client without
+  being decoded into events and encoded again.
+
+Both follow ``stream``'s rules: errors before the first batch are raised from the first ``__anext__``,
+closing the iterator cancels the upstream call.
+
 A new provider kind is one new module in this package plus catalog data: the module defines the adapter
 (and, when its section of ``providers:`` takes settings of its own, a ``ProviderSettings`` subclass) and
 registers them with ``registry.register`` (see ``registry.py``).
@@ -21,6 +35,7 @@ from typing import Annotated, Any, Protocol
 import msgspec
 
 from tokenmux.catalog.model import Endpoint
+from tokenmux.protocols.openai_chunks import PassThroughChunk
 from tokenmux.types import ChatRequest, ChatResponse, StreamEvent
 
 
@@ -80,3 +95,18 @@ class Provider(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+class BatchedStreams(Protocol):
+    """Optional: ``stream``'s events in the groups they arrived in, one list per network read."""
+
+    def stream_batches(self, request: ChatRequest, ctx: CallContext) -> AsyncIterator[list[StreamEvent]]: ...
+
+
+class ChunkStreams(Protocol):
+    """Optional, for a Chat Completions adapter: its stream as pass-through chunks, grouped as
+    ``stream_batches`` groups its events."""
+
+    def stream_chunks(
+        self, request: ChatRequest, ctx: CallContext
+    ) -> AsyncIterator[list[PassThroughChunk]]: ...

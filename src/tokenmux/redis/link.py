@@ -14,15 +14,12 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from tokenmux.redis.resp import ReplyError, RespClient
+from tokenmux.errors import RedisUnavailable, ReplyError
+from tokenmux.redis.resp import RespClient
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-class RedisUnavailable(Exception):
-    """Redis cannot be used now; the message says why (never with a password in it)."""
 
 
 def described(url: str) -> str:

@@ -24,11 +24,9 @@ from urllib.parse import unquote, urlsplit
 
 import hiredis
 
+from tokenmux.errors import ReplyError
+
 Arg = bytes | str | int | float
-
-
-class ReplyError(Exception):
-    """Redis answered the command with an error (``-ERR ...``, ``-NOSCRIPT ...``)."""
 
 
 def encode_command(args: Sequence[Arg]) -> bytes:

@@ -1,11 +1,14 @@
 """Endpoint health: cooldowns, circuit breakers and recent performance, in process.
 
-- A cooldown comes from the provider: a 429 (or 503) with ``Retry-After`` keeps the endpoint out of
-  rotation until then; a 429 without one uses the configured default.
+- A cooldown comes from the provider: a 429 (or 503) with ``Retry-After`` puts the endpoint last in every
+  plan until then; a 429 without one uses the configured default.
 - A circuit opens after ``circuit_failures`` consecutive provider-caused failures (unreachable, timeout,
-  5xx, malformed). While open, the endpoint is only tried when nothing else is left. When ``circuit_open_s``
-  has passed, one request is let through as a probe (half-open): its success closes the circuit, its
-  failure opens it again for twice as long (up to ten minutes).
+  5xx, malformed), for ``circuit_open_s``. Then one request is let through as a probe (half-open): its
+  answer closes the circuit (a stream's first content is enough), its failure opens it again for twice as
+  long (up to ten minutes). A probe that never reports is given up after ``PROBE_WAIT_S``, so an endpoint
+  nothing probes is not held away.
+- Blocked is never out: a blocked endpoint is tried after the others (``router.blocked_last``), and any
+  success, probe or not, closes its circuit and ends its cooldown.
 - Recent performance is an exponentially weighted average of first-token latency, throughput and success,
   which the default routing score reads. The stats module's windowed figures replace them where they exist.
 """
@@ -20,6 +23,8 @@ from tokenmux.errors import ProviderRejected, UpstreamError
 
 _EWMA = 0.2  # weight of the newest observation: about the last ten calls dominate
 _MAX_OPEN_S = 600.0
+# How long a half-open circuit waits for its probe's verdict before it lets another request probe.
+PROBE_WAIT_S = 10.0
 
 
 @dataclass(slots=True)
@@ -29,6 +34,7 @@ class EndpointHealth:
     circuit_open_until: float = 0.0  # 0: closed
     circuit_open_s: float = 0.0  # length of the current/last open period
     probe_in_flight: bool = False
+    probe_since: float = 0.0  # when the probe in flight was sent
     ttft_ms: float | None = None
     throughput_tps: float | None = None
     success: float = 1.0  # EWMA of 1 (success) / 0 (provider-caused failure)
@@ -79,24 +85,35 @@ class HealthBoard:
         if state.circuit_open_until:
             if state.circuit_open_until > now:
                 until = max(until, state.circuit_open_until)
-            elif state.probe_in_flight:
+            elif state.probe_in_flight and now < state.probe_since + PROBE_WAIT_S:
                 # Half-open with its one probe already out: wait for the probe's verdict.
-                until = max(until, now + 1.0)
+                until = max(until, state.probe_since + PROBE_WAIT_S)
         return until
 
     def begin_attempt(self, key: str) -> None:
         """Called when an attempt is sent; claims the probe slot of a half-open circuit."""
         state = self._states.get(key)
-        if state is not None and state.circuit_open_until and state.circuit_open_until <= self.clock():
-            state.probe_in_flight = True
+        if state is not None and state.circuit_open_until:
+            now = self.clock()
+            if state.circuit_open_until <= now and (
+                not state.probe_in_flight or now >= state.probe_since + PROBE_WAIT_S
+            ):
+                state.probe_in_flight = True
+                state.probe_since = now
+
+    def record_answering(self, key: str) -> None:
+        """The endpoint's answer has begun (a whole answer, or a stream's first content): the provider is
+        serving, so its circuit closes and its cooldown ends now, not when a long stream finishes."""
+        state = self._states.get(key)
+        if state is not None and (
+            state.consecutive_failures or state.circuit_open_until or state.cooldown_until
+        ):
+            _close(state)
 
     def record_success(self, key: str, *, ttft_ms: float | None, throughput_tps: float | None) -> None:
         state = self.get(key)
         state.calls += 1
-        state.consecutive_failures = 0
-        state.circuit_open_until = 0.0
-        state.circuit_open_s = 0.0
-        state.probe_in_flight = False
+        _close(state)
         state.success += _EWMA * (1.0 - state.success)
         if ttft_ms is not None:
             state.ttft_ms = (
@@ -155,3 +172,11 @@ class HealthBoard:
 
     def snapshot(self) -> dict[str, EndpointHealth]:
         return dict(self._states)
+
+
+def _close(state: EndpointHealth) -> None:
+    state.consecutive_failures = 0
+    state.circuit_open_until = 0.0
+    state.circuit_open_s = 0.0
+    state.probe_in_flight = False
+    state.cooldown_until = 0.0

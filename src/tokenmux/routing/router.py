@@ -8,7 +8,7 @@ The default order is a score, lower first::
 first-token latency (1 s when unmeasured); uptime is the recent success rate (1.0 when unmeasured). So
 between two equally priced endpoints the faster one leads, a pricier endpoint must be proportionally
 faster to lead, and one that fails often sinks fast. Endpoints in cooldown or with an open circuit come
-last, whatever the sort.
+last, whatever the sort, and are never left out (``blocked_last``).
 """
 
 from __future__ import annotations
@@ -333,6 +333,28 @@ class Router:
             param="model",
             code="no_configured_provider",
         )
+
+
+def blocked_last(plan: list[Candidate], blocked_until: Callable[[str], float]) -> list[Candidate]:
+    """The plan in the order to try it now: the endpoints free to take traffic in the plan's order, then
+    those in cooldown or with an open circuit, the one whose block ends soonest first.
+
+    Health never takes an endpoint out of a plan: a cooldown or an open circuit is a guess about the
+    provider, and when every endpoint is blocked one of them may well answer (as Envoy's panic threshold
+    does), and a success closes its circuit at once.
+    """
+    blocked: list[tuple[float, int, Candidate]] | None = None
+    for i, cand in enumerate(plan):
+        until = blocked_until(cand.endpoint.key)
+        if until:
+            if blocked is None:
+                blocked = []
+            blocked.append((until, i, cand))
+    if blocked is None:
+        return plan
+    taken = {i for _, i, _ in blocked}
+    free = [c for i, c in enumerate(plan) if i not in taken]
+    return free + [c for _, _, c in sorted(blocked, key=lambda b: (b[0], b[1]))]
 
 
 def adapt_params(params: dict[str, Any], supported: frozenset[str]) -> tuple[dict[str, Any], tuple[str, ...]]:

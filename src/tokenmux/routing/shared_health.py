@@ -14,7 +14,8 @@ import contextlib
 import logging
 import time
 
-from tokenmux.redis.link import RedisLink, RedisUnavailable
+from tokenmux.errors import RedisUnavailable
+from tokenmux.redis.link import RedisLink
 from tokenmux.redis.resp import RespClient
 from tokenmux.routing.health import HealthBoard
 

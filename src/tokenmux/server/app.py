@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+from tokenmux.attempts import Attempts
 from tokenmux.catalog.model import Catalog, Endpoint, Model
 from tokenmux.config import Settings
-from tokenmux.errors import InvalidRequest, ModelNotFound, NotFound, TokenmuxError
+from tokenmux.errors import InvalidRequest, ModelNotFound, NotFound, StoreUnavailable, TokenmuxError
 from tokenmux.json_codec import encode_json
 from tokenmux.limits.key_limits import KeyLimits
 from tokenmux.limits.ledger import Ledger, LocalLedger, spend_from_log
@@ -51,10 +52,9 @@ from tokenmux.server.key_api import KEYS_PREFIX, KeyApi
 from tokenmux.server.metrics import Metrics
 from tokenmux.server.openai_inbound import OpenAIChat
 from tokenmux.server.pages_source import GatewayPages
-from tokenmux.server.relay import Relay
 from tokenmux.server.responses_inbound import OpenAIResponses
 from tokenmux.stats import Stats
-from tokenmux.store.base import Store, StoreUnavailable
+from tokenmux.store.base import Store
 from tokenmux.store.contents import ContentKeeper
 from tokenmux.store.recorder import Recorder
 from tokenmux.store.records import GenerationRecord, KeyRecord
@@ -103,13 +103,7 @@ class Gateway:
         self.recorder = Recorder(self.store, max_pending=100_000, spool=Spool(Path(gw.spool_dir)))
         self.recorder.add_listener(self.stats.batch_written)
         self.metrics = Metrics(self.recorder)
-        self.relay = Relay(
-            self.providers,
-            self.health,
-            self._record,
-            deadline_s=gw.request_timeout_s,
-            keepalive_s=gw.stream_keepalive_s,
-        )
+        self.attempts = Attempts(self.providers, self.health, self._record, deadline_s=gw.request_timeout_s)
         self.keys = KeyRing(self.store, admin_key=gw.admin_key or None)
         # With --redis, replicas share limits and endpoint health; without, each process keeps its own.
         url = self.settings.redis_url

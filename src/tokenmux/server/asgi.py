@@ -1,4 +1,4 @@
-"""Small ASGI helpers: reading a bounded body, sending JSON, a streaming outlet, watching for disconnects."""
+"""Small ASGI helpers: reading a bounded body, sending JSON, watching for disconnects."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from tokenmux.errors import PayloadTooLarge
-from tokenmux.server.relay import Outlet
 from tokenmux.slow_waits import slow_waits
 
 Scope = MutableMapping[str, Any]
@@ -62,35 +61,6 @@ async def send_bytes(
         hdrs.extend(headers)
     await send({"type": "http.response.start", "status": status, "headers": hdrs})
     await send({"type": "http.response.body", "body": body})
-
-
-class AsgiOutlet(Outlet):
-    """A streamed response over ASGI ``send``."""
-
-    __slots__ = ("_extra", "_send", "ended", "started")
-
-    def __init__(self, send: Send, extra_headers: list[tuple[bytes, bytes]]) -> None:
-        self._send = send
-        self._extra = extra_headers
-        self.started = False
-        self.ended = False
-
-    async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
-        self.started = True
-        await self._send({"type": "http.response.start", "status": status, "headers": headers + self._extra})
-
-    async def write(self, chunk: bytes) -> None:
-        await self._send({"type": "http.response.body", "body": chunk, "more_body": True})
-
-    async def end(self, chunk: bytes) -> None:
-        self.ended = True
-        await self._send({"type": "http.response.body", "body": chunk})
-
-    async def close(self) -> None:
-        """End the response if it started and has not ended yet."""
-        if self.started and not self.ended:
-            self.ended = True
-            await self._send({"type": "http.response.body", "body": b""})
 
 
 class DisconnectWatch:

@@ -22,9 +22,9 @@ import hmac
 import time
 from collections.abc import Callable
 
-from tokenmux.errors import AuthenticationFailed, DatabaseUnavailable
+from tokenmux.errors import AuthenticationFailed, DatabaseUnavailable, StoreError
 from tokenmux.server.key_cache import KeyCache
-from tokenmux.store.base import Store, StoreError
+from tokenmux.store.base import Store
 from tokenmux.store.keys import key_digest
 from tokenmux.store.records import KeyRecord
 

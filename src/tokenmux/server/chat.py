@@ -1,4 +1,4 @@
-"""One chat route, whichever protocol the client speaks: authenticate, read, decode, plan, relay, encode.
+"""One chat route, whichever protocol the client speaks: authenticate, read, decode, plan, attempt, encode.
 
 The protocol (OpenAI Chat Completions, Anthropic Messages) is a small object that knows its wire format;
 everything between decoding and encoding is shared, so both inbound protocols route, fall back, record and
@@ -11,13 +11,11 @@ import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
-import msgspec
-
+from tokenmux.attempts import Generation, Served, StreamEncoder
 from tokenmux.errors import TokenmuxError
 from tokenmux.limits.money import ceil_nano, to_nano, worst_case_usd
 from tokenmux.routing.router import Candidate
 from tokenmux.server.asgi import (
-    AsgiOutlet,
     DisconnectWatch,
     Receive,
     Scope,
@@ -25,9 +23,8 @@ from tokenmux.server.asgi import (
     read_body,
     send_bytes,
 )
-from tokenmux.server.relay import Generation, Served, StreamEncoder
+from tokenmux.server.outlet import AsgiOutlet
 from tokenmux.store import new_generation_id
-from tokenmux.store.records import ContentRecord
 from tokenmux.types import ChatRequest
 
 if TYPE_CHECKING:
@@ -100,15 +97,15 @@ class ChatRoute:
         gen = Generation(request, new_generation_id(), key.id)
         gen.keep_content = key.prompt_retention_days is not None
         try:
-            await self._relay(scope, receive, send, gen, plan)
+            await self._answer(scope, receive, send, gen, plan)
         finally:
             # Once per request whatever happened, cancellation included: what all attempts used is charged,
             # the reservation released.
             gw.ledger.settle(admission, key.id, gen.id, *_billed(gen))
             if gen.keep_content:
-                gw.contents.keep(content_of(gen))
+                gw.contents.keep(gen.content())
 
-    async def _relay(
+    async def _answer(
         self, scope: Scope, receive: Receive, send: Send, gen: Generation, plan: list[Candidate]
     ) -> None:
         gw = self.gateway
@@ -117,9 +114,9 @@ class ChatRoute:
         watch = DisconnectWatch(receive)
         try:
             if request.stream:
-                outlet = AsgiOutlet(send, gen_header)
+                outlet = AsgiOutlet(send, gen_header, gw.settings.gateway.stream_keepalive_s)
                 try:
-                    await gw.relay.stream(gen, plan, outlet, self._encoder_for(gen))
+                    await gw.attempts.stream(gen, plan, outlet, self._encoder_for(gen))
                 except TokenmuxError as err:
                     watch.done()
                     await self._send_error(send, err, gen_header)
@@ -128,7 +125,7 @@ class ChatRoute:
                 await outlet.close()
                 return
             try:
-                served = await gw.relay.complete(gen, plan)
+                served = await gw.attempts.whole(gen, plan)
             except TokenmuxError as err:
                 watch.done()
                 await self._send_error(send, err, gen_header)
@@ -159,16 +156,3 @@ def _billed(gen: Generation) -> tuple[int, int]:
         cost += attempt.cost_usd
         tokens += attempt.prompt_tokens + attempt.completion_tokens
     return to_nano(cost), tokens
-
-
-def content_of(gen: Generation) -> ContentRecord:
-    """What a key that opted in keeps of a generation: the request as routed, and the answer."""
-    request = gen.request
-    sent = {"model": request.model, "messages": request.messages, "params": request.params}
-    return ContentRecord(
-        id=gen.id,
-        key_id=gen.key_id or "",
-        created_at=gen.started_wall,
-        request=msgspec.json.encode(sent).decode(),
-        response=msgspec.json.encode(gen.answer).decode(),
-    )

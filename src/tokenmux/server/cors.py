@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from tokenmux.config import ConfigError
+from tokenmux.errors import ConfigError
 from tokenmux.server.asgi import AsgiApp, Message, Receive, Scope, Send
 
 ALLOWED_METHODS = ("GET", "POST", "PATCH", "DELETE", "OPTIONS")

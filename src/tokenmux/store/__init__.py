@@ -10,7 +10,8 @@ await recorder.close()                         # writes what is still queued
 await store.close()
 """
 
-from tokenmux.store.base import KeyNameTaken, Store, StoreError, StoreUnavailable
+from tokenmux.errors import KeyNameTaken, StoreError, StoreUnavailable
+from tokenmux.store.base import Store
 from tokenmux.store.keys import key_digest, new_key
 from tokenmux.store.recorder import Recorder
 from tokenmux.store.records import AttemptRecord, GenerationRecord, KeyRecord, new_generation_id

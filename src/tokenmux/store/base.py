@@ -16,21 +16,9 @@ from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
+from tokenmux.errors import StoreError
 from tokenmux.store.buckets import BucketCounts, EndpointBucket, KeyDay, ModelDay
 from tokenmux.store.records import KEY_FIELDS, AttemptRecord, ContentRecord, GenerationRecord, KeyRecord
-
-
-class StoreError(Exception):
-    """A database operation failed; the message says what and, where possible, how to fix it."""
-
-
-class StoreUnavailable(StoreError):
-    """The database cannot be reached or written now (down, locked, disk full); retrying may succeed."""
-
-
-class KeyNameTaken(StoreError):
-    """A key with this name exists and is not revoked."""
-
 
 # What identifies a key and its history; everything else (name, limits, admin) may be changed.
 _FIXED_KEY_COLUMNS = frozenset({"id", "digest", "display", "created_at", "revoked_at"})

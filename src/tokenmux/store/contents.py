@@ -18,7 +18,8 @@ import logging
 import time
 from collections import deque
 
-from tokenmux.store.base import Store, StoreError
+from tokenmux.errors import StoreError
+from tokenmux.store.base import Store
 from tokenmux.store.records import ContentRecord
 
 log = logging.getLogger(__name__)

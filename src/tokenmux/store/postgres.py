@@ -24,8 +24,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import asyncpg
 from asyncpg import exceptions as pg
 
+from tokenmux.errors import KeyNameTaken, StoreError, StoreUnavailable
 from tokenmux.store import postgres_sql as sql
-from tokenmux.store.base import KeyNameTaken, Store, StoreError, StoreUnavailable, updatable_columns
+from tokenmux.store.base import Store, updatable_columns
 from tokenmux.store.buckets import (
     ENDPOINT_BUCKET_KEY,
     KEY_DAY_KEY,

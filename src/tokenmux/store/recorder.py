@@ -31,7 +31,8 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from tokenmux.store.base import Store, StoreUnavailable
+from tokenmux.errors import StoreUnavailable
+from tokenmux.store.base import Store
 from tokenmux.store.records import GenerationRecord
 from tokenmux.store.spool import Spool
 

@@ -93,6 +93,8 @@ class GenerationRecord:
             "created_at": iso_utc(self.created_at),
             "streamed": self.streamed,
             "status": self.status,
+            "http_status": self.http_status,
+            "error": self.error_message,
             "finish_reason": self.finish_reason,
             "tokens_prompt": self.prompt_tokens,
             "tokens_completion": self.completion_tokens,

@@ -16,7 +16,8 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tokenmux.store.base import KeyNameTaken, Store, StoreError, StoreUnavailable, updatable_columns
+from tokenmux.errors import KeyNameTaken, StoreError, StoreUnavailable
+from tokenmux.store.base import Store, updatable_columns
 from tokenmux.store.buckets import (
     ENDPOINT_BUCKET_COLUMNS,
     ENDPOINT_BUCKET_KEY,

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
-from tokenmux.store.base import StoreError
+from tokenmux.errors import StoreError
 
 T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], T]

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 from tokenmux.catalog.lookup import close_matches, find_model
-from tokenmux.errors import AuthenticationFailed
+from tokenmux.errors import AuthenticationFailed, FormTooLarge
 from tokenmux.web.catalog_filter import (
     CONTEXT_CHOICES,
     PRICE_CHOICES,
@@ -25,7 +25,6 @@ from tokenmux.web.catalog_filter import (
 from tokenmux.web.charts import HourBar, hourly_uptime_bars, responsive_daily_chart
 from tokenmux.web.model_view import model_page_view
 from tokenmux.web.responses import (
-    FormTooLarge,
     Handler,
     Receive,
     Scope,

@@ -1,7 +1,8 @@
-"""The relay's streamed path on its own: what reaches the client in how many writes, and through which path.
+"""The attempt loop's streamed path on its own: what reaches the client in how many writes, and through
+which path.
 
 A provider may offer its stream in batches (one per network read) and, when it speaks Chat Completions, as
-pass-through chunks; an encoder may take such chunks. The relay uses the cheapest path both sides offer and
+pass-through chunks; an encoder may take such chunks. Delivery uses the cheapest path both sides offer and
 must deliver, bill and record the same answer whichever it is.
 """
 
@@ -14,6 +15,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from tokenmux.attempts import Attempts, Generation, StreamEncoder
 from tokenmux.catalog.loader import load_catalog
 from tokenmux.errors import TokenmuxError
 from tokenmux.protocols.openai_chat import ChunkEncoder
@@ -21,7 +23,6 @@ from tokenmux.protocols.openai_chunks import PassThroughChunk, choice_json
 from tokenmux.providers.base import CallContext, ProviderConfig
 from tokenmux.routing.health import HealthBoard
 from tokenmux.routing.router import Candidate
-from tokenmux.server.relay import Generation, Outlet, Relay, StreamEncoder
 from tokenmux.store.records import GenerationRecord
 from tokenmux.types import ChatRequest, StreamEvent, Usage
 
@@ -113,14 +114,20 @@ class EventsOnlyEncoder:
         return b"[error]"
 
 
-class RecordingOutlet(Outlet):
+class RecordingOutlet:
     def __init__(self) -> None:
         self.started = False
         self.writes: list[bytes] = []
         self.ended = False
 
-    async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+    async def open(self) -> None:
         self.started = True
+
+    def wait_begins(self, left_s: float) -> None:
+        return None
+
+    async def wait_ends(self) -> None:
+        return None
 
     async def write(self, chunk: bytes) -> None:
         self.writes.append(chunk)
@@ -130,9 +137,9 @@ class RecordingOutlet(Outlet):
         self.ended = True
 
 
-async def relay_stream(provider: Any, encoder: StreamEncoder) -> tuple[RecordingOutlet, GenerationRecord]:
+async def deliver_stream(provider: Any, encoder: StreamEncoder) -> tuple[RecordingOutlet, GenerationRecord]:
     records: list[GenerationRecord] = []
-    relay = Relay({"openai": provider}, HealthBoard(), records.append, deadline_s=5.0, keepalive_s=1.0)
+    attempts = Attempts({"openai": provider}, HealthBoard(), records.append, deadline_s=5.0)
     request = ChatRequest(
         model=MODEL.id,
         messages=[{"role": "user", "content": "Hi"}],
@@ -142,7 +149,7 @@ async def relay_stream(provider: Any, encoder: StreamEncoder) -> tuple[Recording
     )
     outlet = RecordingOutlet()
     gen = Generation(request, "gen-1-test", None)
-    await relay.stream(gen, [Candidate(MODEL, ENDPOINT, {}, ())], outlet, lambda cand: encoder)
+    await attempts.stream(gen, [Candidate(MODEL, ENDPOINT, {}, ())], outlet, lambda cand: encoder)
     [record] = records
     return outlet, record
 
@@ -160,7 +167,7 @@ def frames(writes: list[bytes]) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("provider", [PlainProvider(), BatchingProvider(), ChunkingProvider()])
 async def test_every_path_delivers_bills_and_records_the_same_answer(provider: Any) -> None:
-    outlet, record = await relay_stream(provider, openai_encoder())
+    outlet, record = await deliver_stream(provider, openai_encoder())
     sent = frames(outlet.writes)
     text = "".join(c["delta"].get("content", "") for f in sent for c in f["choices"])
     assert text == "Hello"
@@ -171,7 +178,7 @@ async def test_every_path_delivers_bills_and_records_the_same_answer(provider: A
 
 
 async def test_what_arrives_together_is_written_together() -> None:
-    outlet, _ = await relay_stream(BatchingProvider(), openai_encoder())
+    outlet, _ = await deliver_stream(BatchingProvider(), openai_encoder())
     # The role-only read is held until content comes, then goes with it; the last read ends the response
     # together with the usage frame and [DONE].
     assert len(outlet.writes) == 3
@@ -186,13 +193,32 @@ async def test_what_arrives_together_is_written_together() -> None:
 
 
 async def test_passed_through_choices_reach_the_client_with_every_field_the_provider_sent() -> None:
-    outlet, _ = await relay_stream(ChunkingProvider(), openai_encoder())
+    outlet, _ = await deliver_stream(ChunkingProvider(), openai_encoder())
     choices = [c for f in frames(outlet.writes) for c in f["choices"]]
     assert all(c["content_filter_results"] == {} for c in choices)
     assert {f["id"] for f in frames(outlet.writes)} == {"gen-1-test"}
 
 
 async def test_an_encoder_without_chunks_gets_events_even_from_a_chunking_provider() -> None:
-    outlet, record = await relay_stream(ChunkingProvider(), EventsOnlyEncoder())
+    outlet, record = await deliver_stream(ChunkingProvider(), EventsOnlyEncoder())
     assert b"".join(outlet.writes) == b"<><Hel><lo><>[end stop 2]"
     assert record.completion_tokens == 2
+
+
+class BrokenProvider(PlainProvider):
+    """An adapter with a bug: it raises something outside its contract."""
+
+    async def complete(self, request: ChatRequest, ctx: CallContext) -> Any:
+        raise KeyError("a bug")
+
+
+async def test_an_answer_that_ends_in_a_bug_is_still_in_the_log() -> None:
+    records: list[GenerationRecord] = []
+    attempts = Attempts({"openai": BrokenProvider()}, HealthBoard(), records.append, deadline_s=5.0)
+    request = ChatRequest(model=MODEL.id, messages=[{"role": "user", "content": "Hi"}], params={})
+    gen = Generation(request, "gen-2-test", None)
+    with pytest.raises(KeyError):
+        await attempts.whole(gen, [Candidate(MODEL, ENDPOINT, {}, ())])
+    [record] = records
+    assert (record.id, record.status, record.http_status) == ("gen-2-test", "error", 500)
+    assert record.error_message == "internal error in the gateway"

@@ -1,0 +1,256 @@
+"""The attempt loop: send a planned request to its endpoints in order until one answers.
+
+One loop for streamed and whole answers (``answer.py``, ``delivery.py``). After every failure it asks
+``routing.decision`` what to do, with whether the client already has content and how much of the
+request's deadline is left; it decides nothing of its own. One deadline covers all attempts up to the
+first content; after it a stream runs until the provider ends it (the transport's read timeout catches a
+stall).
+
+Health never takes an endpoint out of a plan: endpoints in cooldown or with an open circuit are tried
+last, the one whose block ends soonest first (``routing.router.blocked_last``), so a request is refused
+only when every endpoint has been tried.
+
+Every generation is recorded once, whatever way it ends (a success, a failure with its reason, a client
+that left, a bug of ours); recording is a non-blocking append to the recorder's queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from tokenmux.attempts.answer import Answer, WholeAnswer
+from tokenmux.attempts.delivery import Outlet, StreamedAnswer, StreamEncoder
+from tokenmux.attempts.generation import (
+    Generation,
+    Served,
+    fail_attempt,
+    fill_usage,
+    streamed_timing,
+    whole_timing,
+)
+from tokenmux.errors import (
+    AllAttemptsFailed,
+    DeadlineExceeded,
+    DeadlineTimeout,
+    ProviderRejected,
+    StreamInterrupted,
+    TokenmuxError,
+    UpstreamError,
+)
+from tokenmux.providers.base import CallContext, Provider
+from tokenmux.routing.decision import Next, after_failure
+from tokenmux.routing.health import HealthBoard
+from tokenmux.routing.router import Candidate, blocked_last
+from tokenmux.slow_waits import Deadline
+from tokenmux.store.records import AttemptRecord, GenerationRecord
+
+
+class Attempts:
+    def __init__(
+        self,
+        providers: dict[str, Provider],
+        health: HealthBoard,
+        record: Callable[[GenerationRecord], None],
+        *,
+        deadline_s: float,
+    ) -> None:
+        self.providers = providers
+        self.health = health
+        self.record = record
+        self.deadline_s = deadline_s
+
+    async def whole(self, gen: Generation, plan: list[Candidate]) -> Served:
+        """The answer of a non-streamed request; a failure raises the ``TokenmuxError`` to answer with."""
+        answer = WholeAnswer(gen)
+        await self._run(gen, plan, answer)
+        assert answer.served is not None
+        return answer.served
+
+    async def stream(
+        self,
+        gen: Generation,
+        plan: list[Candidate],
+        outlet: Outlet,
+        encoder_for: Callable[[Candidate], StreamEncoder],
+    ) -> None:
+        """Stream the answer to ``outlet``. Raises a TokenmuxError only while nothing was sent, so the server
+        can still answer with an error status; once the response began, failures end it with an error event."""
+        await self._run(gen, plan, StreamedAnswer(gen, outlet, encoder_for))
+
+    async def _run(self, gen: Generation, plan: list[Candidate], answer: Answer) -> None:
+        try:
+            await self._attempts(gen, plan, answer)
+        except BaseException as exc:
+            if not gen.recorded:
+                # Ended in a way no branch below recorded (a bug of ours): the answer still carries the
+                # generation id, so the log must hold it.
+                cancelled = isinstance(exc, asyncio.CancelledError)
+                self.record(
+                    gen.finish(
+                        status="cancelled" if cancelled else "error",
+                        http_status=499 if cancelled else 500,
+                        served=None,
+                        error="client disconnected" if cancelled else "internal error in the gateway",
+                    )
+                )
+            raise
+
+    async def _attempts(self, gen: Generation, plan: list[Candidate], answer: Answer) -> None:
+        deadline = gen.started + self.deadline_s
+        errors: list[tuple[Candidate, UpstreamError]] = []
+        health = self.health
+        loop = asyncio.get_running_loop()
+        for cand in blocked_last(plan, health.blocked_until):
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                break
+            provider = self.providers[cand.endpoint.provider]
+            key = cand.endpoint.key
+            rec = gen.attempt(cand, time.time())
+            health.begin_attempt(key)
+            t0 = time.perf_counter()
+            ctx = CallContext(
+                endpoint=cand.endpoint, params=cand.params, timeout_s=min(provider.config.timeout_s, left)
+            )
+            guard = Deadline(loop.time() + left)
+            try:
+                try:
+                    await answer.open(provider, cand, ctx, left)
+                except asyncio.CancelledError:
+                    if guard.absorbs():  # the deadline's doing, not the client's
+                        raise DeadlineTimeout(
+                            f"{cand.endpoint.provider} did not answer before the request deadline"
+                        ) from None
+                    raise
+                finally:
+                    guard.stop()
+            except UpstreamError as err:
+                await answer.abandon()
+                fail_attempt(rec, err, (time.perf_counter() - t0) * 1000.0)
+                health.record_failure(key, err)
+                errors.append((cand, err))
+                verdict = after_failure(err, committed=False, time_left_s=deadline - time.perf_counter())
+                if verdict is Next.RETURN_ERROR:
+                    assert isinstance(err, ProviderRejected)
+                    refusal = _pass_through(err, cand)
+                    self._finish_failed(gen, refusal.status, refusal.message)
+                    await answer.fail(refusal, cand)
+                    return
+                if verdict is Next.GIVE_UP:
+                    break
+                continue
+            except asyncio.CancelledError:
+                await answer.abandon()
+                rec.outcome = "cancelled"
+                rec.latency_ms = (time.perf_counter() - t0) * 1000.0
+                health.record_neutral(key)
+                self._finish_cancelled(gen, None, ())
+                raise
+            health.record_answering(key)
+            await self._committed(gen, cand, rec, answer, t0, deadline)
+            return
+        failure = self._give_up(errors, time.perf_counter() >= deadline)
+        self._finish_failed(gen, failure.status, failure.message)
+        await answer.fail(failure, plan[0])
+
+    async def _committed(
+        self,
+        gen: Generation,
+        cand: Candidate,
+        rec: AttemptRecord,
+        answer: Answer,
+        t0: float,
+        deadline: float,
+    ) -> None:
+        """The attempt's answer has begun: run it to its end, bill it, record it, tell the client."""
+        delivered = await answer.deliver(cand)
+        fill_usage(rec, delivered.usage, delivered.cost)
+        if delivered.streamed:
+            streamed_timing(rec, t0, delivered.t_first, delivered.t_end)
+        else:
+            whole_timing(rec, t0, delivered.t_end)
+        key = cand.endpoint.key
+        if delivered.cancelled:
+            rec.finish_reason = delivered.finish_reason
+            rec.outcome = "cancelled"
+            self.health.record_neutral(key)
+            self._finish_cancelled(gen, rec, cand.dropped)
+            raise asyncio.CancelledError
+        err = delivered.failure
+        if err is not None:
+            verdict = after_failure(err, committed=True, time_left_s=deadline - time.perf_counter())
+            assert verdict is Next.END_STREAM
+            failure = (
+                err
+                if isinstance(err, StreamInterrupted)
+                else StreamInterrupted(
+                    f"{cand.endpoint.provider} broke the stream after it started: {err.message}"
+                )
+            )
+            fail_attempt(rec, failure, None)
+            rec.error_class = err.error_class
+            rec.finish_reason = "error"
+            self.health.record_failure(key, err)
+            self.record(
+                gen.finish(
+                    status="error", http_status=200, served=rec, error=failure.message, dropped=cand.dropped
+                )
+            )
+            await answer.fail(failure, cand)
+            return
+        rec.outcome = "success"
+        rec.finish_reason = delivered.finish_reason
+        if delivered.streamed:
+            self.health.record_success(key, ttft_ms=rec.ttft_ms, throughput_tps=rec.throughput_tps)
+        else:
+            self.health.record_success(key, ttft_ms=None, throughput_tps=None)
+        self.record(gen.finish(status="success", http_status=200, served=rec, dropped=cand.dropped))
+        await answer.succeed(delivered)
+
+    def _finish_failed(self, gen: Generation, http_status: int, message: str) -> None:
+        self.record(gen.finish(status="error", http_status=http_status, served=None, error=message))
+
+    def _finish_cancelled(
+        self, gen: Generation, served: AttemptRecord | None, dropped: tuple[str, ...]
+    ) -> None:
+        self.record(
+            gen.finish(
+                status="cancelled",
+                http_status=499,
+                served=served,
+                error="client disconnected",
+                dropped=dropped,
+            )
+        )
+
+    def _give_up(self, errors: list[tuple[Candidate, UpstreamError]], deadline_passed: bool) -> TokenmuxError:
+        attempts = [
+            {
+                "provider": c.endpoint.provider,
+                "model": c.model.id,
+                "error": e.message,
+                "error_class": e.error_class,
+                **({"status": e.upstream_status} if isinstance(e, ProviderRejected) else {}),
+            }
+            for c, e in errors
+        ]
+        if deadline_passed or any(isinstance(e, DeadlineTimeout) for _, e in errors):
+            return DeadlineExceeded(
+                f"no provider answered within the request deadline of {self.deadline_s:g} s",
+                metadata={"attempts": attempts},
+            )
+        summary = "; ".join(f"{a['provider']}: {a['error']}" for a in attempts)
+        return AllAttemptsFailed(
+            f"every provider attempt failed ({summary})", metadata={"attempts": attempts}
+        )
+
+
+def _pass_through(err: ProviderRejected, cand: Candidate) -> TokenmuxError:
+    """A provider's refusal of the request itself, translated to our error with the provider's status."""
+    out = TokenmuxError(f"{cand.endpoint.provider} rejected the request: {err.message}", param=err.param)
+    out.status = err.upstream_status
+    out.type = "invalid_request_error" if err.upstream_status < 500 else "upstream_error"
+    out.code = err.upstream_type or "provider_rejected"
+    return out
