@@ -14,6 +14,11 @@ from gateway_support import NANO, generation
 
 HAIKU = "anthropic/claude-haiku-4.5"
 GEMINI = "google/gemini-2.5-flash"
+GPT_OSS = "openai/gpt-oss-20b"  # at OpenAI-compatible servers (Groq first), which take Chat Completions
+MAVERICK = "meta-llama/llama-4-maverick"  # the same, with images
+# OpenAI's own endpoints take the Responses API as it came; every other provider gets it translated.
+MODELS = [NANO, GPT_OSS, HAIKU, GEMINI]
+AT_GROQ = {"provider": {"only": ["groq"]}}
 WEATHER = {
     "type": "function",
     "name": "get_weather",
@@ -58,18 +63,17 @@ def test_text_answer_with_usage_cost_and_record(gateway: Any, sim: Any) -> None:
     assert raw.headers["x-generation-id"] == response.id
     (received,) = sim.requests("openai")
     body = received["body"]
-    assert body["messages"] == [
-        {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": "Hello"},
-    ]
-    assert body["temperature"] == 0.3 and body["max_completion_tokens"] == 60
-    assert "metadata" not in body and "instructions" not in body
+    assert (
+        body["input"] == "Hello" and body["instructions"] == "Be brief." and body["model"] == "gpt-4.1-nano"
+    )
+    assert body["temperature"] == 0.3 and body["max_output_tokens"] == 60
+    assert body["store"] is False and body["include"] == ["reasoning.encrypted_content"]
     record = generation(gateway, response.id)
     assert record["provider"] in ("openai", "azure") and record["tokens_completion"] == usage.output_tokens
     assert record["usage"] == pytest.approx(cost, rel=1e-9)
 
 
-@pytest.mark.parametrize("model", [NANO, HAIKU, GEMINI])
+@pytest.mark.parametrize("model", MODELS)
 def test_streamed_text_equals_the_whole_answer(gateway: Any, model: str) -> None:
     client = gateway.openai()
     args: dict[str, Any] = {"model": model, "input": "Tell me something", "max_output_tokens": 80}
@@ -95,7 +99,7 @@ def test_stream_true_gives_the_typed_events(gateway: Any) -> None:
     assert done.text == events[-1].response.output_text
 
 
-@pytest.mark.parametrize("model", [NANO, HAIKU, GEMINI])
+@pytest.mark.parametrize("model", MODELS)
 @pytest.mark.parametrize("stream", [False, True])
 def test_tool_round_trip_keeps_call_ids(gateway: Any, model: str, stream: bool) -> None:
     client = gateway.openai()
@@ -114,14 +118,14 @@ def test_tool_round_trip_keeps_call_ids(gateway: Any, model: str, stream: bool) 
     assert not [item for item in second.output if item.type == "function_call"]
 
 
-def test_tool_calls_reach_an_openai_provider_with_their_ids(gateway: Any, sim: Any) -> None:
+def test_tool_calls_reach_a_chat_provider_with_their_ids(gateway: Any, sim: Any) -> None:
     client = gateway.openai()
     first = client.responses.create(
-        model=NANO, input="Weather in Paris?", tools=[WEATHER], tool_choice="required"
+        model=GPT_OSS, input="Weather in Paris?", tools=[WEATHER], tool_choice="required", extra_body=AT_GROQ
     )
     call = next(item for item in first.output if item.type == "function_call")
     client.responses.create(
-        model=NANO,
+        model=GPT_OSS,
         input=[
             {"role": "user", "content": "Weather in Paris?"},
             {
@@ -134,15 +138,16 @@ def test_tool_calls_reach_an_openai_provider_with_their_ids(gateway: Any, sim: A
         ],
         tools=[WEATHER],
         parallel_tool_calls=False,
+        extra_body=AT_GROQ,
     )
-    body = sim.requests("openai")[-1]["body"]
+    body = sim.requests("groq")[-1]["body"]
     assistant, tool = body["messages"][1:]
     assert assistant["tool_calls"][0]["id"] == call.call_id and tool["tool_call_id"] == call.call_id
     assert body["tools"][0]["function"]["name"] == "get_weather" and body["parallel_tool_calls"] is False
-    assert sim.requests("openai")[0]["body"]["tool_choice"] == "required"
+    assert sim.requests("groq")[0]["body"]["tool_choice"] == "required"
 
 
-@pytest.mark.parametrize("model", [NANO, HAIKU, GEMINI])
+@pytest.mark.parametrize("model", MODELS)
 def test_image_input(gateway: Any, model: str) -> None:
     client = gateway.openai()
     response = client.responses.create(
@@ -162,26 +167,26 @@ def test_image_input(gateway: Any, model: str) -> None:
 
 
 def test_image_reaches_the_provider_as_an_image_part(gateway: Any, sim: Any) -> None:
-    gateway.openai().responses.create(
-        model=NANO,
-        input=[
-            {
-                "role": "user",
-                "content": [
-                    {"type": "input_text", "text": "What is this?"},
-                    {"type": "input_image", "image_url": "data:image/png;base64,iVBORw0KGgo="},
-                ],
-            }
-        ],
+    content = [
+        {"type": "input_text", "text": "What is this?"},
+        {"type": "input_image", "image_url": "data:image/png;base64,iVBORw0KGgo="},
+    ]
+    client = gateway.openai()
+    client.responses.create(model=NANO, input=[{"role": "user", "content": content}])
+    assert sim.requests("openai")[0]["body"]["input"][0]["content"] == content
+    client.responses.create(
+        model=MAVERICK,
+        input=[{"role": "user", "content": content}],
+        extra_body={"provider": {"only": ["fireworks"]}},
     )
-    (received,) = sim.requests("openai")
+    (received,) = sim.requests("fireworks")
     assert received["body"]["messages"][0]["content"] == [
         {"type": "text", "text": "What is this?"},
         {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
     ]
 
 
-@pytest.mark.parametrize("model", [NANO, HAIKU, GEMINI])
+@pytest.mark.parametrize("model", MODELS)
 @pytest.mark.parametrize("stream", [False, True])
 def test_json_schema_output(gateway: Any, model: str, stream: bool) -> None:
     client = gateway.openai()
@@ -196,12 +201,15 @@ def test_json_schema_output(gateway: Any, model: str, stream: bool) -> None:
     assert response.text is not None and response.text.format.type == "json_schema"
 
 
-def test_json_object_output(gateway: Any, sim: Any) -> None:
+@pytest.mark.parametrize(("model", "prefix"), [(NANO, "openai"), (GPT_OSS, "groq")])
+def test_json_object_output(gateway: Any, sim: Any, model: str, prefix: str) -> None:
+    text = {"format": {"type": "json_object"}}
     response = gateway.openai().responses.create(
-        model=NANO, input="Some JSON, please", text={"format": {"type": "json_object"}}
+        model=model, input="Some JSON, please", text=text, extra_body={"provider": {"only": [prefix]}}
     )
     assert isinstance(json.loads(response.output_text), dict)
-    assert sim.requests("openai")[0]["body"]["response_format"] == {"type": "json_object"}
+    body = sim.requests(prefix)[0]["body"]
+    assert body.get("text", {}).get("format") or body["response_format"] == {"type": "json_object"}
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -245,7 +253,7 @@ def test_reasoning_summary_and_signed_reasoning_round_trip(gateway: Any, sim: An
 def test_store_is_not_kept_and_noted_in_the_record(gateway: Any, sim: Any) -> None:
     client = gateway.openai()
     response = client.responses.create(model=NANO, input="Hi", store=True)
-    assert "store" not in sim.requests("openai")[0]["body"]
+    assert sim.requests("openai")[0]["body"]["store"] is False
     assert "store" in generation(gateway, response.id)["dropped_params"]
     quiet = client.responses.create(model=NANO, input="Hi", store=False)
     assert generation(gateway, quiet.id)["dropped_params"] == []
@@ -379,18 +387,19 @@ def test_key_limits_hold_on_the_responses_route(gateway: Any) -> None:
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_namespaced_custom_and_built_in_tools(gateway: Any, sim: Any, stream: bool) -> None:
-    """What Codex CLI sends: functions in a namespace, a free-form custom tool, OpenAI's web search."""
+    """What Codex CLI sends: functions in a namespace, a free-form custom tool, OpenAI's web search; to a
+    provider that takes Chat Completions."""
     client = gateway.openai()
 
     def ask(**kw: Any) -> Any:
         if not stream:
-            return client.responses.create(model=NANO, input="Go", **kw)
-        with client.responses.stream(model=NANO, input="Go", **kw) as s:
+            return client.responses.create(model=GPT_OSS, input="Go", extra_body=AT_GROQ, **kw)
+        with client.responses.stream(model=GPT_OSS, input="Go", extra_body=AT_GROQ, **kw) as s:
             return s.get_final_response()
 
     tools: list[Any] = [NAMESPACE, PATCH_TOOL, {"type": "web_search", "external_web_access": False}]
     first = ask(tools=tools, tool_choice={"type": "function", "name": "agents__spawn_agent"})
-    body = sim.requests("openai")[-1]["body"]
+    body = sim.requests("groq")[-1]["body"]
     assert [t["function"]["name"] for t in body["tools"]] == ["agents__spawn_agent", "apply_patch"]
     assert "web_search" not in body
     assert generation(gateway, first.id)["dropped_params"] == ["web_search"]
@@ -405,9 +414,9 @@ def test_namespaced_custom_and_built_in_tools(gateway: Any, sim: Any, stream: bo
         {"type": "function_call_output", "call_id": call.call_id, "output": "spawned"},
         {"type": "custom_tool_call_output", "call_id": custom.call_id, "output": "applied"},
     ]
-    last = client.responses.create(model=NANO, input=history, tools=tools)
+    last = client.responses.create(model=GPT_OSS, input=history, tools=tools, extra_body=AT_GROQ)
     assert last.output_text
-    sent = sim.requests("openai")[-1]["body"]["messages"]
+    sent = sim.requests("groq")[-1]["body"]["messages"]
     calls = [c for m in sent if m["role"] == "assistant" for c in m.get("tool_calls", [])]
     assert [c["function"]["name"] for c in calls] == ["agents__spawn_agent", "apply_patch"]
     assert json.loads(calls[1]["function"]["arguments"]) == {"input": custom.input}

@@ -137,6 +137,8 @@ class ResponsesRequest(ChatRequest):
     echo: dict[str, Any] = field(default_factory=dict)
     # Tools the hub knows under another name or shape: hub function name -> how the client named it.
     renamed_tools: dict[str, ClientTool] = field(default_factory=dict)
+    # The request as the client sent it, for endpoints that speak the Responses API themselves.
+    body: dict[str, Any] = field(default_factory=dict)
 
 
 def decode_responses_request(body: bytes) -> ResponsesRequest:
@@ -214,6 +216,7 @@ def decode_responses_request(body: bytes) -> ResponsesRequest:
         inbound=INBOUND,
         echo=echo,
         renamed_tools=renamed,
+        body=data,
     )
 
 

@@ -41,6 +41,13 @@ _decode = msgspec.json.Decoder().decode
 # prefix tells them from OpenAI's own encrypted reasoning, which only OpenAI can read.
 _ENCRYPTED_PREFIX = "tokenmux.v1."
 _REASONING_BLOCKS = frozenset({"thinking", "redacted_thinking"})
+# Where an answer from an endpoint that speaks the Responses API itself carries what it sent, to be given
+# to the client as it came (``providers/openai_responses``): a whole answer's output items on its choice,
+# each stream event on its delta.
+NATIVE_OUTPUT = "responses_output"
+NATIVE_EVENT = "responses_event"
+_LIFECYCLE = frozenset({"response.created", "response.in_progress", "response.queued"})
+_FINAL = frozenset({"response.completed", "response.incomplete"})
 NAMESPACE_SEPARATOR = "__"
 CUSTOM_INPUT = "input"  # the one argument of the function a custom tool becomes
 _INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
@@ -256,7 +263,11 @@ def encode_response(
     choice = response.choices[0] if response.choices else {}
     status, reason = _status_of(choice.get("finish_reason"))
     message = choice.get("message") or {}
-    output = output_items(message, choice.get("logprobs"), response_id, status, renamed)
+    native = choice.get(NATIVE_OUTPUT)
+    if isinstance(native, list):
+        output = native
+    else:
+        output = output_items(message, choice.get("logprobs"), response_id, status, renamed)
     body = response_json(
         response_id,
         created_at,
@@ -307,6 +318,8 @@ class ResponsesStreamEncoder:
         "_id",
         "_items",
         "_model",
+        "_native",
+        "_native_output",
         "_open",
         "_provider",
         "_renamed",
@@ -334,6 +347,9 @@ class ResponsesStreamEncoder:
         self._items: list[_Item] = []
         self._open: _Item | None = None  # the open message or reasoning item
         self._calls: dict[int, _Item] = {}  # hub tool call index -> its function_call item
+        # From an endpoint that speaks the Responses API: its output items by index, and its final output.
+        self._native: dict[int, dict[str, Any]] | None = None
+        self._native_output: list[Any] | None = None
 
     # The StreamEncoder protocol.
 
@@ -343,6 +359,10 @@ class ResponsesStreamEncoder:
             self._start(out)
         delta = ev.delta
         if delta:
+            native = delta.get(NATIVE_EVENT)
+            if native is not None:
+                self._pass_on(out, native)
+                return b"".join(out)
             reasoning = delta.get("reasoning")
             if reasoning:
                 item = self._open_kind(out, "reasoning")
@@ -450,6 +470,26 @@ class ResponsesStreamEncoder:
         self._emit(out, "response.failed", {"response": body})
         return b"".join(out)
 
+    def _pass_on(self, out: list[bytes], event: dict[str, Any]) -> None:
+        """An event of an endpoint that speaks the Responses API, under this response's sequence numbers;
+        its lifecycle events are this response's own (``_start``, ``finish``)."""
+        if self._native is None:
+            self._native = {}
+        kind = event.get("type")
+        if not isinstance(kind, str) or kind in _LIFECYCLE:
+            return
+        if kind in _FINAL:
+            response = event.get("response")
+            output = response.get("output") if isinstance(response, dict) else None
+            if isinstance(output, list):
+                self._native_output = output
+            return
+        item = event.get("item")
+        index = event.get("output_index")
+        if isinstance(item, dict) and isinstance(index, int) and kind.startswith("response.output_item."):
+            self._native[index] = item
+        self._emit(out, kind, {k: v for k, v in event.items() if k not in ("type", "sequence_number")})
+
     # Items.
 
     def _start(self, out: list[bytes]) -> None:
@@ -459,7 +499,12 @@ class ResponsesStreamEncoder:
         self._emit(out, "response.in_progress", {"response": body})
 
     def _response(self, status: str, **fields: Any) -> dict[str, Any]:
-        output = [item.json for item in self._items] if status != "in_progress" else []
+        if status == "in_progress":
+            output: list[Any] = []
+        elif self._native is not None:
+            output = self._native_output or [self._native[i] for i in sorted(self._native)]
+        else:
+            output = [item.json for item in self._items]
         return response_json(
             self._id,
             self._created_at,

@@ -1,7 +1,8 @@
 """The ``azure`` adapter: Azure OpenAI, which is Chat Completions with the deployment in the URL.
 
 ``POST {base_url}/openai/deployments/{deployment}/chat/completions?api-version=V`` with an ``api-key``
-header. The deployment is the one configured for the endpoint's upstream model, else the model name itself
+header; a request that came as Responses goes to ``{base_url}/openai/v1/responses`` with the deployment as
+its model. The deployment is the one configured for the endpoint's upstream model, else the model name itself
 (operators usually name deployments after models). Everything else is the OpenAI adapter's.
 
 Its section of ``providers:`` takes two settings of its own: ``api_version`` (else the environment's
@@ -42,6 +43,8 @@ class AzureProvider(OpenAIProvider):
         self._deployments_url = f"{base.removesuffix('/openai')}/openai/deployments"
         self._version_query = f"api-version={quote(settings.api_version or DEFAULT_API_VERSION, safe='')}"
         self._urls: dict[str, str] = {}
+        # The v1 API (GA since August 2025) takes the deployment in the body and no api-version.
+        self._v1_responses_url = f"{base.removesuffix('/openai')}/openai/v1/responses"
 
     def _auth_headers(self) -> list[tuple[str, str]]:
         key = self.config.api_key
@@ -57,6 +60,10 @@ class AzureProvider(OpenAIProvider):
             )
             self._urls[model] = url
         return url
+
+    def _native_responses(self, endpoint: Endpoint) -> tuple[str, str]:
+        model = endpoint.upstream_model
+        return self._v1_responses_url, self._deployments.get(model, model)
 
     def _body_head(self, endpoint: Endpoint) -> dict[str, Any]:
         return {}  # the deployment in the URL names the model

@@ -21,6 +21,7 @@ from tokenmux.catalog.model import Endpoint
 from tokenmux.errors import ProviderMalformed, ProviderRejected, StreamInterrupted, UpstreamError
 from tokenmux.protocols.openai_chunks import PassThroughChunk, chunk_of_events, read_plain_chunk
 from tokenmux.protocols.sse import SSEDecoder, SSEEvent
+from tokenmux.providers import openai_responses
 from tokenmux.providers.base import CallContext, ProviderConfig
 from tokenmux.providers.common import fail_stream, send_and_read, snippet, status_message
 from tokenmux.providers.openai_messages import outbound_messages, outbound_params
@@ -56,6 +57,8 @@ class OpenAIProvider:
     # Whether stream chunks may reach a Chat Completions client as they came: not for adapters whose seams
     # rewrite deltas or read usage from elsewhere (the chunks then go through those seams).
     _passes_chunks_through: ClassVar[bool] = True
+    # Whether a request that came as Responses goes up as Responses (``openai_responses``).
+    _speaks_responses: ClassVar[bool] = True
 
     def __init__(self, config: ProviderConfig, transport: Transport) -> None:
         self.config = config
@@ -63,6 +66,7 @@ class OpenAIProvider:
         self._base_url = config.base_url.rstrip("/")
         self._headers = [*self._auth_headers(), ("Content-Type", "application/json"), *config.headers]
         self._chat_url = f"{self._base_url}/chat/completions"
+        self._responses_url = f"{self._base_url}/responses"
 
     # Seams that Azure and OpenAI-compatible servers override.
 
@@ -76,6 +80,10 @@ class OpenAIProvider:
     def _body_head(self, endpoint: Endpoint) -> dict[str, Any]:
         """The fields that name the model; Azure names it in the URL instead."""
         return {"model": endpoint.upstream_model}
+
+    def _native_responses(self, endpoint: Endpoint) -> tuple[str, str]:
+        """(URL, model) of the Responses API for this endpoint."""
+        return self._responses_url, endpoint.upstream_model
 
     def _usage(self, raw: dict[str, Any]) -> Usage:
         return parse_usage(raw)
@@ -92,9 +100,14 @@ class OpenAIProvider:
     # The contract (providers/base.py).
 
     async def complete(self, request: ChatRequest, ctx: CallContext) -> ChatResponse:
-        response, body = await send_and_read(self._transport, self._http_request(request, ctx, stream=False))
+        native = self._native_request(request, ctx, stream=False)
+        response, body = await send_and_read(
+            self._transport, native or self._http_request(request, ctx, stream=False)
+        )
         if not 200 <= response.status < 300:
             raise self._rejection(response, body)
+        if native is not None:
+            return openai_responses.chat_response(body, response.status, ctx.endpoint)
         return self._chat_response(body, response.status, ctx.endpoint)
 
     async def stream(self, request: ChatRequest, ctx: CallContext) -> AsyncGenerator[StreamEvent, None]:
@@ -111,19 +124,22 @@ class OpenAIProvider:
     ) -> AsyncGenerator[list[StreamEvent], None]:
         """``stream``'s events in the groups they arrived in (one list per network read), so that the
         server can send each group to its client in one write."""
-        return self._read_stream(request, ctx, self._stream_events)
+        native = self._native_request(request, ctx, stream=True)
+        if native is not None:
+            return self._read_stream(native, openai_responses.EventReader(self._error_object_rejection).read)
+        return self._read_stream(self._http_request(request, ctx, stream=True), self._stream_events)
 
     def stream_chunks(
         self, request: ChatRequest, ctx: CallContext
     ) -> AsyncGenerator[list[PassThroughChunk], None]:
         """The stream as Chat Completions chunks for a Chat Completions client, grouped like
         ``stream_batches``: plain chunks are passed on as the provider sent them, others are rebuilt."""
-        return self._read_stream(request, ctx, self._chunks)
+        return self._read_stream(self._http_request(request, ctx, stream=True), self._chunks)
 
     async def _read_stream(
-        self, request: ChatRequest, ctx: CallContext, read: Callable[[SSEEvent, bool], list[_Unit]]
+        self, http_request: HttpRequest, read: Callable[[SSEEvent, bool], list[_Unit]]
     ) -> AsyncGenerator[list[_Unit], None]:
-        response = await self._transport.send(self._http_request(request, ctx, stream=True))
+        response = await self._transport.send(http_request)
         try:
             if not 200 <= response.status < 300:
                 raise self._rejection(response, await response.read())
@@ -174,6 +190,19 @@ class OpenAIProvider:
         """Nothing to release: the transport is shared and closed by whoever created it."""
 
     # Encoding.
+
+    def _native_request(self, request: ChatRequest, ctx: CallContext, *, stream: bool) -> HttpRequest | None:
+        """The request for the Responses API, when it came as Responses and this adapter speaks it."""
+        if not self._speaks_responses:
+            return None
+        native = openai_responses.native_request(request)
+        if native is None:
+            return None
+        url, model = self._native_responses(ctx.endpoint)
+        body = openai_responses.request_body(native, ctx, model, stream)
+        return HttpRequest(
+            "POST", url, list(self._headers), _encode(body), min(ctx.timeout_s, self.config.timeout_s)
+        )
 
     def _http_request(self, request: ChatRequest, ctx: CallContext, *, stream: bool) -> HttpRequest:
         body = self._body_head(ctx.endpoint)

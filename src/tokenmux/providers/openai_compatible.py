@@ -22,6 +22,7 @@ from tokenmux.types import Usage
 class OpenAICompatibleProvider(OpenAIProvider):
     kind: ClassVar[str] = "openai-compatible"
     _passes_chunks_through: ClassVar[bool] = False  # its deltas and usage go through the seams below
+    _speaks_responses: ClassVar[bool] = False  # few such servers serve /responses; Chat Completions always
 
     def _usage(self, raw: dict[str, Any]) -> Usage:
         usage = parse_usage(raw)

@@ -3,7 +3,9 @@
 Routes:
     POST /{prefix}/v1/chat/completions                              OpenAI format (any prefix but the
                                                                     reserved ones below)
+    POST /{prefix}/v1/responses                                     OpenAI Responses API
     POST /azure/openai/deployments/{deployment}/chat/completions     Azure OpenAI (?api-version= required)
+    POST /azure/openai/v1/responses                                  Azure OpenAI Responses (v1 API)
     POST /anthropic/v1/messages                                      Anthropic Messages
     POST /google/v1beta/models/{model}:generateContent               Gemini (v1 too)
     POST /google/v1beta/models/{model}:streamGenerateContent?alt=sse Gemini, streamed
@@ -43,6 +45,7 @@ from tokenmux.simulator.fate import Outcome, decide
 from tokenmux.simulator.google_format import GoogleFormat
 from tokenmux.simulator.openai_format import OpenAIFormat
 from tokenmux.simulator.profile import Behaviour, ProfileError
+from tokenmux.simulator.responses_format import ResponsesFormat
 from tokenmux.simulator.state import PrefixState, Registry
 from tokenmux.simulator.wire import ReplyContext, RequestRejected, WireFormat
 
@@ -64,6 +67,8 @@ class SimulatorApp:
         self.started_at = time.monotonic()  # outage windows count from here
         self._openai: WireFormat = OpenAIFormat()
         self._azure: WireFormat = OpenAIFormat(azure=True)
+        self._responses: WireFormat = ResponsesFormat()
+        self._azure_responses: WireFormat = ResponsesFormat(azure=True)
         self._anthropic: WireFormat = AnthropicFormat()
         self._google: WireFormat = GoogleFormat(stream=False)
         self._google_stream: WireFormat = GoogleFormat(stream=True)
@@ -107,6 +112,8 @@ class SimulatorApp:
                 and parts[6] == "completions"
             ):
                 await self._chat_route(scope, receive, send, "azure", self._azure, parts[4])
+            elif len(parts) == 5 and parts[2] == "openai" and parts[3] == "v1" and parts[4] == "responses":
+                await self._chat_route(scope, receive, send, "azure", self._azure_responses, None)
             else:
                 await _not_found(scope, send, self._azure)
         elif first == "anthropic":
@@ -136,6 +143,11 @@ class SimulatorApp:
                 await _not_found(scope, send, self._openai)
             else:
                 await self._chat_route(scope, receive, send, first, self._openai, None)
+        elif len(parts) == 4 and first and parts[2] == "v1" and parts[3] == "responses":
+            if first in _RESERVED_PREFIXES:
+                await _not_found(scope, send, self._openai)
+            else:
+                await self._chat_route(scope, receive, send, first, self._responses, None)
         elif scope["path"] == "/health":
             await respond(send, 200, b'{"status":"ok"}')
         else:
@@ -287,7 +299,8 @@ def _control_error(message: str) -> bytes:
 async def _not_found(scope: Scope, send: Send, wire: WireFormat) -> None:
     message = (
         f"Unknown request URL: {scope['method']} {scope['path']}. The simulator serves "
-        "/{prefix}/v1/chat/completions, /azure/openai/deployments/{deployment}/chat/completions, "
+        "/{prefix}/v1/chat/completions, /{prefix}/v1/responses, "
+        "/azure/openai/deployments/{deployment}/chat/completions, /azure/openai/v1/responses, "
         "/anthropic/v1/messages and /google/v1beta/models/{model}:generateContent (or "
         ":streamGenerateContent?alt=sse)."
     )
