@@ -12,6 +12,7 @@ reads, so an Anthropic-in, Anthropic-out call loses nothing:
     text / image / document blocks         text / image_url / file parts (cache_control kept)
     tool_use blocks (assistant)            assistant tool_calls (ids kept, arguments = JSON of input)
     tool_result blocks (user)              {"role": "tool"} messages before the rest of that turn (is_error)
+    tool_reference in a tool_result        a text part saying the tool is loaded, "tool_reference": name
     thinking / redacted_thinking           assistant "reasoning_blocks": the blocks verbatim (signatures)
     stop_sequences, metadata.user_id       stop, user
     tools, tool_choice                     function tools, tool_choice (+ parallel_tool_calls: false)
@@ -375,8 +376,12 @@ def _tool_message(at: str, block: dict[str, Any]) -> Message:
         parts = []
         for k, inner in enumerate(content):
             inner_at = f"{at}.content[{k}]"
-            if not isinstance(inner, dict) or inner.get("type") not in ("text", "image", "document"):
-                raise _fail(inner_at, f"{inner_at} must be a text, image or document block")
+            kind = inner.get("type") if isinstance(inner, dict) else None
+            if kind == "tool_reference":
+                parts.append(_tool_reference_part(inner_at, inner))
+                continue
+            if kind not in ("text", "image", "document"):
+                raise _fail(inner_at, f"{inner_at} must be a text, image, document or tool_reference block")
             cache_control(inner_at, inner)
             parts.append(_content_part(inner_at, inner))
         content = parts
@@ -390,6 +395,15 @@ def _tool_message(at: str, block: dict[str, Any]) -> Message:
     if block.get("cache_control") is not None:
         message["cache_control"] = block["cache_control"]
     return message
+
+
+def _tool_reference_part(at: str, block: dict[str, Any]) -> dict[str, Any]:
+    """A tool search's result naming a deferred tool: text any model reads, and the tool's name for
+    Anthropic, which takes the block itself."""
+    name = block.get("tool_name")
+    if not isinstance(name, str) or not name:
+        raise _fail(f"{at}.tool_name", f"{at} is a tool_reference and needs the 'tool_name' it loads")
+    return {"type": "text", "text": f"Tool {name} loaded.", "tool_reference": name}
 
 
 def _translate_params(data: dict[str, Any], params: dict[str, Any]) -> None:

@@ -374,6 +374,9 @@ def _blocks(i: int, content: Any) -> list[dict[str, Any]]:
     blocks = []
     for j, part in enumerate(content):
         kind = part.get("type")
+        if part.get("tool_reference"):
+            blocks.append({"type": "tool_reference", "tool_name": part["tool_reference"]})
+            continue
         if kind in ("text", "refusal"):
             if part.get("text") or part.get("refusal"):
                 blocks.append(_text_block(part))

@@ -14,6 +14,8 @@ from typing import Any
 from tokenmux.types import Message
 
 _MESSAGE_KEYS_NOT_SENT = ("reasoning_blocks", "is_error", "cache_control")
+# A tool_reference part is plain text for OpenAI-format servers.
+_PART_KEYS_NOT_SENT = frozenset({"cache_control", "tool_reference"})
 _TOOL_ERROR_PREFIX = "Error: "
 _TOOL_KEYS = frozenset({"type", "function"})
 
@@ -46,8 +48,8 @@ def _message(message: Message) -> Message:
 
 
 def _part(part: Any) -> Any:
-    if isinstance(part, dict) and "cache_control" in part:
-        return {k: v for k, v in part.items() if k != "cache_control"}
+    if isinstance(part, dict) and not part.keys().isdisjoint(_PART_KEYS_NOT_SENT):
+        return {k: v for k, v in part.items() if k not in _PART_KEYS_NOT_SENT}
     return part
 
 

@@ -59,6 +59,7 @@ class AnswerSpec:
     show_reasoning: bool = (
         False  # the client asked to see the reasoning (Anthropic thinking, Gemini thoughts)
     )
+    omit_reasoning: bool = False  # ...as blocks without their text (Anthropic's display "omitted")
     # Prompt parts marked for caching (Anthropic's cache_control) with this time to live, "5m" or "1h":
     # the part of the prompt not read from the cache is written to it.
     cache_ttl: str | None = None
@@ -81,6 +82,7 @@ class PlannedChoice:
     # (token, logprob, [(alternative, logprob), ...]) per token, when the client asked for logprobs.
     logprobs: list[tuple[str, float, list[Any]]] | None = None
     reasoning: list[str] = field(default_factory=list)  # reasoning tokens shown before the answer
+    reasoning_omitted: bool = False  # Anthropic's display "omitted": the block comes signed but empty
     stop_sequence: str | None = None  # the stop sequence that ended the text, if one did
 
     @property
@@ -132,6 +134,7 @@ def plan(spec: AnswerSpec, behaviour: Behaviour, content_seed: int, *, blocked: 
         count = behaviour.reasoning_tokens or _SHOWN_REASONING_TOKENS
         for choice, seed in zip(choices, seeds, strict=True):
             choice.reasoning = text_tokens(seed ^ _REASONING_SEED, count, complete=True)
+            choice.reasoning_omitted = spec.omit_reasoning
         reasoning, hidden = count * len(choices), 0
     else:
         reasoning = hidden = behaviour.reasoning_tokens

@@ -1,7 +1,7 @@
 """The Anthropic Messages API as a simulated provider speaks it (``POST /anthropic/v1/messages``).
 
-An answer is a list of content blocks: a ``thinking`` block (with a made-up signature) when the request
-enabled thinking, then ``tool_use`` blocks or one ``text`` block. A stream is Anthropic's event sequence:
+An answer is a list of content blocks: a ``thinking`` block (with a made-up signature; its text empty
+when the request asked for display "omitted") when the request enabled thinking, then ``tool_use`` blocks or one ``text`` block. A stream is Anthropic's event sequence:
 ``message_start``, ``ping``, per block ``content_block_start`` / ``content_block_delta`` /
 ``content_block_stop``, then ``message_delta`` (stop reason and usage) and ``message_stop``. Usage counts
 prompt tokens Anthropic's way: ``input_tokens`` excludes the tokens read from and written to the cache.
@@ -96,9 +96,10 @@ class AnthropicFormat:
         index = 0
         if choice.reasoning:
             frames.head.append(_block_start(index, {"type": "thinking", "thinking": "", "signature": ""}))
-            frames.steps.extend(
-                [_delta(index, {"type": "thinking_delta", "thinking": t})] for t in choice.reasoning
-            )
+            if not choice.reasoning_omitted:
+                frames.steps.extend(
+                    [_delta(index, {"type": "thinking_delta", "thinking": t})] for t in choice.reasoning
+                )
             carry = _delta(index, {"type": "signature_delta", "signature": _signature(choice)}) + _block_stop(
                 index
             )
@@ -159,7 +160,11 @@ def _blocks(choice: PlannedChoice) -> list[dict[str, Any]]:
     blocks: list[dict[str, Any]] = []
     if choice.reasoning:
         blocks.append(
-            {"type": "thinking", "thinking": "".join(choice.reasoning), "signature": _signature(choice)}
+            {
+                "type": "thinking",
+                "thinking": "" if choice.reasoning_omitted else "".join(choice.reasoning),
+                "signature": _signature(choice),
+            }
         )
     for call in choice.tool_calls:
         blocks.append(

@@ -66,6 +66,8 @@ def parse_messages_request(body: Any) -> AnswerSpec:
         stream=_boolean(body, "stream"),
         include_usage=True,
         show_reasoning=_thinking(body.get("thinking"), max_tokens),
+        omit_reasoning=isinstance(body.get("thinking"), dict)
+        and body["thinking"].get("display") == "omitted",
         cache_ttl=_cache_ttl(body, system, messages),
     )
 
@@ -231,7 +233,7 @@ def _thinking(value: Any, max_tokens: int) -> bool:
         raise _invalid("thinking.type: Input should be 'enabled', 'disabled' or 'adaptive'")
     assert isinstance(value, dict)
     if kind != "enabled":
-        return kind == "adaptive"
+        return kind == "adaptive"  # shown, or with display "omitted" signed blocks without their text
     budget = value.get("budget_tokens")
     if not isinstance(budget, int) or isinstance(budget, bool):
         raise _invalid("thinking.enabled.budget_tokens: Field required")
@@ -241,4 +243,4 @@ def _thinking(value: Any, max_tokens: int) -> bool:
         )
     if budget >= max_tokens:
         raise _invalid("`max_tokens` must be greater than `thinking.budget_tokens`")
-    return value.get("display") != "omitted"
+    return True
