@@ -75,9 +75,10 @@ def test_a_request_whose_worst_case_exceeds_the_credit_is_refused_with_the_fix(g
     client.chat.completions.create(model=NANO, messages=HELLO, max_tokens=100)
 
 
-def test_twenty_concurrent_requests_against_credit_for_one(gateway: Any, sim: Any) -> None:
+def test_twenty_concurrent_requests_against_credit_for_one(gateway_factory: Any, sim: Any) -> None:
     # The first answer comes after 2 s, so that all twenty are admitted before it settles, even on a busy
-    # machine that takes a while to start twenty clients.
+    # machine that takes a while to start twenty clients; the attempt timeout waits for it.
+    gateway = gateway_factory(attempt_timeout_s=5.0)
     sim.profile("openai", ttft_ms=2000)
     sim.profile("azure", ttft_ms=2000)
     # One request may cost up to ~$0.0004 (1000 output tokens at $0.40/M): credit for one, not two.
