@@ -1,4 +1,4 @@
-"""The ``tokenmux`` command: serve, demo, simulate, keys, models."""
+"""The ``tokenmux`` command: serve, demo, simulate, keys, models, catalog import."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from tokenmux import __version__
+from tokenmux.cli_catalog import add_parser as add_catalog_parser
 from tokenmux.cli_keys import add_parser as add_keys_parser
 from tokenmux.config import database_url, read_config, read_config_file
 from tokenmux.config.urls import DATABASE_URL_HELP, REDIS_URL_HELP
@@ -130,6 +131,7 @@ def parser() -> argparse.ArgumentParser:
     sim.set_defaults(func=cmd_simulate)
 
     add_keys_parser(sub)
+    add_catalog_parser(sub)
 
     models = sub.add_parser("models", help="print the catalog")
     models.add_argument("--provider", help="only models this provider serves")

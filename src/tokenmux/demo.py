@@ -165,7 +165,7 @@ def run_demo(*, host: str, port: int, database_url: str, traffic_rps: float, dur
     served = sorted(
         m.id
         for m in gateway.catalog.models.values()
-        if any(e.provider in gateway.providers for e in m.endpoints)
+        if any(e.provider in gateway.providers for e in m.endpoints) and not m.embedding
     )
     print(
         f"""

@@ -55,6 +55,8 @@ KNOWN_TOKENIZERS = {
     "qwen",
     "kimi",
     "grok",
+    "glm",
+    "minimax",
 }
 
 
@@ -108,9 +110,9 @@ def test_gpt_41_nano_azure_endpoint(catalog: Catalog) -> None:
 
 
 def test_prices_say_when_and_where_they_were_taken(catalog: Catalog) -> None:
-    assert catalog.prices_as_of == "2026-11-26"
+    assert catalog.prices_as_of == "2026-12-07"
     assert catalog.prices_source == (
-        "public provider price pages, as compiled in LiteLLM's model_prices table v1.106.12"
+        "public provider price pages, as compiled in LiteLLM's model_prices table v1.110.2"
     )
 
 
@@ -128,7 +130,9 @@ def test_every_endpoint_is_well_formed(catalog: Catalog) -> None:
     for model in catalog.models.values():
         assert model.id == f"{model.author}/{model.slug}"
         assert model.name and model.description and model.tokenizer in KNOWN_TOKENIZERS, model.id
-        assert model.context_length >= model.max_output > 0, model.id
+        # An embedding model answers with vectors: no output limit, nothing charged for output.
+        least_output = 0 if model.embedding else 1
+        assert model.context_length >= model.max_output >= least_output, model.id
         assert model.supported_parameters == frozenset().union(
             *(e.supported_parameters for e in model.endpoints)
         )
@@ -136,8 +140,9 @@ def test_every_endpoint_is_well_formed(catalog: Catalog) -> None:
             where = e.key
             assert e.model_id == model.id, where
             assert e.provider in catalog.providers, where
-            assert e.price.input > 0 and e.price.output > 0, where
-            assert e.context_length >= e.max_output > 0, where
+            # Free tiers (Gemma through Google's API) are listed at 0.
+            assert e.price.input >= 0 and e.price.output >= 0, where
+            assert e.context_length >= e.max_output >= least_output, where
             assert e.context_length <= model.context_length and e.max_output <= model.max_output, where
             if e.price.cache_read is not None:
                 assert e.price.cache_read < e.price.input, where
@@ -211,11 +216,14 @@ def test_claude_endpoints_have_cache_write_prices_and_anthropic_parameters(catal
             and price.cache_write_5m is not None
             and price.cache_write_1h is not None
         )
-        # Anthropic's published multipliers: read 0.1x, 5-minute write 1.25x, 1-hour write 2x the input price.
-        assert price.cache_read == pytest.approx(price.input * 0.1)
+        # Anthropic's published multipliers: 5-minute write 1.25x, 1-hour write 2x the input price; reads
+        # cost at most a tenth of it.
+        assert price.cache_read <= price.input * 0.1 + 1e-9
         assert price.cache_write_5m == pytest.approx(price.input * 1.25)
         assert price.cache_write_1h == pytest.approx(price.input * 2)
-        assert "top_k" in endpoint.supported_parameters
+        # Models that take sampling parameters take Anthropic's top_k too; the newest take none.
+        sampling = {"temperature", "top_p", "top_k"} & endpoint.supported_parameters
+        assert sampling in (set(), {"temperature", "top_p", "top_k"}), model.id
         assert not endpoint.supported_parameters & {
             "logit_bias",
             "logprobs",
@@ -232,7 +240,7 @@ def test_claude_endpoints_have_cache_write_prices_and_anthropic_parameters(catal
 
 
 def test_gemini_pro_has_the_above_200k_tier(catalog: Catalog) -> None:
-    (endpoint,) = catalog.endpoints_of("google/gemini-2.5-pro")
+    endpoint = catalog.endpoints_of("google/gemini-2.5-pro")[0]
     assert endpoint.provider == "google"
     (tier,) = endpoint.price.tiers
     assert (tier.above_tokens, tier.input, tier.output, tier.cache_read) == (200_000, 2.5, 15.0, 0.25)
@@ -253,3 +261,89 @@ def test_data_policies(catalog: Catalog) -> None:
     assert deepseek.data_policy.prompt_training is True
     azure = [e for m in catalog.models.values() for e in m.endpoints if e.provider == "azure"]
     assert azure and all(e.data_policy.retention_days == 30 for e in azure)
+
+
+@pytest.mark.parametrize(
+    ("name", "model_id"),
+    [
+        # What clients send by default today, by the names they send.
+        ("claude-opus-4-6", "anthropic/claude-opus-4.6"),
+        ("claude-opus-4-6-20260205", "anthropic/claude-opus-4.6"),
+        ("claude-opus-4-8", "anthropic/claude-opus-4.8"),
+        ("claude-sonnet-4-6", "anthropic/claude-sonnet-4.6"),
+        ("claude-sonnet-4-5-20250929", "anthropic/claude-sonnet-4.5"),
+        ("claude-haiku-4-5-20251001", "anthropic/claude-haiku-4.5"),
+        ("claude-opus-4-5", "anthropic/claude-opus-4.5"),
+        ("gpt-5.4", "openai/gpt-5.4"),
+        ("gpt-5.4-2026-03-05", "openai/gpt-5.4"),
+        ("gpt-5.6-luna", "openai/gpt-5.6-luna"),
+        ("gpt-5.2", "openai/gpt-5.2"),
+        ("gpt-5-mini", "openai/gpt-5-mini"),
+        ("gemini-2.5-flash", "google/gemini-2.5-flash"),
+        ("models/gemini-3.5-flash", "google/gemini-3.5-flash"),
+        ("gemini-3.1-pro-preview", "google/gemini-3.1-pro-preview"),
+        ("text-embedding-3-small", "openai/text-embedding-3-small"),
+        ("kimi-k3", "moonshotai/kimi-k3"),
+        ("qwen3.8-max", "qwen/qwen3.8-max"),
+        ("grok-4.7", "x-ai/grok-4.7"),
+        ("deepseek-v4-pro", "deepseek/deepseek-v4-pro"),
+        ("mistral-large-2512", "mistralai/mistral-large-2512"),
+    ],
+)
+def test_current_models_are_in_the_catalog_under_their_native_names(
+    catalog: Catalog, name: str, model_id: str
+) -> None:
+    from tokenmux.catalog import find_model
+
+    model = find_model(catalog, name)
+    assert model is not None and model.id == model_id
+
+
+def test_current_claude_and_gpt_models_carry_the_tables_figures(catalog: Catalog) -> None:
+    opus = catalog.endpoints_of("anthropic/claude-opus-4.8")[0]
+    assert (opus.provider, opus.upstream_model, opus.context_length, opus.max_output) == (
+        "anthropic",
+        "claude-opus-4-8",
+        1_000_000,
+        128_000,
+    )
+    assert (opus.price.input, opus.price.output, opus.price.cache_read) == (5.0, 25.0, 0.5)
+    assert (opus.price.cache_write_5m, opus.price.cache_write_1h) == (6.25, 10.0)
+    # The newest Claude models refuse sampling parameters; the table says so and the catalog follows.
+    assert "temperature" not in opus.supported_parameters
+    gpt = catalog.endpoints_of("openai/gpt-5.4")[0]
+    assert (gpt.price.input, gpt.price.output, gpt.price.cache_read) == (2.5, 15.0, 0.25)
+    (tier,) = gpt.price.tiers
+    assert (tier.above_tokens, tier.input, tier.output) == (272_000, 5.0, 22.5)
+    assert "gpt-5.4-2026-03-05" in gpt.snapshots
+    assert not {"temperature", "top_p", "stop"} & gpt.supported_parameters  # a reasoning model
+
+
+def test_first_party_providers_and_open_weight_models_at_hosts(catalog: Catalog) -> None:
+    makers = {"openai", "anthropic", "google", "mistral", "deepseek", "xai", "moonshot", "dashscope"}
+    used = {e.provider for m in catalog.models.values() for e in m.endpoints}
+    assert makers <= used
+    for model_id, hosts in (
+        ("openai/gpt-oss-120b", {"groq", "together", "deepinfra"}),
+        ("moonshotai/kimi-k3", {"moonshot", "deepinfra", "fireworks", "together"}),
+        ("z-ai/glm-5.1", {"deepinfra", "fireworks"}),
+        ("qwen/qwen3-235b-a22b-2507", {"fireworks", "deepinfra"}),
+        ("meta-llama/llama-3.3-70b-instruct", {"fireworks", "deepinfra"}),
+    ):
+        assert hosts <= {e.provider for e in catalog.endpoints_of(model_id)}, model_id
+    assert len(catalog.models) >= 120
+
+
+def test_embedding_models_have_no_output_limit_and_no_chat(catalog: Catalog) -> None:
+    small = catalog.models["openai/text-embedding-3-small"]
+    assert small.embedding and small.output_modalities == ("embeddings",)
+    assert (small.max_output, small.endpoints[0].context_length) == (0, 8191)
+    assert {e.provider for e in small.endpoints} == {"openai", "azure"}
+    assert small.endpoints[0].price.input == 0.02
+    assert catalog.models["google/gemini-embedding-001"].embedding
+    assert not catalog.models["openai/gpt-5.4"].embedding
+
+
+def test_the_seed_endpoints_keep_their_figures_and_say_where_they_come_from(catalog: Catalog) -> None:
+    for endpoint in catalog.endpoints_of("openai/gpt-4.1-nano"):
+        assert endpoint.source is not None and "seed model page" in endpoint.source

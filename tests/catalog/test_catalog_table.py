@@ -25,7 +25,7 @@ def test_table_lists_every_model_with_the_seed_figures_for_gpt_41_nano() -> None
     for model_id in catalog.models:
         assert _row(table, model_id)[0] == model_id
     assert f"{len(catalog.models)} models." in table
-    assert "as of 2026-11-26" in table and "LiteLLM" in table
+    assert "as of 2026-12-07" in table and "LiteLLM" in table
 
 
 def test_columns_line_up() -> None:

@@ -116,3 +116,11 @@ def test_get_one_model_in_anthropic_shape(claude: anthropic.Anthropic, gateway: 
     assert body["error"]["type"] == "not_found_error" and SONNET in body["error"]["message"]
     r = httpx.get(f"{gateway.url}/api/anthropic/v1/models/nobody/nothing", timeout=10)
     assert r.status_code == 404 and r.json()["error"]["type"] == "not_found_error"
+
+
+def test_a_chat_request_to_an_embedding_model_is_refused(gateway: Any) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        gateway.openai().chat.completions.create(model="text-embedding-3-small", messages=HELLO)
+    body = info.value.body
+    assert isinstance(body, dict) and body["param"] == "model"
+    assert "openai/text-embedding-3-small is an embedding model" in body["message"].replace("'", "")

@@ -11,6 +11,10 @@ An endpoint states only what differs from its model and its provider. Each value
     data_policy                  each field: endpoint, provider defaults, DataPolicy's default
     status_page_url              endpoint, provider
 
+An embedding model (``output_modalities: [embeddings]``) needs no ``max_output``. An endpoint's ``source``
+says where its price and limits come from when not from the public price table (``tokenmux catalog
+import`` leaves those figures as they are).
+
 A model's ``context_length`` and ``max_output``, when it does not state them, are the largest of its
 endpoints'; its ``supported_parameters`` are the union of its endpoints'.
 """
@@ -27,7 +31,7 @@ from tokenmux.catalog.fields import fail
 from tokenmux.catalog.model import DataPolicy, Endpoint, Model, Price, PriceTier, ProviderInfo
 
 PROTOCOLS = frozenset({"openai", "anthropic"})
-MODALITIES = frozenset({"text", "image", "audio", "video", "file"})
+MODALITIES = frozenset({"text", "image", "audio", "video", "file", "embeddings"})
 MODERATION = frozenset({"developer", "provider"})
 
 PROVIDER_FIELDS = frozenset({"name", "kind", "base_url", "status_page_url", "api_key_env", "defaults"})
@@ -43,7 +47,8 @@ MODEL_FIELDS = frozenset(
     | _PARAMETER_EDITS
 )
 ENDPOINT_FIELDS = frozenset(
-    {"provider", "upstream_model", "snapshots", "price", "data_policy", "status_page_url", "quantization"}
+    {"provider", "upstream_model", "snapshots", "source", "price", "data_policy", "status_page_url"}
+    | {"quantization"}
     | _INHERITED
     | _PARAMETER_EDITS
 )
@@ -106,6 +111,7 @@ class _Inherited:
     protocols: tuple[str, ...] | None
     extra_parameters: tuple[str, ...]
     unsupported_parameters: tuple[str, ...]
+    embedding: bool  # an embedding model answers with vectors: it has no output limit
 
 
 def build_model(raw: Any, where: str, providers: Mapping[str, Provider]) -> Model:
@@ -116,6 +122,7 @@ def build_model(raw: Any, where: str, providers: Mapping[str, Provider]) -> Mode
         raise fail(where, f"model id {model_id!r} must look like 'author/slug', e.g. 'openai/gpt-4.1-nano'")
     where = f"{where} ({model_id})"
     f.check_keys(raw, MODEL_FIELDS, where)
+    output_modalities = f.names(raw, "output_modalities", where, allowed=MODALITIES) or ("text",)
     inherited = _Inherited(
         context_length=f.count(raw, "context_length", where),
         max_output=f.count(raw, "max_output", where),
@@ -123,6 +130,7 @@ def build_model(raw: Any, where: str, providers: Mapping[str, Provider]) -> Mode
         protocols=f.names(raw, "protocols", where, allowed=PROTOCOLS),
         extra_parameters=f.names(raw, "extra_parameters", where) or (),
         unsupported_parameters=f.names(raw, "unsupported_parameters", where) or (),
+        embedding=output_modalities == ("embeddings",),
     )
     endpoints_raw = f.sequence(raw.get("endpoints"), f"{where}: endpoints")
     if not endpoints_raw:
@@ -143,7 +151,7 @@ def build_model(raw: Any, where: str, providers: Mapping[str, Provider]) -> Mode
         description=_description(raw, where),
         created=f.iso_date(raw, "created", where) or "",
         input_modalities=f.names(raw, "input_modalities", where, allowed=MODALITIES) or ("text",),
-        output_modalities=f.names(raw, "output_modalities", where, allowed=MODALITIES) or ("text",),
+        output_modalities=output_modalities,
         context_length=inherited.context_length or max(e.context_length for e in endpoints),
         max_output=inherited.max_output or max(e.max_output for e in endpoints),
         tokenizer=f.text(raw, "tokenizer", where) or "unknown",
@@ -169,6 +177,8 @@ def _build_endpoint(
 
     context_length = f.count(raw, "context_length", where) or inherited.context_length
     max_output = f.count(raw, "max_output", where) or inherited.max_output
+    if max_output is None and inherited.embedding:
+        max_output = 0
     if context_length is None or max_output is None:
         missing = "context_length" if context_length is None else "max_output"
         raise fail(where, f"field {missing!r} is required on the endpoint or its model")
@@ -193,6 +203,7 @@ def _build_endpoint(
         data_policy=_data_policy(raw.get("data_policy"), provider, f"{where}: data_policy"),
         status_page_url=f.text(raw, "status_page_url", where) or provider.info.status_page_url,
         quantization=f.text(raw, "quantization", where),
+        source=f.text(raw, "source", where),
         snapshots=f.names(raw, "snapshots", where) or (),
     )
 

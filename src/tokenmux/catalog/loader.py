@@ -37,6 +37,7 @@ import functools
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from importlib import resources
+from importlib.resources.abc import Traversable
 from typing import Any
 
 import yaml
@@ -48,7 +49,7 @@ from tokenmux.catalog.lookup import build_names, check_aliases
 from tokenmux.catalog.model import Catalog, Model
 from tokenmux.errors import CatalogError
 
-__all__ = ["CatalogError", "load_catalog"]
+__all__ = ["CatalogError", "load_catalog", "load_catalog_data"]
 
 _PROVIDERS_FILE = "providers.yaml"
 _MODELS_GLOB = ("models-", ".yaml")
@@ -128,9 +129,19 @@ def _shipped_catalog() -> Catalog:
     return _build(docs.providers, docs.models, docs.prices_as_of, docs.prices_source)
 
 
+def load_catalog_data(where: Traversable) -> Catalog:
+    """The catalog in a data directory other than the shipped one (``tokenmux catalog import`` output,
+    before it is merged): the same files, the same checks."""
+    docs = _read_documents(where)
+    return _build(docs.providers, docs.models, docs.prices_as_of, docs.prices_source)
+
+
 @functools.lru_cache(maxsize=1)
 def _shipped_documents() -> _Documents:
-    data = resources.files("tokenmux.catalog").joinpath("data")
+    return _read_documents(resources.files("tokenmux.catalog").joinpath("data"))
+
+
+def _read_documents(data: Traversable) -> _Documents:
     providers_doc = _read(data.joinpath(_PROVIDERS_FILE).read_text(encoding="utf-8"), _PROVIDERS_FILE)
     f.check_keys(providers_doc, _PROVIDERS_FILE_FIELDS, _PROVIDERS_FILE)
     providers = f.mapping(providers_doc.get("providers"), f"{_PROVIDERS_FILE}: providers")
@@ -144,7 +155,7 @@ def _shipped_documents() -> _Documents:
         key=lambda p: p.name,
     )
     if not files:
-        raise CatalogError(f"no {prefix}*{suffix} files in the catalog data: the package is incomplete")
+        raise CatalogError(f"no {prefix}*{suffix} files in the catalog data ({data})")
     for path in files:
         doc = _read(path.read_text(encoding="utf-8"), path.name)
         f.check_keys(doc, _MODEL_FILE_FIELDS, path.name)

@@ -61,6 +61,8 @@ class Endpoint:
     # Other names the provider gives this model (dated snapshots such as "claude-sonnet-4-5-20250929"):
     # clients may send them; the request still goes upstream as ``upstream_model``.
     snapshots: tuple[str, ...] = ()
+    # Where the price and limits come from when not from the public price table (kept by the importer).
+    source: str | None = None
     # Stable identity of the endpoint in health state, stats and the request log: "model@provider".
     # Stored, not derived per call: routing reads it several times per request.
     key: str = field(init=False, repr=False, compare=False)
@@ -87,6 +89,11 @@ class Model:
     @property
     def slug(self) -> str:
         return self.id.split("/", 1)[1]
+
+    @property
+    def embedding(self) -> bool:
+        """An embedding model: it answers with vectors, never with a chat message."""
+        return self.output_modalities == ("embeddings",)
 
 
 @dataclass(frozen=True, slots=True)

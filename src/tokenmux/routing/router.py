@@ -196,6 +196,13 @@ class Router:
     def _new_route(self, request: ChatRequest) -> _Route:
         names = (request.model, *request.fallback_models)
         resolved = [self.resolve(n) for n in names]  # raises ModelNotFound: nothing is cached then
+        for model, _ in resolved:
+            if model.embedding:
+                raise InvalidRequest(
+                    f"model {model.id!r} is an embedding model: it answers POST /api/v1/embeddings, "
+                    "not a chat request",
+                    param="model",
+                )
         groups: list[_Group] = []
         unconfigured: list[Model] = []
         seen: set[str] = set()
