@@ -86,8 +86,8 @@ def test_a_recovered_provider_is_back_within_seconds_after_its_circuit_opened(ga
         ({"openai": {"hang": True}, "azure": {"hang": True}}, {"request_timeout_s": 0.5}, 504),
         # The provider refused the request itself: its status goes back.
         ({"openai": {"error_rate": 1.0, "error_status": 400}}, {}, 400),
-        # Both cooling down after 429s with Retry-After, and tried anyway.
-        ({"openai": {"rate_limit_rate": 1.0}, "azure": {"rate_limit_rate": 1.0}}, {}, 502),
+        # Both cooling down after 429s with Retry-After, and tried anyway: 429, the client may retry.
+        ({"openai": {"rate_limit_rate": 1.0}, "azure": {"rate_limit_rate": 1.0}}, {}, 429),
     ],
 )
 def test_every_failed_answer_is_in_the_log_with_its_reason(

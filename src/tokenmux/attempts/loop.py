@@ -8,7 +8,8 @@ stall).
 
 Health never takes an endpoint out of a plan: endpoints in cooldown or with an open circuit are tried
 last, the one whose block ends soonest first (``routing.router.blocked_last``), so a request is refused
-only when every endpoint has been tried.
+only when every endpoint has been tried. When every attempt was rate-limited the client gets 429 with
+the shortest wait any of them asked for (``Retry-After``), not a 502: it may simply retry then.
 
 Every generation is recorded once, whatever way it ends (a success, a failure with its reason, a client
 that left, a bug of ours); recording is a non-blocking append to the recorder's queue.
@@ -35,6 +36,7 @@ from tokenmux.errors import (
     DeadlineExceeded,
     DeadlineTimeout,
     ProviderRejected,
+    RateLimited,
     StreamInterrupted,
     TokenmuxError,
     UpstreamError,
@@ -225,6 +227,13 @@ class Attempts:
             )
         )
 
+    def _retry_after(self, cand: Candidate, err: UpstreamError) -> float:
+        """Seconds until a rate-limited endpoint takes requests again: its Retry-After, else the cooldown
+        the health board gave it."""
+        if isinstance(err, ProviderRejected) and err.retry_after is not None:
+            return err.retry_after
+        return max(0.0, self.health.blocked_until(cand.endpoint.key) - self.health.clock())
+
     def _give_up(self, errors: list[tuple[Candidate, UpstreamError]], deadline_passed: bool) -> TokenmuxError:
         attempts = [
             {
@@ -242,6 +251,15 @@ class Attempts:
                 metadata={"attempts": attempts},
             )
         summary = "; ".join(f"{a['provider']}: {a['error']}" for a in attempts)
+        if errors and all(isinstance(e, ProviderRejected) and e.upstream_status == 429 for _, e in errors):
+            # Every provider is rate-limiting: the client may retry, as soon as the first one lets it.
+            wait = min(self._retry_after(c, e) for c, e in errors)
+            return RateLimited(
+                f"every provider is rate-limiting requests now ({summary}); retry after {max(1, round(wait))} s",
+                retry_after=wait,
+                code="upstream_rate_limited",
+                metadata={"attempts": attempts},
+            )
         return AllAttemptsFailed(
             f"every provider attempt failed ({summary})", metadata={"attempts": attempts}
         )
