@@ -124,3 +124,11 @@ def test_a_chat_request_to_an_embedding_model_is_refused(gateway: Any) -> None:
     body = info.value.body
     assert isinstance(body, dict) and body["param"] == "model"
     assert "openai/text-embedding-3-small is an embedding model" in body["message"].replace("'", "")
+
+
+def test_the_anthropic_model_list_holds_chat_models_only(claude: anthropic.Anthropic) -> None:
+    ids = {m.id for m in claude.models.list()}
+    assert {SONNET, "anthropic/claude-opus-4.8", "openai/gpt-5.4"} <= ids
+    assert "openai/text-embedding-3-small" not in ids
+    with pytest.raises(anthropic.NotFoundError):
+        claude.models.retrieve("text-embedding-3-small")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tokenmux.catalog.lookup import build_names
+from tokenmux.catalog.lookup import NameGrams, build_names
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +118,8 @@ class Catalog:
     # configured aliases, providers' names, bare slugs. Built once, so that resolving a name is one dict
     # lookup (see ``lookup``); built here when not given.
     names: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # For "did you mean": built on the first unknown name (see ``lookup.close_matches``).
+    name_grams: NameGrams | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.names and self.models:

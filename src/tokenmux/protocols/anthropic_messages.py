@@ -564,10 +564,14 @@ def beta_flags(headers: Iterable[bytes]) -> tuple[str, ...]:
 
 
 def models_json(catalog: Catalog) -> bytes:
-    """``GET /api/anthropic/v1/models``: every model offered through the Anthropic protocol, newest
+    """``GET /api/anthropic/v1/models``: every chat model offered through the Anthropic protocol, newest
     first, in the shape of Anthropic's model list (one page: ``has_more`` is false)."""
     models = sorted(
-        (m for m in catalog.models.values() if any("anthropic" in e.protocols for e in m.endpoints)),
+        (
+            m
+            for m in catalog.models.values()
+            if not m.embedding and any("anthropic" in e.protocols for e in m.endpoints)
+        ),
         key=lambda m: (m.created, m.id),
         reverse=True,
     )

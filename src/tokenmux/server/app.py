@@ -389,7 +389,8 @@ class Gateway:
 
 
 def _offered_through(model: Model, protocol: str) -> bool:
-    return any(protocol in e.protocols for e in model.endpoints)
+    """Whether a chat protocol reaches the model (an embedding model is reached by none)."""
+    return not model.embedding and any(protocol in e.protocols for e in model.endpoints)
 
 
 def _may_see(key: KeyRecord, record: GenerationRecord) -> bool:
