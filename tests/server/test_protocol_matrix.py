@@ -1,5 +1,7 @@
-"""Every pair works: {OpenAI in, Anthropic in} x {openai, azure, openai-compatible, anthropic, google out},
-streamed and not, for plain text, a tool round trip, an image, JSON output and stop sequences.
+"""Every pair works: {OpenAI Chat Completions in, Anthropic in, OpenAI Responses in} x {openai, azure,
+openai-compatible, anthropic, google out}, streamed and not, for plain text, a tool round trip, an image,
+JSON output and stop sequences (which the Responses API does not have). OpenAI and Azure take a Responses
+request as Responses; every other pair is translated.
 
 Each cell goes through the official SDK of the inbound protocol, and checks what reached the simulated
 provider in that provider's own wire format.
@@ -182,7 +184,63 @@ class AnthropicClient:
         }
 
 
-CLIENTS = {"openai": OpenAIClient, "anthropic": AnthropicClient}
+class ResponsesClient:
+    """The OpenAI Responses API, through the openai SDK's ``responses`` resource."""
+
+    name = "responses"
+
+    def __init__(self, gateway: Any) -> None:
+        self.client = gateway.openai()
+
+    def ask(self, model: str, provider: str, stream: bool, messages: list[Any], **kw: Any) -> Answer:
+        args: dict[str, Any] = {
+            "model": model,
+            "input": [item for m in messages for item in self._items(m)],
+            "max_output_tokens": 200,
+            "extra_body": {"provider": {"only": [provider]}},
+        }
+        if kw.get("tools"):
+            args["tools"] = [
+                {"type": "function", "name": t["name"], "parameters": t["schema"]} for t in kw["tools"]
+            ]
+        if "json_schema" in kw:
+            args["text"] = {"format": {"type": "json_schema", "name": "person", "schema": kw["json_schema"]}}
+        if stream:
+            with self.client.responses.stream(**args) as s:
+                deltas = "".join(e.delta for e in s if e.type == "response.output_text.delta")
+                response = s.get_final_response()
+            assert deltas == response.output_text
+        else:
+            response = self.client.responses.create(**args)
+        calls = [
+            (item.call_id, item.name, json.loads(item.arguments))
+            for item in response.output
+            if item.type == "function_call"
+        ]
+        return Answer(
+            id=response.id,
+            text=response.output_text,
+            tool_calls=calls,
+            provider=(response.model_extra or {}).get("provider", ""),
+        )
+
+    @staticmethod
+    def _items(m: dict[str, Any]) -> list[dict[str, Any]]:
+        if m["kind"] == "user":
+            return [{"role": "user", "content": m["text"]}]
+        if m["kind"] == "image":
+            content = [
+                {"type": "input_text", "text": m["text"]},
+                {"type": "input_image", "image_url": m["url"]},
+            ]
+            return [{"role": "user", "content": content}]
+        if m["kind"] == "tool_call":
+            arguments = json.dumps(m["args"])
+            return [{"type": "function_call", "call_id": m["id"], "name": m["name"], "arguments": arguments}]
+        return [{"type": "function_call_output", "call_id": m["id"], "output": m["text"]}]
+
+
+CLIENTS = {"openai": OpenAIClient, "anthropic": AnthropicClient, "responses": ResponsesClient}
 
 
 def upstream_body(sim: Any, prefix: str) -> dict[str, Any]:
@@ -253,6 +311,8 @@ STOP_FIELD = {"openai": "stop", "azure": "stop", "groq": "stop", "anthropic": "s
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
 @pytest.mark.parametrize("target", sorted(TARGETS))
 def test_stop_sequences_reach_the_provider(client: Any, sim: Any, target: str, stream: bool) -> None:
+    if client.name == "responses":
+        pytest.skip("the Responses API has no stop sequences")
     model, prefix = TARGETS[target]
     answer = client.ask(model, target, stream, [{"kind": "user", "text": "Hi"}], stop=["\n\nEND"])
     assert answer.provider == target
