@@ -104,6 +104,7 @@ def test_what_an_endpoint_does_not_take_is_left_out(gateway: Any, sim: Any) -> N
     )
     body = sim.requests("openai")[-1]["body"]
     assert "temperature" not in body and body["max_output_tokens"] == 500 and body["model"] == "o3"
+    assert body["include"] == ["reasoning.encrypted_content"]  # o3 reasons: its reasoning must travel
     assert [t["type"] for t in body["tools"]] == ["function"]
     assert generation(gateway, response.id)["dropped_params"] == ["temperature", "web_search"]
 

@@ -2,8 +2,8 @@
 ``azure`` endpoint as Responses, with nothing lost.
 
 The client's own body goes up (``ResponsesRequest.body``) with the endpoint's model, ``store: false`` (the
-gateway keeps no state, so reasoning must travel as ``encrypted_content``, which ``include`` always asks
-for) and without what routing dropped for the endpoint. The answer comes back twice over: in the hub shape,
+gateway keeps no state, so a reasoning model's reasoning must travel as ``encrypted_content``, which
+``include`` asks for) and without what routing dropped for the endpoint. The answer comes back twice over: in the hub shape,
 which the attempt loop reads (content, tool calls, finish reason, usage), and as OpenAI sent it, which the
 Responses encoder gives the client verbatim (``responses_answer``): the output items of a whole answer
 under the choice's ``NATIVE_OUTPUT`` key, each stream event under the delta's ``NATIVE_EVENT`` key.
@@ -47,9 +47,12 @@ def request_body(request: ResponsesRequest, ctx: CallContext, model: str, stream
     body["stream"] = stream
     body["store"] = False
     include = [v for v in body.get("include") or () if isinstance(v, str)]
-    if _ENCRYPTED_REASONING not in include:
+    # A reasoning model's reasoning must travel with the conversation when nothing is stored; other models
+    # refuse to be asked for it.
+    if "reasoning_effort" in ctx.endpoint.supported_parameters and _ENCRYPTED_REASONING not in include:
         include.append(_ENCRYPTED_REASONING)
-    body["include"] = include
+    if include:
+        body["include"] = include
     if not stream:
         body.pop("stream_options", None)
     return body
