@@ -304,3 +304,18 @@ def test_stream_of_interleaved_calls_text_and_refusal() -> None:
     ]
     done = [e for e in events if e["type"] == "response.output_item.done"]
     assert len(done) == 4 and all(e["item"]["status"] != "in_progress" for e in done if "status" in e["item"])
+
+
+def test_an_output_that_names_its_tool_instead_of_a_call_is_user_context() -> None:
+    request = decode(
+        input=[
+            {"role": "user", "content": "Go"},
+            {
+                "type": "function_call_output",
+                "name": "goal_objective",
+                "namespace": "agent",
+                "output": "water",
+            },
+        ]
+    )
+    assert request.messages[1] == {"role": "user", "content": "[agent.goal_objective] water"}

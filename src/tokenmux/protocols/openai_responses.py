@@ -438,10 +438,6 @@ def _function_call(where: str, item: dict[str, Any], turns: _Turns) -> None:
 
 def _function_call_output(where: str, item: dict[str, Any]) -> Message:
     call_id = item.get("call_id")
-    if not isinstance(call_id, str) or not call_id:
-        raise _fail(
-            f"{where}.call_id", f"{where} is a function_call_output and needs the 'call_id' it answers"
-        )
     output = item.get("output")
     if isinstance(output, list):
         parts = [_input_part(f"{where}.output[{j}]", part) for j, part in enumerate(output)]
@@ -450,7 +446,20 @@ def _function_call_output(where: str, item: dict[str, Any]) -> Message:
         content = output
     else:
         raise _fail(f"{where}.output", f"{where}.output must be a string or a list of content parts")
-    return {"role": "tool", "tool_call_id": call_id, "content": content}
+    if isinstance(call_id, str) and call_id:
+        return {"role": "tool", "tool_call_id": call_id, "content": content}
+    name = item.get("name")
+    if not isinstance(name, str) or not name:
+        raise _fail(
+            f"{where}.call_id", f"{where} is a function_call_output and needs the 'call_id' it answers"
+        )
+    # An output that answers no call, only names its tool (Codex CLI tells the model its goal this way):
+    # Chat Completions takes a tool result only right after its call, so it is context from the user.
+    namespace = item.get("namespace")
+    label = f"{namespace}.{name}" if isinstance(namespace, str) and namespace else name
+    if isinstance(content, str):
+        return {"role": "user", "content": f"[{label}] {content}"}
+    return {"role": "user", "content": [{"type": "text", "text": f"[{label}]"}, *content]}
 
 
 def _reasoning_item(where: str, item: dict[str, Any], turns: _Turns) -> None:

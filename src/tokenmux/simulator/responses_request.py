@@ -126,7 +126,9 @@ def _check_item(position: int, item: Any) -> None:
                 f"{where}.encrypted_content",
                 "invalid_encrypted_content",
             )
-    if kind not in ("message", "reasoning") and not isinstance(item.get("call_id"), str):
+    # An output may name its tool instead of answering a call (Codex CLI tells the model its goal this way).
+    named = kind == "function_call_output" and isinstance(item.get("name"), str)
+    if kind not in ("message", "reasoning") and not named and not isinstance(item.get("call_id"), str):
         raise _invalid(
             f"Missing required parameter: '{where}.call_id'.",
             f"{where}.call_id",
