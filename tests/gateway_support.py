@@ -120,3 +120,17 @@ def generation(gateway: Any, gen_id: str) -> dict[str, Any]:
     r = raw_get(gateway, f"/api/v1/generation?id={gen_id}")
     assert r.status_code == 200, r.text
     return r.json()["data"]  # type: ignore[no-any-return]
+
+
+def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The samples of a gateway's /metrics, read with prometheus_client's own parser:
+    (sample name, sorted labels) -> value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    r = httpx.get(f"{url}/metrics", timeout=10)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    samples = {}
+    for family in text_string_to_metric_families(r.text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples

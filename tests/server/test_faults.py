@@ -12,7 +12,7 @@ import httpx
 import openai
 import pytest
 
-from gateway_support import HELLO, NANO, sim_config
+from gateway_support import HELLO, NANO, scrape, sim_config
 
 
 @pytest.fixture
@@ -48,6 +48,8 @@ def test_a_frozen_redis_costs_a_bounded_wait_then_limits_hold_per_replica(
         "limits": "shared-unavailable",
         "records_pending": 0,
     }
-    metrics = httpx.get(f"{gw.url}/metrics", timeout=10).text
-    assert 'tokenmux_shared{gauge="redis_up"} 0' in metrics
-    assert 'tokenmux_shared{gauge="settlements_pending"} 2' in metrics  # kept for when Redis is back
+    metrics = scrape(gw.url)
+    assert metrics[("tokenmux_shared", (("gauge", "redis_up"),))] == 0
+    # kept for when Redis is back
+    assert metrics[("tokenmux_shared", (("gauge", "settlements_pending"),))] == 2
+    assert metrics[("tokenmux_redis_failures_total", ())] >= 1

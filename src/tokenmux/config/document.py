@@ -29,6 +29,10 @@ class GatewaySettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # all header names and values of a request together, and the number of headers; over either: 431
     max_header_bytes: Annotated[int, msgspec.Meta(gt=0)] = 32 * 1024
     max_headers: Annotated[int, msgspec.Meta(gt=0)] = 100
+    # A client address that sends more wrong API keys than this within a minute gets 429 for
+    # auth_block_s; 0 turns it off (behind a load balancer every client has the balancer's address).
+    auth_failure_limit: Annotated[int, msgspec.Meta(ge=0)] = 30
+    auth_block_s: Seconds = 60.0
     stream_keepalive_s: Seconds = 1.0  # comment lines while a stream waits for its first token
     cooldown_s: Annotated[float, msgspec.Meta(ge=0)] = 10.0  # after a 429 that gave no Retry-After
     circuit_failures: Annotated[int, msgspec.Meta(ge=1)] = 5  # consecutive failures that open a circuit

@@ -43,12 +43,14 @@ from tokenmux.server.asgi import (
     send_bytes,
 )
 from tokenmux.server.auth import KeyRing
+from tokenmux.server.auth_failures import AuthFailures, AuthGuard
 from tokenmux.server.catalog_api import model_endpoints_json, model_json, models_json
 from tokenmux.server.chat import ChatRoute
 from tokenmux.server.cors import CorsMiddleware, CorsPolicy
 from tokenmux.server.count_tokens import CountTokensRoute
 from tokenmux.server.header_check import HeaderCheck
 from tokenmux.server.key_api import KEYS_PREFIX, KeyApi
+from tokenmux.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from tokenmux.server.metrics import Metrics
 from tokenmux.server.openai_inbound import OpenAIChat
 from tokenmux.server.pages_source import GatewayPages
@@ -104,7 +106,9 @@ class Gateway:
         self.recorder.add_listener(self.stats.batch_written)
         self.metrics = Metrics(self.recorder)
         self.attempts = Attempts(self.providers, self.health, self._record, deadline_s=gw.request_timeout_s)
-        self.keys = KeyRing(self.store, admin_key=gw.admin_key or None)
+        self.auth_failures = AuthFailures(limit=gw.auth_failure_limit, block_s=gw.auth_block_s)
+        self.metrics.auth_failures = self.auth_failures.by_reason
+        self.keys = KeyRing(self.store, admin_key=gw.admin_key or None, failures=self.auth_failures)
         # With --redis, replicas share limits and endpoint health; without, each process keeps its own.
         url = self.settings.redis_url
         self.redis_link = RedisLink(url, timeout_s=gw.redis_timeout_s) if url else None
@@ -139,9 +143,11 @@ class Gateway:
         self.pages = WebPages(GatewayPages(self))
         self.ready = False
         self._opening: asyncio.Task[None] | None = None
-        # Every HTTP request passes the header check, then CORS when configured, then the routes.
+        # Every HTTP request passes the header check, then the guard against key guessing, then CORS when
+        # configured, then the routes.
         cors = CorsPolicy.from_settings(gw.cors)
         routes: Handler = self._dispatch if cors is None else CorsMiddleware(self._dispatch, cors)
+        routes = AuthGuard(routes, self.auth_failures)
         self._http: Handler = HeaderCheck(routes, max_bytes=gw.max_header_bytes, max_count=gw.max_headers)
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -385,7 +391,7 @@ class Gateway:
         await send_bytes(send, status, encode_json(body))
 
     async def metrics_page(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send_bytes(send, 200, self.metrics.render().encode(), content_type=b"text/plain; version=0.0.4")
+        await send_bytes(send, 200, self.metrics.render(), content_type=METRICS_CONTENT_TYPE)
 
 
 def _offered_through(model: Model, protocol: str) -> bool:

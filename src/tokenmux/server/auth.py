@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 
 from tokenmux.errors import AuthenticationFailed, DatabaseUnavailable, StoreError
+from tokenmux.server.auth_failures import AuthFailures
 from tokenmux.server.key_cache import KeyCache
 from tokenmux.store.base import Store
 from tokenmux.store.keys import key_digest
@@ -55,6 +56,7 @@ class KeyRing:
         admin_key: str | None = None,
         lookup_timeout_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        failures: AuthFailures | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -64,6 +66,8 @@ class KeyRing:
         self.max_key_chars = max(MAX_KEY_CHARS, len(admin_key or ""))
         self._max_header_bytes = self.max_key_chars + _SCHEME_SLACK
         self.cache = KeyCache()
+        # Every refusal is counted and logged there, and may block the address it came from.
+        self.failures = failures or AuthFailures(limit=0)
 
     @property
     def positive_ttl_s(self) -> float:
@@ -83,10 +87,12 @@ class KeyRing:
             record = await self._look_up(digest)
             self.cache.put(digest, record, now)
         if record is None or record.revoked:
+            self.failures.failed("unknown" if record is None else "revoked")
             raise AuthenticationFailed(
                 "the API key is not valid (unknown or revoked); check the key you sent"
             )
         if record.expires_at is not None and record.expires_at <= time.time():
+            self.failures.failed("expired")
             raise AuthenticationFailed("the API key has expired; ask for a new one")
         return record
 
@@ -99,6 +105,7 @@ class KeyRing:
             raise self._too_long()
         token = bearer_token(authorization, api_key)
         if token is None:
+            self.failures.failed("missing")
             raise AuthenticationFailed(
                 "no API key: send 'Authorization: Bearer <key>'; create a key with 'tokenmux keys create --name NAME'",
                 code="missing_api_key",
@@ -108,6 +115,7 @@ class KeyRing:
         return token
 
     def _too_long(self) -> AuthenticationFailed:
+        self.failures.failed("too_long")
         return AuthenticationFailed(
             f"the API key is longer than any key of this gateway (at most {self.max_key_chars} characters);"
             " check the key you sent"

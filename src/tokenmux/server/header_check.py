@@ -108,14 +108,15 @@ class HeaderCheck:
         if scope["type"] == "http":
             problem = problem_of(scope["headers"], self.max_bytes, self.max_count)
             if problem is not None:
-                await self._refuse(scope, send, problem)
+                await send_refusal(scope, send, problem)
                 return
         await self.app(scope, receive, send)
 
-    @staticmethod
-    async def _refuse(scope: Scope, send: Send, err: ClientError) -> None:
-        if str(scope.get("path", "")).startswith(ANTHROPIC_PREFIX):
-            body = anthropic_answer.encode_error(err)
-        else:
-            body = openai_chat.encode_error(err)
-        await send_bytes(send, err.status, body, err.headers())
+
+async def send_refusal(scope: Scope, send: Send, err: ClientError) -> None:
+    """Answer ``err`` before any route has seen the request, in the protocol its path belongs to."""
+    if str(scope.get("path", "")).startswith(ANTHROPIC_PREFIX):
+        body = anthropic_answer.encode_error(err)
+    else:
+        body = openai_chat.encode_error(err)
+    await send_bytes(send, err.status, body, err.headers())

@@ -1,25 +1,77 @@
-"""Prometheus metrics: counted where a generation is recorded, so the request path adds one dict update."""
+"""Prometheus metrics through ``prometheus_client``, counted where a generation is recorded.
+
+The request path only bumps plain counters (dict entries, a bucket index found by bisection); a custom
+collector turns them into metric families when ``/metrics`` is read, and ``prometheus_client`` writes the
+exposition format. Each gateway has its own registry, so several in one process (tests, the demo) do not mix.
+
+    tokenmux_generations_total{model,provider,status}   counter    requests finished
+    tokenmux_attempts_total{provider,outcome}            counter    upstream attempts, by outcome or error class
+    tokenmux_error_responses_total{status}               counter    error answers sent, by HTTP status
+    tokenmux_tokens_total{provider,kind}                 counter    prompt and completion tokens
+    tokenmux_cost_usd_total                              counter    cost at catalog prices
+    tokenmux_auth_failures_total{reason}                 counter    requests refused for their key
+    tokenmux_generation_latency_seconds{provider}        histogram  from the plan to the answer's end
+    tokenmux_first_token_latency_seconds{provider}       histogram  upstream first token, streamed answers
+    tokenmux_gateway_overhead_seconds                    histogram  a generation's time outside upstream calls
+    tokenmux_recorder_records_total{event}               counter    request-log writer: recorded, written, ...
+    tokenmux_recorder_pending                            gauge      records waiting for the database
+    tokenmux_shared{gauge}                               gauge      with --redis: redis_up, settlements_pending
+    tokenmux_redis_failures_total                        counter    with --redis: Redis calls that failed
+"""
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Protocol
 
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+
 from tokenmux.store.records import GenerationRecord
+
+LATENCY_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+FIRST_TOKEN_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
+OVERHEAD_BUCKETS_S = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+# Recorder counters that only grow; the others are levels.
+_RECORDER_EVENTS = ("recorded", "written", "failed_writes", "dropped", "rejected", "spooled", "replayed")
+CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 
 
 class RecorderCounters(Protocol):
     def counters(self) -> dict[str, int]: ...
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+class Histogram:
+    """Observations counted into buckets, per label value: one bisection and two additions each."""
 
+    __slots__ = ("bounds", "series")
 
-def _labels(**labels: str) -> str:
-    inner = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
-    return "{" + inner + "}"
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.series: dict[
+            str, tuple[list[int], list[float]]
+        ] = {}  # label -> (counts per bucket + inf, [sum])
+
+    def observe(self, value: float, label: str = "") -> None:
+        entry = self.series.get(label)
+        if entry is None:
+            entry = self.series[label] = ([0] * (len(self.bounds) + 1), [0.0])
+        entry[0][bisect_left(self.bounds, value)] += 1
+        entry[1][0] += value
+
+    def family(self, name: str, documentation: str, label: str | None) -> HistogramMetricFamily:
+        family = HistogramMetricFamily(name, documentation, labels=[label] if label else None)
+        for value, (counts, total) in sorted(self.series.items()):
+            cumulative = 0
+            buckets = []
+            for bound, count in zip((*self.bounds, float("inf")), counts, strict=True):
+                cumulative += count
+                buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
+            family.add_metric([value] if label else [], buckets, total[0])
+        return family
 
 
 class Metrics:
@@ -30,70 +82,125 @@ class Metrics:
         self.errors: Counter[int] = Counter()  # error responses by status
         self.tokens: Counter[tuple[str, str]] = Counter()  # (provider, prompt|completion)
         self.cost_usd = 0.0
-        self.latency_ms_sum = 0.0
-        self.latency_count = 0
+        self.latency = Histogram(LATENCY_BUCKETS_S)
+        self.first_token = Histogram(FIRST_TOKEN_BUCKETS_S)
+        self.overhead = Histogram(OVERHEAD_BUCKETS_S)
+        # Authentication failures by reason, kept by whoever refuses keys (``auth_failures.py``).
+        self.auth_failures: Mapping[str, int] = {}
         # With --redis: the shared state's health (redis_up, redis_failures, settlements_pending).
         self.shared: Callable[[], dict[str, int]] | None = None
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(_GatewayCollector(self))
 
     def observe(self, gen: GenerationRecord) -> None:
-        self.generations[(gen.model or gen.requested_model, gen.provider or "none", gen.status)] += 1
+        provider = gen.provider or "none"
+        self.generations[(gen.model or gen.requested_model, provider, gen.status)] += 1
+        upstream_ms = 0.0
         for a in gen.attempts:
             self.attempts[(a.provider, a.error_class or a.outcome)] += 1
+            upstream_ms += a.latency_ms or 0.0
         if gen.provider:
             self.tokens[(gen.provider, "prompt")] += gen.prompt_tokens
             self.tokens[(gen.provider, "completion")] += gen.completion_tokens
         self.cost_usd += gen.cost_usd
-        self.latency_ms_sum += gen.latency_ms
-        self.latency_count += 1
+        self.latency.observe(gen.latency_ms / 1000.0, provider)
+        if gen.ttft_ms is not None and gen.streamed:
+            self.first_token.observe(gen.ttft_ms / 1000.0, provider)
+        self.overhead.observe(max(0.0, gen.latency_ms - upstream_ms) / 1000.0)
 
     def error(self, status: int) -> None:
         self.errors[status] += 1
 
-    def render(self) -> str:
-        lines = [
-            "# HELP tokenmux_generations_total Requests finished, by serving model, provider and status.",
-            "# TYPE tokenmux_generations_total counter",
-        ]
-        for (model, provider, status), n in sorted(self.generations.items()):
-            lines.append(
-                f"tokenmux_generations_total{_labels(model=model, provider=provider, status=status)} {n}"
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _GatewayCollector(Collector):
+    """The families of one gateway's counters, built when they are scraped."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily]:
+        m = self.metrics
+        generations = CounterMetricFamily(
+            "tokenmux_generations",
+            "Requests finished, by serving model, provider and status.",
+            labels=["model", "provider", "status"],
+        )
+        for labels3, n in sorted(m.generations.items()):
+            generations.add_metric(list(labels3), n)
+        yield generations
+        family = CounterMetricFamily(
+            "tokenmux_attempts", "Upstream attempts, by provider and outcome.", labels=["provider", "outcome"]
+        )
+        for labels, n in sorted(m.attempts.items()):
+            family.add_metric(list(labels), n)
+        yield family
+        family = CounterMetricFamily(
+            "tokenmux_error_responses", "Error responses sent to clients, by HTTP status.", labels=["status"]
+        )
+        for status, n in sorted(m.errors.items()):
+            family.add_metric([str(status)], n)
+        yield family
+        family = CounterMetricFamily(
+            "tokenmux_tokens", "Tokens served, by provider and kind.", labels=["provider", "kind"]
+        )
+        for labels, n in sorted(m.tokens.items()):
+            family.add_metric(list(labels), n)
+        yield family
+        yield CounterMetricFamily(
+            "tokenmux_cost_usd", "Cost of all generations at catalog prices.", value=m.cost_usd
+        )
+        family = CounterMetricFamily(
+            "tokenmux_auth_failures",
+            "Requests refused for their API key (missing, unknown, revoked, expired, too long, throttled).",
+            labels=["reason"],
+        )
+        for reason, n in sorted(m.auth_failures.items()):
+            family.add_metric([reason], n)
+        yield family
+        yield m.latency.family(
+            "tokenmux_generation_latency_seconds",
+            "Latency of finished requests, from the routing plan to the answer's end.",
+            "provider",
+        )
+        yield m.first_token.family(
+            "tokenmux_first_token_latency_seconds",
+            "Time to the upstream's first token, streamed requests.",
+            "provider",
+        )
+        yield m.overhead.family(
+            "tokenmux_gateway_overhead_seconds",
+            "A generation's time in the gateway outside its upstream calls (planning, relaying, encoding).",
+            None,
+        )
+        recorder = m._recorder.counters()
+        family = CounterMetricFamily(
+            "tokenmux_recorder_records",
+            "Request-log writer: records by what happened to them.",
+            labels=["event"],
+        )
+        for event in _RECORDER_EVENTS:
+            if event in recorder:
+                family.add_metric([event], recorder[event])
+        yield family
+        yield GaugeMetricFamily(
+            "tokenmux_recorder_pending",
+            "Request records waiting for the database.",
+            value=recorder.get("pending", 0),
+        )
+        if m.shared is not None:
+            shared = m.shared()
+            gauges = GaugeMetricFamily(
+                "tokenmux_shared",
+                "Redis shared by replicas: reachable, settlements waiting.",
+                labels=["gauge"],
             )
-        lines += [
-            "# HELP tokenmux_attempts_total Upstream attempts, by provider and outcome.",
-            "# TYPE tokenmux_attempts_total counter",
-        ]
-        for (provider, outcome), n in sorted(self.attempts.items()):
-            lines.append(f"tokenmux_attempts_total{_labels(provider=provider, outcome=outcome)} {n}")
-        lines += [
-            "# HELP tokenmux_error_responses_total Error responses sent to clients, by HTTP status.",
-            "# TYPE tokenmux_error_responses_total counter",
-        ]
-        for code, n in sorted(self.errors.items()):
-            lines.append(f"tokenmux_error_responses_total{_labels(status=str(code))} {n}")
-        lines += [
-            "# HELP tokenmux_tokens_total Tokens served, by provider and kind.",
-            "# TYPE tokenmux_tokens_total counter",
-        ]
-        for (provider, kind), n in sorted(self.tokens.items()):
-            lines.append(f"tokenmux_tokens_total{_labels(provider=provider, kind=kind)} {n}")
-        lines += [
-            "# HELP tokenmux_cost_usd_total Cost of all generations at catalog prices.",
-            "# TYPE tokenmux_cost_usd_total counter",
-            f"tokenmux_cost_usd_total {self.cost_usd:.10f}",
-            "# HELP tokenmux_generation_latency_ms Total latency of finished requests.",
-            "# TYPE tokenmux_generation_latency_ms summary",
-            f"tokenmux_generation_latency_ms_sum {self.latency_ms_sum:.3f}",
-            f"tokenmux_generation_latency_ms_count {self.latency_count}",
-            "# HELP tokenmux_recorder Request-log writer counters.",
-            "# TYPE tokenmux_recorder gauge",
-        ]
-        for name, value in sorted(self._recorder.counters().items()):
-            lines.append(f"tokenmux_recorder{_labels(counter=name)} {value}")
-        if self.shared is not None:
-            lines += [
-                "# HELP tokenmux_shared Redis shared by replicas: reachable, failed calls, settlements waiting.",
-                "# TYPE tokenmux_shared gauge",
-            ]
-            for name, value in sorted(self.shared().items()):
-                lines.append(f"tokenmux_shared{_labels(gauge=name)} {value}")
-        return "\n".join(lines) + "\n"
+            for name in ("redis_up", "settlements_pending"):
+                if name in shared:
+                    gauges.add_metric([name], shared[name])
+            yield gauges
+            yield CounterMetricFamily(
+                "tokenmux_redis_failures", "Redis calls that failed.", value=shared.get("redis_failures", 0)
+            )
