@@ -79,3 +79,27 @@ def test_keys_find_the_database_as_serve_does(tmp_path: Path) -> None:
     assert "in-file" in run("keys", "list", "--database", from_file, env=env).stdout
     listed = run("keys", "list", "--config", str(config), "--database", from_env, env=env).stdout
     assert "in-env" in listed and "in-file" not in listed
+
+
+def test_list_escapes_control_characters_in_names(tmp_path: Path) -> None:
+    """A name made before names had to be printable (or written to the database directly) cannot drive
+    the operator's terminal: escape sequences and bidi overrides are listed as escapes."""
+    import asyncio
+
+    from tokenmux.store.keys import new_key
+    from tokenmux.store.url import open_store
+
+    db = f"sqlite:///{tmp_path}/k.db"
+    hostile = "ok\x1b[2J\x1b]0;pwned\x07\u202eevil\r"
+
+    async def plant() -> None:
+        async with open_store(db) as store:
+            await store.create_key(new_key(hostile)[1])
+
+    asyncio.run(plant())
+    listed = run("keys", "list", "--database", db)
+    assert listed.returncode == 0, listed.stderr
+    assert "\x1b" not in listed.stdout and "\u202e" not in listed.stdout and "\r" not in listed.stdout
+    assert "ok\\x1b[2J\\x1b]0;pwned\\x07\\u202eevil\\r" in listed.stdout
+    refused = run("keys", "create", "--name", "a\x1bb", "--database", db)
+    assert refused.returncode == 2 and "control characters" in refused.stderr

@@ -31,6 +31,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from tokenmux.server.runner import uvicorn_config
 
     gateway = build_gateway(read_config(args.config), database_url=args.database, redis_url=args.redis)
+    if not gateway.public_url and args.host not in ("0.0.0.0", "::", ""):
+        gateway.public_url = f"http://{args.host}:{args.port}"
     if not gateway.providers:
         print(
             "warning: no provider is configured, so no model can be served. Add a 'providers:' section to the "

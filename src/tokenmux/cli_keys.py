@@ -139,7 +139,8 @@ async def _run(store: Any, args: argparse.Namespace) -> int:
             )
             return 1
         print(
-            f"created key {record.id} ({record.name}){' with admin rights' if record.is_admin else ''}; "
+            f"created key {record.id} ({printable(record.name)})"
+            f"{' with admin rights' if record.is_admin else ''}; "
             "it is shown once, store it now:",
             file=sys.stderr,
         )
@@ -235,6 +236,16 @@ def _date(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.gmtime(ts)) if ts else ""
 
 
+def printable(text: str) -> str:
+    """``text`` with every character a terminal would not print as itself (control characters, escape
+    sequences, bidi overrides) written as its escape, ``\\x1b``: a key's name comes from whoever made the
+    key, and must not move the cursor, recolour or rewrite what the operator sees."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def _table(rows: Sequence[Sequence[str]]) -> str:
+    rows = [[printable(cell) for cell in row] for row in rows]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)

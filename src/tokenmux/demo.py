@@ -162,6 +162,7 @@ def run_demo(*, host: str, port: int, database_url: str, traffic_rps: float, dur
     gateway = build_gateway(demo_config(simulator.url, slugs), database_url=database_url)
     key = asyncio.run(_create_demo_key(database_url))
     base = f"http://{host}:{port}"
+    gateway.public_url = base
     served = sorted(
         m.id
         for m in gateway.catalog.models.values()

@@ -114,3 +114,42 @@ def test_long_fake_keys_cost_the_key_cache_nothing(gateway: Any) -> None:
         )
         assert r.status_code == 431 and r.json()["type"] == "error"
     assert len(gateway.app.keys.cache) == 0
+
+
+def test_the_model_pages_sample_code_never_takes_its_url_from_the_host_header(
+    gateway_factory: Any, sim: Any
+) -> None:
+    plain = gateway_factory()
+    page = httpx.get(f"{plain.url}/{NANO}", headers={"Host": "evil.example"}, timeout=10).text
+    assert "evil.example" not in page
+    assert "https://your-gateway.example/api/v1" in page  # a placeholder, plainly one
+    configured = gateway_factory(sim_config(sim.url, public_url="https://llm.example.com"))
+    page = httpx.get(f"{configured.url}/{NANO}", headers={"Host": "evil.example"}, timeout=10).text
+    assert "evil.example" not in page and "https://llm.example.com/api/anthropic" in page
+
+
+@pytest.mark.parametrize("url", ["HTTP://example.com/cat.png", "Https://example.com/cat.png"])
+def test_an_image_url_with_an_upper_case_scheme_is_accepted(gateway: Any, sim: Any, url: str) -> None:
+    content = [{"type": "text", "text": "What is this?"}, {"type": "image_url", "image_url": {"url": url}}]
+    client = gateway.openai()
+    client.chat.completions.create(
+        model=NANO,
+        messages=[{"role": "user", "content": content}],
+        max_tokens=5,
+        extra_body={"provider": {"only": ["openai"]}},
+    )
+    sent = sim.requests("openai")[-1]["body"]["messages"][0]["content"][1]["image_url"]["url"]
+    assert sent == url.replace("HTTP://", "http://").replace("Https://", "https://")
+    r = httpx.post(
+        f"{gateway.url}/api/anthropic/v1/messages",
+        headers={"x-api-key": gateway.key},
+        json={
+            "model": NANO,
+            "max_tokens": 5,
+            "messages": [
+                {"role": "user", "content": [{"type": "image", "source": {"type": "url", "url": url}}]}
+            ],
+        },
+        timeout=10,
+    )
+    assert r.status_code == 200, r.text

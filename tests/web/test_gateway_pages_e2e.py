@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 from browser_support import PageWatch, launch_chromium, require_chromium, save_screenshot
 
-from gateway_support import NANO
+from gateway_support import NANO, sim_config
 from tokenmux.web.formatting import decimal2
 
 SEED_MODEL = "gpt-4.1-nano"
@@ -44,8 +44,9 @@ def wait_for_figures(gateway: Any) -> dict[str, Any]:
     raise AssertionError("the figures did not appear within 15 s of the traffic")
 
 
-def test_model_page_shows_live_figures_from_traffic(gateway: Any, sim: Any) -> None:
+def test_model_page_shows_live_figures_from_traffic(gateway_factory: Any, sim: Any) -> None:
     require_chromium()
+    gateway = gateway_factory(sim_config(sim.url, public_url="https://llm.example.com/"))
     send_traffic(gateway, sim)
     api = wait_for_figures(gateway)
     for provider in ("openai", "azure"):
@@ -73,7 +74,7 @@ def test_model_page_shows_live_figures_from_traffic(gateway: Any, sim: Any) -> N
             ]
         page.get_by_role("tab", name="cURL").click()
         assert page.locator("#code-curl").is_visible()
-        assert gateway.url in page.locator("#code-curl").inner_text()
+        assert "https://llm.example.com/api/v1/chat/completions" in page.locator("#code-curl").inner_text()
         save_screenshot(page, "gateway-model-page")
         page.goto(f"{gateway.url}/models")
         page.fill("input[type=search]", "nano")

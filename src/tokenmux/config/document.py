@@ -47,6 +47,10 @@ class GatewaySettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     redis_timeout_s: Seconds = 0.25
     # Where request records go when the database is down at shutdown; written to it at the next start.
     spool_dir: str = "tokenmux-spool"
+    # Where clients reach the gateway (https://llm.example.com), for the sample code on the model pages;
+    # never taken from a request's Host header, which the client chooses. Default: the address `serve`
+    # listens on, when it is not a wildcard.
+    public_url: str = ""
     # Cross-origin access for browser clients, off when empty: {allow_origins: [...], allow_credentials: ...}
     # (checked by server/cors.py, which knows what an origin is).
     cors: dict[str, Any] = {}

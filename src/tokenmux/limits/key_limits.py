@@ -184,8 +184,11 @@ def _parse(field: str, column: str, value: Any) -> Any:
     if column == "name":
         if not isinstance(value, str) or not value.strip() or len(value) > 200:
             raise InvalidRequest("'name' must be a non-empty string of at most 200 characters", param=field)
-        if any(c in value for c in "\r\n\0"):
-            raise InvalidRequest("'name' must not contain line breaks", param=field)
+        if not value.isprintable():
+            # A terminal would act on them where the name is listed (escape sequences, bidi overrides).
+            raise InvalidRequest(
+                "'name' must not contain line breaks or other control characters", param=field
+            )
         return value.strip()
     if column in ("credit_usd", "budget_usd"):
         amount = _number(field, value)

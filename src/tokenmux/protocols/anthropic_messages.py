@@ -50,7 +50,12 @@ from tokenmux.protocols.anthropic_answer import (
     encode_message_response,
 )
 from tokenmux.protocols.json_limits import check_structure
-from tokenmux.protocols.message_checks import cache_control, check_reasoning_block, optional_string
+from tokenmux.protocols.message_checks import (
+    cache_control,
+    check_reasoning_block,
+    image_url,
+    optional_string,
+)
 from tokenmux.protocols.openai_chat import (
     STEERING_FIELDS,
     _boolean,
@@ -321,8 +326,8 @@ def _image_url(at: str, block: dict[str, Any]) -> str:
                 f"{at}.source.media_type", f"{at}.source.media_type must be a string such as 'image/png'"
             )
     elif source.get("type") == "url":
-        url = source.get("url")
-        if isinstance(url, str) and url.startswith(("https://", "http://")):
+        url = image_url(source.get("url"), ("https://", "http://"))
+        if url is not None:
             return url
     raise _fail(
         f"{at}.source",

@@ -23,9 +23,18 @@ def fail(param: str, message: str) -> InvalidRequest:
     return InvalidRequest(message, param=param, code="invalid_parameter")
 
 
-def is_image_url(url: Any) -> bool:
-    """An https, http or data URL."""
-    return isinstance(url, str) and url.startswith(IMAGE_SCHEMES)
+def image_url(url: Any, schemes: tuple[str, ...] = IMAGE_SCHEMES) -> str | None:
+    """The URL with its scheme in lower case when it is one of ``schemes`` (an https, http or data URL),
+    else None. Schemes are case-insensitive (RFC 3986): ``HTTP://`` is http, and adapters and providers
+    that compare with ``"data:"`` see it in the case they expect."""
+    if not isinstance(url, str):
+        return None
+    scheme, colon, rest = url.partition(":")
+    lowered = scheme.lower() + colon
+    for known in schemes:
+        if (lowered + rest[:2]).startswith(known):
+            return lowered + rest
+    return None
 
 
 def optional_string(where: str, holder: dict[str, Any], key: str) -> None:
@@ -133,11 +142,14 @@ def check_part(where: str, part: Any) -> None:
         raise fail(f"{where}.refusal", f"{where} is a refusal part and needs a string 'refusal'")
     elif kind == "image_url":
         image = part.get("image_url")
-        if not isinstance(image, dict) or not is_image_url(image.get("url")):
+        url = image_url(image.get("url")) if isinstance(image, dict) else None
+        if url is None:
             raise fail(
                 f"{where}.image_url.url",
                 f"{where}.image_url.url must be an https URL or a data URL (data:image/png;base64,...)",
             )
+        assert isinstance(image, dict)
+        image["url"] = url
         detail = image.get("detail")
         if detail is not None and (not isinstance(detail, str) or detail not in IMAGE_DETAILS):
             raise fail(

@@ -47,6 +47,7 @@ import msgspec
 
 from tokenmux.errors import InvalidRequest
 from tokenmux.protocols.json_limits import check_structure
+from tokenmux.protocols.message_checks import image_url
 from tokenmux.protocols.openai_chat import (
     PARAM_CHECKS,
     STEERING_FIELDS,
@@ -369,8 +370,8 @@ def _input_part(at: str, part: Any) -> dict[str, Any]:
             raise _fail(
                 f"{at}.file_id", f"{at}: uploaded files (file_id) are not available here; send image_url"
             )
-        url = part.get("image_url")
-        if not isinstance(url, str) or not url.startswith(("https://", "http://", "data:")):
+        url = image_url(part.get("image_url"))
+        if url is None:
             raise _fail(
                 f"{at}.image_url",
                 f"{at}.image_url must be an https URL or a data URL (data:image/png;base64,...)",

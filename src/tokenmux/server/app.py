@@ -87,6 +87,8 @@ class Gateway:
         self.catalog = parts.catalog
         self.store = parts.store
         gw = self.settings.gateway
+        # For sample code on the pages: configured, or set by whoever knows where this gateway listens.
+        self.public_url = gw.public_url.rstrip("/")
         self.transport = parts.transport or (
             Http1Transport() if gw.http_client == "http1" else AiohttpTransport()
         )

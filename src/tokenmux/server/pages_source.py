@@ -6,11 +6,14 @@ from typing import TYPE_CHECKING, Any
 
 from tokenmux.catalog.lookup import find_model
 from tokenmux.catalog.model import Catalog, Endpoint
-from tokenmux.server.asgi import Scope, header
+from tokenmux.server.asgi import Scope
 from tokenmux.server.catalog_api import model_endpoints_json, models_json
 
 if TYPE_CHECKING:
     from tokenmux.server.app import Gateway
+
+# The sample code's URL when none is configured: plainly a placeholder (a reserved example domain).
+PLACEHOLDER_URL = "https://your-gateway.example"
 
 
 class GatewayPages:
@@ -91,8 +94,5 @@ class GatewayPages:
         }
 
     def base_url(self, scope: Scope) -> str:
-        host = header(scope, b"host")
-        if host:
-            return f"{scope.get('scheme', 'http')}://{host.decode('latin-1')}"
-        server = scope.get("server") or ("127.0.0.1", 8080)
-        return f"{scope.get('scheme', 'http')}://{server[0]}:{server[1]}"
+        """``gateway.public_url``, or the address ``serve`` listens on, or a placeholder that says so."""
+        return self._gw.public_url or PLACEHOLDER_URL

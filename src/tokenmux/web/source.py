@@ -36,5 +36,6 @@ class PageSource(Protocol):
         ...
 
     def base_url(self, scope: Scope) -> str:
-        """This server's URL as the client reached it (scheme and host, no trailing slash)."""
+        """The gateway's URL for sample code (scheme and host, no trailing slash). Never built from the
+        request's Host header: a client chooses it, and a page must not show code pointing elsewhere."""
         ...
