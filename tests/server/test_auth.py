@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tokenmux.errors import AuthenticationFailed
+from tokenmux.errors import AuthenticationFailed, DatabaseUnavailable
 from tokenmux.server.auth import KeyRing
 from tokenmux.store import SQLiteStore, new_key
+from tokenmux.store.base import StoreError
 from tokenmux.store.records import KeyRecord
 
 
@@ -186,3 +187,41 @@ async def test_found_keys_are_bounded_and_kept_past_their_ttl_only_as_a_last_rea
     await store.create_key(record)
     await keys.authenticate(f"Bearer {secret}".encode())
     assert len(keys.cache._found) == 1  # readings older than keep_stale_s went at the next insertion
+
+
+class FailingStore(CountingStore):
+    """The real store, failing its lookups while ``down``."""
+
+    down = True
+
+    async def find_key(self, digest: str) -> KeyRecord | None:
+        self.lookups += 1
+        if self.down:
+            raise StoreError("the database is down")
+        return await SQLiteStore.find_key(self, digest)
+
+
+async def test_the_database_is_asked_again_two_seconds_after_a_failure_however_often_keys_come(
+    tmp_path: Path,
+) -> None:
+    store = FailingStore(str(tmp_path / "keys.db"))
+    await store.open()
+    try:
+        secret, record = new_key("app")
+        await store.create_key(record)
+        clock = Clock()
+        keys = KeyRing(store, clock=clock)
+        header = f"Bearer {secret}".encode()
+        with pytest.raises(DatabaseUnavailable):
+            await keys.authenticate(header)
+        store.down = False
+        for _ in range(19):  # a request every 0.1 s: none of them asks the database, or delays the next ask
+            clock.now += 0.1
+            with pytest.raises(DatabaseUnavailable):
+                await keys.authenticate(header)
+        assert store.lookups == 1
+        clock.now += 0.1
+        assert (await keys.authenticate(header)).id == record.id
+        assert store.lookups == 2
+    finally:
+        await store.close()

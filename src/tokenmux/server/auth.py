@@ -132,19 +132,20 @@ class KeyRing:
                 created_at=0.0,
                 is_admin=True,
             )
-        try:
-            if self._clock() < self._store_down_until:
-                raise StoreError("the database failed a moment ago")
-            async with asyncio.timeout(self._lookup_timeout_s):
-                return await self._store.find_key(hex_digest)
-        except (StoreError, TimeoutError):
-            self._store_down_until = max(self._store_down_until, self._clock() + _RETRY_S)
-            stale = self.cache.last_read(digest)
-            if stale is not None:
-                return stale  # the database is down: a key seen before keeps working as it was
-            raise DatabaseUnavailable(
-                "the gateway's database is unavailable, so this API key cannot be checked now; retry shortly"
-            ) from None
+        # After a failed lookup the database is not asked for _RETRY_S, counted from that failure: requests
+        # arriving meanwhile do not push the next attempt further away.
+        if self._clock() >= self._store_down_until:
+            try:
+                async with asyncio.timeout(self._lookup_timeout_s):
+                    return await self._store.find_key(hex_digest)
+            except (StoreError, TimeoutError):
+                self._store_down_until = self._clock() + _RETRY_S
+        stale = self.cache.last_read(digest)
+        if stale is not None:
+            return stale  # the database is down: a key seen before keeps working as it was
+        raise DatabaseUnavailable(
+            "the gateway's database is unavailable, so this API key cannot be checked now; retry shortly"
+        )
 
     def forget(self) -> None:
         self.cache.forget()
