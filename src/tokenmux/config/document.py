@@ -29,6 +29,15 @@ class GatewaySettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # all header names and values of a request together, and the number of headers; over either: 431
     max_header_bytes: Annotated[int, msgspec.Meta(gt=0)] = 32 * 1024
     max_headers: Annotated[int, msgspec.Meta(gt=0)] = 100
+    # Client connections (server/connections.py): the head of a request must arrive within
+    # header_timeout_s (of the connection's opening, for its first request), its body within body_timeout_s
+    # of the head; a connection idle between requests closes after idle_timeout_s (behind a load balancer,
+    # set it above the balancer's own idle timeout); at most max_connections are open (fewer when the
+    # process may open fewer files), the stalest idle one closed to make room for a new one.
+    header_timeout_s: Seconds = 10.0
+    body_timeout_s: Seconds = 30.0
+    idle_timeout_s: Seconds = 20.0
+    max_connections: Annotated[int, msgspec.Meta(gt=0)] = 10_000
     # A client address that sends more wrong API keys than this within a minute gets 429 for
     # auth_block_s; 0 turns it off (behind a load balancer every client has the balancer's address).
     auth_failure_limit: Annotated[int, msgspec.Meta(ge=0)] = 30

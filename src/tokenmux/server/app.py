@@ -46,6 +46,7 @@ from tokenmux.server.auth import KeyRing
 from tokenmux.server.auth_failures import AuthFailures, AuthGuard
 from tokenmux.server.catalog_api import model_endpoints_json, model_json, models_json
 from tokenmux.server.chat import ChatRoute
+from tokenmux.server.connections import ConnectionLimits
 from tokenmux.server.cors import CorsMiddleware, CorsPolicy
 from tokenmux.server.count_tokens import CountTokensRoute
 from tokenmux.server.header_check import HeaderCheck
@@ -151,6 +152,20 @@ class Gateway:
         routes: Handler = self._dispatch if cors is None else CorsMiddleware(self._dispatch, cors)
         routes = AuthGuard(routes, self.auth_failures)
         self._http: Handler = HeaderCheck(routes, max_bytes=gw.max_header_bytes, max_count=gw.max_headers)
+
+    @property
+    def connection_limits(self) -> ConnectionLimits:
+        """How the HTTP server bounds client connections (``server/runner.py`` reads it)."""
+        gw = self.settings.gateway
+        return ConnectionLimits(
+            header_timeout_s=gw.header_timeout_s,
+            body_timeout_s=gw.body_timeout_s,
+            idle_timeout_s=gw.idle_timeout_s,
+            # The header check's 431 in the client's protocol first; this bound only stops the parser from
+            # buffering a head that is refused anyway (the request line has room too).
+            max_head_bytes=gw.max_header_bytes + 16 * 1024,
+            max_connections=gw.max_connections,
+        )
 
     # -- lifecycle -----------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from tokenmux.errors import PayloadTooLarge
+from tokenmux.errors import InvalidRequest, PayloadTooLarge
 from tokenmux.slow_waits import slow_waits
 
 Scope = MutableMapping[str, Any]
@@ -34,6 +34,8 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
             f"the request body is {int(declared)} bytes; this gateway accepts at most {limit}"
         )
     message = await receive()
+    if message["type"] == "http.disconnect":
+        raise _gone()
     body = message.get("body", b"")
     if not message.get("more_body"):
         return body
@@ -41,12 +43,20 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     size = len(body)
     while message.get("more_body"):
         message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _gone()
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise PayloadTooLarge(f"the request body exceeds this gateway's limit of {limit} bytes")
         parts.append(chunk)
     return b"".join(parts)
+
+
+def _gone() -> InvalidRequest:
+    # Nobody will read the answer (the client left, or was too slow: server/connections.py); it is only
+    # the end of the request's handling.
+    return InvalidRequest("the client closed the connection before sending the whole body")
 
 
 async def send_bytes(

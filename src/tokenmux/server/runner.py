@@ -6,12 +6,16 @@ share a loop, as they would not in production. uvicorn installs no signal handle
 
 from __future__ import annotations
 
+import functools
+import math
 import socket
 import threading
 import time
 from typing import Any, Literal
 
 import uvicorn
+
+from tokenmux.server.connections import ConnectionLimits, ConnectionTable, GuardedHttpTools
 
 Lifespan = Literal["auto", "on", "off"]
 
@@ -32,12 +36,20 @@ def uvicorn_config(
     log_level: str = "warning",
     graceful_timeout_s: float = 30,
 ) -> uvicorn.Config:
+    """uvicorn's settings for ``app``. An app that states ``connection_limits`` (the gateway) is served by
+    ``GuardedHttpTools`` under them; others (the simulator, test apps) by uvicorn's own protocol."""
+    limits: ConnectionLimits | None = getattr(app, "connection_limits", None)
+    http: Any = "httptools"
+    keep_alive_s = 75  # above the idle timeouts of common load balancers
+    if limits is not None:
+        http = functools.partial(GuardedHttpTools, table=ConnectionTable(limits))
+        keep_alive_s = max(1, math.ceil(limits.idle_timeout_s))
     return uvicorn.Config(
         app,
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        http=http,
         lifespan=lifespan,
         access_log=False,
         # Behind a load balancer, forwarded headers are the operator's to trust explicitly; and no Server
@@ -46,7 +58,7 @@ def uvicorn_config(
         server_header=False,
         log_level=log_level,
         timeout_graceful_shutdown=int(max(1, graceful_timeout_s)),
-        timeout_keep_alive=75,
+        timeout_keep_alive=keep_alive_s,
     )
 
 
@@ -66,6 +78,10 @@ class BackgroundServer:
             uvicorn_config(
                 app, self.host, self.port, lifespan=lifespan, graceful_timeout_s=graceful_timeout_s
             )
+        )
+        # The gateway's bounded connections (None for apps served by uvicorn's own protocol).
+        self.connections: ConnectionTable | None = getattr(self.server.config.http, "keywords", {}).get(
+            "table"
         )
         self._thread = threading.Thread(target=self.server.run, name=f"server-{self.port}", daemon=True)
 
