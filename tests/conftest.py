@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,23 @@ from gateway_support import SIM_PREFIXES, Gateway, Sim, make_key, sim_config
 from tokenmux.server.build import build_gateway
 from tokenmux.server.runner import BackgroundServer
 from tokenmux.simulator.app import create_app
+
+# A module that drives an official client (imports an SDK, or opens one on the gateway with ``.openai()``)
+# has all its tests marked ``clients``: ``scripts/test-newest-clients`` runs them (``-m clients``) against
+# the clients' newest releases. Read from the source so that no new module can forget the mark.
+_DRIVES_A_CLIENT = re.compile(
+    r"^\s*(?:import (?:openai|anthropic)\b|from (?:openai|anthropic)\b|from google import genai\b)|\.openai\(",
+    re.MULTILINE,
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    drives: dict[Path, bool] = {}
+    for item in items:
+        if item.path not in drives:
+            drives[item.path] = bool(_DRIVES_A_CLIENT.search(item.path.read_text(encoding="utf-8")))
+        if drives[item.path]:
+            item.add_marker(pytest.mark.clients)
 
 
 @pytest.fixture(scope="session")

@@ -20,11 +20,12 @@ from typing import Any
 
 import httpx
 import pytest
+from installed_clients import client_cli
 
 from tokenmux.catalog.lookup import find_model
 from tokenmux.server.runner import BackgroundServer
 
-CLAUDE = Path(__file__).resolve().parents[2] / "clients" / "node_modules" / ".bin" / "claude"
+CLAUDE = client_cli("claude")
 RUN_TIMEOUT_S = 120
 # A loopback port nothing listens on: any request that is not for loopback fails at once.
 NOWHERE = "http://127.0.0.1:9"
@@ -36,10 +37,13 @@ _NOT_FORWARDED = frozenset(
     {b"host", b"content-length", b"connection", b"accept-encoding", b"transfer-encoding"}
 )
 
-pytestmark = pytest.mark.skipif(
-    not CLAUDE.exists(),
-    reason="Claude Code is not installed: run `npm ci` in clients/ (.ci/run does it where npm is available)",
-)
+pytestmark = [
+    pytest.mark.clients,
+    pytest.mark.skipif(
+        not CLAUDE.exists(),
+        reason="Claude Code is not installed: run `npm ci` in clients/ (.ci/run does it where npm is available)",
+    ),
+]
 
 
 class RecordingProxy:

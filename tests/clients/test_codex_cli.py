@@ -14,18 +14,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from installed_clients import client_cli
 
 from gateway_support import NANO
 
-CODEX = Path(__file__).resolve().parents[2] / "clients" / "node_modules" / ".bin" / "codex"
+CODEX = client_cli("codex")
 RUN_TIMEOUT_S = 120
 # A loopback port nothing listens on: any request that is not for loopback fails at once.
 NOWHERE = "http://127.0.0.1:9"
 
-pytestmark = pytest.mark.skipif(
-    not CODEX.exists(),
-    reason="Codex CLI is not installed: run `npm ci` in clients/ (.ci/run does it where npm is available)",
-)
+pytestmark = [
+    pytest.mark.clients,
+    pytest.mark.skipif(
+        not CODEX.exists(),
+        reason="Codex CLI is not installed: run `npm ci` in clients/ (.ci/run does it where npm is available)",
+    ),
+]
 
 
 def codex_config(gateway_url: str, model: str) -> str:

@@ -371,6 +371,11 @@ def test_dropped_non_streamed_request_gets_no_response(
         client.chat.completions.create(model=MODEL, messages=HELLO)
 
 
+# What the SDK raises for a 200 it cannot read: it documents no class for it; today the JSON parser's
+# error reaches the caller, and a release may wrap it in its APIError, which would be as right.
+UNREADABLE = (json.JSONDecodeError, openai.APIError)
+
+
 def test_malformed_answers_cannot_be_parsed(
     client: openai.OpenAI, http: httpx.Client, control: Control
 ) -> None:
@@ -382,11 +387,11 @@ def test_malformed_answers_cannot_be_parsed(
     assert response.status_code == 200
     with pytest.raises(json.JSONDecodeError):
         json.loads(response.content)
-    with pytest.raises(json.JSONDecodeError):  # what the SDK raises for a 200 it cannot read
+    with pytest.raises(UNREADABLE):
         client.chat.completions.create(model=MODEL, messages=HELLO)
 
     stream = client.chat.completions.create(model=MODEL, messages=HELLO, stream=True)
-    with pytest.raises(json.JSONDecodeError):
+    with pytest.raises(UNREADABLE):
         next(iter(stream))
     stream.close()
 
