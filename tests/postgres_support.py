@@ -98,6 +98,12 @@ def fresh_schema(**settings: str) -> Iterator[str]:
         run_apart(lambda: execute(base, f"DROP SCHEMA {schema} CASCADE"))
 
 
+def _numbered(sql: str) -> str:
+    """``?`` placeholders as PostgreSQL's ``$1, $2, ...``."""
+    numbers = itertools.count(1)
+    return re.sub(r"\?", lambda _: f"${next(numbers)}", sql)
+
+
 @dataclass
 class StoreDatabase:
     """One test's database: ``url`` for ``open_store``, and plain SQL with ``?`` placeholders."""
@@ -116,11 +122,25 @@ class StoreDatabase:
                 return [tuple(row) for row in conn.execute(sql, params)]
             finally:
                 conn.close()
-        numbers = itertools.count(1)
-        pg_sql = re.sub(r"\?", lambda _: f"${next(numbers)}", sql)
         conn = await asyncpg.connect(self.url, timeout=5)
         try:
-            return [tuple(row) for row in await conn.fetch(pg_sql, *params)]
+            return [tuple(row) for row in await conn.fetch(_numbered(sql), *params)]
+        finally:
+            await conn.close()
+
+    async def execute(self, sql: str, *params: Any) -> None:
+        """One statement, committed."""
+        if self.backend == "sqlite":
+            conn = sqlite3.connect(self.url.removeprefix("sqlite:///"))
+            try:
+                with conn:
+                    conn.execute(sql, params)
+            finally:
+                conn.close()
+            return
+        conn = await asyncpg.connect(self.url, timeout=5)
+        try:
+            await conn.execute(_numbered(sql), *params)
         finally:
             await conn.close()
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+import pytest
+
+from postgres_support import StoreDatabase
 from tokenmux.store import AttemptRecord, GenerationRecord
+from tokenmux.store.buckets import ENDPOINT_BUCKET_COLUMNS, EndpointBucket, aggregate
 
 # 2024-12-01 10:45:30 UTC: the current minute is 10:45, the current hour 10:00, today 2024-12-01.
 NOW = 1_733_011_200.0 + 10 * 3600 + 45 * 60 + 30
@@ -39,13 +43,14 @@ def attempt(
     cost_usd: float = 0.0,
     error_class: str | None = None,
 ) -> AttemptRecord:
-    """One attempt, with the timing fields the relay would fill."""
+    """One attempt, with the timing fields the relay would fill. A non-streamed one shows no first token:
+    the relay gives it no ``ttft_ms`` or ``tps`` (passing them makes one as recorded before that rule)."""
     model, _, provider = endpoint.rpartition("@")
     generation_ms = None
     if outcome == "success":
         # Streamed: the time after the first token (any, the throughput is given). Not streamed: the
-        # answer arrives whole, so there is no time after the first token, as the relay records it.
-        generation_ms = 1000.0 if streamed else 0.0
+        # whole call, as the relay records it.
+        generation_ms = 1000.0
     return AttemptRecord(
         generation_id="",  # set by generation()
         attempt=1,
@@ -58,7 +63,7 @@ def attempt(
         completion_tokens=completion_tokens,
         cost_usd=cost_usd,
         ttft_ms=ttft_ms,
-        latency_ms=(ttft_ms or 0.0) + (generation_ms or 0.0),
+        latency_ms=(ttft_ms or 0.0) + (generation_ms or 0.0) if streamed else (generation_ms or 0.0),
         generation_ms=generation_ms,
         throughput_tps=tps,
         streamed=streamed,
@@ -107,3 +112,33 @@ def success(
 def failure(endpoint: str, started_at: float, **fields: Any) -> GenerationRecord:
     """A one-attempt generation whose attempt failed (the provider's fault unless told otherwise)."""
     return generation(attempt(endpoint, started_at, outcome="error", **fields))
+
+
+async def stored_buckets(db: StoreDatabase, span_s: int) -> dict[tuple[str, int], EndpointBucket]:
+    """The endpoint buckets of one span as stored, by (endpoint, start)."""
+    sql = (
+        f"SELECT {', '.join(ENDPOINT_BUCKET_COLUMNS)} FROM stats_endpoint_buckets "
+        "WHERE span_s = ? ORDER BY start_s, endpoint"
+    )
+    buckets = [EndpointBucket.from_row(row) for row in await db.rows(sql, span_s)]
+    return {(b.endpoint, b.start_s): b for b in buckets}
+
+
+def expected_buckets(
+    generations: list[GenerationRecord], span_s: int
+) -> dict[tuple[str, int], EndpointBucket]:
+    """The endpoint buckets of one span that ``generations`` make, by (endpoint, start)."""
+    return {(b.endpoint, b.start_s): b for b in aggregate(generations).endpoint_buckets if b.span_s == span_s}
+
+
+def assert_same(
+    stored: dict[tuple[str, int], EndpointBucket], expected: dict[tuple[str, int], EndpointBucket]
+) -> None:
+    assert stored.keys() == expected.keys()
+    for slot, bucket in expected.items():
+        got = stored[slot]
+        assert got.ttft.total == pytest.approx(bucket.ttft.total) and got.tps.total == pytest.approx(
+            bucket.tps.total
+        )
+        got.ttft.total, got.tps.total = bucket.ttft.total, bucket.tps.total  # float sums may differ in order
+        assert got == bucket, slot

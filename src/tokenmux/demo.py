@@ -2,7 +2,9 @@
 
 gpt-4.1-nano's two providers behave as the seed model page measured them (first-token latency and
 throughput ranges); the other providers get plausible, varied profiles so that routing has real choices
-to make and the figures differ between providers.
+to make and the figures differ between providers. The traffic (``demo_request``) is spread over each
+model's providers and mostly streamed, so that within minutes every card of the seed model shows figures
+that rest on enough calls, within the ranges its profile was given.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import random
 import sys
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -19,6 +22,7 @@ import uvicorn
 
 from tokenmux.catalog.loader import load_catalog
 from tokenmux.providers import provider_kinds
+from tokenmux.server.app import Gateway
 from tokenmux.server.build import build_gateway
 from tokenmux.server.runner import BackgroundServer, uvicorn_config
 from tokenmux.simulator.app import create_app
@@ -92,17 +96,62 @@ def simulated_providers() -> list[str]:
     return sorted(slug for slug, info in catalog.providers.items() if info.kind in provider_kinds())
 
 
-async def _create_demo_key(database_url: str) -> str:
+async def create_demo_key(database_url: str) -> str:
     secret, record = new_key(f"demo-{int(time.time())}")
     async with open_store(database_url) as store:
         await store.create_key(record)
     return secret
 
 
-class Traffic:
-    """A little background load through the gateway, so the figures fill."""
+def start_simulator() -> BackgroundServer:
+    """The simulated providers with the demo's profiles, on a loopback port."""
+    return BackgroundServer(create_app(seed=7, profiles=demo_profiles(simulated_providers()))).start()
 
-    def __init__(self, base_url: str, key: str, rps: float, models: list[str]) -> None:
+
+def served_models(gateway: Gateway) -> dict[str, list[str]]:
+    """Every chat model the gateway can serve, with the configured providers that serve it."""
+    return {
+        m.id: [e.provider for e in m.endpoints if e.provider in gateway.providers]
+        for m in sorted(gateway.catalog.models.values(), key=lambda m: m.id)
+        if any(e.provider in gateway.providers for e in m.endpoints) and not m.embedding
+    }
+
+
+SEED_MODEL_ID = f"openai/{SEED_MODEL}"
+SEED_MODEL_SHARE = 0.5  # the seed model's page is the one a newcomer opens first
+ORDERED_SHARE = 2 / 3  # requests that name a provider to try first, spread evenly over the model's providers
+STREAMED_SHARE = 0.85  # a first token and a pace are seen only in streamed calls
+
+
+def demo_request(rng: random.Random, models: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+    """One request of the demo's traffic: ``models`` maps each model to the providers that serve it.
+
+    Left to itself, routing sends almost every request to the endpoint with the best score, and the page's
+    other providers would show figures that rest on a handful of calls: so two requests in three put a
+    provider, drawn evenly, first (``provider.order``). Most are streamed, since only a streamed call
+    shows its first token and its pace; the rest show the non-streamed path and count in total latency.
+    """
+    others = [m for m in models if m != SEED_MODEL_ID] or list(models)
+    model = (
+        SEED_MODEL_ID if SEED_MODEL_ID in models and rng.random() < SEED_MODEL_SHARE else rng.choice(others)
+    )
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": [{"role": "user", "content": f"Demo request {rng.randrange(10**6)}: say something."}],
+        "stream": rng.random() < STREAMED_SHARE,
+        "max_completion_tokens": rng.choice([24, 40, 64]),
+    }
+    providers = models[model]
+    if len(providers) > 1 and rng.random() < ORDERED_SHARE:
+        body["provider"] = {"order": [rng.choice(providers)]}
+    return body
+
+
+class Traffic:
+    """Background load through the gateway, so the figures fill: ``rps`` requests a second on average
+    (Poisson arrivals), each from ``demo_request``."""
+
+    def __init__(self, base_url: str, key: str, rps: float, models: Mapping[str, Sequence[str]]) -> None:
         self.base_url = base_url
         self.key = key
         self.rps = rps
@@ -124,20 +173,11 @@ class Traffic:
     async def _run(self) -> None:
         rng = random.Random(42)
         headers = {"Authorization": f"Bearer {self.key}"}
-        async with aiohttp.ClientSession(headers=headers) as session:
+        connector = aiohttp.TCPConnector(limit=0)  # as many requests in flight as the rate makes
+        async with aiohttp.ClientSession(headers=headers, connector=connector) as session:
             tasks: set[asyncio.Task[None]] = set()
             while not self._stop.is_set():
-                # The seed model gets half the traffic: its page is the one a newcomer opens first.
-                model = "openai/gpt-4.1-nano" if rng.random() < 0.5 else rng.choice(self.models)
-                body = {
-                    "model": model,
-                    "messages": [
-                        {"role": "user", "content": f"Demo request {rng.randrange(10**6)}: say something."}
-                    ],
-                    "stream": rng.random() < 0.7,
-                    "max_completion_tokens": rng.choice([24, 40, 64]),
-                }
-                task = asyncio.ensure_future(self._one(session, body))
+                task = asyncio.ensure_future(self._one(session, demo_request(rng, self.models)))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
                 await asyncio.sleep(rng.expovariate(self.rps))
@@ -156,18 +196,24 @@ class Traffic:
             self.failed += 1
 
 
-def run_demo(*, host: str, port: int, database_url: str, traffic_rps: float, duration_s: float | None) -> int:
-    slugs = simulated_providers()
-    simulator = BackgroundServer(create_app(seed=7, profiles=demo_profiles(slugs))).start()
-    gateway = build_gateway(demo_config(simulator.url, slugs), database_url=database_url)
-    key = asyncio.run(_create_demo_key(database_url))
+def run_demo(
+    *,
+    host: str,
+    port: int,
+    database_url: str,
+    traffic_rps: float,
+    duration_s: float | None,
+    traffic_models: Sequence[str] | None = None,
+) -> int:
+    """Run until Ctrl-C (or ``duration_s``). ``traffic_models``: the models the traffic goes to, each with
+    its share of ``demo_request``'s mix (default: every model served)."""
+    simulator = start_simulator()
+    gateway = build_gateway(demo_config(simulator.url, simulated_providers()), database_url=database_url)
+    key = asyncio.run(create_demo_key(database_url))
     base = f"http://{host}:{port}"
     gateway.public_url = base
-    served = sorted(
-        m.id
-        for m in gateway.catalog.models.values()
-        if any(e.provider in gateway.providers for e in m.endpoints) and not m.embedding
-    )
+    served = served_models(gateway)
+    targets = {m: served[m] for m in traffic_models} if traffic_models else served
     print(
         f"""
 tokenmux demo: {len(served)} models at {len(gateway.providers)} simulated providers ({simulator.url})
@@ -185,7 +231,7 @@ Ctrl-C stops everything.
         flush=True,
     )
     server = uvicorn.Server(uvicorn_config(gateway, host, port))
-    traffic = Traffic(base, key, traffic_rps, served) if traffic_rps > 0 else None
+    traffic = Traffic(base, key, traffic_rps, targets) if traffic_rps > 0 else None
     stop = threading.Event()
 
     def progress() -> None:

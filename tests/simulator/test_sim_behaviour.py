@@ -259,6 +259,22 @@ def test_stream_waits_ttft_then_paces_tokens(client: openai.OpenAI, control: Con
     assert len({round(a, 3) for a in arrivals}) > 5  # they came in several writes, not one
 
 
+def test_a_stream_ends_a_token_time_after_its_last_token(client: openai.OpenAI, control: Control) -> None:
+    control.set(tokens_per_second=10, completion_tokens=4)
+
+    tokens = []
+    for chunk in client.chat.completions.create(model=MODEL, messages=HELLO, stream=True):
+        if chunk.choices and chunk.choices[0].delta.content:
+            tokens.append(time.perf_counter())
+    ended = time.perf_counter()
+
+    # As the end-of-sequence token would: 4 tokens over the time after the first is the profile's pace
+    # (give or take the few ms a loaded machine may make the first token late).
+    assert len(tokens) == 4
+    assert ended - tokens[-1] >= 0.1 - 0.002
+    assert ended - tokens[0] == pytest.approx(0.4, abs=0.03)
+
+
 def test_fast_pacing_batches_tokens(client: openai.OpenAI, control: Control) -> None:
     control.set(tokens_per_second=2000, completion_tokens=200)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from postgres_support import StoreDatabase
-from records_support import HOUR, NOW, failure, success
-from tokenmux.store import GenerationRecord, Store
+from records_support import HOUR, NOW, assert_same, expected_buckets, failure, stored_buckets, success
+from tokenmux.store import Store
 from tokenmux.store.buckets import (
     DAY_S,
     ENDPOINT_BUCKET_COLUMNS,
@@ -15,39 +15,12 @@ from tokenmux.store.buckets import (
     MINUTE_S,
     MODEL_DAY_COLUMNS,
     BucketCounts,
-    EndpointBucket,
-    aggregate,
 )
 from tokenmux.store.distribution import TTFT_BINS, Distribution
 
 A = "openai/gpt-4.1-nano@openai"
 B = "openai/gpt-4.1-nano@azure"
 THIS_MINUTE = int(NOW // 60 * 60)
-
-
-async def stored_buckets(db: StoreDatabase, span_s: int) -> dict[tuple[str, int], EndpointBucket]:
-    sql = f"SELECT {', '.join(ENDPOINT_BUCKET_COLUMNS)} FROM stats_endpoint_buckets WHERE span_s = ? ORDER BY start_s, endpoint"
-    buckets = [EndpointBucket.from_row(row) for row in await db.rows(sql, span_s)]
-    return {(b.endpoint, b.start_s): b for b in buckets}
-
-
-def expected_buckets(
-    generations: list[GenerationRecord], span_s: int
-) -> dict[tuple[str, int], EndpointBucket]:
-    return {(b.endpoint, b.start_s): b for b in aggregate(generations).endpoint_buckets if b.span_s == span_s}
-
-
-def assert_same(
-    stored: dict[tuple[str, int], EndpointBucket], expected: dict[tuple[str, int], EndpointBucket]
-) -> None:
-    assert stored.keys() == expected.keys()
-    for slot, bucket in expected.items():
-        got = stored[slot]
-        assert got.ttft.total == pytest.approx(bucket.ttft.total) and got.tps.total == pytest.approx(
-            bucket.tps.total
-        )
-        got.ttft.total, got.tps.total = bucket.ttft.total, bucket.tps.total  # float sums may differ in order
-        assert got == bucket, slot
 
 
 @pytest.fixture

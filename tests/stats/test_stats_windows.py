@@ -33,7 +33,8 @@ def scenario() -> list[GenerationRecord]:
         success(A, NOW - 1 * MINUTE, ttft_ms=200, tps=50, **TOKENS),
         success(A, NOW - 2 * MINUTE, ttft_ms=400, tps=100, **TOKENS),
         success(A, NOW - 25 * MINUTE, ttft_ms=900, tps=150, **TOKENS),  # 10:20:30, still in the window
-        # Not streamed: its first token is its whole latency, and its tokens/s is no throughput figure.
+        # Not streamed, recorded as before first tokens were only taken from streams: its whole latency
+        # as its first token, its tokens/s over the whole call. Neither is a figure.
         success(A, NOW - 5 * MINUTE, ttft_ms=1000, tps=30, streamed=False, **TOKENS),
         failure(A, NOW - 3 * MINUTE, prompt_tokens=1000),  # a failed attempt's tokens are not "processed"
         failure(A, NOW - 4 * MINUTE, counts_for_uptime=False, error_class="client_error"),
@@ -44,7 +45,7 @@ def scenario() -> list[GenerationRecord]:
         success(A, NOW - 2 * HOUR, ttft_ms=300, tps=80, **TOKENS),
         failure(A, NOW - 2 * HOUR),
         # A, 30 hours ago (2024-11-30 04:45:30): three successes, not streamed.
-        *(success(A, NOW - 30 * HOUR, ttft_ms=100, streamed=False, **TOKENS) for _ in range(3)),
+        *(success(A, NOW - 30 * HOUR, streamed=False, **TOKENS) for _ in range(3)),
         # A, 80 hours ago (2024-11-28 02:45:30): beyond the 72 hourly bars.
         success(A, NOW - 80 * HOUR, ttft_ms=100, **TOKENS),
         # B: two provider failures in the last 30 minutes, one streamed success two hours ago.
@@ -96,17 +97,18 @@ async def test_endpoint_figures_match_hand_computed_values(stats: Stats) -> None
         "status": "degraded",
     }
     # (samples) -> exact min, max, avg; nearest-rank percentiles within a bin of the true ones.
-    # Throughput counts streamed successes only: not the non-streamed 30 tokens/s.
+    # Both count streamed successes only: not the non-streamed 1000 ms and 30 tokens/s.
     expected = {
-        "latency_last_30m": (TTFT_BINS, [200, 400, 900, 1000]),
-        "latency_last_1d": (TTFT_BINS, [200, 400, 900, 1000, 300]),
+        "latency_last_30m": (TTFT_BINS, [200, 400, 900]),
+        "latency_last_1d": (TTFT_BINS, [200, 400, 900, 300]),
         "throughput_last_30m": (TPS_BINS, [50, 100, 150]),
         "throughput_last_1d": (TPS_BINS, [50, 100, 150, 80]),
     }
     assert windows.keys() == expected.keys()
     for key, (scale, samples) in expected.items():
         window = windows[key]
-        assert window.keys() == {"min", "max", "avg", "p50", "p90", "p99"}
+        assert window.keys() == {"min", "max", "avg", "p50", "p90", "p99", "samples"}
+        assert window["samples"] == len(samples), key
         assert (window["min"], window["max"]) == (min(samples), max(samples)), key
         assert window["avg"] == sum(samples) / len(samples), key
         ordered = sorted(samples)
@@ -114,8 +116,8 @@ async def test_endpoint_figures_match_hand_computed_values(stats: Stats) -> None
             true = ordered[math.ceil(q * len(samples)) - 1]
             assert close_to(window[name], true, scale), (key, name, window[name], true)
             assert min(samples) <= window[name] <= max(samples)
-    # 30 minutes: (200 + 400 + 900 + 1000) / 4 ms and (50 + 100 + 150) / 3 tokens/s.
-    assert stats.routing_figures(A) == (625.0, 100.0)
+    # 30 minutes: (200 + 400 + 900) / 3 ms and (50 + 100 + 150) / 3 tokens/s.
+    assert stats.routing_figures(A) == (500.0, 100.0)
 
 
 async def test_an_endpoint_with_only_failures_is_down_and_routes_on_its_day(stats: Stats) -> None:
@@ -130,6 +132,7 @@ async def test_an_endpoint_with_only_failures_is_down_and_routes_on_its_day(stat
         "p50": 500.0,
         "p90": 500.0,
         "p99": 500.0,
+        "samples": 1,
     }
     assert figures["uptime_last_1d"] == pytest.approx(33.33)
     assert figures["uptime_hourly"] == bars(b71=0.0, b69=100.0)

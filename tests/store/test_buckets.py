@@ -63,19 +63,21 @@ def test_only_provider_caused_failures_count_against_uptime() -> None:
     assert (bucket.attempts, bucket.successes, bucket.failures) == (5, 0, 2)
 
 
-def test_throughput_comes_from_streamed_answers_only() -> None:
+def test_first_token_latency_and_throughput_come_from_streamed_answers_only() -> None:
     deltas = aggregate(
         [
             success(A, NOW, ttft_ms=300, tps=80),
-            # Not streamed: first token = whole latency (kept), tokens/s over the whole call (left out).
+            success(A, NOW, streamed=False),  # not streamed: no first token seen, as the relay records it
+            # As recorded before that rule (a record spooled across the upgrade): its "first token" was
+            # its whole latency, its tokens/s over the whole call. Neither is a figure.
             success(A, NOW, ttft_ms=2000, tps=25, streamed=False),
             success(A, NOW, ttft_ms=None, tps=None),  # no content at all: nothing to measure
         ]
     )
     bucket = rows(deltas.endpoint_buckets, MINUTE_S)[(A, THIS_MINUTE)]
-    assert (bucket.ttft.count, bucket.ttft.min, bucket.ttft.max) == (2, 300.0, 2000.0)
+    assert (bucket.ttft.count, bucket.ttft.min, bucket.ttft.max) == (1, 300.0, 300.0)
     assert (bucket.tps.count, bucket.tps.min, bucket.tps.max) == (1, 80.0, 80.0)
-    assert bucket.successes == 3
+    assert bucket.successes == 4
 
 
 def test_a_fallback_counts_each_attempt_at_its_own_endpoint() -> None:

@@ -71,6 +71,7 @@ def test_one_value_is_every_figure() -> None:
         "p50": 87.5,
         "p90": 87.5,
         "p99": 87.5,
+        "samples": 1,
     }
 
 

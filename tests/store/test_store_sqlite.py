@@ -53,6 +53,7 @@ def test_to_api_has_the_documented_shape(make_generation: GenerationFactory) -> 
         "first_token_latency_ms",
         "generation_time_ms",
         "throughput_tps",
+        "observed",
         "dropped_params",
         "attempts",
     ]
@@ -60,10 +61,27 @@ def test_to_api_has_the_documented_shape(make_generation: GenerationFactory) -> 
     assert (body["status"], body["http_status"], body["error"]) == ("success", 200, None)
     assert body["usage"] == pytest.approx(0.000_174_4)
     assert body["tokens_cached"] == 256 and body["first_token_latency_ms"] == 640.0
+    assert body["observed"] == {"first_token_latency": True, "throughput": True, "generation_time": True}
     first = body["attempts"][0]
-    assert set(first) == set(ATTEMPT_FIELDS)
+    assert set(first) == {*ATTEMPT_FIELDS, "observed"}
     assert first["started_at"] == "2024-11-26T15:20:00.260Z"
     assert first["error_class"] == "server_error" and first["upstream_status"] == 503
+    # A failure before any content measured nothing but its latency.
+    assert first["observed"] == {"first_token_latency": False, "throughput": False, "generation_time": False}
+
+
+def test_a_non_streamed_answer_observed_no_first_token(make_generation: GenerationFactory) -> None:
+    record = make_generation(
+        "gen-4-b", streamed=False, ttft_ms=None, throughput_tps=None, generation_ms=2100.25
+    )
+    served = record.attempts[0]
+    served.streamed, served.ttft_ms, served.throughput_tps = False, None, None
+    served.generation_ms = served.latency_ms
+    body = record.to_api()
+    assert body["first_token_latency_ms"] is None and body["throughput_tps"] is None
+    assert body["generation_time_ms"] == 2100.25
+    assert body["observed"] == {"first_token_latency": False, "throughput": False, "generation_time": True}
+    assert body["attempts"][0]["observed"] == body["observed"]
 
 
 def test_generation_ids_sort_by_time_and_do_not_repeat() -> None:

@@ -107,6 +107,17 @@ def activity() -> dict[str, Any]:
         ttft_ms=640.0,
         latency_ms=900.0,
     )
+    # Not streamed: no first token seen.
+    whole = AttemptRecord(
+        generation_id="gen-1",
+        attempt=1,
+        model=NANO,
+        provider="openai",
+        endpoint=f"{NANO}@openai",
+        outcome="success",
+        latency_ms=2300.0,
+        generation_ms=2300.0,
+    )
     return {
         "key": {"name": "demo-key", "display": "sk-tm-test-a…"},
         "by_day": [
@@ -146,6 +157,18 @@ def activity() -> dict[str, Any]:
                 cost_usd=0.00013,
                 ttft_ms=1640.0,
                 latency_ms=1900.0,
+            ),
+            _generation(
+                "gen-1",
+                NOW - 120,
+                [whole],
+                model=NANO,
+                provider="openai",
+                prompt_tokens=100,
+                completion_tokens=300,
+                cost_usd=0.00013,
+                latency_ms=2300.0,
+                generation_ms=2300.0,
             ),
         ],
     }

@@ -481,9 +481,20 @@ async def test_activity_shows_a_keys_usage_and_attempts(
     assert f'<a href="/{NANO}">{NANO}</a>' in by_model and ">15<" in by_model
     recent = between(page, 'id="recent"', "</table>")
     attempts = re.findall(r'<li class="outcome-(\w+)"><strong>(\w+)</strong> (\w+)', recent)
-    assert attempts == [("error", "azure", "error"), ("success", "openai", "success")]
+    assert attempts == [
+        ("error", "azure", "error"),
+        ("success", "openai", "success"),
+        ("success", "openai", "success"),
+    ]
     assert '<span class="error-class">timeout</span>' in recent
     assert "1640 ms" in recent and "1900 ms" in recent
+    # A non-streamed call shows no first-token latency, and says why.
+    unseen = between(recent, '<tr id="gen-1">', "</tr>")
+    assert re.findall(r'<td class="num"( title="[^"]*")?>([^<]*)</td>', unseen)[-2:] == [
+        (' title="Not streamed: the answer arrived whole, so its first token was not seen"', "-"),
+        ("", "2300 ms"),
+    ]
+    assert "Not streamed" not in between(recent, '<tr id="gen-2">', "</tr>")
 
 
 @pytest.mark.parametrize(

@@ -144,9 +144,6 @@ def streamed_timing(rec: AttemptRecord, t0: float, t_first: float, t_end: float)
 
 
 def whole_timing(rec: AttemptRecord, t0: float, t_end: float) -> None:
-    """A non-streamed answer arrives whole: its first token and its last byte are the same moment, and
-    its throughput is over the whole call."""
-    elapsed = t_end - t0
-    rec.latency_ms = rec.ttft_ms = elapsed * 1000.0
-    rec.generation_ms = 0.0
-    rec.throughput_tps = rec.completion_tokens / elapsed if elapsed > 0 else None
+    """A non-streamed answer arrives whole: its first token and its pace are not seen, so it has no
+    first-token latency or throughput; the whole call is its generation time."""
+    rec.latency_ms = rec.generation_ms = (t_end - t0) * 1000.0

@@ -1,7 +1,10 @@
 """How a planned answer goes out: after the first-token latency, at the profile's pace, whole or cut.
 
-The pacing follows absolute deadlines (token ``i`` is due at ``ttft + i / tokens_per_second``), so the
-measured throughput is the drawn one however late the event loop wakes.
+The pacing follows absolute deadlines: token ``i`` is due at ``ttft + i / tokens_per_second``, and the
+end of a stream of ``n`` tokens, like the end-of-sequence token it stands for, at ``ttft + n /
+tokens_per_second``. So the throughput a client measures (completion tokens over the time after the
+first token) is the drawn one, late wake-ups aside, and a non-streamed answer of the same plan takes as
+long as the stream.
 """
 
 from __future__ import annotations
@@ -104,6 +107,13 @@ async def send_stream(
                 pause = max(first_token_at + step * interval - loop.time(), _MIN_SLEEP_S)
                 if await watch.sleep(pause):
                     return
+        end_at = first_token_at + len(steps) * interval
+        if drop_after is None and interval and end_at > loop.time():
+            # The last token goes out when due; the end one token time later.
+            await send({"type": "http.response.body", "body": b"".join(pending), "more_body": True})
+            pending = []
+            if await watch.sleep(end_at - loop.time()):
+                return
     finally:
         watch.close()
     if drop_after is not None:

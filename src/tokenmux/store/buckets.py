@@ -55,8 +55,8 @@ class EndpointBucket:
     attempts: int = 0  # every attempt, whatever its outcome
     successes: int = 0
     failures: int = 0  # provider-caused: outcome "error" and counts_for_uptime
-    ttft: Distribution = field(default_factory=_ttft)  # ms, successful attempts with a first token
-    tps: Distribution = field(default_factory=_tps)  # tokens/s, successful streamed attempts
+    ttft: Distribution = field(default_factory=_ttft)  # ms, successful streamed attempts with content
+    tps: Distribution = field(default_factory=_tps)  # tokens/s, the same attempts
 
     def merge(self, other: EndpointBucket) -> None:
         self.attempts += other.attempts
@@ -224,12 +224,14 @@ def aggregate(generations: Iterable[GenerationRecord]) -> BatchDeltas:
                 tally.successes += 1
                 tally.prompt_tokens += attempt.prompt_tokens
                 tally.completion_tokens += attempt.completion_tokens
-                if attempt.ttft_ms is not None:
-                    tally.ttft.append(attempt.ttft_ms)
-                # A non-streamed answer arrives whole (generation time 0): its tokens/s would be tokens
-                # over the total latency, a different measure, so it stays out of throughput.
-                if attempt.streamed and attempt.generation_ms and attempt.throughput_tps is not None:
-                    tally.tps.append(attempt.throughput_tps)
+                # First-token latency and throughput only from calls where they were seen: streamed ones.
+                # A non-streamed answer arrives whole; records written before that rule (a spooled one,
+                # say) carry its total latency as first-token latency, so ``streamed`` decides, not None.
+                if attempt.streamed:
+                    if attempt.ttft_ms is not None:
+                        tally.ttft.append(attempt.ttft_ms)
+                    if attempt.generation_ms and attempt.throughput_tps is not None:
+                        tally.tps.append(attempt.throughput_tps)
             elif attempt.outcome == "error" and attempt.counts_for_uptime:
                 tally.failures += 1
 

@@ -115,7 +115,8 @@ class Distribution:
         return self.scale.percentiles(self.counts, (q,), self.min, self.max)[0]
 
     def summary(self) -> dict[str, float] | None:
-        """``{"min", "max", "avg", "p50", "p90", "p99"}`` rounded to 2 decimals; None without samples."""
+        """``{"min", "max", "avg", "p50", "p90", "p99"}`` rounded to 2 decimals, and ``samples``: how many
+        calls the figures rest on. None without samples."""
         if not self.count or self.min is None or self.max is None:
             return None
         p50, p90, p99 = self.scale.percentiles(self.counts, (0.50, 0.90, 0.99), self.min, self.max)
@@ -126,6 +127,7 @@ class Distribution:
             "p50": round(p50, 2),
             "p90": round(p90, 2),
             "p99": round(p99, 2),
+            "samples": self.count,
         }
 
     # -- as stored: count, sum, min, max, then one column per bin ----------------------------------------

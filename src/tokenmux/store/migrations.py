@@ -196,9 +196,50 @@ def m003_key_limits(db: SQLExecutor) -> None:
     db.execute("CREATE INDEX generation_contents_key_created ON generation_contents (key_id, created_at)")
 
 
+def m004_observed_timing(db: SQLExecutor) -> None:
+    """First-token latency and throughput only where they were seen: in streamed calls.
+
+    Until now a non-streamed call, whose answer arrives whole, was recorded with its total latency as its
+    first-token latency (and its tokens over that time as its throughput). In the request log such calls
+    now have neither, and their whole call as their generation time. The endpoint buckets' first-token
+    distributions are rebuilt from the log, which holds every attempt each bucket counted (they are
+    written in one transaction), so the figures read as if the rule had always held. Throughput
+    distributions always left those calls out and stay as they are.
+
+    Plain statements, the same on SQLite and PostgreSQL: each bucket's distribution is summed by a
+    subquery over its endpoint's attempts in its time span (the ``attempts_endpoint_started`` index), the
+    histogram bins as one ``count(CASE ...)`` each, at the edges ``store.distribution`` had when this
+    migration was written (10 ms to 10 minutes, 48 log-scale bins).
+    """
+    for table, whole_call in (("generations", "ttft_ms"), ("attempts", "latency_ms")):
+        # generations.ttft_ms of such a call was its serving attempt's whole latency.
+        db.execute(
+            f"UPDATE {table} SET generation_ms = {whole_call}, ttft_ms = NULL, throughput_tps = NULL "
+            "WHERE NOT streamed AND ttft_ms IS NOT NULL"
+        )
+    bins = 48
+    low, high = 10.0, 600_000.0
+    ratio = (high / low) ** (1.0 / (bins - 2))
+    edges = [low * ratio**i for i in range(bins - 2)] + [high]
+    # Bin i holds edges[i-1] <= ttft < edges[i]; the first is open below, the last above.
+    conditions = [f"ttft_ms < {edges[0]!r}"]
+    conditions += [f"ttft_ms >= {edges[i - 1]!r} AND ttft_ms < {edges[i]!r}" for i in range(1, bins - 1)]
+    conditions.append(f"ttft_ms >= {edges[-1]!r}")
+    columns = ["ttft_count", "ttft_sum", "ttft_min", "ttft_max"] + [f"ttft_h{i:02d}" for i in range(bins)]
+    sums = ["count(*)", "coalesce(sum(ttft_ms), 0)", "min(ttft_ms)", "max(ttft_ms)"]
+    sums += [f"count(CASE WHEN {condition} THEN 1 END)" for condition in conditions]
+    bucket = "stats_endpoint_buckets"
+    db.execute(
+        f"UPDATE {bucket} SET ({', '.join(columns)}) = (SELECT {', '.join(sums)} FROM attempts "
+        f"WHERE attempts.endpoint = {bucket}.endpoint AND attempts.started_at >= {bucket}.start_s "
+        f"AND attempts.started_at < {bucket}.start_s + {bucket}.span_s "
+        "AND attempts.outcome = 'success' AND attempts.streamed AND attempts.ttft_ms IS NOT NULL)"
+    )
+
+
 Migration = Callable[[SQLExecutor], None]
 
-MIGRATIONS: tuple[Migration, ...] = (m001_initial, m002_stats, m003_key_limits)
+MIGRATIONS: tuple[Migration, ...] = (m001_initial, m002_stats, m003_key_limits, m004_observed_timing)
 
 
 def apply_migrations(conn: sqlite3.Connection) -> list[str]:

@@ -38,11 +38,13 @@ class AttemptRecord:
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
     cost_usd: float = 0.0
+    # Timing. The first token is seen only when the upstream call is streamed: a non-streamed call has no
+    # first-token latency or throughput (None), and its generation time is the whole call.
     ttft_ms: float | None = None  # request sent -> first content token
     latency_ms: float = 0.0  # request sent -> last byte
-    generation_ms: float | None = None  # first content token -> last byte
-    throughput_tps: float | None = None  # completion tokens / generation seconds
-    streamed: bool = False
+    generation_ms: float | None = None  # first content token (or, not streamed, request sent) -> last byte
+    throughput_tps: float | None = None  # completion tokens / seconds after the first token
+    streamed: bool = False  # the upstream call was streamed, so its first token and pace were seen
     finish_reason: str | None = None
     started_at: float = 0.0  # unix seconds
     # False when the failure says nothing about the provider's health: the client's own bad request, or a
@@ -52,6 +54,7 @@ class AttemptRecord:
     def to_api(self) -> dict[str, Any]:
         out = {name: getattr(self, name) for name in ATTEMPT_FIELDS}
         out["started_at"] = iso_utc(self.started_at)
+        out["observed"] = observed(self.ttft_ms, self.generation_ms, self.throughput_tps)
         return out
 
 
@@ -106,6 +109,7 @@ class GenerationRecord:
             "first_token_latency_ms": self.ttft_ms,
             "generation_time_ms": self.generation_ms,
             "throughput_tps": self.throughput_tps,
+            "observed": observed(self.ttft_ms, self.generation_ms, self.throughput_tps),
             "dropped_params": list(self.dropped_params),
             "attempts": [a.to_api() for a in self.attempts],
         }
@@ -184,6 +188,19 @@ def new_generation_id(now: float | None = None) -> str:
     of rows (SQLite and PostgreSQL alike). The random part keeps ids unguessable.
     """
     return f"gen-{int(time.time() if now is None else now)}-{_random_digits()}"
+
+
+def observed(
+    ttft_ms: float | None, generation_ms: float | None, throughput_tps: float | None
+) -> dict[str, bool]:
+    """Which timing figures a call measured, beside its total latency (always measured): a non-streamed
+    call shows no first token, so neither first-token latency nor throughput (its generation time is
+    then the whole call); a call that failed before its first token, none of them."""
+    return {
+        "first_token_latency": ttft_ms is not None,
+        "throughput": throughput_tps is not None,
+        "generation_time": generation_ms is not None,
+    }
 
 
 def iso_utc(unix_seconds: float) -> str:
