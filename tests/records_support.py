@@ -1,4 +1,4 @@
-"""Request records at chosen moments, a clock tests can set, and a store with the stats tables."""
+"""Request records at chosen moments, and the moment the stats tests take as now (``Clock(NOW)``)."""
 
 from __future__ import annotations
 
@@ -17,16 +17,6 @@ MINUTE = 60.0
 HOUR = 3600.0
 
 _ids = itertools.count(1)
-
-
-class Clock:
-    """``time.time`` for tests: returns ``now`` until a test moves it."""
-
-    def __init__(self, now: float = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def attempt(

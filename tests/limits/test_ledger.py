@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from clock_support import Clock
 from tokenmux.errors import InsufficientCredit, RateLimited
 from tokenmux.limits.key_limits import KeyLimits
 from tokenmux.limits.ledger import LocalLedger
@@ -21,12 +22,7 @@ def limits(**fields: object) -> KeyLimits:
     return KeyLimits.of(record)
 
 
-class Clock:
-    def __init__(self, now: float = 1_764_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+T0 = 1_764_000_000.0  # 2025-11-24 16:00 UTC
 
 
 def source(total: int = 0, period: int = 0) -> object:
@@ -64,7 +60,7 @@ async def test_settling_twice_charges_once() -> None:
 
 
 async def test_budget_counts_the_period_only() -> None:
-    clock = Clock()
+    clock = Clock(T0)
     books = LocalLedger(source(total=100 * USD, period=USD), clock=clock)  # type: ignore[arg-type]
     key = limits(budget_usd=2.0, budget_period="day")
     admission = await books.admit(key, USD)  # 1 spent today + 1 asked <= 2
@@ -77,7 +73,7 @@ async def test_budget_counts_the_period_only() -> None:
 
 
 async def test_rpm_slides_and_says_when_to_retry() -> None:
-    clock = Clock(1_764_000_000.0 - 1_764_000_000.0 % 60)  # the start of a minute
+    clock = Clock(T0 - T0 % 60)  # the start of a minute
     books = LocalLedger(source(), clock=clock)  # type: ignore[arg-type]
     key = limits(rpm=2)
     for _ in range(2):
@@ -91,7 +87,7 @@ async def test_rpm_slides_and_says_when_to_retry() -> None:
 
 
 async def test_tpm_counts_tokens_of_settled_requests() -> None:
-    clock = Clock()
+    clock = Clock(T0)
     books = LocalLedger(source(), clock=clock)  # type: ignore[arg-type]
     key = limits(tpm=1000)
     books.settle(await books.admit(key, 0), "key_1", "gen", 0, 1500)

@@ -1,15 +1,8 @@
 from __future__ import annotations
 
+from clock_support import Clock
 from tokenmux.errors import ProviderRejected, ProviderTimeout
 from tokenmux.routing.health import PROBE_WAIT_S, HealthBoard
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def board(clock: Clock) -> HealthBoard:

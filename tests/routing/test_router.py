@@ -4,6 +4,7 @@ from typing import Any
 
 import pytest
 
+from clock_support import Clock
 from tokenmux.catalog.model import Catalog, DataPolicy, Endpoint, Model, Price, ProviderInfo
 from tokenmux.errors import InvalidRequest, ModelNotFound, PayloadTooLarge, ProviderRejected
 from tokenmux.routing.health import HealthBoard
@@ -246,14 +247,6 @@ def test_reasons_keep_the_endpoints_order_when_the_prompt_and_the_preferences_ex
         < reasons.index("at pricey: in provider.ignore")
         < reasons.index("at private")
     )
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_blocked_endpoints_come_last_soonest_unblocked_first_and_are_never_left_out() -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from clock_support import Clock
 from tokenmux.errors import AuthenticationFailed, DatabaseUnavailable
 from tokenmux.server.auth import KeyRing
 from tokenmux.store import SQLiteStore, new_key
@@ -22,14 +23,6 @@ class CountingStore(SQLiteStore):
     async def find_key(self, digest: str) -> KeyRecord | None:
         self.lookups += 1
         return await super().find_key(digest)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

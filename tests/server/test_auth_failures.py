@@ -9,16 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
+from clock_support import Clock
 from gateway_support import sim_config
 from tokenmux.server.auth_failures import LOG_EVERY_S, AuthFailures, client_address
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def fail_from(failures: AuthFailures, address: str, times: int, reason: str = "unknown") -> None:

@@ -5,14 +5,15 @@ from pathlib import Path
 
 import pytest
 
+from clock_support import Clock
 from postgres_support import BACKENDS, StoreDatabase, store_database
-from records_support import Clock
+from records_support import NOW
 from tokenmux.store import Recorder, Store
 
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(NOW)
 
 
 @pytest.fixture(params=BACKENDS)

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import copy
 
+from clock_support import Clock
 from postgres_support import StoreDatabase
-from records_support import HOUR, NOW, Clock, assert_same, expected_buckets, failure, stored_buckets, success
+from records_support import HOUR, NOW, assert_same, expected_buckets, failure, stored_buckets, success
 from tokenmux.stats import Stats
 from tokenmux.store import GenerationRecord
 from tokenmux.store.buckets import DAY_S, HOUR_S, MINUTE_S
@@ -113,7 +114,7 @@ async def test_old_figures_are_rebuilt_from_streamed_calls_only(database: StoreD
         assert kept_streamed.attempts[0].ttft_ms == 300.0
 
         # What the pages, the endpoints API and routing read.
-        stats = Stats(store, clock=Clock())
+        stats = Stats(store, clock=Clock(NOW))
         await stats.refresh()
         recent = stats.endpoint_figures(A)["latency_last_30m"]
         assert (recent["min"], recent["max"], recent["samples"]) == (300.0, 500.0, 2)

@@ -10,7 +10,8 @@ import re
 import sqlite3
 from pathlib import Path
 
-from records_support import NOW, Clock, success
+from clock_support import Clock
+from records_support import NOW, success
 from tokenmux.stats import Stats
 from tokenmux.store import SQLiteStore
 
@@ -55,7 +56,7 @@ async def refresh_work(path: Path, records: int, endpoints: int) -> tuple[int, l
         ]
         for offset in range(0, records, 1000):
             await store.write_batch(generations[offset : offset + 1000])
-        stats = Stats(store, clock=Clock())
+        stats = Stats(store, clock=Clock(NOW))
         store.steps, store.statements = 0, []
         await stats.refresh()
         assert stats.endpoint_figures("vendor/model-0@provider-0")["requests_last_30m"] > 0

@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from records_support import NOW, Clock, success
+from clock_support import Clock
+from records_support import NOW, success
 from tokenmux.stats import Stats
 from tokenmux.store import Recorder, Store, StoreError
 

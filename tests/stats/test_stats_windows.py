@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from records_support import HOUR, MINUTE, NOW, Clock, attempt, failure, generation, success
+from clock_support import Clock
+from records_support import HOUR, MINUTE, NOW, attempt, failure, generation, success
 from tokenmux.stats import HOURLY_BARS, Stats
 from tokenmux.store import GenerationRecord, Recorder, Store
 from tokenmux.store.distribution import TPS_BINS, TTFT_BINS, LogBins
