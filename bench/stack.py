@@ -17,9 +17,11 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from tokenmux.simulator.control_client import SimulatorControl
 
 HOST = "127.0.0.1"
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -88,22 +90,26 @@ class Service:
     def pin(self, cpus: set[int]) -> None:
         os.sched_setaffinity(self.pid, cpus)
 
-    def wait_ready(self, path: str, timeout_s: float = 30.0) -> None:
+    def wait_ready(self, is_ready: Callable[[], bool], timeout_s: float = 30.0) -> None:
         deadline = time.monotonic() + timeout_s
-        url = f"http://{HOST}:{self.port}{path}"
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(
                     f"the {self.name} exited with {self.process.returncode}:\n{self.log_tail()}"
                 )
-            with (
-                contextlib.suppress(OSError, urllib.error.URLError),
-                urllib.request.urlopen(url, timeout=1) as r,
-            ):
-                if r.status == 200:
-                    return
+            if is_ready():
+                return
             time.sleep(0.05)
-        raise RuntimeError(f"the {self.name} was not ready at {url} within {timeout_s} s:\n{self.log_tail()}")
+        raise RuntimeError(f"the {self.name} was not ready within {timeout_s} s:\n{self.log_tail()}")
+
+    def answers(self, path: str) -> bool:
+        """Whether ``GET path`` answers 200 now."""
+        with (
+            contextlib.suppress(OSError, urllib.error.URLError),
+            urllib.request.urlopen(f"http://{HOST}:{self.port}{path}", timeout=1) as r,
+        ):
+            return bool(r.status == 200)
+        return False
 
     def log_tail(self, lines: int = 20) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
@@ -123,6 +129,8 @@ class Stack:
     simulator: Service
     gateway: Service
     api_key: str
+    # The simulator's control route (the tests' client): profiles per prefix, what each prefix received.
+    simulator_control: SimulatorControl
 
 
 def _spawn(name: str, args: list[str], port: int, workdir: Path, env: dict[str, str]) -> Service:
@@ -203,9 +211,10 @@ def running_stack(
         if gateway_cpus:
             gateway.pin(gateway_cpus)
 
-        simulator.wait_ready("/_control/openai")
-        gateway.wait_ready("/ready")
-        yield Stack(simulator, gateway, api_key)
+        with SimulatorControl(f"http://{HOST}:{sim_port}") as control:
+            simulator.wait_ready(control.is_up)
+            gateway.wait_ready(lambda: gateway.answers("/ready"))
+            yield Stack(simulator, gateway, api_key, control)
     finally:
         for service in reversed(services):
             service.stop()

@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from gateway_support import SIM_PREFIXES, Gateway, Sim, make_key, sim_config
+from gateway_support import SIM_PREFIXES, Gateway, make_key, sim_config
 from tokenmux.server.build import build_gateway
 from tokenmux.server.runner import BackgroundServer
 from tokenmux.simulator.app import create_app
+from tokenmux.simulator.control_client import SimulatorControl
 
 # A module that drives an official client (imports an SDK, or opens one on the gateway with ``.openai()``)
 # has all its tests marked ``clients``: ``scripts/test-newest-clients`` runs them (``-m clients``) against
@@ -40,16 +41,16 @@ def simulator() -> Iterator[BackgroundServer]:
 
 
 @pytest.fixture
-def sim(simulator: BackgroundServer) -> Iterator[Sim]:
-    handle = Sim(simulator.url)
-    handle.reset(*SIM_PREFIXES)
-    yield handle
-    handle.reset(*SIM_PREFIXES)
-    handle.http.close()
+def sim(simulator: BackgroundServer) -> Iterator[SimulatorControl]:
+    """The simulator's control route, every prefix the test gateway uses at its defaults."""
+    with SimulatorControl(simulator.url) as control:
+        control.reset(*SIM_PREFIXES)
+        yield control
+        control.reset(*SIM_PREFIXES)
 
 
 @pytest.fixture
-def gateway_factory(sim: Sim, tmp_path: Path) -> Iterator[Any]:
+def gateway_factory(sim: SimulatorControl, tmp_path: Path) -> Iterator[Any]:
     started: list[BackgroundServer] = []
     gateways: list[Gateway] = []
 

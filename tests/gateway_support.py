@@ -20,28 +20,6 @@ SIM_PREFIXES = ("openai", "azure", *OPENAI_COMPATIBLE, "anthropic", "google")
 HELLO = [{"role": "user", "content": "Hello there"}]
 
 
-class Sim:
-    """Test handle on the simulator: set a prefix's profile, read what a prefix received."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.http = httpx.Client(base_url=url, timeout=10)
-
-    def profile(self, prefix: str, **fields: Any) -> None:
-        r = self.http.post(f"/_control/{prefix}", json=fields)
-        r.raise_for_status()
-
-    def requests(self, prefix: str) -> list[dict[str, Any]]:
-        r = self.http.get(f"/_control/{prefix}/requests")
-        r.raise_for_status()
-        return r.json()  # type: ignore[no-any-return]
-
-    def reset(self, *prefixes: str) -> None:
-        for prefix in prefixes:
-            self.profile(prefix)
-            self.http.delete(f"/_control/{prefix}/requests").raise_for_status()
-
-
 def sim_config(sim_url: str, **gateway: Any) -> dict[str, Any]:
     providers: dict[str, Any] = {
         "openai": {"base_url": f"{sim_url}/openai/v1", "api_key": "sk-upstream-openai-secret"},

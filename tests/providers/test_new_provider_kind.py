@@ -45,7 +45,7 @@ def brief_config(sim_url: str, **section: Any) -> dict[str, Any]:
 
 
 def test_a_registered_kind_serves_requests_end_to_end(gateway_factory: Any, sim: Any) -> None:
-    sim.http.delete(f"/_control/{PREFIX}/requests").raise_for_status()
+    sim.clear_requests(PREFIX)
     gateway = gateway_factory(brief_config(sim.url, tag="blue"))
     client = gateway.openai()
     only_brief = {"provider": {"only": ["brief"]}}

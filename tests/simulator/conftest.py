@@ -9,9 +9,9 @@ from collections.abc import Iterator
 import httpx
 import openai
 import pytest
-from sim_test_support import Control
 
 from tokenmux.simulator import SimulatorThread
+from tokenmux.simulator.control_client import PrefixControl, SimulatorControl
 
 SEED = 7
 
@@ -33,9 +33,15 @@ def prefix(request: pytest.FixtureRequest) -> str:
     return re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:80]
 
 
+@pytest.fixture(scope="session")
+def sim_control(sim_thread: SimulatorThread) -> Iterator[SimulatorControl]:
+    with SimulatorControl(sim_thread.base_url) as control:
+        yield control
+
+
 @pytest.fixture
-def control(http: httpx.Client, prefix: str) -> Control:
-    return Control(http, prefix)
+def control(sim_control: SimulatorControl, prefix: str) -> PrefixControl:
+    return sim_control.at(prefix)
 
 
 @pytest.fixture
@@ -47,9 +53,9 @@ def client(sim_thread: SimulatorThread, prefix: str) -> Iterator[openai.OpenAI]:
 
 
 @pytest.fixture
-def azure_control(http: httpx.Client) -> Iterator[Control]:
+def azure_control(sim_control: SimulatorControl) -> Iterator[PrefixControl]:
     """Azure has one prefix for the whole session: every Azure test starts from the defaults."""
-    control = Control(http, "azure")
+    control = sim_control.at("azure")
     control.set()
     control.clear()
     yield control
@@ -57,7 +63,7 @@ def azure_control(http: httpx.Client) -> Iterator[Control]:
 
 
 @pytest.fixture
-def azure(sim_thread: SimulatorThread, azure_control: Control) -> Iterator[openai.AzureOpenAI]:
+def azure(sim_thread: SimulatorThread, azure_control: PrefixControl) -> Iterator[openai.AzureOpenAI]:
     with openai.AzureOpenAI(
         azure_endpoint=f"{sim_thread.base_url}/azure",
         api_key="azure-test-key",

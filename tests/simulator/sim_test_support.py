@@ -5,34 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 from openai.types.chat import ChatCompletionChunk
-
-
-class Control:
-    """The control routes of one prefix."""
-
-    def __init__(self, http: httpx.Client, prefix: str) -> None:
-        self.http = http
-        self.prefix = prefix
-
-    def set(self, **profile: Any) -> dict[str, Any]:
-        response = self.http.post(f"/_control/{self.prefix}", json=profile)
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def get(self) -> dict[str, Any]:
-        response = self.http.get(f"/_control/{self.prefix}")
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def requests(self) -> list[dict[str, Any]]:
-        response = self.http.get(f"/_control/{self.prefix}/requests")
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def clear(self) -> None:
-        assert self.http.delete(f"/_control/{self.prefix}/requests").status_code == 204
 
 
 @dataclass

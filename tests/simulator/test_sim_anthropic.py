@@ -14,9 +14,9 @@ import httpx
 import msgspec
 import pytest
 from anthropic.types import Message, TextBlock, ThinkingBlock, ToolUseBlock
-from sim_test_support import Control
 
 from tokenmux.simulator import SimulatorThread
+from tokenmux.simulator.control_client import PrefixControl, SimulatorControl
 
 MODEL = "claude-haiku-4-5"
 HELLO: list[Any] = [{"role": "user", "content": "Hello there"}]
@@ -43,8 +43,8 @@ TIME_TOOL: Any = {
 
 
 @pytest.fixture
-def control(http: httpx.Client) -> Iterator[Control]:
-    control = Control(http, "anthropic")
+def control(sim_control: SimulatorControl) -> Iterator[PrefixControl]:
+    control = sim_control.at("anthropic")
     control.set()
     control.clear()
     yield control
@@ -61,7 +61,7 @@ def claude_client(sim_thread: SimulatorThread) -> Iterator[anthropic.Anthropic]:
 
 
 @pytest.fixture
-def claude(claude_client: anthropic.Anthropic, control: Control) -> anthropic.Anthropic:
+def claude(claude_client: anthropic.Anthropic, control: PrefixControl) -> anthropic.Anthropic:
     return claude_client
 
 
@@ -92,7 +92,7 @@ def test_message_is_a_valid_anthropic_message(claude: anthropic.Anthropic) -> No
 
 
 def test_request_log_keeps_the_body_and_redacts_the_key(
-    claude: anthropic.Anthropic, control: Control
+    claude: anthropic.Anthropic, control: PrefixControl
 ) -> None:
     claude.messages.create(model=MODEL, max_tokens=64, messages=HELLO, system="Be brief.")
 
@@ -119,7 +119,7 @@ def test_stop_sequence_is_named_in_the_answer(claude: anthropic.Anthropic) -> No
 
 
 def test_cache_reads_and_writes_are_counted_apart_from_input_tokens(
-    claude: anthropic.Anthropic, control: Control
+    claude: anthropic.Anthropic, control: PrefixControl
 ) -> None:
     control.set(cached_ratio=0.5)
     plain = claude.messages.create(model=MODEL, max_tokens=64, messages=HELLO)
@@ -162,7 +162,7 @@ def test_structured_output_fits_the_schema(claude: anthropic.Anthropic) -> None:
     assert isinstance(document["name"], str) and isinstance(document["age"], int) and document["age"] >= 0
 
 
-def test_thinking_comes_first_with_a_signature(claude: anthropic.Anthropic, control: Control) -> None:
+def test_thinking_comes_first_with_a_signature(claude: anthropic.Anthropic, control: PrefixControl) -> None:
     control.set(reasoning_tokens=30)
     message = claude.messages.create(
         model=MODEL, max_tokens=4096, messages=HELLO, thinking={"type": "enabled", "budget_tokens": 2048}
@@ -176,7 +176,9 @@ def test_thinking_comes_first_with_a_signature(claude: anthropic.Anthropic, cont
     assert message.usage.output_tokens_details.thinking_tokens == 30
 
 
-def test_a_blocked_prompt_is_a_refusal_without_content(claude: anthropic.Anthropic, control: Control) -> None:
+def test_a_blocked_prompt_is_a_refusal_without_content(
+    claude: anthropic.Anthropic, control: PrefixControl
+) -> None:
     control.set(block_rate=1)
     message = claude.messages.create(model=MODEL, max_tokens=64, messages=HELLO)
 
@@ -268,7 +270,7 @@ def test_stream_is_anthropics_event_sequence(claude: anthropic.Anthropic) -> Non
     assert delta.usage.output_tokens == 24
 
 
-def test_raw_stream_names_each_event_and_pings(http: httpx.Client, control: Control) -> None:
+def test_raw_stream_names_each_event_and_pings(http: httpx.Client, control: PrefixControl) -> None:
     body = {"model": MODEL, "max_tokens": 64, "messages": HELLO, "stream": True}
     response = http.post(PATH, json=body, headers=HEADERS)
 
@@ -340,7 +342,7 @@ def test_streamed_thinking_has_thinking_and_signature_deltas(claude: anthropic.A
 # -- errors and behaviour -----------------------------------------------------------------------------
 
 
-def test_missing_key_is_401_in_anthropic_error_shape(http: httpx.Client, control: Control) -> None:
+def test_missing_key_is_401_in_anthropic_error_shape(http: httpx.Client, control: PrefixControl) -> None:
     response = http.post(
         PATH,
         json={"model": MODEL, "max_tokens": 8, "messages": HELLO},
@@ -354,7 +356,7 @@ def test_missing_key_is_401_in_anthropic_error_shape(http: httpx.Client, control
     }
 
 
-def test_missing_version_is_400(http: httpx.Client, control: Control) -> None:
+def test_missing_version_is_400(http: httpx.Client, control: PrefixControl) -> None:
     response = http.post(
         PATH, json={"model": MODEL, "max_tokens": 8, "messages": HELLO}, headers={"x-api-key": "k"}
     )
@@ -404,7 +406,7 @@ def test_missing_version_is_400(http: httpx.Client, control: Control) -> None:
     ],
 )
 def test_invalid_requests_are_400_naming_the_field(
-    http: httpx.Client, control: Control, body: dict[str, Any], named: str
+    http: httpx.Client, control: PrefixControl, body: dict[str, Any], named: str
 ) -> None:
     response = http.post(PATH, json=body, headers=HEADERS)
 
@@ -413,7 +415,7 @@ def test_invalid_requests_are_400_naming_the_field(
     assert error["type"] == "invalid_request_error" and named in error["message"]
 
 
-def test_sdk_raises_overloaded_error_for_a_529(claude: anthropic.Anthropic, control: Control) -> None:
+def test_sdk_raises_overloaded_error_for_a_529(claude: anthropic.Anthropic, control: PrefixControl) -> None:
     control.set(error_rate=1, error_status=529)
     with pytest.raises(anthropic.OverloadedError) as caught:
         claude.messages.create(model=MODEL, max_tokens=8, messages=HELLO)
@@ -428,7 +430,9 @@ def test_sdk_raises_overloaded_error_for_a_529(claude: anthropic.Anthropic, cont
     }
 
 
-def test_sdk_raises_rate_limit_error_with_retry_after(claude: anthropic.Anthropic, control: Control) -> None:
+def test_sdk_raises_rate_limit_error_with_retry_after(
+    claude: anthropic.Anthropic, control: PrefixControl
+) -> None:
     control.set(rate_limit_rate=1, retry_after_s=3)
     with pytest.raises(anthropic.RateLimitError) as caught:
         claude.messages.create(model=MODEL, max_tokens=8, messages=HELLO)
@@ -437,7 +441,7 @@ def test_sdk_raises_rate_limit_error_with_retry_after(claude: anthropic.Anthropi
     assert isinstance(caught.value.body, dict) and caught.value.body["error"]["type"] == "rate_limit_error"
 
 
-def test_a_malformed_answer_fails_in_the_sdk(claude: anthropic.Anthropic, control: Control) -> None:
+def test_a_malformed_answer_fails_in_the_sdk(claude: anthropic.Anthropic, control: PrefixControl) -> None:
     control.set(malformed_rate=1)
     # The SDK documents no class for a 200 it cannot read: today the JSON parser's error reaches the
     # caller, and a release may wrap it in its APIError, which would be as right.
@@ -452,7 +456,7 @@ def test_a_malformed_answer_fails_in_the_sdk(claude: anthropic.Anthropic, contro
 
 
 def test_a_dropped_stream_breaks_after_that_many_chunks(
-    claude: anthropic.Anthropic, control: Control
+    claude: anthropic.Anthropic, control: PrefixControl
 ) -> None:
     control.set(drop_after_chunks=3)
     seen: list[str] = []
@@ -465,7 +469,7 @@ def test_a_dropped_stream_breaks_after_that_many_chunks(
     assert len(seen) == 3
 
 
-def test_first_token_latency_and_pace_apply(claude: anthropic.Anthropic, control: Control) -> None:
+def test_first_token_latency_and_pace_apply(claude: anthropic.Anthropic, control: PrefixControl) -> None:
     control.set(ttft_ms=150, tokens_per_second=400)
     started = time.monotonic()
     with claude.messages.stream(model=MODEL, max_tokens=64, messages=HELLO) as stream:
@@ -478,7 +482,9 @@ def test_first_token_latency_and_pace_apply(claude: anthropic.Anthropic, control
     assert total >= 0.15 + 23 / 400
 
 
-def test_per_model_overrides_apply_to_that_model_only(claude: anthropic.Anthropic, control: Control) -> None:
+def test_per_model_overrides_apply_to_that_model_only(
+    claude: anthropic.Anthropic, control: PrefixControl
+) -> None:
     control.set(models={"claude-opus-4-1": {"completion_tokens": 3}})
 
     assert (
@@ -488,7 +494,7 @@ def test_per_model_overrides_apply_to_that_model_only(claude: anthropic.Anthropi
     assert claude.messages.create(model=MODEL, max_tokens=64, messages=HELLO).usage.output_tokens == 24
 
 
-def test_unknown_routes_and_methods(http: httpx.Client, control: Control) -> None:
+def test_unknown_routes_and_methods(http: httpx.Client, control: PrefixControl) -> None:
     missing = http.post("/anthropic/v1/complete", json={}, headers=HEADERS)
     assert missing.status_code == 404 and missing.json()["error"]["type"] == "not_found_error"
     wrong_method = http.get(PATH, headers=HEADERS)

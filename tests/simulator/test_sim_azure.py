@@ -8,7 +8,8 @@ import httpx
 import openai
 import pytest
 from openai.types.chat import ChatCompletion
-from sim_test_support import Control
+
+from tokenmux.simulator.control_client import PrefixControl
 
 HELLO: list[Any] = [{"role": "user", "content": "Hello there"}]
 DEPLOYMENT = "nano-prod"
@@ -44,7 +45,7 @@ def test_stream_opens_with_azure_empty_choices_chunk(azure: openai.AzureOpenAI) 
 
 
 def test_request_log_keeps_the_query_and_redacts_the_key(
-    azure: openai.AzureOpenAI, azure_control: Control
+    azure: openai.AzureOpenAI, azure_control: PrefixControl
 ) -> None:
     azure.chat.completions.create(model=DEPLOYMENT, messages=HELLO, temperature=0.5)
 
@@ -56,7 +57,7 @@ def test_request_log_keeps_the_query_and_redacts_the_key(
 
 
 def test_per_deployment_overrides_apply_to_that_deployment_only(
-    azure: openai.AzureOpenAI, azure_control: Control
+    azure: openai.AzureOpenAI, azure_control: PrefixControl
 ) -> None:
     azure_control.set(models={DEPLOYMENT: {"error_rate": 1, "error_status": 503}})
 
@@ -69,7 +70,9 @@ def test_per_deployment_overrides_apply_to_that_deployment_only(
     assert other.model == "another-deployment"
 
 
-def test_missing_api_version_is_400_in_azure_error_shape(http: httpx.Client, azure_control: Control) -> None:
+def test_missing_api_version_is_400_in_azure_error_shape(
+    http: httpx.Client, azure_control: PrefixControl
+) -> None:
     response = http.post(PATH, json={"messages": HELLO}, headers={"api-key": "k"})
 
     assert response.status_code == 400
@@ -83,7 +86,7 @@ def test_missing_api_version_is_400_in_azure_error_shape(http: httpx.Client, azu
 
 @pytest.mark.parametrize("headers", [{}, {"api-key": ""}, {"Authorization": "Bearer k"}])
 def test_without_an_api_key_header_it_is_401(
-    http: httpx.Client, azure_control: Control, headers: dict[str, str]
+    http: httpx.Client, azure_control: PrefixControl, headers: dict[str, str]
 ) -> None:
     response = http.post(f"{PATH}?api-version=2024-10-21", json={"messages": HELLO}, headers=headers)
 
@@ -91,7 +94,7 @@ def test_without_an_api_key_header_it_is_401(
     assert set(response.json()["error"]) == {"code", "message"}
 
 
-def test_other_azure_paths_are_404(http: httpx.Client, azure_control: Control) -> None:
+def test_other_azure_paths_are_404(http: httpx.Client, azure_control: PrefixControl) -> None:
     response = http.post(
         "/azure/openai/deployments/x/embeddings?api-version=1", json={}, headers={"api-key": "k"}
     )

@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from sim_test_support import Control
 
 from tokenmux.simulator import SimulatorThread
+from tokenmux.simulator.control_client import PrefixControl
 
 HELLO: list[Any] = [{"role": "user", "content": "Hello there"}]
 MODEL = "gpt-4.1-nano"
@@ -45,7 +45,7 @@ DEFAULTS: dict[str, Any] = {
 # -- the control route ------------------------------------------------------------------------------
 
 
-def test_control_get_set_and_reset(control: Control) -> None:
+def test_control_get_set_and_reset(control: PrefixControl) -> None:
     assert control.get() == DEFAULTS
 
     changed = control.set(error_rate=0.25, ttft_ms=600, ttft_ms_min=540, ttft_ms_max=722, seed=11)
@@ -65,7 +65,7 @@ def test_control_get_set_and_reset(control: Control) -> None:
     assert control.set() == DEFAULTS
 
 
-def test_model_overrides_are_merged_over_the_prefix_profile(control: Control) -> None:
+def test_model_overrides_are_merged_over_the_prefix_profile(control: PrefixControl) -> None:
     profile = control.set(ttft_ms=5, models={"gpt-4.1-nano": {"error_rate": 0.5}})
 
     behaviour_defaults = {k: v for k, v in DEFAULTS.items() if k not in ("seed", "models")}
@@ -89,7 +89,7 @@ def test_model_overrides_are_merged_over_the_prefix_profile(control: Control) ->
     ],
 )
 def test_invalid_profiles_are_refused_and_change_nothing(
-    http: httpx.Client, control: Control, profile: dict[str, Any], named: str
+    http: httpx.Client, control: PrefixControl, profile: dict[str, Any], named: str
 ) -> None:
     control.set(error_rate=0.5)
     response = http.post(f"/_control/{control.prefix}", json=profile)
@@ -99,7 +99,7 @@ def test_invalid_profiles_are_refused_and_change_nothing(
     assert control.get()["error_rate"] == 0.5
 
 
-def test_control_refuses_a_body_that_is_not_json(http: httpx.Client, control: Control) -> None:
+def test_control_refuses_a_body_that_is_not_json(http: httpx.Client, control: PrefixControl) -> None:
     assert http.post(f"/_control/{control.prefix}", content=b"{nope").status_code == 400
     assert http.post(f"/_control/{control.prefix}", json=[1]).status_code == 400
     assert http.put(f"/_control/{control.prefix}", json={}).status_code == 404
@@ -118,7 +118,7 @@ def test_starting_profiles_are_validated() -> None:
     [(500, openai.InternalServerError), (503, openai.InternalServerError), (400, openai.BadRequestError)],
 )
 def test_error_rate_one_fails_every_request_with_the_status(
-    client: openai.OpenAI, control: Control, status: int, exception: type[openai.APIStatusError]
+    client: openai.OpenAI, control: PrefixControl, status: int, exception: type[openai.APIStatusError]
 ) -> None:
     control.set(error_rate=1, error_status=status)
 
@@ -130,7 +130,9 @@ def test_error_rate_one_fails_every_request_with_the_status(
         assert set(caught.value.body) == {"message", "type", "param", "code"}
 
 
-def test_rate_limited_requests_are_429_with_retry_after(client: openai.OpenAI, control: Control) -> None:
+def test_rate_limited_requests_are_429_with_retry_after(
+    client: openai.OpenAI, control: PrefixControl
+) -> None:
     control.set(rate_limit_rate=1, retry_after_s=2)
 
     with pytest.raises(openai.RateLimitError) as caught:
@@ -142,7 +144,7 @@ def test_rate_limited_requests_are_429_with_retry_after(client: openai.OpenAI, c
     assert caught.value.code == "rate_limit_exceeded"
 
 
-def test_fractional_retry_after_rounds_the_header_up(http: httpx.Client, control: Control) -> None:
+def test_fractional_retry_after_rounds_the_header_up(http: httpx.Client, control: PrefixControl) -> None:
     control.set(rate_limit_rate=1, retry_after_s=0.25)
 
     response = http.post(
@@ -153,7 +155,7 @@ def test_fractional_retry_after_rounds_the_header_up(http: httpx.Client, control
     assert response.headers["retry-after-ms"] == "250"
 
 
-def test_outage_windows_answer_503_while_they_last(client: openai.OpenAI, control: Control) -> None:
+def test_outage_windows_answer_503_while_they_last(client: openai.OpenAI, control: PrefixControl) -> None:
     control.set(outages=[[0, 3600]])
     with pytest.raises(openai.InternalServerError) as caught:
         client.chat.completions.create(model=MODEL, messages=HELLO)
@@ -163,7 +165,7 @@ def test_outage_windows_answer_503_while_they_last(client: openai.OpenAI, contro
     assert client.chat.completions.create(model=MODEL, messages=HELLO).choices
 
 
-def test_model_override_applies_only_to_that_model(client: openai.OpenAI, control: Control) -> None:
+def test_model_override_applies_only_to_that_model(client: openai.OpenAI, control: PrefixControl) -> None:
     control.set(models={MODEL: {"error_rate": 1}})
 
     with pytest.raises(openai.InternalServerError):
@@ -181,7 +183,9 @@ def _outcomes(http: httpx.Client, prefix: str, count: int) -> list[int]:
     ]
 
 
-def test_error_draws_repeat_after_the_profile_is_set_again(http: httpx.Client, control: Control) -> None:
+def test_error_draws_repeat_after_the_profile_is_set_again(
+    http: httpx.Client, control: PrefixControl
+) -> None:
     control.set(error_rate=0.5, rate_limit_rate=0.2)
     first = _outcomes(http, control.prefix, 30)
     control.set(error_rate=0.5, rate_limit_rate=0.2)
@@ -195,7 +199,9 @@ def test_error_draws_repeat_after_the_profile_is_set_again(http: httpx.Client, c
     assert 5 <= first.count(500) <= 25
 
 
-def test_content_depends_on_seed_and_request_only(sim_thread: SimulatorThread, control: Control) -> None:
+def test_content_depends_on_seed_and_request_only(
+    sim_thread: SimulatorThread, control: PrefixControl
+) -> None:
     def content(url: str) -> tuple[str | None, str]:
         with openai.OpenAI(base_url=url, api_key="k", max_retries=0) as client:
             text = client.chat.completions.create(model=MODEL, messages=HELLO).choices[0].message.content
@@ -216,7 +222,9 @@ def test_content_depends_on_seed_and_request_only(sim_thread: SimulatorThread, c
 # -- usage figures ----------------------------------------------------------------------------------
 
 
-def test_completion_tokens_cached_ratio_and_reasoning_tokens(client: openai.OpenAI, control: Control) -> None:
+def test_completion_tokens_cached_ratio_and_reasoning_tokens(
+    client: openai.OpenAI, control: PrefixControl
+) -> None:
     control.set(completion_tokens=6, cached_ratio=0.5, reasoning_tokens=7)
     messages = [{"role": "user", "content": "z" * 400}]  # 100 + 3 + 3 = 106 prompt tokens
 
@@ -234,7 +242,7 @@ def test_completion_tokens_cached_ratio_and_reasoning_tokens(client: openai.Open
 # -- latency and pacing -----------------------------------------------------------------------------
 
 
-def test_ttft_delays_a_non_streamed_answer(client: openai.OpenAI, control: Control) -> None:
+def test_ttft_delays_a_non_streamed_answer(client: openai.OpenAI, control: PrefixControl) -> None:
     control.set(ttft_ms=150)
 
     started = time.perf_counter()
@@ -243,7 +251,7 @@ def test_ttft_delays_a_non_streamed_answer(client: openai.OpenAI, control: Contr
     assert time.perf_counter() - started >= 0.15
 
 
-def test_stream_waits_ttft_then_paces_tokens(client: openai.OpenAI, control: Control) -> None:
+def test_stream_waits_ttft_then_paces_tokens(client: openai.OpenAI, control: PrefixControl) -> None:
     control.set(ttft_ms=150, tokens_per_second=100, completion_tokens=20)
 
     started = time.perf_counter()
@@ -259,7 +267,7 @@ def test_stream_waits_ttft_then_paces_tokens(client: openai.OpenAI, control: Con
     assert len({round(a, 3) for a in arrivals}) > 5  # they came in several writes, not one
 
 
-def test_a_stream_ends_a_token_time_after_its_last_token(client: openai.OpenAI, control: Control) -> None:
+def test_a_stream_ends_a_token_time_after_its_last_token(client: openai.OpenAI, control: PrefixControl) -> None:
     control.set(tokens_per_second=10, completion_tokens=4)
 
     tokens = []
@@ -275,7 +283,7 @@ def test_a_stream_ends_a_token_time_after_its_last_token(client: openai.OpenAI, 
     assert ended - tokens[0] == pytest.approx(0.4, abs=0.03)
 
 
-def test_fast_pacing_batches_tokens(client: openai.OpenAI, control: Control) -> None:
+def test_fast_pacing_batches_tokens(client: openai.OpenAI, control: PrefixControl) -> None:
     control.set(tokens_per_second=2000, completion_tokens=200)
 
     started = time.perf_counter()
@@ -285,7 +293,7 @@ def test_fast_pacing_batches_tokens(client: openai.OpenAI, control: Control) -> 
     assert 0.09 <= time.perf_counter() - started < 5
 
 
-def test_ttft_and_throughput_ranges_spread_requests(http: httpx.Client, control: Control) -> None:
+def test_ttft_and_throughput_ranges_spread_requests(http: httpx.Client, control: PrefixControl) -> None:
     control.set(ttft_ms=30, ttft_ms_min=10, ttft_ms_max=90, tokens_per_second=400, completion_tokens=4)
     body = {"model": MODEL, "messages": HELLO}
 
@@ -308,7 +316,7 @@ def _wait_until_idle(sim: SimulatorThread, within_s: float) -> float:
 
 
 def test_an_abandoned_stream_stops_at_once(
-    sim_thread: SimulatorThread, client: openai.OpenAI, control: Control
+    sim_thread: SimulatorThread, client: openai.OpenAI, control: PrefixControl
 ) -> None:
     control.set(tokens_per_second=5, completion_tokens=100)  # a 20-second stream
 
@@ -321,7 +329,7 @@ def test_an_abandoned_stream_stops_at_once(
     _wait_until_idle(sim_thread, within_s=1)
 
 
-def test_an_abandoned_slow_answer_stops_at_once(sim_thread: SimulatorThread, control: Control) -> None:
+def test_an_abandoned_slow_answer_stops_at_once(sim_thread: SimulatorThread, control: PrefixControl) -> None:
     control.set(ttft_ms=60_000)
 
     with (
@@ -339,7 +347,7 @@ def test_an_abandoned_slow_answer_stops_at_once(sim_thread: SimulatorThread, con
 
 
 def test_dropped_stream_ends_without_done(
-    client: openai.OpenAI, http: httpx.Client, control: Control
+    client: openai.OpenAI, http: httpx.Client, control: PrefixControl
 ) -> None:
     control.set(drop_after_chunks=3)
 
@@ -363,7 +371,7 @@ def test_dropped_stream_ends_without_done(
 
 
 def test_drop_after_more_chunks_than_the_answer_has_still_cuts_before_finish(
-    client: openai.OpenAI, control: Control
+    client: openai.OpenAI, control: PrefixControl
 ) -> None:
     control.set(drop_after_chunks=1000)
 
@@ -375,7 +383,7 @@ def test_drop_after_more_chunks_than_the_answer_has_still_cuts_before_finish(
 
 
 def test_dropped_non_streamed_request_gets_no_response(
-    client: openai.OpenAI, http: httpx.Client, control: Control
+    client: openai.OpenAI, http: httpx.Client, control: PrefixControl
 ) -> None:
     control.set(drop_after_chunks=0)
 
@@ -393,7 +401,7 @@ UNREADABLE = (json.JSONDecodeError, openai.APIError)
 
 
 def test_malformed_answers_cannot_be_parsed(
-    client: openai.OpenAI, http: httpx.Client, control: Control
+    client: openai.OpenAI, http: httpx.Client, control: PrefixControl
 ) -> None:
     control.set(malformed_rate=1)
 
@@ -412,7 +420,9 @@ def test_malformed_answers_cannot_be_parsed(
     stream.close()
 
 
-def test_hang_never_answers_so_the_client_times_out(sim_thread: SimulatorThread, control: Control) -> None:
+def test_hang_never_answers_so_the_client_times_out(
+    sim_thread: SimulatorThread, control: PrefixControl
+) -> None:
     control.set(hang=True)
 
     started = time.perf_counter()
@@ -429,7 +439,9 @@ def test_hang_never_answers_so_the_client_times_out(sim_thread: SimulatorThread,
 # -- the request log --------------------------------------------------------------------------------
 
 
-def test_request_log_keeps_the_last_200_and_can_be_cleared(http: httpx.Client, control: Control) -> None:
+def test_request_log_keeps_the_last_200_and_can_be_cleared(
+    http: httpx.Client, control: PrefixControl
+) -> None:
     for number in range(205):
         body = {"model": MODEL, "messages": HELLO, "user": f"u{number}"}
         http.post(f"/{control.prefix}/v1/chat/completions", json=body, headers=AUTH)
@@ -442,7 +454,9 @@ def test_request_log_keeps_the_last_200_and_can_be_cleared(http: httpx.Client, c
     assert control.requests() == []
 
 
-def test_request_log_records_refused_and_unparseable_requests(http: httpx.Client, control: Control) -> None:
+def test_request_log_records_refused_and_unparseable_requests(
+    http: httpx.Client, control: PrefixControl
+) -> None:
     http.post(f"/{control.prefix}/v1/chat/completions", content=b"not json", headers={"api-key": "secret"})
 
     [logged] = control.requests()

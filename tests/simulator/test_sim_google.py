@@ -13,9 +13,9 @@ import pydantic
 import pytest
 from google import genai
 from google.genai import errors, types
-from sim_test_support import Control
 
 from tokenmux.simulator import SimulatorThread
+from tokenmux.simulator.control_client import PrefixControl, SimulatorControl
 
 MODEL = "gemini-2.5-flash"
 PATH = f"/google/v1beta/models/{MODEL}:generateContent"
@@ -52,8 +52,8 @@ class Person(pydantic.BaseModel):
 
 
 @pytest.fixture
-def control(http: httpx.Client) -> Iterator[Control]:
-    control = Control(http, "google")
+def control(sim_control: SimulatorControl) -> Iterator[PrefixControl]:
+    control = sim_control.at("google")
     control.set()
     control.clear()
     yield control
@@ -69,7 +69,7 @@ def gemini_client(sim_thread: SimulatorThread) -> genai.Client:
 
 
 @pytest.fixture
-def gemini(gemini_client: genai.Client, control: Control) -> genai.Client:
+def gemini(gemini_client: genai.Client, control: PrefixControl) -> genai.Client:
     return gemini_client
 
 
@@ -108,7 +108,7 @@ def test_answer_is_a_valid_generate_content_response(gemini: genai.Client) -> No
     assert usage.cached_content_token_count is None and usage.thoughts_token_count is None
 
 
-def test_request_log_keeps_the_body_and_redacts_the_key(gemini: genai.Client, control: Control) -> None:
+def test_request_log_keeps_the_body_and_redacts_the_key(gemini: genai.Client, control: PrefixControl) -> None:
     gemini.models.generate_content(
         model=MODEL, contents=HELLO, config=_config(system_instruction="Be brief.", temperature=0.5)
     )
@@ -122,7 +122,7 @@ def test_request_log_keeps_the_body_and_redacts_the_key(gemini: genai.Client, co
     assert body["generationConfig"] == {"temperature": 0.5}
 
 
-def test_the_key_may_come_in_the_query(http: httpx.Client, control: Control) -> None:
+def test_the_key_may_come_in_the_query(http: httpx.Client, control: PrefixControl) -> None:
     response = http.post(PATH, params={"key": "gemini-test-key"}, json=HELLO_BODY)
 
     assert response.status_code == 200
@@ -178,7 +178,9 @@ def test_json_schema_output_is_parsed_by_the_sdk(gemini: genai.Client) -> None:
     )
 
 
-def test_thoughts_are_parts_when_asked_for_and_counted_always(gemini: genai.Client, control: Control) -> None:
+def test_thoughts_are_parts_when_asked_for_and_counted_always(
+    gemini: genai.Client, control: PrefixControl
+) -> None:
     control.set(reasoning_tokens=40, cached_ratio=0.5)
     shown = gemini.models.generate_content(
         model=MODEL,
@@ -213,7 +215,7 @@ def test_logprobs_cover_every_token(gemini: genai.Client) -> None:
 
 
 def test_a_blocked_prompt_has_prompt_feedback_and_no_candidates(
-    gemini: genai.Client, control: Control
+    gemini: genai.Client, control: PrefixControl
 ) -> None:
     control.set(block_rate=1)
     response = gemini.models.generate_content(model=MODEL, contents=HELLO)
@@ -298,7 +300,7 @@ def test_a_function_response_ends_the_round_trip_with_text(gemini: genai.Client)
     assert second.function_calls is None and second.text
 
 
-def test_a_thinking_model_signs_its_first_function_call(gemini: genai.Client, control: Control) -> None:
+def test_a_thinking_model_signs_its_first_function_call(gemini: genai.Client, control: PrefixControl) -> None:
     control.set(reasoning_tokens=10)
     response = gemini.models.generate_content(
         model=MODEL, contents=HELLO, config=_config(tools=_tools(WEATHER))
@@ -329,7 +331,7 @@ def test_stream_sends_a_chunk_per_token_then_the_finish_with_usage(gemini: genai
     assert len({c.response_id for c in chunks}) == 1
 
 
-def test_raw_stream_is_server_sent_events_with_crlf(http: httpx.Client, control: Control) -> None:
+def test_raw_stream_is_server_sent_events_with_crlf(http: httpx.Client, control: PrefixControl) -> None:
     response = http.post(STREAM_PATH, params={"alt": "sse"}, json=HELLO_BODY, headers=KEY)
 
     assert response.status_code == 200
@@ -369,7 +371,7 @@ def test_stream_with_candidates_interleaves_their_chunks(gemini: genai.Client) -
 # -- errors and behaviour -----------------------------------------------------------------------------
 
 
-def test_missing_key_is_403_in_gemini_error_shape(http: httpx.Client, control: Control) -> None:
+def test_missing_key_is_403_in_gemini_error_shape(http: httpx.Client, control: PrefixControl) -> None:
     response = http.post(PATH, json=HELLO_BODY)
 
     assert response.status_code == 403
@@ -377,7 +379,7 @@ def test_missing_key_is_403_in_gemini_error_shape(http: httpx.Client, control: C
     assert error["code"] == 403 and error["status"] == "PERMISSION_DENIED" and "API Key" in error["message"]
 
 
-def test_a_stream_without_alt_sse_is_refused(http: httpx.Client, control: Control) -> None:
+def test_a_stream_without_alt_sse_is_refused(http: httpx.Client, control: PrefixControl) -> None:
     response = http.post(STREAM_PATH, json=HELLO_BODY, headers=KEY)
 
     assert response.status_code == 400 and "alt=sse" in response.json()["error"]["message"]
@@ -399,7 +401,7 @@ def test_a_stream_without_alt_sse_is_refused(http: httpx.Client, control: Contro
     ],
 )
 def test_invalid_requests_are_400_invalid_argument(
-    http: httpx.Client, control: Control, body: dict[str, Any], named: str
+    http: httpx.Client, control: PrefixControl, body: dict[str, Any], named: str
 ) -> None:
     response = http.post(PATH, json=body, headers=KEY)
 
@@ -408,7 +410,7 @@ def test_invalid_requests_are_400_invalid_argument(
     assert error["status"] == "INVALID_ARGUMENT" and named in error["message"]
 
 
-def test_sdk_raises_server_error_and_client_error(gemini: genai.Client, control: Control) -> None:
+def test_sdk_raises_server_error_and_client_error(gemini: genai.Client, control: PrefixControl) -> None:
     control.set(error_rate=1, error_status=503)
     with pytest.raises(errors.ServerError) as server:
         gemini.models.generate_content(model=MODEL, contents=HELLO)
@@ -421,7 +423,7 @@ def test_sdk_raises_server_error_and_client_error(gemini: genai.Client, control:
     assert client.value.response.headers["retry-after"] == "1"
 
 
-def test_a_malformed_answer_fails_in_the_sdk(gemini: genai.Client, control: Control) -> None:
+def test_a_malformed_answer_fails_in_the_sdk(gemini: genai.Client, control: PrefixControl) -> None:
     control.set(malformed_rate=1)
     # No documented class for a whole answer the SDK cannot read: today the JSON parser's error reaches the
     # caller; a release may raise its APIError or UnknownApiResponseError (what a stream raises), as right.
@@ -431,7 +433,7 @@ def test_a_malformed_answer_fails_in_the_sdk(gemini: genai.Client, control: Cont
         list(gemini.models.generate_content_stream(model=MODEL, contents=HELLO))
 
 
-def test_a_dropped_stream_breaks_after_that_many_chunks(http: httpx.Client, control: Control) -> None:
+def test_a_dropped_stream_breaks_after_that_many_chunks(http: httpx.Client, control: PrefixControl) -> None:
     control.set(drop_after_chunks=3)
     received: list[bytes] = []
     with (
@@ -443,7 +445,7 @@ def test_a_dropped_stream_breaks_after_that_many_chunks(http: httpx.Client, cont
     assert b"".join(received).count(b"data: ") == 3
 
 
-def test_unknown_routes_and_methods(http: httpx.Client, control: Control) -> None:
+def test_unknown_routes_and_methods(http: httpx.Client, control: PrefixControl) -> None:
     for path in (
         f"/google/v1beta/models/{MODEL}:countTokens",
         "/google/v1beta/models",

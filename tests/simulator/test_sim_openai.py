@@ -18,7 +18,9 @@ from openai.types.chat import (
     ChatCompletionMessageFunctionToolCall,
     ChatCompletionMessageToolCallUnion,
 )
-from sim_test_support import Control, collect_stream
+from sim_test_support import collect_stream
+
+from tokenmux.simulator.control_client import PrefixControl
 
 HELLO: list[Any] = [{"role": "user", "content": "Hello there"}]
 MODEL = "gpt-4.1-nano"
@@ -502,7 +504,9 @@ def test_health(http: httpx.Client) -> None:
     assert http.get("/health").status_code == 200
 
 
-def test_every_parameter_reaches_the_request_log_unchanged(client: openai.OpenAI, control: Control) -> None:
+def test_every_parameter_reaches_the_request_log_unchanged(
+    client: openai.OpenAI, control: PrefixControl
+) -> None:
     sent: dict[str, Any] = {
         "temperature": 0.25,
         "top_p": 0.5,

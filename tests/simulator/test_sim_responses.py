@@ -9,9 +9,9 @@ import openai
 import pytest
 from openai.types.responses import Response, ResponseStreamEvent
 from pydantic import TypeAdapter
-from sim_test_support import Control
 
 from tokenmux.simulator import SimulatorThread
+from tokenmux.simulator.control_client import PrefixControl
 
 WEATHER = {
     "type": "function",
@@ -20,7 +20,7 @@ WEATHER = {
 }
 
 
-def test_text_with_reasoning_whole_and_streamed(client: openai.OpenAI, control: Control) -> None:
+def test_text_with_reasoning_whole_and_streamed(client: openai.OpenAI, control: PrefixControl) -> None:
     args: dict[str, Any] = {
         "model": "gpt-5",
         "input": "Hi",
@@ -68,7 +68,7 @@ def test_reasoning_it_did_not_write_is_refused(client: openai.OpenAI) -> None:
         client.responses.create(model="gpt-5", input=items)
 
 
-def test_azure_v1_responses(sim_thread: SimulatorThread, azure_control: Control) -> None:
+def test_azure_v1_responses(sim_thread: SimulatorThread, azure_control: PrefixControl) -> None:
     with openai.OpenAI(
         base_url=f"{sim_thread.base_url}/azure/openai/v1",
         api_key="unused",
