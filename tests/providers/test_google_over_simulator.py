@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import httpx
 import msgspec
 import pytest
 from adapter_helpers import collect, config, context
@@ -14,7 +13,9 @@ from adapter_helpers import collect, config, context
 from tokenmux.errors import ProviderRejected
 from tokenmux.providers.google import GoogleProvider
 from tokenmux.providers.transport import AiohttpTransport
-from tokenmux.simulator import SimulatorThread
+from tokenmux.server.runner import BackgroundServer
+from tokenmux.simulator.app import create_app
+from tokenmux.simulator.control_client import SimulatorControl
 from tokenmux.types import ChatRequest, StreamEvent
 
 pytestmark = pytest.mark.timeout(30)
@@ -39,27 +40,22 @@ WEATHER_TOOL: dict[str, Any] = {
 
 
 @pytest.fixture(scope="module")
-def sim() -> Iterator[SimulatorThread]:
-    with SimulatorThread(seed=3) as thread:
-        yield thread
+def sim() -> Iterator[BackgroundServer]:
+    with BackgroundServer(create_app(seed=3), graceful_timeout_s=1) as server:
+        yield server
 
 
 @pytest.fixture
-def control(sim: SimulatorThread) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=sim.base_url, timeout=10) as client:
-        set_profile(client)
-        client.delete("/_control/google/requests")
-        yield client
-
-
-def set_profile(control: httpx.Client, **profile: Any) -> None:
-    assert control.post("/_control/google", json=profile).status_code == 200
+def control(sim: BackgroundServer) -> Iterator[SimulatorControl]:
+    with SimulatorControl(sim.url) as control:
+        control.reset("google")
+        yield control
 
 
 @pytest.fixture
-async def gemini(sim: SimulatorThread, control: httpx.Client) -> AsyncIterator[GoogleProvider]:
+async def gemini(sim: BackgroundServer, control: SimulatorControl) -> AsyncIterator[GoogleProvider]:
     transport = AiohttpTransport()
-    yield GoogleProvider(config("google", base_url=f"{sim.base_url}/google", api_key="gm-key"), transport)
+    yield GoogleProvider(config("google", base_url=f"{sim.url}/google", api_key="gm-key"), transport)
     await transport.aclose()
 
 
@@ -88,7 +84,7 @@ async def test_a_streamed_answer_is_the_non_streamed_one(gemini: GoogleProvider)
     assert whole.usage is not None and whole.usage.completion_tokens == 24 and whole.usage.prompt_tokens > 0
 
 
-async def test_a_tool_round_trip(gemini: GoogleProvider, control: httpx.Client) -> None:
+async def test_a_tool_round_trip(gemini: GoogleProvider, control: SimulatorControl) -> None:
     tools = {"tools": [WEATHER_TOOL], "tool_choice": "required"}
     first = await gemini.complete(request(), ctx(tools))
     assistant = first.choices[0]["message"]
@@ -101,7 +97,7 @@ async def test_a_tool_round_trip(gemini: GoogleProvider, control: httpx.Client) 
     events = await collect(gemini.stream(request(turns, stream=True), ctx({"tools": [WEATHER_TOOL]})))
 
     assert streamed_text(events) and [e.finish_reason for e in events if e.finish_reason] == ["stop"]
-    sent = control.get("/_control/google/requests").json()[-1]["body"]["contents"]
+    sent = control.requests("google")[-1]["body"]["contents"]
     assert sent[1]["parts"][0]["functionCall"]["id"] == call["id"]
     assert sent[2]["parts"][0]["functionResponse"] == {
         "name": "get_weather",
@@ -119,8 +115,8 @@ async def test_json_schema_output_fits_the_schema(gemini: GoogleProvider) -> Non
     assert set(document) == {"city", "days"} and isinstance(document["city"], str)
 
 
-async def test_thoughts_and_cached_tokens(gemini: GoogleProvider, control: httpx.Client) -> None:
-    set_profile(control, reasoning_tokens=12, cached_ratio=0.5)
+async def test_thoughts_and_cached_tokens(gemini: GoogleProvider, control: SimulatorControl) -> None:
+    control.profile("google", reasoning_tokens=12, cached_ratio=0.5)
     response = await gemini.complete(request(), ctx({"reasoning": {"enabled": True}}))
     events = await collect(gemini.stream(request(stream=True), ctx({"reasoning": {"enabled": True}})))
 
@@ -132,11 +128,13 @@ async def test_thoughts_and_cached_tokens(gemini: GoogleProvider, control: httpx
     assert "".join(e.delta.get("reasoning") or "" for e in events if e.delta) == message["reasoning"]
 
 
-async def test_a_blocked_prompt_and_provider_errors(gemini: GoogleProvider, control: httpx.Client) -> None:
-    set_profile(control, block_rate=1)
+async def test_a_blocked_prompt_and_provider_errors(
+    gemini: GoogleProvider, control: SimulatorControl
+) -> None:
+    control.profile("google", block_rate=1)
     with pytest.raises(ProviderRejected, match="blocked the prompt: SAFETY") as blocked:
         await collect(gemini.stream(request(stream=True), ctx()))
-    set_profile(control, rate_limit_rate=1, retry_after_s=2)
+    control.profile("google", rate_limit_rate=1, retry_after_s=2)
     with pytest.raises(ProviderRejected, match="Rate limit") as limited:
         await gemini.complete(request(), ctx())
 

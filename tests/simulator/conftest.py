@@ -9,22 +9,25 @@ from collections.abc import Iterator
 import httpx
 import openai
 import pytest
+from sim_test_support import openai_base_url
 
-from tokenmux.simulator import SimulatorThread
+from tokenmux.server.runner import BackgroundServer
+from tokenmux.simulator.app import create_app
 from tokenmux.simulator.control_client import PrefixControl, SimulatorControl
 
 SEED = 7
 
 
 @pytest.fixture(scope="session")
-def sim_thread() -> Iterator[SimulatorThread]:
-    with SimulatorThread(seed=SEED) as sim:
-        yield sim
+def sim_server() -> Iterator[BackgroundServer]:
+    # A test may leave a hanging request open: do not wait long for it at shutdown.
+    with BackgroundServer(create_app(seed=SEED), graceful_timeout_s=1) as server:
+        yield server
 
 
 @pytest.fixture
-def http(sim_thread: SimulatorThread) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=sim_thread.base_url, timeout=10) as client:
+def http(sim_server: BackgroundServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=sim_server.url, timeout=10) as client:
         yield client
 
 
@@ -34,8 +37,8 @@ def prefix(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-def sim_control(sim_thread: SimulatorThread) -> Iterator[SimulatorControl]:
-    with SimulatorControl(sim_thread.base_url) as control:
+def sim_control(sim_server: BackgroundServer) -> Iterator[SimulatorControl]:
+    with SimulatorControl(sim_server.url) as control:
         yield control
 
 
@@ -45,9 +48,9 @@ def control(sim_control: SimulatorControl, prefix: str) -> PrefixControl:
 
 
 @pytest.fixture
-def client(sim_thread: SimulatorThread, prefix: str) -> Iterator[openai.OpenAI]:
+def client(sim_server: BackgroundServer, prefix: str) -> Iterator[openai.OpenAI]:
     with openai.OpenAI(
-        base_url=sim_thread.url(prefix), api_key="sk-test-key", max_retries=0, timeout=10
+        base_url=openai_base_url(sim_server, prefix), api_key="sk-test-key", max_retries=0, timeout=10
     ) as c:
         yield c
 
@@ -63,9 +66,9 @@ def azure_control(sim_control: SimulatorControl) -> Iterator[PrefixControl]:
 
 
 @pytest.fixture
-def azure(sim_thread: SimulatorThread, azure_control: PrefixControl) -> Iterator[openai.AzureOpenAI]:
+def azure(sim_server: BackgroundServer, azure_control: PrefixControl) -> Iterator[openai.AzureOpenAI]:
     with openai.AzureOpenAI(
-        azure_endpoint=f"{sim_thread.base_url}/azure",
+        azure_endpoint=f"{sim_server.url}/azure",
         api_key="azure-test-key",
         api_version="2024-10-21",
         max_retries=0,

@@ -7,6 +7,13 @@ from typing import Any
 
 from openai.types.chat import ChatCompletionChunk
 
+from tokenmux.server.runner import BackgroundServer
+
+
+def openai_base_url(server: BackgroundServer, prefix: str) -> str:
+    """The OpenAI SDK's base URL for a prefix of the simulator (any prefix speaks the OpenAI format)."""
+    return f"{server.url}/{prefix}/v1"
+
 
 @dataclass
 class StreamSummary:

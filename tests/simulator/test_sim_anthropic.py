@@ -15,7 +15,7 @@ import msgspec
 import pytest
 from anthropic.types import Message, TextBlock, ThinkingBlock, ToolUseBlock
 
-from tokenmux.simulator import SimulatorThread
+from tokenmux.server.runner import BackgroundServer
 from tokenmux.simulator.control_client import PrefixControl, SimulatorControl
 
 MODEL = "claude-haiku-4-5"
@@ -52,10 +52,10 @@ def control(sim_control: SimulatorControl) -> Iterator[PrefixControl]:
 
 
 @pytest.fixture(scope="module")
-def claude_client(sim_thread: SimulatorThread) -> Iterator[anthropic.Anthropic]:
+def claude_client(sim_server: BackgroundServer) -> Iterator[anthropic.Anthropic]:
     # One client for the module: making one costs a quarter of a second (its TLS context).
     with anthropic.Anthropic(
-        base_url=f"{sim_thread.base_url}/anthropic", api_key="sk-ant-test", max_retries=0, timeout=10
+        base_url=f"{sim_server.url}/anthropic", api_key="sk-ant-test", max_retries=0, timeout=10
     ) as client:
         yield client
 

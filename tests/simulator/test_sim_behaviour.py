@@ -10,8 +10,10 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from sim_test_support import openai_base_url
 
-from tokenmux.simulator import SimulatorThread
+from tokenmux.server.runner import BackgroundServer
+from tokenmux.simulator.app import create_app
 from tokenmux.simulator.control_client import PrefixControl
 
 HELLO: list[Any] = [{"role": "user", "content": "Hello there"}]
@@ -107,7 +109,7 @@ def test_control_refuses_a_body_that_is_not_json(http: httpx.Client, control: Pr
 
 def test_starting_profiles_are_validated() -> None:
     with pytest.raises(ValueError, match=r"'openai'.*error_rate"):
-        SimulatorThread(profiles={"openai": {"error_rate": 3}})
+        create_app(profiles={"openai": {"error_rate": 3}})
 
 
 # -- errors, rate limits, outages -------------------------------------------------------------------
@@ -200,7 +202,7 @@ def test_error_draws_repeat_after_the_profile_is_set_again(
 
 
 def test_content_depends_on_seed_and_request_only(
-    sim_thread: SimulatorThread, control: PrefixControl
+    sim_server: BackgroundServer, control: PrefixControl
 ) -> None:
     def content(url: str) -> tuple[str | None, str]:
         with openai.OpenAI(base_url=url, api_key="k", max_retries=0) as client:
@@ -212,11 +214,14 @@ def test_content_depends_on_seed_and_request_only(
             )
             return text, (call.choices[0].message.tool_calls or [])[0].id
 
-    with SimulatorThread(seed=7) as same_seed, SimulatorThread(seed=8) as other_seed:
-        here = content(sim_thread.url(control.prefix))
-        assert content(same_seed.url(control.prefix)) == here
-        assert content(same_seed.url("another-prefix")) == here
-        assert content(other_seed.url(control.prefix)) != here
+    with (
+        BackgroundServer(create_app(seed=7), graceful_timeout_s=1) as same_seed,
+        BackgroundServer(create_app(seed=8), graceful_timeout_s=1) as other_seed,
+    ):
+        here = content(openai_base_url(sim_server, control.prefix))
+        assert content(openai_base_url(same_seed, control.prefix)) == here
+        assert content(openai_base_url(same_seed, "another-prefix")) == here
+        assert content(openai_base_url(other_seed, control.prefix)) != here
 
 
 # -- usage figures ----------------------------------------------------------------------------------
@@ -267,7 +272,9 @@ def test_stream_waits_ttft_then_paces_tokens(client: openai.OpenAI, control: Pre
     assert len({round(a, 3) for a in arrivals}) > 5  # they came in several writes, not one
 
 
-def test_a_stream_ends_a_token_time_after_its_last_token(client: openai.OpenAI, control: PrefixControl) -> None:
+def test_a_stream_ends_a_token_time_after_its_last_token(
+    client: openai.OpenAI, control: PrefixControl
+) -> None:
     control.set(tokens_per_second=10, completion_tokens=4)
 
     tokens = []
@@ -307,7 +314,7 @@ def test_ttft_and_throughput_ranges_spread_requests(http: httpx.Client, control:
     assert max(durations) - min(durations) > 0.01  # drawn, not constant
 
 
-def _wait_until_idle(sim: SimulatorThread, within_s: float) -> float:
+def _wait_until_idle(sim: BackgroundServer, within_s: float) -> float:
     started = time.perf_counter()
     while sim.app.requests_in_flight:
         assert time.perf_counter() - started < within_s, "the simulator is still answering"
@@ -316,31 +323,31 @@ def _wait_until_idle(sim: SimulatorThread, within_s: float) -> float:
 
 
 def test_an_abandoned_stream_stops_at_once(
-    sim_thread: SimulatorThread, client: openai.OpenAI, control: PrefixControl
+    sim_server: BackgroundServer, client: openai.OpenAI, control: PrefixControl
 ) -> None:
     control.set(tokens_per_second=5, completion_tokens=100)  # a 20-second stream
 
     stream = client.chat.completions.create(model=MODEL, messages=HELLO, stream=True)
     chunks = iter(stream)
     next(chunks), next(chunks)
-    assert sim_thread.app.requests_in_flight == 1
+    assert sim_server.app.requests_in_flight == 1
     stream.close()
 
-    _wait_until_idle(sim_thread, within_s=1)
+    _wait_until_idle(sim_server, within_s=1)
 
 
-def test_an_abandoned_slow_answer_stops_at_once(sim_thread: SimulatorThread, control: PrefixControl) -> None:
+def test_an_abandoned_slow_answer_stops_at_once(sim_server: BackgroundServer, control: PrefixControl) -> None:
     control.set(ttft_ms=60_000)
 
     with (
         openai.OpenAI(
-            base_url=sim_thread.url(control.prefix), api_key="k", max_retries=0, timeout=0.2
+            base_url=openai_base_url(sim_server, control.prefix), api_key="k", max_retries=0, timeout=0.2
         ) as client,
         pytest.raises(openai.APITimeoutError),
     ):
         client.chat.completions.create(model=MODEL, messages=HELLO)
 
-    _wait_until_idle(sim_thread, within_s=1)
+    _wait_until_idle(sim_server, within_s=1)
 
 
 # -- broken answers ---------------------------------------------------------------------------------
@@ -421,14 +428,14 @@ def test_malformed_answers_cannot_be_parsed(
 
 
 def test_hang_never_answers_so_the_client_times_out(
-    sim_thread: SimulatorThread, control: PrefixControl
+    sim_server: BackgroundServer, control: PrefixControl
 ) -> None:
     control.set(hang=True)
 
     started = time.perf_counter()
     with (
         openai.OpenAI(
-            base_url=sim_thread.url(control.prefix), api_key="k", max_retries=0, timeout=0.3
+            base_url=openai_base_url(sim_server, control.prefix), api_key="k", max_retries=0, timeout=0.3
         ) as client,
         pytest.raises(openai.APITimeoutError),
     ):

@@ -14,7 +14,7 @@ import pytest
 from google import genai
 from google.genai import errors, types
 
-from tokenmux.simulator import SimulatorThread
+from tokenmux.server.runner import BackgroundServer
 from tokenmux.simulator.control_client import PrefixControl, SimulatorControl
 
 MODEL = "gemini-2.5-flash"
@@ -61,10 +61,10 @@ def control(sim_control: SimulatorControl) -> Iterator[PrefixControl]:
 
 
 @pytest.fixture(scope="module")
-def gemini_client(sim_thread: SimulatorThread) -> genai.Client:
+def gemini_client(sim_server: BackgroundServer) -> genai.Client:
     return genai.Client(
         api_key="gemini-test-key",
-        http_options=types.HttpOptions(base_url=f"{sim_thread.base_url}/google", timeout=10_000),
+        http_options=types.HttpOptions(base_url=f"{sim_server.url}/google", timeout=10_000),
     )
 
 

@@ -18,7 +18,7 @@ from openai.types.chat import (
     ChatCompletionMessageFunctionToolCall,
     ChatCompletionMessageToolCallUnion,
 )
-from sim_test_support import collect_stream
+from sim_test_support import collect_stream, openai_base_url
 
 from tokenmux.simulator.control_client import PrefixControl
 
@@ -428,10 +428,12 @@ def test_anything_but_a_bearer_token_is_401(http: httpx.Client, prefix: str, aut
     assert response.status_code == 401
 
 
-def test_sdk_raises_authentication_error_for_a_401(sim_thread: Any, prefix: str) -> None:
+def test_sdk_raises_authentication_error_for_a_401(sim_server: Any, prefix: str) -> None:
     # The SDK always sends its key; take it away to see the SDK's side of a 401.
     with (
-        openai.OpenAI(base_url=sim_thread.url(prefix), api_key="unused", max_retries=0) as client,
+        openai.OpenAI(
+            base_url=openai_base_url(sim_server, prefix), api_key="unused", max_retries=0
+        ) as client,
         pytest.raises(openai.AuthenticationError) as caught,
     ):
         client.chat.completions.create(model=MODEL, messages=HELLO, extra_headers={"Authorization": ""})

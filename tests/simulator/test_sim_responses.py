@@ -10,7 +10,7 @@ import pytest
 from openai.types.responses import Response, ResponseStreamEvent
 from pydantic import TypeAdapter
 
-from tokenmux.simulator import SimulatorThread
+from tokenmux.server.runner import BackgroundServer
 from tokenmux.simulator.control_client import PrefixControl
 
 WEATHER = {
@@ -68,9 +68,9 @@ def test_reasoning_it_did_not_write_is_refused(client: openai.OpenAI) -> None:
         client.responses.create(model="gpt-5", input=items)
 
 
-def test_azure_v1_responses(sim_thread: SimulatorThread, azure_control: PrefixControl) -> None:
+def test_azure_v1_responses(sim_server: BackgroundServer, azure_control: PrefixControl) -> None:
     with openai.OpenAI(
-        base_url=f"{sim_thread.base_url}/azure/openai/v1",
+        base_url=f"{sim_server.url}/azure/openai/v1",
         api_key="unused",
         default_headers={"api-key": "azure-test-key"},
         max_retries=0,

@@ -9,14 +9,14 @@ import anthropic
 import pytest
 from anthropic.types import ThinkingBlock
 
-from tokenmux.simulator import SimulatorThread
+from tokenmux.server.runner import BackgroundServer
 
 HELLO: list[dict[str, str]] = [{"role": "user", "content": "Hello there"}]
 
 
 @pytest.fixture
-def claude(sim_thread: SimulatorThread) -> Iterator[anthropic.Anthropic]:
-    url = f"{sim_thread.base_url}/anthropic"
+def claude(sim_server: BackgroundServer) -> Iterator[anthropic.Anthropic]:
+    url = f"{sim_server.url}/anthropic"
     with anthropic.Anthropic(base_url=url, api_key="sk-ant-test", max_retries=0, timeout=10) as client:
         yield client
 

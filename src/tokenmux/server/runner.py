@@ -1,4 +1,5 @@
-"""Running an ASGI app on a loopback port in a background thread (demo, tests, benchmarks).
+"""Running an ASGI app on a loopback port in a background thread (demo, tests, benchmarks): the gateway, the
+provider simulator and test apps alike.
 
 Each server gets its own thread and event loop, so the simulator, the gateway and a load generator do not
 share a loop, as they would not in production. uvicorn installs no signal handlers outside the main thread.
@@ -72,6 +73,7 @@ class BackgroundServer:
         lifespan: Lifespan = "on",
         graceful_timeout_s: float = 30,
     ) -> None:
+        self.app = app
         self.host = host
         self.port = port or free_port(host)
         self.server = uvicorn.Server(

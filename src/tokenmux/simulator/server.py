@@ -1,6 +1,6 @@
-"""Running the simulator: blocking (``run``, for ``tokenmux simulate``), inside a caller's event loop
-(``serve``, for ``tokenmux demo``), or on a thread of its own (``SimulatorThread``, for tests and the
-benchmark)."""
+"""Running the simulator: blocking (``run``, for ``tokenmux simulate``) or inside a caller's event loop
+(``serve``). On a thread of its own (the demo, the tests) it runs like any ASGI app, with
+``server.runner.BackgroundServer``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import contextlib
 import logging
 import signal
 import socket
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,7 +18,7 @@ from tokenmux.simulator.app import SimulatorApp, create_app
 
 log = logging.getLogger("tokenmux.simulator")
 
-__all__ = ["SimulatorThread", "create_app", "run", "serve"]
+__all__ = ["create_app", "run", "serve"]
 
 
 _BACKLOG = 2048  # the benchmark opens many connections at once
@@ -115,76 +114,3 @@ def _loop_factory() -> Any:
     except ImportError:  # pragma: no cover - uvloop is a dependency where it builds
         return None
     return uvloop.new_event_loop
-
-
-class SimulatorThread:
-    """The simulator on a free loopback port, served from a thread with its own event loop.
-
-    ``with SimulatorThread(seed=1) as sim: OpenAI(base_url=sim.url("openai") ...)``. Leaving the block
-    stops the server and joins the thread."""
-
-    def __init__(
-        self, *, seed: int = 0, profiles: dict[str, Any] | None = None, host: str = "127.0.0.1"
-    ) -> None:
-        self.app = create_app(seed=seed, profiles=profiles)
-        self._sock = listening_socket(host, 0)
-        self.host = host
-        self.port: int = self._sock.getsockname()[1]
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._started = threading.Event()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._main, name=f"simulator:{self.port}", daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def url(self, prefix: str) -> str:
-        """The OpenAI base URL of a prefix (``…/{prefix}/v1``); for Azure, ``base_url + "/azure"``."""
-        return f"{self.base_url}/{prefix}/v1"
-
-    def start(self) -> SimulatorThread:
-        self._thread.start()
-        if not self._started.wait(timeout=10):
-            raise RuntimeError("the simulator thread did not start within 10 s")
-        if self._error is not None:
-            raise RuntimeError("the simulator failed to start") from self._error
-        return self
-
-    def stop(self) -> None:
-        loop, task = self._loop, self._task
-        if loop is not None and task is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(task.cancel)
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
-        self._sock.close()  # serving closes it too; this covers a thread that never started
-
-    def __enter__(self) -> SimulatorThread:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def _main(self) -> None:
-        async def main() -> None:
-            ready = asyncio.Event()
-            self._loop = asyncio.get_running_loop()
-            self._task = asyncio.create_task(
-                serve(self.host, self.port, sock=self._sock, app=self.app, ready=ready)
-            )
-            ready_wait = asyncio.create_task(ready.wait())
-            await asyncio.wait({self._task, ready_wait}, return_when=asyncio.FIRST_COMPLETED)
-            ready_wait.cancel()
-            if self._task.done():
-                await self._task  # it failed to start: raise why, for start() to report
-            self._started.set()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-        try:
-            with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-                runner.run(main())
-        except BaseException as exc:  # reported to the starting thread
-            self._error = exc
-            self._started.set()
