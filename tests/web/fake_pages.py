@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from tokenmux.asgi import Receive, Scope, Send, send_text
 from tokenmux.catalog import Catalog, load_catalog
 from tokenmux.errors import AuthenticationFailed
 from tokenmux.server.catalog_api import (
@@ -19,7 +20,6 @@ from tokenmux.server.catalog_api import (
 )
 from tokenmux.store.records import AttemptRecord, GenerationRecord
 from tokenmux.web import WebPages
-from tokenmux.web.responses import Receive, Scope, Send, send_text
 
 NANO = "openai/gpt-4.1-nano"
 NOW = 1_760_108_400.0 + 25 * 60  # 2025-10-10 15:25 UTC: the last hourly bar is "Oct 10, 2025 - 3 PM UTC"

@@ -20,12 +20,12 @@ from fake_pages import (
     pages_app,
 )
 
+from tokenmux.asgi import Message
 from tokenmux.catalog import load_catalog
 from tokenmux.web import WebPages, formatting
 from tokenmux.web.catalog_filter import ModelQuery
 from tokenmux.web.charts import daily_bar_chart, hourly_uptime_bars, nice_ceiling, uptime_level
 from tokenmux.web.pages import status_summary
-from tokenmux.web.responses import Message
 from tokenmux.web.samples import code_samples
 from tokenmux.web.static_files import load_static_files
 

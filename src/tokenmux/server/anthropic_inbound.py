@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from tokenmux.asgi import Scope, header
 from tokenmux.attempts import Generation, Served, StreamEncoder
 from tokenmux.errors import TokenmuxError
 from tokenmux.protocols import anthropic_messages as wire
 from tokenmux.routing.router import Candidate
-from tokenmux.server.asgi import Scope, header
 from tokenmux.types import ChatRequest
 
 # Anthropic counts input tokens before the answer starts; message_start carries this estimate and the

@@ -15,6 +15,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+from tokenmux.asgi import (
+    Receive,
+    Scope,
+    Send,
+    header,
+    send_bytes,
+)
 from tokenmux.attempts import Attempts
 from tokenmux.catalog.model import Catalog, Endpoint, Model
 from tokenmux.config import Settings
@@ -35,13 +42,6 @@ from tokenmux.routing.health import HealthBoard
 from tokenmux.routing.router import Router
 from tokenmux.routing.shared_health import SharedHealth
 from tokenmux.server.anthropic_inbound import AnthropicMessages
-from tokenmux.server.asgi import (
-    Receive,
-    Scope,
-    Send,
-    header,
-    send_bytes,
-)
 from tokenmux.server.auth import KeyRing
 from tokenmux.server.auth_failures import AuthFailures, AuthGuard
 from tokenmux.server.catalog_api import model_endpoints_json, model_json, models_json

@@ -23,8 +23,8 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
+from tokenmux.asgi import AsgiApp, Receive, Scope, Send
 from tokenmux.errors import ClientError
-from tokenmux.server.asgi import AsgiApp, Receive, Scope, Send
 from tokenmux.server.header_check import send_refusal
 
 log = logging.getLogger("tokenmux.auth")

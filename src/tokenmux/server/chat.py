@@ -11,11 +11,7 @@ import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
-from tokenmux.attempts import Generation, Served, StreamEncoder
-from tokenmux.errors import TokenmuxError
-from tokenmux.limits.money import ceil_nano, to_nano, worst_case_usd
-from tokenmux.routing.router import Candidate
-from tokenmux.server.asgi import (
+from tokenmux.asgi import (
     DisconnectWatch,
     Receive,
     Scope,
@@ -23,6 +19,10 @@ from tokenmux.server.asgi import (
     read_body,
     send_bytes,
 )
+from tokenmux.attempts import Generation, Served, StreamEncoder
+from tokenmux.errors import TokenmuxError
+from tokenmux.limits.money import ceil_nano, to_nano, worst_case_usd
+from tokenmux.routing.router import Candidate
 from tokenmux.server.outlet import AsgiOutlet
 from tokenmux.store import new_generation_id
 from tokenmux.types import ChatRequest

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from tokenmux.asgi import AsgiApp, Message, Receive, Scope, Send
 from tokenmux.errors import ConfigError
-from tokenmux.server.asgi import AsgiApp, Message, Receive, Scope, Send
 
 ALLOWED_METHODS = ("GET", "POST", "PATCH", "DELETE", "OPTIONS")
 # The request headers the OpenAI- and Anthropic-shaped APIs read; configured extras are added to these.

@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
+from tokenmux.asgi import Receive, Scope, Send, header, read_body, send_bytes
 from tokenmux.errors import TokenmuxError
 from tokenmux.json_codec import encode_json
 from tokenmux.protocols import anthropic_messages as wire
 from tokenmux.routing.fit import PromptSize
-from tokenmux.server.asgi import Receive, Scope, Send, header, read_body, send_bytes
 
 if TYPE_CHECKING:
     from tokenmux.server.app import Gateway

@@ -20,9 +20,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from itertools import chain
 
+from tokenmux.asgi import AsgiApp, Receive, Scope, Send, send_bytes
 from tokenmux.errors import ClientError, HeadersTooLarge, InvalidRequest
 from tokenmux.protocols import anthropic_answer, openai_chat
-from tokenmux.server.asgi import AsgiApp, Receive, Scope, Send, send_bytes
 
 ANTHROPIC_PREFIX = "/api/anthropic/"
 _SHOWN_NAME_CHARS = 64

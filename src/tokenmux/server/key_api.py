@@ -22,11 +22,11 @@ from urllib.parse import parse_qs, unquote
 
 import msgspec
 
+from tokenmux.asgi import Receive, Scope, Send, header, read_body, send_bytes
 from tokenmux.errors import InvalidRequest, KeyNameTaken, NotFound, PermissionDenied
 from tokenmux.json_codec import encode_json
 from tokenmux.limits.key_limits import KeyLimits, limit_changes
 from tokenmux.limits.money import period_end, to_usd
-from tokenmux.server.asgi import Receive, Scope, Send, header, read_body, send_bytes
 from tokenmux.store.buckets import KeyDay
 from tokenmux.store.keys import new_key
 from tokenmux.store.records import KeyRecord, iso_utc

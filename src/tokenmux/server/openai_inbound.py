@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from tokenmux.asgi import Scope, header
 from tokenmux.attempts import Generation, Served, StreamEncoder
 from tokenmux.errors import TokenmuxError
 from tokenmux.protocols import openai_chat
 from tokenmux.routing.router import Candidate
-from tokenmux.server.asgi import Scope, header
 from tokenmux.types import ChatRequest
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 
+from tokenmux.asgi import Send
 from tokenmux.protocols.sse import comment
-from tokenmux.server.asgi import Send
 from tokenmux.slow_waits import SlowWaits, slow_waits
 
 KEEPALIVE = comment("tokenmux processing")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from tokenmux.asgi import Scope
 from tokenmux.catalog.lookup import find_model
 from tokenmux.catalog.model import Catalog, Endpoint
-from tokenmux.server.asgi import Scope
 from tokenmux.server.catalog_api import model_endpoints_json, models_json
 
 if TYPE_CHECKING:

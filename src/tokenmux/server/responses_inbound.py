@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from tokenmux.asgi import Scope, header
 from tokenmux.attempts import Generation, Served, StreamEncoder
 from tokenmux.errors import TokenmuxError
 from tokenmux.protocols import openai_responses as wire
 from tokenmux.routing.router import Candidate
-from tokenmux.server.asgi import Scope, header
 from tokenmux.types import ChatRequest
 
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import msgspec
 
+from tokenmux.asgi import Scope, header
 from tokenmux.simulator.answer import Answer, AnswerSpec, PlannedChoice
 from tokenmux.simulator.anthropic_request import parse_messages_request
-from tokenmux.simulator.asgi import header
 from tokenmux.simulator.wire import ReplyContext, RequestRejected, StreamFrames
 
 _encode = msgspec.json.encode
@@ -52,7 +52,7 @@ class AnthropicFormat:
 
     # -- requests ---------------------------------------------------------------------------------
 
-    def check_access(self, scope: dict[str, Any]) -> RequestRejected | None:
+    def check_access(self, scope: Scope) -> RequestRejected | None:
         # Anthropic takes the key in x-api-key or as a bearer token (what the newer SDKs send).
         key = header(scope, b"x-api-key")
         if not key or not key.strip():

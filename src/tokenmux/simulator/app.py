@@ -29,17 +29,10 @@ from typing import Any
 
 import msgspec
 
+from tokenmux.asgi import Receive, Scope, Send, read_body, send_bytes, wait_for_disconnect
 from tokenmux.simulator.answer import plan
 from tokenmux.simulator.anthropic_format import AnthropicFormat
-from tokenmux.simulator.asgi import (
-    Receive,
-    Scope,
-    Send,
-    drop_connection,
-    read_body,
-    respond,
-    wait_for_disconnect,
-)
+from tokenmux.simulator.connection import drop_connection
 from tokenmux.simulator.delivery import send_completion, send_stream
 from tokenmux.simulator.fate import Outcome, decide
 from tokenmux.simulator.google_format import GoogleFormat
@@ -149,7 +142,7 @@ class SimulatorApp:
             else:
                 await self._chat_route(scope, receive, send, first, self._responses, None)
         elif scope["path"] == "/health":
-            await respond(send, 200, b'{"status":"ok"}')
+            await send_bytes(send, 200, b'{"status":"ok"}')
         else:
             await _not_found(scope, send, self._openai)
 
@@ -164,7 +157,7 @@ class SimulatorApp:
     ) -> None:
         if scope["method"] != "POST":
             body = wire.error_body(405, f"Method {scope['method']} is not allowed here; use POST.")
-            await respond(send, 405, body, headers=[(b"allow", b"POST")])
+            await send_bytes(send, 405, body, headers=[(b"allow", b"POST")])
             return
         task = asyncio.current_task()
         assert task is not None
@@ -190,7 +183,7 @@ class SimulatorApp:
         wire: WireFormat,
         path_model: str | None,
     ) -> None:
-        raw = await read_body(receive)
+        raw = await read_body(scope, receive)
         try:
             body = _decode(raw)
             rejection = wire.check_access(scope)
@@ -211,7 +204,7 @@ class SimulatorApp:
             error = wire.error_body(
                 rejection.status, rejection.message, param=rejection.param, code=rejection.code
             )
-            await respond(send, rejection.status, error)
+            await send_bytes(send, rejection.status, error)
             return
 
         profile = state.profile
@@ -242,15 +235,15 @@ class SimulatorApp:
             message = (
                 "The simulated provider is in an outage window; try again later or use another provider."
             )
-            await respond(send, 503, wire.error_body(503, message))
+            await send_bytes(send, 503, wire.error_body(503, message))
         elif outcome is Outcome.RATE_LIMITED:
             message = "Rate limit reached for requests (simulated). Retry after the time in Retry-After."
-            await respond(send, 429, wire.error_body(429, message), headers=_retry_after(behaviour))
+            await send_bytes(send, 429, wire.error_body(429, message), headers=_retry_after(behaviour))
         else:
             status = behaviour.error_status
             message = f"The simulated provider failed this request with status {status} (error_rate)."
             headers = _retry_after(behaviour) if status == 429 else ()
-            await respond(send, status, wire.error_body(status, message), headers=headers)
+            await send_bytes(send, status, wire.error_body(status, message), headers=headers)
 
     # -- control ----------------------------------------------------------------------------------
 
@@ -260,18 +253,18 @@ class SimulatorApp:
         if len(parts) == 3 and prefix and method in ("GET", "POST"):
             if method == "POST":
                 try:
-                    profile = self.registry.set_profile(prefix, _decode(await read_body(receive)))
+                    profile = self.registry.set_profile(prefix, _decode(await read_body(scope, receive)))
                 except (msgspec.DecodeError, ProfileError) as exc:
-                    await respond(send, 400, _control_error(f"profile for {prefix!r} not changed: {exc}"))
+                    await send_bytes(send, 400, _control_error(f"profile for {prefix!r} not changed: {exc}"))
                     return
                 log.info("simulator profile for %r set", prefix)
             else:
                 profile = self.registry.state(prefix).profile
-            await respond(send, 200, _encode(profile.to_json()))
+            await send_bytes(send, 200, _encode(profile.to_json()))
         elif len(parts) == 4 and prefix and parts[3] == "requests" and method in ("GET", "DELETE"):
             state = self.registry.state(prefix)
             if method == "GET":
-                await respond(send, 200, _encode(state.requests()))
+                await send_bytes(send, 200, _encode(state.requests()))
             else:
                 state.clear_requests()
                 await send({"type": "http.response.start", "status": 204, "headers": []})
@@ -281,7 +274,7 @@ class SimulatorApp:
                 f"No control route {method} {scope['path']}. Use GET/POST /_control/{{prefix}} or "
                 "GET/DELETE /_control/{prefix}/requests."
             )
-            await respond(send, 404, _control_error(message))
+            await send_bytes(send, 404, _control_error(message))
 
 
 def _retry_after(behaviour: Behaviour) -> list[tuple[bytes, bytes]]:
@@ -304,7 +297,7 @@ async def _not_found(scope: Scope, send: Send, wire: WireFormat) -> None:
         "/anthropic/v1/messages and /google/v1beta/models/{model}:generateContent (or "
         ":streamGenerateContent?alt=sse)."
     )
-    await respond(send, 404, wire.error_body(404, message))
+    await send_bytes(send, 404, wire.error_body(404, message))
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 
+from tokenmux.asgi import Receive, Send, send_bytes
 from tokenmux.simulator.answer import Answer, AnswerSpec
-from tokenmux.simulator.asgi import ClientWatch, Receive, Send, drop_connection, respond
+from tokenmux.simulator.connection import ClientWatch, drop_connection
 from tokenmux.simulator.fate import Fate, Outcome
 from tokenmux.simulator.profile import Behaviour
 from tokenmux.simulator.wire import ReplyContext, WireFormat
@@ -47,7 +48,7 @@ async def send_completion(
     finally:
         watch.close()
     body = wire.malformed_body() if fate.outcome is Outcome.MALFORMED else wire.completion(answer, ctx)
-    await respond(send, 200, body, headers=[(b"x-request-id", ctx.response_id.encode())])
+    await send_bytes(send, 200, body, headers=[(b"x-request-id", ctx.response_id.encode())])
 
 
 async def send_stream(

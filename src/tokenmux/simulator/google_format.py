@@ -19,8 +19,8 @@ from urllib.parse import parse_qsl
 
 import msgspec
 
+from tokenmux.asgi import Scope, header
 from tokenmux.simulator.answer import Answer, AnswerSpec, PlannedChoice
-from tokenmux.simulator.asgi import header
 from tokenmux.simulator.google_request import parse_generate_content_request
 from tokenmux.simulator.wire import ReplyContext, RequestRejected, StreamFrames
 
@@ -63,7 +63,7 @@ class GoogleFormat:
 
     # -- requests ---------------------------------------------------------------------------------
 
-    def check_access(self, scope: dict[str, Any]) -> RequestRejected | None:
+    def check_access(self, scope: Scope) -> RequestRejected | None:
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
         key = header(scope, b"x-goog-api-key") or query.get("key", "").encode()
         if not key.strip():

@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from tokenmux.asgi import Scope, header
 from tokenmux.simulator.answer import Answer, AnswerSpec, PlannedChoice
 from tokenmux.simulator.openai_request import parse_chat_request
 from tokenmux.simulator.wire import ReplyContext, RequestRejected, StreamFrames
@@ -61,9 +62,9 @@ class OpenAIFormat:
 
     # -- requests ---------------------------------------------------------------------------------
 
-    def check_access(self, scope: dict[str, Any]) -> RequestRejected | None:
+    def check_access(self, scope: Scope) -> RequestRejected | None:
         if self.azure:
-            key = _header(scope, b"api-key")
+            key = header(scope, b"api-key")
             if not key or not key.strip():
                 return RequestRejected(
                     401,
@@ -77,7 +78,7 @@ class OpenAIFormat:
                     code="MissingApiVersionParameter",
                 )
             return None
-        authorization = _header(scope, b"authorization")
+        authorization = header(scope, b"authorization")
         scheme, _, token = (authorization or b"").partition(b" ")
         if scheme.lower() != b"bearer" or not token.strip():
             return RequestRejected(
@@ -256,13 +257,6 @@ def _usage(answer: Answer) -> dict[str, Any]:
             "rejected_prediction_tokens": 0,
         },
     }
-
-
-def _header(scope: dict[str, Any], name: bytes) -> bytes | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return bytes(value)
-    return None
 
 
 def _has_query_value(query: bytes, prefix: bytes) -> bool:

@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 
+from tokenmux.asgi import Scope
 from tokenmux.simulator.answer import Answer, AnswerSpec, PlannedChoice, PlannedToolCall
 from tokenmux.simulator.openai_format import OpenAIFormat
 from tokenmux.simulator.responses_request import encrypted_content, parse_responses_request, split_tool_name
@@ -30,7 +31,7 @@ class ResponsesFormat(OpenAIFormat):
         super().__init__(azure=azure)
         self.name = "azure-responses" if azure else "openai-responses"
 
-    def check_access(self, scope: dict[str, Any]) -> Any:
+    def check_access(self, scope: Scope) -> Any:
         if self.azure:
             # Azure's v1 API takes no api-version; its key is still the api-key header.
             for key, value in scope["headers"]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
+from tokenmux.asgi import Scope
 from tokenmux.simulator.profile import Profile, ProfileError, build_profile
 
 REQUEST_LOG_SIZE = 200
@@ -27,7 +28,7 @@ class PrefixState:
         self.counter += 1
         return self.counter
 
-    def record(self, scope: dict[str, Any], body: Any) -> None:
+    def record(self, scope: Scope, body: Any) -> None:
         """Keep the request as the provider received it, for tests to inspect."""
         self._requests.append(
             (scope["method"], scope["path"], scope.get("query_string", b""), scope["headers"], body)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from tokenmux.asgi import Scope
 from tokenmux.simulator.answer import Answer, AnswerSpec
 
 Headers = list[tuple[bytes, bytes]]
@@ -49,7 +50,7 @@ class WireFormat(Protocol):
     name: str
     stream_content_type: bytes
 
-    def check_access(self, scope: dict[str, Any]) -> RequestRejected | None:
+    def check_access(self, scope: Scope) -> RequestRejected | None:
         """The rejection for a request without credentials (or other required headers), else None."""
         ...
 

@@ -13,6 +13,15 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from tokenmux.asgi import (
+    AsgiApp,
+    Receive,
+    Scope,
+    Send,
+    read_form,
+    redirect,
+    send_html,
+)
 from tokenmux.catalog.lookup import close_matches, find_model
 from tokenmux.errors import AuthenticationFailed, FormTooLarge
 from tokenmux.web.catalog_filter import (
@@ -24,15 +33,6 @@ from tokenmux.web.catalog_filter import (
 )
 from tokenmux.web.charts import HourBar, hourly_uptime_bars, responsive_daily_chart
 from tokenmux.web.model_view import model_page_view
-from tokenmux.web.responses import (
-    Handler,
-    Receive,
-    Scope,
-    Send,
-    read_form,
-    redirect,
-    send_html,
-)
 from tokenmux.web.source import PageSource
 from tokenmux.web.static_files import PREFIX as STATIC_PREFIX
 from tokenmux.web.static_files import StaticFiles
@@ -65,14 +65,14 @@ class WebPages:
         self.static = static or StaticFiles()
         env = build_environment(self.static)
         self._templates = {name: env.get_template(name) for name in PAGES}
-        self._fixed: dict[str, Handler] = {
+        self._fixed: dict[str, AsgiApp] = {
             "/": self.home,
             "/models": self.models_page,
             "/status": self.status_page,
             "/activity": self.activity_page,
         }
 
-    def route(self, method: str, path: str) -> Handler | None:
+    def route(self, method: str, path: str) -> AsgiApp | None:
         if method == "POST":
             return self.activity_page if path == "/activity" else None
         if method not in ("GET", "HEAD") or path.startswith("/api/"):

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from tokenmux.asgi import Scope
 from tokenmux.catalog.model import Catalog
-from tokenmux.web.responses import Scope
 
 
 class PageSource(Protocol):

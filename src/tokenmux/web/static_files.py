@@ -12,7 +12,7 @@ import hashlib
 from dataclasses import dataclass
 from importlib import resources
 
-from tokenmux.web.responses import Receive, Scope, Send, query_value, send_response, send_text
+from tokenmux.asgi import Receive, Scope, Send, query_value, send_bytes, send_text
 
 CONTENT_TYPES = {
     ".css": b"text/css; charset=utf-8",
@@ -74,9 +74,9 @@ class StaticFiles:
             (b"x-content-type-options", b"nosniff"),
         ]
         if _matches(scope, found.etag):
-            await send_response(send, 304, b"", headers)
+            await send_bytes(send, 304, b"", headers, content_type=None)
             return
-        await send_response(send, 200, found.body, [(b"content-type", found.content_type), *headers])
+        await send_bytes(send, 200, found.body, headers, content_type=found.content_type)
 
 
 def _matches(scope: Scope, etag: bytes) -> bool:

@@ -1,66 +1,15 @@
-"""The few ASGI helpers the simulator needs, including one thing ASGI cannot say: "drop the connection"."""
+"""What the simulator does to a client's connection: drop it mid-answer (a provider dying), and sleep
+only as long as the client still waits."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
 
-Scope = dict[str, Any]
-Message = dict[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-
-JSON = b"application/json"
+from tokenmux.asgi import Receive, Send, wait_for_disconnect
 
 
 class ConnectionDropped(Exception):
     """Raised when the server gives no way to close the connection; the server then closes it."""
-
-
-def header(scope: Scope, name: bytes) -> bytes | None:
-    """The first value of the request header ``name`` (lowercase, as ASGI servers give names)."""
-    for key, value in scope["headers"]:
-        if key == name:
-            return bytes(value)
-    return None
-
-
-async def read_body(receive: Receive) -> bytes:
-    message = await receive()
-    body: bytes = message.get("body", b"")
-    if not message.get("more_body"):
-        return body
-    parts = [body]
-    while message.get("more_body"):
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        parts.append(message.get("body", b""))
-    return b"".join(parts)
-
-
-async def respond(
-    send: Send,
-    status: int,
-    body: bytes,
-    *,
-    content_type: bytes = JSON,
-    headers: Iterable[tuple[bytes, bytes]] = (),
-) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", content_type), (b"content-length", b"%d" % len(body)), *headers],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
-async def wait_for_disconnect(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
 
 
 async def drop_connection(send: Send, receive: Receive) -> None:
