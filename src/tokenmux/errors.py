@@ -43,6 +43,7 @@ Messages say what went wrong and how to fix it, and never contain a key or an ``
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -131,7 +132,12 @@ class RateLimited(ClientError):
         self.retry_after = retry_after
 
     def headers(self) -> list[tuple[bytes, bytes]]:
-        return [(b"retry-after", str(max(1, round(self.retry_after))).encode())]
+        # Retry-After is whole seconds (at least 1, so no client spins); retry-after-ms, which OpenAI's and
+        # Anthropic's SDKs read first, gives a sub-second wait as it is.
+        return [
+            (b"retry-after", str(max(1, math.ceil(self.retry_after - 1e-9))).encode()),
+            (b"retry-after-ms", str(max(1, math.ceil(self.retry_after * 1000))).encode()),
+        ]
 
 
 class UpstreamError(TokenmuxError):

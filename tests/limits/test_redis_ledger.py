@@ -9,9 +9,12 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+import redis_support
+from fault_proxy import FaultProxy
 from tokenmux.errors import InsufficientCredit, RateLimited
 from tokenmux.limits.key_limits import KeyLimits
-from tokenmux.limits.redis_ledger import RedisLedger
+from tokenmux.limits.ledger import Admission
+from tokenmux.limits.redis_ledger import RedisLedger, prefix
 from tokenmux.redis.link import RedisLink
 from tokenmux.store.records import KeyRecord
 
@@ -138,7 +141,8 @@ async def test_redis_down_falls_back_to_local_books_then_catches_up() -> None:
     assert spend.spent == USD + USD // 2
     with pytest.raises(InsufficientCredit):
         await books.admit(key, USD)
-    assert books.pending_settlements == 1  # kept for when Redis answers
+    # Kept for when Redis answers: the settlement, and the release of the admission it did not answer.
+    assert books.pending_settlements == 2
     await books.close()
     await link.aclose()
 
@@ -175,3 +179,97 @@ async def test_an_admission_cancelled_mid_call_releases_what_it_may_have_taken(
     spend = await a.spend(key)
     assert spend.reserved == 0 and spend.in_flight == 0
     await a.admit(key, USD)  # the one concurrency slot is free
+
+
+async def test_an_admission_that_timed_out_is_released_by_its_id(redis_url: str) -> None:
+    """Redis hangs while the admission is on its way: the request goes on with this replica's books, the
+    late admission still runs in Redis when it answers, and the queued release by id gives it back."""
+    with FaultProxy("127.0.0.1", 6379) as proxy:
+        link = RedisLink(proxy.proxied_url(redis_url), timeout_s=0.2, retry_s=0.2)
+        books = RedisLedger(link, logged(), settle_interval_s=0.005)  # type: ignore[arg-type]
+        await books.start()
+        key = limits(credit_usd=10.0, concurrency=1)
+        books.settle(await books.admit(key, USD), key.key_id, "warm", 0, 0)  # seeded and connected
+        await drained(books)
+        proxy.freeze()
+        admission = await books.admit(key, USD)
+        assert not admission.shared  # admitted by the local books after the timeout
+        (release,) = [s for s in books._queue if s.admission_id]
+        proxy.restore()  # the frozen admission reaches Redis and takes its hold; then the release lands
+        books.settle(admission, key.key_id, "g-late", 0, 0)
+        await drained(books)
+        spend = await books.spend(key)
+        assert spend.reserved == 0 and spend.in_flight == 0
+        assert release.admission_id.encode() not in await link.client.call("HKEYS", "tm:{key_r}:since")
+        taken = await books.admit(key, USD)  # the one slot is free
+        assert taken.shared
+        await books.close()
+        await link.aclose()
+
+
+async def test_a_release_that_arrives_before_its_admission_refuses_it(replicas: list[RedisLedger]) -> None:
+    a, _ = replicas
+    key = limits(credit_usd=10.0, concurrency=1)
+    a.settle(await a.admit(key, USD), key.key_id, "warm", 0, 0)
+    await drained(a)
+    # The release of an admission whose call timed out, sent while the admission is still on its way.
+    a.settle(Admission("adm-late", key.key_id, USD, None, shared=True), key.key_id, "release-adm-late", 0, 0)
+    await drained(a)
+    late = [prefix(key.key_id), "adm-late", USD, -1, -1, "", -1, -1, 1, 20_000]
+    reply = await a.link.call(lambda r: r.run(a._admit_script, *late))
+    assert reply[0] == b"gone"
+    spend = await a.spend(key)
+    assert spend.in_flight == 0 and spend.reserved == 0
+
+
+async def test_the_holds_of_a_replica_that_died_lapse_after_its_lease(redis_url: str) -> None:
+    living_link, dead_link = RedisLink(redis_url, timeout_s=1.0), RedisLink(redis_url, timeout_s=1.0)
+    living = RedisLedger(living_link, logged(), lease_s=0.4)  # type: ignore[arg-type]
+    dead = RedisLedger(dead_link, logged(), lease_s=0.4)  # type: ignore[arg-type]
+    await living.start()  # `dead` never starts: nothing renews its leases, as after kill -9
+    key = limits("key_lease", credit_usd=10.0, concurrency=2)
+    await living.admit(key, USD)
+    await dead.admit(key, USD)
+    with pytest.raises(RateLimited):
+        await living.admit(key, USD)
+    await asyncio.sleep(1.2)  # three lease lengths: the living replica renewed its hold meanwhile
+    third = await living.admit(key, USD)  # the dead replica's hold lapsed, the living one's did not
+    with pytest.raises(RateLimited):
+        await living.admit(key, USD)
+    spend = await living.spend(key)
+    assert spend.in_flight == 2 and spend.reserved == 2 * USD
+    living.settle(third, key.key_id, "g3", 0, 0)
+    await living.close()
+    await living_link.aclose()
+    await dead_link.aclose()
+
+
+async def test_holds_lost_by_a_redis_restart_are_taken_again_by_their_replica(
+    replicas: list[RedisLedger], redis_url: str
+) -> None:
+    a, b = replicas
+    key = limits(credit_usd=10.0, concurrency=1)
+    await a.admit(key, 2 * USD)
+    redis_support.flush()  # Redis restarted empty while the request runs
+    assert await a.renew_leases() == 1  # its heartbeat takes the hold again
+    with pytest.raises(RateLimited):
+        await b.admit(key, USD)
+    spend = await b.spend(key)
+    assert spend.in_flight == 1 and spend.reserved == 2 * USD
+
+
+async def test_a_concurrency_refusal_says_when_a_slot_is_expected_back(replicas: list[RedisLedger]) -> None:
+    a, b = replicas
+    key = limits(concurrency=1)
+    for i in range(3):  # requests of about 50 ms
+        admission = await a.admit(key, 0)
+        await asyncio.sleep(0.05)
+        a.settle(admission, key.key_id, f"g{i}", 0, 0)
+        await drained(a)
+    await a.admit(key, 0)
+    with pytest.raises(RateLimited) as err:
+        await b.admit(key, 0)
+    assert err.value.code == "concurrency_limited"
+    assert err.value.retry_after < 0.5  # not the old flat second
+    headers = dict(err.value.headers())
+    assert headers[b"retry-after"] == b"1" and 1 <= int(headers[b"retry-after-ms"]) < 500

@@ -54,6 +54,8 @@ class GatewaySettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     admin_key: str = ""
     # Redis calls (rate limits, reservations, shared cooldowns) give up after this long; see README "Faults".
     redis_timeout_s: Seconds = 0.25
+    # A replica's holds in Redis are leases it renews every quarter of this; a dead replica's lapse after it.
+    redis_lease_s: Seconds = 20.0
     # Where request records go when the database is down at shutdown; written to it at the next start.
     spool_dir: str = "tokenmux-spool"
     # Where clients reach the gateway (https://llm.example.com), for the sample code on the model pages;

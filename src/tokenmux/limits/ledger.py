@@ -45,6 +45,7 @@ class Admission:
     reserved: int  # ledger units held against credit and budget
     period: str | None  # the budget period charged ("month:2026-11-01"), None without a budget
     shared: bool = False  # admitted by the shared (Redis) ledger rather than this process's
+    slot: bool = False  # holds one of the key's concurrency slots
 
 
 @dataclass(slots=True)
@@ -81,9 +82,12 @@ def insufficient(limits: KeyLimits, spent: int, period_spent: int, reserved: int
 
 def too_many(limits: KeyLimits, what: str, retry_after: float) -> RateLimited:
     if what == "concurrency":
+        # The wait is when the oldest request in flight usually ends: often milliseconds, which
+        # retry-after-ms says as it is.
         return RateLimited(
-            f"this API key already has {limits.concurrency} requests in flight, its limit; retry when one ends",
-            retry_after=max(retry_after, 1.0),
+            f"this API key already has {limits.concurrency} requests in flight, its limit; retry when one "
+            f"ends (expected in about {max(1, round(retry_after * 1000))} ms)",
+            retry_after=retry_after,
             code="concurrency_limited",
         )
     limit = limits.rpm if what == "rpm" else limits.tpm
@@ -161,6 +165,8 @@ class _Book:
     spent: int
     periods: dict[str, int] = field(default_factory=dict)  # period id -> spent in it
     held: dict[str, int] = field(default_factory=dict)  # admission id -> units reserved
+    since: dict[str, float] = field(default_factory=dict)  # admission id -> when it was admitted
+    usual_s: float | None = None  # how long a request usually holds its slot (moving average)
     reserved: int = 0
     requests: _Minute = field(default_factory=_Minute)
     tokens: _Minute = field(default_factory=_Minute)
@@ -223,7 +229,7 @@ class LocalLedger(Ledger):
             pid, period_spent = await self._period_spent(limits.key_id, book, limits.budget_period, now)
         # Nothing below awaits: the checks and the taking are one step.
         if limits.concurrency is not None and len(book.held) >= limits.concurrency:
-            raise too_many(limits, "concurrency", 1.0)
+            raise too_many(limits, "concurrency", _slot_wait(book, now))
         if limits.rpm is not None:
             wait = book.requests.wait(now, limits.rpm)
             if wait > 0:
@@ -238,6 +244,7 @@ class LocalLedger(Ledger):
         book.requests.current += 1
         admission = Admission(f"adm-{next(_admission_ids)}", limits.key_id, reserve, pid)
         book.held[admission.id] = reserve
+        book.since[admission.id] = now
         book.reserved += reserve
         return admission
 
@@ -261,6 +268,8 @@ class LocalLedger(Ledger):
             if held is None:
                 return  # settled already: never charge twice
             book.reserved -= held
+            took = self._clock() - book.since.pop(admission.id)
+            book.usual_s = took if book.usual_s is None else book.usual_s * 0.8 + took * 0.2
         self._charge(book, cost, tokens)
 
     def _charge(self, book: _Book, cost: int, tokens: int) -> None:
@@ -290,6 +299,13 @@ class LocalLedger(Ledger):
         book = self._books.get(key_id)
         if book is not None:
             book.periods.clear()  # a new budget period setting reads its spend afresh
+
+
+def _slot_wait(book: _Book, now: float) -> float:
+    """When a slot is expected back: the oldest request's usual end (the Lua ``ADMIT`` does the same)."""
+    usual = 1.0 if book.usual_s is None else book.usual_s
+    oldest = min(book.since.values(), default=now)
+    return max(usual - (now - oldest), usual / 10, 0.01)
 
 
 def spend_from_log(store: Store) -> SpendSource:

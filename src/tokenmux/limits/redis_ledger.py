@@ -6,7 +6,15 @@ first time Redis is asked about it (``redis_ledger_scripts.SEED``; a replica tha
 Settlements are queued and sent in pipelined batches by a background task, so the response path never
 waits on them; until a settlement lands its reservation still counts, so the delay can only refuse early,
 never overspend. A settlement carries its generation id and is charged at most once however often it is
-retried.
+retried. A request of a key with a concurrency limit is settled at once instead, written to Redis as its
+response ends and before this process reads another request, so a client that waits for its answers
+before sending more is never refused for a slot it has given back.
+
+Holds are leases: this replica renews those of its requests in flight every ``lease_s / 4`` (``RENEW``,
+which also takes them again in a Redis that restarted empty), so the holds of a replica that died lapse
+within ``lease_s``. An admission whose call failed or timed out (the script may still run in Redis) is
+released by its id: the release is queued like a settlement, and one that arrives first leaves a tombstone
+that refuses the admission when it comes.
 
 If Redis fails or does not answer within ``gateway.redis_timeout_s``: requests are admitted by this
 replica's own books (``LocalLedger``), seeded with the last figures Redis gave (or the request log), and
@@ -44,9 +52,6 @@ from tokenmux.redis.resp import RespClient, Script
 
 log = logging.getLogger(__name__)
 
-# A reservation lapses this long after its admission if its replica never settles it (it died): longer
-# than any request may run.
-_HOLD_MS = 15 * 60 * 1000
 _BATCH = 500
 
 
@@ -65,11 +70,24 @@ class _Settlement:
 
 
 class RedisLedger(Ledger):
-    def __init__(self, link: RedisLink, source: SpendSource, *, settle_interval_s: float = 0.02) -> None:
+    def __init__(
+        self,
+        link: RedisLink,
+        source: SpendSource,
+        *,
+        settle_interval_s: float = 0.02,
+        lease_s: float = 20.0,
+    ) -> None:
         self.link = link
         self._source = source
         self._settle_interval_s = settle_interval_s
+        self._lease_ms = round(lease_s * 1000)
         self._queue: deque[_Settlement] = deque()
+        # This replica's shared holds of requests in flight, admission id -> (key id, units reserved): the
+        # leases the heartbeat renews.
+        self._mine: dict[str, tuple[str, int]] = {}
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._sending: set[asyncio.Task[None]] = set()  # settlements written at once, until they land
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -82,19 +100,24 @@ class RedisLedger(Ledger):
         self._settle_script = Script(scripts.SETTLE)
         self._seed_script = Script(scripts.SEED)
         self._standing_script = Script(scripts.STANDING)
+        self._renew_script = Script(scripts.RENEW)
 
     # -- admission ----------------------------------------------------------------------------------
 
     async def admit(self, limits: KeyLimits, reserve: int) -> Admission:
-        try:
-            return await self._admit_shared(limits, reserve)
-        except RedisUnavailable:
-            return await self._local.admit(limits, reserve)
+        if self.link.up:
+            try:
+                return await self._admit_shared(limits, reserve)
+            except RedisUnavailable:
+                pass
+        return await self._local.admit(limits, reserve)
 
     async def _admit_shared(self, limits: KeyLimits, reserve: int) -> Admission:
         now = time.time()
         pid = period_id(limits.budget_period, now) if limits.budget_period else None
-        admission = Admission(f"adm-{_new_id()}", limits.key_id, reserve, pid, shared=True)
+        admission = Admission(
+            f"adm-{_new_id()}", limits.key_id, reserve, pid, shared=True, slot=limits.concurrency is not None
+        )
         args: list[str | int] = [
             prefix(limits.key_id),
             admission.id,
@@ -105,14 +128,14 @@ class RedisLedger(Ledger):
             _count(limits.rpm),
             _count(limits.tpm),
             _count(limits.concurrency),
-            _HOLD_MS,
+            self._lease_ms,
         ]
         for _ in range(2):
             try:
                 reply = await self.link.call(lambda r: r.run(self._admit_script, *args))
-            except asyncio.CancelledError:
-                # The client went away mid-call: the script may have taken the reservation, so release
-                # it by its id (a no-op if it was never taken).
+            except (asyncio.CancelledError, RedisUnavailable):
+                # The client went away or Redis did not answer in time: the script may still take the
+                # reservation, so release it by its id (a tombstone if it was not taken yet).
                 self._queue.append(
                     _Settlement(limits.key_id, f"release-{admission.id}", admission.id, 0, 0, "")
                 )
@@ -122,11 +145,14 @@ class RedisLedger(Ledger):
                 await self._seed(limits.key_id, pid, now)
                 continue
             if verdict == "ok":
+                self._mine[admission.id] = (limits.key_id, reserve)
                 self._remember(limits.key_id, reply, pid)
                 if not self._local.empty:
                     # Redis is back: the fallback's books start over from its figures at the next outage.
                     self._local = LocalLedger(self._known_or_logged)
                 return admission
+            if verdict == "gone":  # pragma: no cover - ids are new per call, so only a late copy meets it
+                raise RedisUnavailable("the admission was released before it was taken")
             if verdict in ("concurrency", "rpm", "tpm"):
                 raise too_many(limits, verdict, float(_text(reply[1])))
             self._remember(limits.key_id, reply, pid)
@@ -165,24 +191,50 @@ class RedisLedger(Ledger):
         # The fallback's books must see every charge made while they are in use.
         local = None if admission is None or admission.shared else admission
         self._local.settle(local, key_id, generation_id, cost, tokens)
-        self._queue.append(
-            _Settlement(
-                key_id,
-                generation_id,
-                admission.id if admission is not None else "",
-                cost,
-                tokens,
-                (admission.period or "") if admission is not None else "",
-            )
+        settlement = _Settlement(
+            key_id,
+            generation_id,
+            admission.id if admission is not None else "",
+            cost,
+            tokens,
+            (admission.period or "") if admission is not None else "",
         )
+        if admission is not None and admission.shared:
+            self._mine.pop(admission.id, None)
+            if admission.slot and self.link.up:
+                # Its slot must be free before this client can ask again: the task's first step writes the
+                # settlement to Redis before the event loop reads another request.
+                task = asyncio.get_running_loop().create_task(self._settle_now(settlement))
+                self._sending.add(task)
+                task.add_done_callback(self._sending.discard)
+                return
+        self._queue.append(settlement)
         if len(self._queue) >= _BATCH:
             self._wake.set()
 
+    async def _settle_now(self, settlement: _Settlement) -> None:
+        s = settlement
+        args = (prefix(s.key_id), s.generation_id, s.admission_id, s.cost, s.tokens, s.period)
+        try:
+            await self.link.call(lambda r: r.run(self._settle_script, *args))
+        except RedisUnavailable:
+            self._queue.append(settlement)  # idempotent: sent again with the others
+        except asyncio.CancelledError:
+            self._queue.append(settlement)
+            raise
+
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="tokenmux-settle")
+        self._heartbeat = asyncio.create_task(self._renew_leases(), name="tokenmux-leases")
 
     async def close(self) -> None:
         self._closing = True
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+        if self._sending:
+            await asyncio.wait(list(self._sending))
         self._wake.set()
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
@@ -230,7 +282,29 @@ class RedisLedger(Ledger):
 
     @property
     def pending_settlements(self) -> int:
-        return len(self._queue)
+        return len(self._queue) + len(self._sending)
+
+    # -- leases -------------------------------------------------------------------------------------
+
+    async def _renew_leases(self) -> None:
+        while True:
+            await asyncio.sleep(self._lease_ms / 4000)
+            await self.renew_leases()
+
+    async def renew_leases(self) -> int:
+        """Extend the leases of this replica's holds (taking again those Redis lost); how many were taken
+        again. Never raises: a beat that fails is followed by the next."""
+        by_key: dict[str, list[str | int]] = {}
+        for admission_id, (key_id, reserve) in self._mine.items():
+            by_key.setdefault(key_id, [prefix(key_id), self._lease_ms]).extend((admission_id, reserve))
+        if not by_key or not self.link.up:
+            return 0
+        arg_lists = list(by_key.values())
+        try:
+            replies = await self.link.call(lambda r: r.run_many(self._renew_script, arg_lists))
+        except RedisUnavailable:
+            return 0
+        return sum(r for r in replies if isinstance(r, int))
 
     # -- standing -----------------------------------------------------------------------------------
 

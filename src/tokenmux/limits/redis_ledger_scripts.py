@@ -5,11 +5,16 @@ Keys of one API key share the prefix ``tm:{<key id>}:`` (the braces make them on
 
     spent            all-time spend, ledger units (1e-9 USD); absent until seeded from the request log
     p:<period id>    spend in one budget period ("p:month:2026-11-01"), expiring after the period
-    held             sorted set: admission id -> when its reservation lapses (ms), for a replica that died
+    held             sorted set: admission id -> when its lease ends (ms); the replica that admitted it
+                     renews the lease while the request runs (``RENEW``), so a dead replica's holds lapse
     amounts          hash: admission id -> units reserved
+    since            hash: admission id -> when it was admitted (ms)
     reserved         the sum of ``amounts``
+    duration         how long a request of the key usually holds its slot (ms, a moving average), for the
+                     wait a ``concurrency_limited`` refusal states
     rpm:<minute>     requests admitted in a minute; tpm:<minute> tokens charged in it
     settled:<id>     marks a settlement done, so a retried one never charges twice
+    gone:<id>        an admission released before it was taken (its call timed out): refused if it comes
 
 The window arithmetic is ``tokenmux.limits.window``'s, in Lua; keep the two alike.
 """
@@ -27,8 +32,8 @@ end
 """
 
 # ARGV: prefix, admission id, reserve, credit (-1: none), budget (-1), period id ("" none), rpm (-1),
-#       tpm (-1), concurrency (-1), hold ms
-# Returns {"ok", spent, period spent, reserved} | {"seed"} | {"concurrency"|"rpm"|"tpm", wait s}
+#       tpm (-1), concurrency (-1), lease ms
+# Returns {"ok", spent, period spent, reserved} | {"seed"} | {"gone"} | {"concurrency"|"rpm"|"tpm", wait s}
 #       | {"credit"|"budget", spent, period spent, reserved}
 ADMIT = (
     WAIT_FUNCTION
@@ -42,9 +47,11 @@ local pid = ARGV[6]
 local rpm = tonumber(ARGV[7])
 local tpm = tonumber(ARGV[8])
 local concurrency = tonumber(ARGV[9])
-local hold_ms = tonumber(ARGV[10])
+local lease_ms = tonumber(ARGV[10])
 local t = redis.call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- Released by its replica after this call timed out there: the request went on without it.
+if redis.call('EXISTS', p .. 'gone:' .. id) == 1 then return {'gone'} end
 
 local spent = redis.call('GET', p .. 'spent')
 if not spent then return {'seed'} end
@@ -54,7 +61,7 @@ if pid ~= '' then
   if not pspent then return {'seed'} end
 end
 
--- Reservations of a replica that stopped without settling lapse here.
+-- Holds whose lease was not renewed (their replica died or lost Redis) lapse here.
 local lapsed = redis.call('ZRANGEBYSCORE', p .. 'held', '-inf', now_ms)
 for _, old in ipairs(lapsed) do
   local amount = redis.call('HGET', p .. 'amounts', old)
@@ -62,11 +69,19 @@ for _, old in ipairs(lapsed) do
     redis.call('DECRBY', p .. 'reserved', amount)
     redis.call('HDEL', p .. 'amounts', old)
   end
+  redis.call('HDEL', p .. 'since', old)
   redis.call('ZREM', p .. 'held', old)
 end
 
 if concurrency >= 0 and redis.call('ZCARD', p .. 'held') >= concurrency then
-  return {'concurrency', '1'}
+  -- The soonest a slot is expected back: the oldest request's usual end, never a busy loop.
+  local usual = tonumber(redis.call('GET', p .. 'duration') or '1000')
+  local oldest = now_ms
+  for _, since in ipairs(redis.call('HVALS', p .. 'since')) do
+    oldest = math.min(oldest, tonumber(since))
+  end
+  local wait_ms = math.max(usual - (now_ms - oldest), usual / 10, 10)
+  return {'concurrency', tostring(wait_ms / 1000)}
 end
 
 local minute = math.floor(now_ms / 60000)
@@ -96,8 +111,9 @@ end
 local requests = p .. 'rpm:' .. minute
 redis.call('INCR', requests)
 redis.call('EXPIRE', requests, 150)
-redis.call('ZADD', p .. 'held', now_ms + hold_ms, id)
+redis.call('ZADD', p .. 'held', now_ms + lease_ms, id)
 redis.call('HSET', p .. 'amounts', id, reserve)
+redis.call('HSET', p .. 'since', id, now_ms)
 redis.call('INCRBY', p .. 'reserved', reserve)
 return {'ok', spent, pspent, tostring(reserved + reserve)}
 """
@@ -109,11 +125,25 @@ SETTLE = """
 local p = ARGV[1]
 if not redis.call('SET', p .. 'settled:' .. ARGV[2], '1', 'NX', 'EX', 3600) then return 0 end
 local id = ARGV[3]
+local t = redis.call('TIME')
 if id ~= '' then
   local amount = redis.call('HGET', p .. 'amounts', id)
   if amount then
     redis.call('DECRBY', p .. 'reserved', amount)
     redis.call('HDEL', p .. 'amounts', id)
+  else
+    -- Not taken (yet): its admission timed out at the replica, which went on without it. If the
+    -- admission still arrives, it is refused.
+    redis.call('SET', p .. 'gone:' .. id, '1', 'EX', 600)
+  end
+  local since = redis.call('HGET', p .. 'since', id)
+  if since then
+    local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    local usual = tonumber(redis.call('GET', p .. 'duration') or '-1')
+    local took = now_ms - tonumber(since)
+    if usual >= 0 then took = usual * 0.8 + took * 0.2 end
+    redis.call('SET', p .. 'duration', tostring(math.floor(took)), 'EX', 3600)
+    redis.call('HDEL', p .. 'since', id)
   end
   redis.call('ZREM', p .. 'held', id)
 end
@@ -126,12 +156,35 @@ if cost > 0 and pid ~= '' and redis.call('EXISTS', p .. 'p:' .. pid) == 1 then
 end
 local tokens = tonumber(ARGV[5])
 if tokens > 0 then
-  local t = redis.call('TIME')
   local key = p .. 'tpm:' .. math.floor(tonumber(t[1]) / 60)
   redis.call('INCRBY', key, tokens)
   redis.call('EXPIRE', key, 150)
 end
 return 1
+"""
+
+# ARGV: prefix, lease ms, then (admission id, units reserved) for each hold of the calling replica.
+# Extends each hold's lease; a hold Redis has lost (it restarted empty, or the lease ran out while Redis
+# was unreachable) is taken again, unless it was released meanwhile. Returns how many were taken again.
+RENEW = """
+local p = ARGV[1]
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local until_ms = now_ms + tonumber(ARGV[2])
+local restored = 0
+for i = 3, #ARGV, 2 do
+  local id = ARGV[i]
+  if redis.call('ZADD', p .. 'held', 'XX', 'CH', until_ms, id) == 0
+      and not redis.call('ZSCORE', p .. 'held', id)
+      and redis.call('EXISTS', p .. 'gone:' .. id) == 0 then
+    redis.call('ZADD', p .. 'held', until_ms, id)
+    redis.call('HSET', p .. 'amounts', id, ARGV[i + 1])
+    redis.call('HSET', p .. 'since', id, now_ms)
+    redis.call('INCRBY', p .. 'reserved', ARGV[i + 1])
+    restored = restored + 1
+  end
+end
+return restored
 """
 
 # ARGV: prefix, all-time spend, period id ("" none), period spend, period seconds left

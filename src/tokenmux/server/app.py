@@ -118,7 +118,9 @@ class Gateway:
         self.shared_health = SharedHealth(self.redis_link, self.health) if self.redis_link else None
         spend = spend_from_log(self.store)
         self.ledger = parts.ledger or (
-            RedisLedger(self.redis_link, spend) if self.redis_link else LocalLedger(spend)
+            RedisLedger(self.redis_link, spend, lease_s=gw.redis_lease_s)
+            if self.redis_link
+            else LocalLedger(spend)
         )
         if self.redis_link is not None:
             self.metrics.shared = self._shared_gauges
