@@ -7,7 +7,9 @@ Each record is one generation with one attempt, shaped like a real one. Prints:
 - records per second written, from the first ``record()`` until ``close()`` has written them all;
 - how late the event loop wakes while records arrive at a steady rate, writing to SQLite versus a
   baseline that discards them: the difference is what writing costs responses;
-- the memory one queued record takes (what ``max_pending`` costs during a database outage).
+- the memory one queued record takes (what ``max_pending`` costs during a database outage);
+- the CPU one record costs, all threads counted, with and without the write-ahead journal (records
+  awaited as the response path awaits them, 50 per pass of the loop, the database discarding them).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tokenmux.store import AttemptRecord, GenerationRecord, Recorder, SQLiteStore, new_generation_id
+from tokenmux.store.journal import Journal
+from tokenmux.store.spool import Spool
 
 
 def make_generation(i: int, now: float, rate: float = 20_000) -> GenerationRecord:
@@ -150,7 +154,37 @@ async def paced(rate: int, seconds: float, db_path: Path, *, write: bool) -> str
     return percentiles_ms(lags)
 
 
+async def cpu_per_record(records: int, tmp: Path, *, journal: bool) -> float:
+    """CPU seconds per record from ``record()`` to written (here: discarded), with its journal entry
+    appended, awaited, synced and released when ``journal``."""
+    now = time.time()
+    generations = [make_generation(i, now) for i in range(records)]
+    store = DiscardingStore(tmp / "cpu.db")
+    await store.open()
+    spool_dir = tmp / "cpu-spool"
+    recorder = (
+        Recorder(store, spool=Spool(spool_dir), journal=Journal(spool_dir)) if journal else Recorder(store)
+    )
+    recorder.start()
+    started = time.process_time()
+    for offset in range(0, records, 50):
+        waits = [recorder.record(generation) for generation in generations[offset : offset + 50]]
+        for wait in waits:
+            if wait is not None:
+                await wait
+        await asyncio.sleep(0)
+    await recorder.close()
+    cpu_s = time.process_time() - started
+    await store.close()
+    return cpu_s / records
+
+
 async def run(records: int, batch: int, rate: int, tmp: Path) -> None:
+    plain = await cpu_per_record(50_000, tmp, journal=False)
+    journaled = await cpu_per_record(50_000, tmp, journal=True)
+    print("CPU per record, all threads (database discarding writes):")
+    print(f"  without the journal:    {plain * 1e6:.1f} µs")
+    print(f"  with the journal:       {journaled * 1e6:.1f} µs (+{(journaled - plain) * 1e6:.1f} µs)")
     await flood(records, batch, tmp / "flood.db")
     print(f"event loop lateness while recording {rate:,} records/s (1 ms timer):")
     print(f"  writing to SQLite:      {await paced(rate, 3.0, tmp / 'paced.db', write=True)}")

@@ -57,6 +57,7 @@ def gateway_factory(sim: SimulatorControl, tmp_path: Path) -> Iterator[Any]:
     def start(config: dict[str, Any] | None = None, **gateway: Any) -> Gateway:
         url = f"sqlite:///{tmp_path}/gw-{len(started)}.db"
         key = make_key(url)
+        gateway.setdefault("spool_dir", str(tmp_path / f"spool-{len(started)}"))  # the journal's too
         app = build_gateway(config or sim_config(sim.url, **gateway), database_url=url, env={})
         server = BackgroundServer(app, graceful_timeout_s=2).start()
         started.append(server)

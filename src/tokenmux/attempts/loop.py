@@ -12,14 +12,16 @@ only when every endpoint has been tried. When every attempt was rate-limited the
 the shortest wait any of them asked for (``Retry-After``), not a 502: it may simply retry then.
 
 Every generation is recorded once, whatever way it ends (a success, a failure with its reason, a client
-that left, a bug of ours); recording is a non-blocking append to the recorder's queue.
+that left, a bug of ours); recording is a non-blocking append to the recorder's queue. When the recorder
+keeps a journal, ``record`` returns what to await before the client is told the end of its answer, so
+that no answer a client received whole lacks its record after a crash (``store/journal.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from tokenmux.attempts.answer import Answer, WholeAnswer
 from tokenmux.attempts.delivery import Outlet, StreamedAnswer, StreamEncoder
@@ -54,7 +56,7 @@ class Attempts:
         self,
         providers: dict[str, Provider],
         health: HealthBoard,
-        record: Callable[[GenerationRecord], None],
+        record: Callable[[GenerationRecord], Awaitable[None] | None],
         *,
         deadline_s: float,
     ) -> None:
@@ -137,7 +139,7 @@ class Attempts:
                 if verdict is Next.RETURN_ERROR:
                     assert isinstance(err, ProviderRejected)
                     refusal = _pass_through(err, cand)
-                    self._finish_failed(gen, refusal.status, refusal.message)
+                    await self._finish_failed(gen, refusal.status, refusal.message)
                     await answer.fail(refusal, cand)
                     return
                 if verdict is Next.GIVE_UP:
@@ -154,7 +156,7 @@ class Attempts:
             await self._committed(gen, cand, rec, answer, t0, deadline)
             return
         failure = self._give_up(errors, time.perf_counter() >= deadline)
-        self._finish_failed(gen, failure.status, failure.message)
+        await self._finish_failed(gen, failure.status, failure.message)
         await answer.fail(failure, plan[0])
 
     async def _committed(
@@ -195,7 +197,7 @@ class Attempts:
             rec.error_class = err.error_class
             rec.finish_reason = "error"
             self.health.record_failure(key, err)
-            self.record(
+            await self._recorded(
                 gen.finish(
                     status="error", http_status=200, served=rec, error=failure.message, dropped=cand.dropped
                 )
@@ -208,11 +210,17 @@ class Attempts:
             self.health.record_success(key, ttft_ms=rec.ttft_ms, throughput_tps=rec.throughput_tps)
         else:
             self.health.record_success(key, ttft_ms=None, throughput_tps=None)
-        self.record(gen.finish(status="success", http_status=200, served=rec, dropped=cand.dropped))
+        await self._recorded(gen.finish(status="success", http_status=200, served=rec, dropped=cand.dropped))
         await answer.succeed(delivered)
 
-    def _finish_failed(self, gen: Generation, http_status: int, message: str) -> None:
-        self.record(gen.finish(status="error", http_status=http_status, served=None, error=message))
+    async def _recorded(self, record: GenerationRecord) -> None:
+        """Record, and wait until the record survives a crash of this process (when the recorder can say)."""
+        journaled = self.record(record)
+        if journaled is not None:
+            await journaled
+
+    async def _finish_failed(self, gen: Generation, http_status: int, message: str) -> None:
+        await self._recorded(gen.finish(status="error", http_status=http_status, served=None, error=message))
 
     def _finish_cancelled(
         self, gen: Generation, served: AttemptRecord | None, dropped: tuple[str, ...]

@@ -59,6 +59,7 @@ from tokenmux.server.responses_inbound import OpenAIResponses
 from tokenmux.stats import Stats
 from tokenmux.store.base import Store
 from tokenmux.store.contents import ContentKeeper
+from tokenmux.store.journal import Journal
 from tokenmux.store.recorder import Recorder
 from tokenmux.store.records import GenerationRecord, KeyRecord
 from tokenmux.store.spool import Spool
@@ -105,7 +106,11 @@ class Gateway:
         # 100,000 pending records (about 64 MB) ride out a database outage of minutes at full load.
         # Records the database cannot take in time go to disk (a full queue, a shutdown during an outage)
         # and back into the queue at the next start.
-        self.recorder = Recorder(self.store, max_pending=100_000, spool=Spool(Path(gw.spool_dir)))
+        # Every record is journaled there too before its response ends, so a crash loses none.
+        spool_dir = Path(gw.spool_dir)
+        self.recorder = Recorder(
+            self.store, max_pending=100_000, spool=Spool(spool_dir), journal=Journal(spool_dir)
+        )
         self.recorder.add_listener(self.stats.batch_written)
         self.metrics = Metrics(self.recorder)
         self.attempts = Attempts(self.providers, self.health, self._record, deadline_s=gw.request_timeout_s)
@@ -219,9 +224,9 @@ class Gateway:
         await self.transport.aclose()
         await self.store.close()
 
-    def _record(self, generation: GenerationRecord) -> None:
-        self.recorder.record(generation)
+    def _record(self, generation: GenerationRecord) -> asyncio.Future[None] | None:
         self.metrics.observe(generation)
+        return self.recorder.record(generation)
 
     def _shared_gauges(self) -> dict[str, int]:
         link = self.redis_link

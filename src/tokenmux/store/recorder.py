@@ -19,6 +19,11 @@ spooled files into the queue in the background (``replayed``), a part at a time 
 replayed records take the same write path (and wait the same way while the database is down). A file is
 removed once every record it gave the queue has been written, or spooled again; if one was dropped after
 all, the file stays for the next start.
+
+With a ``Journal`` (``journal.py``), every record is also appended to a file before its response ends
+(``record()`` returns the future to await), and its entry is released once the record is written or
+spooled, so a process that dies loses none of the records it answered for: ``start()`` first takes over
+what dead processes left in the journal (``crash.py``), as a spool file.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ from pathlib import Path
 
 from tokenmux.errors import StoreUnavailable
 from tokenmux.store.base import Store
+from tokenmux.store.crash import Adopted, adopt_orphans
+from tokenmux.store.journal import Journal
 from tokenmux.store.records import GenerationRecord
 from tokenmux.store.spool import Spool
 
@@ -79,6 +86,7 @@ class Recorder:
         min_backoff_s: float = 0.05,
         max_backoff_s: float = 5.0,
         spool: Spool | None = None,
+        journal: Journal | None = None,
     ) -> None:
         if max_batch < 1 or max_pending < 1:
             raise ValueError("max_batch and max_pending must be at least 1")
@@ -90,6 +98,7 @@ class Recorder:
         self._min_backoff_s = min_backoff_s
         self._max_backoff_s = max_backoff_s
         self._spool = spool
+        self._journal = journal
 
         self._pending: deque[GenerationRecord] = deque()
         self._in_flight: Sequence[GenerationRecord] = ()
@@ -129,15 +138,16 @@ class Recorder:
 
     # -- the response path ----------------------------------------------------------------------------
 
-    def record(self, generation: GenerationRecord) -> None:
-        """Queue a finished generation for writing. Call from the event loop's thread."""
+    def record(self, generation: GenerationRecord) -> asyncio.Future[None] | None:
+        """Queue a finished generation for writing. Call from the event loop's thread. With a journal,
+        the future is done once the record is in it: await it before the response ends."""
         try:
             if self._closed:
                 self.dropped += 1
                 self._warn(
                     "closed", "request record %s arrived after the recorder closed; not stored", generation.id
                 )
-                return
+                return None
             pending = self._pending
             if len(pending) >= self._max_pending:
                 self._make_room(1)
@@ -145,8 +155,19 @@ class Recorder:
             self._unwritten[generation.id] = generation
             self.recorded += 1
             self._wakeup.set()
+            if self._journal is not None:
+                return self._journal.append(generation)
         except Exception:  # never let bookkeeping break a response
             log.exception("could not queue request record")
+        return None
+
+    def stream_started(self, draft: GenerationRecord) -> None:
+        """A stream began; ``draft`` is its record should the process die before it ends (journal only)."""
+        if self._journal is not None and not self._closed:
+            try:
+                self._journal.started(draft)
+            except Exception:
+                log.exception("could not journal a stream's start")
 
     @property
     def pending(self) -> int:
@@ -237,6 +258,8 @@ class Recorder:
         finally:
             self._closed = True
             self._progress.set()
+            if self._journal is not None:
+                await self._journal.close()
 
     def _task_finished(self) -> bool:
         return self._closed or (self._task is not None and self._task.done())
@@ -373,6 +396,8 @@ class Recorder:
         unwritten = self._unwritten
         for generation in generations:
             unwritten.pop(generation.id, None)
+        if not lost and self._journal is not None:
+            self._journal.release(generations)  # the journal's copy stays for a record that was lost
         self._settled += len(generations)
         self._progress.set()
         replaying = self._replaying
@@ -467,7 +492,17 @@ class Recorder:
     # -- replaying the spool --------------------------------------------------------------------------
 
     async def _replay_spool(self, spool: Spool) -> None:
+        if self._journal is not None:
+            # Journal segments of processes that died (or stopped with records unwritten) become a spool
+            # file first, so their records come back the same way.
+            try:
+                adopted = await asyncio.to_thread(adopt_orphans, self._journal.directory, spool)
+            except Exception as exc:  # the segments stay for the next start; the spool is replayed anyway
+                log.error("request log: could not take over the journal a stopped process left: %r", exc)
+            else:
+                self._log_adopted(adopted)
         kept: set[Path] = set()  # files to leave for the next start: a record they queued was dropped
+
         while True:
             self._spool_grew.clear()  # before listing, so a file spooled after the listing is not missed
             files = [path for path in await asyncio.to_thread(spool.pending) if path not in kept]
@@ -477,6 +512,17 @@ class Recorder:
             for path in files:
                 if not await self._replay_file(spool, path):
                     kept.add(path)
+
+    @staticmethod
+    def _log_adopted(adopted: Adopted) -> None:
+        if adopted.segments:
+            log.warning(
+                "request log: took over %d records (%d of them streams cut by a crash) from %d journal "
+                "segments a stopped process left",
+                len(adopted.records),
+                adopted.crashed,
+                adopted.segments,
+            )
 
     async def _replay_file(self, spool: Spool, path: Path) -> bool:
         """Queue the file's records and remove it once they have all left the queue for good. False

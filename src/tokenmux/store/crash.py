@@ -1,0 +1,128 @@
+"""What a dead process left in the journal (``journal.py``), taken over at the next start.
+
+A segment whose ``flock`` can be taken belongs to no living process: its writer crashed, or shut down
+while the database was still down. Its records, and a record for every stream it began that no record
+ended (``crashed``: the stream was cut by the crash, and is billed from what it had sent), are written to
+one spool file, and the segments are deleted; the recorder then replays that file like any other, through
+the same idempotent ``write_batch``. A generation already written (its segment outlived its record) is
+not stored twice: the database ignores an id it has.
+
+Blocking file I/O: call from a thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+
+from tokenmux.store.journal import PREFIX, SUFFIX, JournalLine
+from tokenmux.store.records import GenerationRecord
+from tokenmux.store.spool import Spool
+
+log = logging.getLogger(__name__)
+
+CRASH_REASON = "ended by crash"
+
+
+@dataclass(slots=True)
+class Adopted:
+    """What was taken over from dead processes' segments."""
+
+    segments: int = 0
+    records: list[GenerationRecord] = field(default_factory=list)  # finished ones, then cut streams
+    crashed: int = 0  # of which streams cut by the crash
+    damaged_lines: int = 0
+
+
+def adopt_orphans(directory: Path, spool: Spool) -> Adopted:
+    """Move the records of every segment no living process holds into one spool file, then delete the
+    segments. Segments that cannot be read are left where they are."""
+    adopted = Adopted()
+    try:
+        names = sorted(
+            p for p in directory.iterdir() if p.name.startswith(PREFIX) and p.name.endswith(SUFFIX)
+        )
+    except FileNotFoundError:
+        return adopted
+    held: list[tuple[Path, int]] = []
+    try:
+        finished: dict[str, GenerationRecord] = {}
+        started: dict[str, GenerationRecord] = {}
+        decoder = msgspec.json.Decoder(JournalLine)
+        for path in names:
+            fd = _take(path)
+            if fd is None:
+                continue
+            held.append((path, fd))
+            data = _read_all(fd)
+            for line in data.split(b"\n"):
+                if not line:
+                    continue
+                try:
+                    entry = decoder.decode(line)
+                except msgspec.DecodeError:
+                    adopted.damaged_lines += 1  # a write cut short by the crash, or a damaged disk
+                    continue
+                if entry.r is not None:
+                    finished[entry.r.id] = entry.r
+                elif entry.s is not None:
+                    started[entry.s.id] = entry.s
+        adopted.segments = len(held)
+        adopted.records = list(finished.values())
+        for gid, draft in started.items():
+            if gid not in finished:
+                adopted.records.append(crashed(draft))
+                adopted.crashed += 1
+        if adopted.records:
+            spool.write(adopted.records)  # synced before the segments go
+        for path, _ in held:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+    finally:
+        for _, fd in held:
+            os.close(fd)
+    if adopted.damaged_lines:
+        log.warning(
+            "request log: %d damaged lines in the journal of a dead process skipped", adopted.damaged_lines
+        )
+    return adopted
+
+
+def crashed(draft: GenerationRecord) -> GenerationRecord:
+    """The record of a stream the process died in: what the draft says it had delivered, as an error."""
+    draft.status = "error"
+    draft.error_message = CRASH_REASON
+    draft.finish_reason = "error"
+    for attempt in draft.attempts:
+        attempt.error_message = CRASH_REASON
+    return draft
+
+
+def _take(path: Path) -> int | None:
+    """An open descriptor holding the segment's lock, or None while its writer lives (or it is gone)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        # Its writer may have deleted it between our open and our lock: then it is not an orphan.
+        if os.stat(path).st_ino != os.fstat(fd).st_ino:
+            raise FileNotFoundError(path)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
