@@ -37,6 +37,7 @@ DEFAULTS: dict[str, Any] = {
     "outages": [],
     "completion_tokens": 24,
     "cached_ratio": 0.0,
+    "prompt_cache": True,
     "reasoning_tokens": 0,
     "hang": False,
     "seed": 7,  # the simulator's seed (conftest)

@@ -119,10 +119,18 @@ class Answer:
         return max((c.chunk_count for c in self.choices), default=0)
 
 
-def plan(spec: AnswerSpec, behaviour: Behaviour, content_seed: int, *, blocked: bool = False) -> Answer:
+def plan(
+    spec: AnswerSpec,
+    behaviour: Behaviour,
+    content_seed: int,
+    *,
+    blocked: bool = False,
+    cached_tokens: int | None = None,
+) -> Answer:
     """The deterministic answer to ``spec``: the same seed and spec give the same answer. A ``blocked``
-    prompt gets empty choices that finish with ``content_filter``."""
-    cached = int(spec.prompt_tokens * behaviour.cached_ratio)
+    prompt gets empty choices that finish with ``content_filter``. ``cached_tokens`` is what the prompt
+    cache read, else the profile's ``cached_ratio`` of the prompt is."""
+    cached = int(spec.prompt_tokens * behaviour.cached_ratio) if cached_tokens is None else cached_tokens
     written = spec.prompt_tokens - cached if spec.cache_ttl else 0
     if blocked:
         choices = [PlannedChoice(i, [], "content_filter") for i in range(spec.n)]

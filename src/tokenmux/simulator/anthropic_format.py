@@ -49,6 +49,7 @@ _MESSAGE_STOP = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
 class AnthropicFormat:
     name = "anthropic"
     stream_content_type = b"text/event-stream; charset=utf-8"
+    implicit_prompt_cache = False
 
     # -- requests ---------------------------------------------------------------------------------
 

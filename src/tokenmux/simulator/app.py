@@ -38,6 +38,7 @@ from tokenmux.simulator.fate import Outcome, decide
 from tokenmux.simulator.google_format import GoogleFormat
 from tokenmux.simulator.openai_format import OpenAIFormat
 from tokenmux.simulator.profile import Behaviour, ProfileError
+from tokenmux.simulator.prompt_cache import DEFAULT_TTL_S, MIN_CACHED_TOKENS, prompt_parts
 from tokenmux.simulator.responses_format import ResponsesFormat
 from tokenmux.simulator.state import PrefixState, Registry
 from tokenmux.simulator.wire import ReplyContext, RequestRejected, WireFormat
@@ -221,7 +222,16 @@ class SimulatorApp:
 
         outcome = fate.outcome
         if outcome is Outcome.ANSWER or outcome is Outcome.MALFORMED:
-            answer = plan(spec, behaviour, content_seed, blocked=fate.blocked)
+            cached = None
+            if (
+                behaviour.prompt_cache
+                and not behaviour.cached_ratio
+                and spec.prompt_tokens >= MIN_CACHED_TOKENS
+                and (wire.implicit_prompt_cache or spec.cache_ttl is not None)
+            ):
+                ttl_s = 3600.0 if spec.cache_ttl == "1h" else DEFAULT_TTL_S
+                cached = state.prompt_cache.read(prompt_parts(body, spec.model), spec.prompt_tokens, ttl_s)
+            answer = plan(spec, behaviour, content_seed, blocked=fate.blocked, cached_tokens=cached)
             ctx = ReplyContext(
                 f"chatcmpl-{self._id_base}{next(self._ids):012x}", int(time.time()), spec.model
             )

@@ -57,6 +57,7 @@ class GoogleFormat:
 
     name = "google"
     stream_content_type = b"text/event-stream"
+    implicit_prompt_cache = True
 
     def __init__(self, *, stream: bool) -> None:
         self.streaming = stream

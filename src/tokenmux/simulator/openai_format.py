@@ -55,6 +55,7 @@ class OpenAIFormat:
     """OpenAI Chat Completions (``azure=False``) or Azure OpenAI (``azure=True``)."""
 
     stream_content_type = b"text/event-stream; charset=utf-8"
+    implicit_prompt_cache = True
 
     def __init__(self, *, azure: bool = False) -> None:
         self.azure = azure

@@ -43,7 +43,10 @@ class Behaviour(msgspec.Struct, forbid_unknown_fields=True):
     block_rate: Fraction = 0.0
     outages: list[tuple[NonNegative, NonNegative]] = msgspec.field(default_factory=list)
     completion_tokens: Annotated[int, msgspec.Meta(ge=1)] = 24
+    # A fixed share of every prompt reported as read from the cache; when 0, the prompt cache decides.
     cached_ratio: Fraction = 0.0
+    # Keep recent prompts' prefixes and report the part of a prompt seen before as cached (prompt_cache.py).
+    prompt_cache: bool = True
     reasoning_tokens: Annotated[int, msgspec.Meta(ge=0)] = 0
     hang: bool = False
 

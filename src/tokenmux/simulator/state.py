@@ -1,23 +1,27 @@
-"""Per-prefix state: the profile in force, the request counter behind the seeded draws, the request log."""
+"""Per-prefix state: the profile in force, the request counter behind the seeded draws, the prompt cache,
+the request log."""
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from typing import Any
 
 from tokenmux.asgi import Scope
 from tokenmux.simulator.profile import Profile, ProfileError, build_profile
+from tokenmux.simulator.prompt_cache import PromptCache
 
 REQUEST_LOG_SIZE = 200
 _REDACTED_HEADERS = frozenset({b"authorization", b"api-key", b"x-api-key", b"x-goog-api-key"})
 
 
 class PrefixState:
-    __slots__ = ("_requests", "counter", "profile")
+    __slots__ = ("_requests", "counter", "profile", "prompt_cache")
 
     def __init__(self, profile: Profile) -> None:
         self.profile = profile
         self.counter = 0
+        self.prompt_cache = PromptCache(time.monotonic)
         # (method, path, query, headers, body) as received; made readable only when asked for, which is
         # rare next to recording.
         self._requests: deque[tuple[str, str, bytes, list[tuple[bytes, bytes]], Any]] = deque(
@@ -80,10 +84,11 @@ class Registry:
         return state
 
     def set_profile(self, prefix: str, posted: Any) -> Profile:
-        """Replace a prefix's profile with the defaults merged with ``posted``; the draws restart, so
-        what follows repeats from run to run. Raises ``ProfileError``."""
+        """Replace a prefix's profile with the defaults merged with ``posted``; the draws restart and the
+        prompt cache empties, so what follows repeats from run to run. Raises ``ProfileError``."""
         profile = build_profile(posted, self.seed)
         state = self.state(prefix)
         state.profile = profile
         state.counter = 0
+        state.prompt_cache.clear()
         return profile

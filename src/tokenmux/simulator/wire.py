@@ -49,6 +49,9 @@ class ReplyContext:
 class WireFormat(Protocol):
     name: str
     stream_content_type: bytes
+    # The provider caches prompts unasked (OpenAI, Gemini); else only prompts marked for it (Anthropic's
+    # cache_control, which the parsed spec's ``cache_ttl`` reports).
+    implicit_prompt_cache: bool
 
     def check_access(self, scope: Scope) -> RequestRejected | None:
         """The rejection for a request without credentials (or other required headers), else None."""
