@@ -30,6 +30,7 @@ def attempt(
     counts_for_uptime: bool = True,
     prompt_tokens: int = 0,
     completion_tokens: int = 0,
+    cached_tokens: int = 0,
     cost_usd: float = 0.0,
     error_class: str | None = None,
 ) -> AttemptRecord:
@@ -51,6 +52,7 @@ def attempt(
         error_class=error_class or (None if outcome == "success" else "server_error"),
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
+        cached_tokens=cached_tokens,
         cost_usd=cost_usd,
         ttft_ms=ttft_ms,
         latency_ms=(ttft_ms or 0.0) + (generation_ms or 0.0) if streamed else (generation_ms or 0.0),

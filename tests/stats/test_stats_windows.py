@@ -31,7 +31,7 @@ def scenario() -> list[GenerationRecord]:
     return [
         # A, last 30 minutes: 4 successes (3 streamed, 1 not), 1 provider failure, 1 client error,
         # 1 cancelled.
-        success(A, NOW - 1 * MINUTE, ttft_ms=200, tps=50, **TOKENS),
+        success(A, NOW - 1 * MINUTE, ttft_ms=200, tps=50, cached_tokens=50, **TOKENS),
         success(A, NOW - 2 * MINUTE, ttft_ms=400, tps=100, **TOKENS),
         success(A, NOW - 25 * MINUTE, ttft_ms=900, tps=150, **TOKENS),  # 10:20:30, still in the window
         # Not streamed, recorded as before first tokens were only taken from streams: its whole latency
@@ -95,6 +95,10 @@ async def test_endpoint_figures_match_hand_computed_values(stats: Stats) -> None
         "uptime_hourly": bars(b71=66.67, b69=50.0, b41=100.0),
         "requests_last_30m": 7,
         "requests_last_1d": 10,
+        # Cached prompt tokens of the successes over their prompt tokens: 50 / 400, then 50 / 500 (a
+        # failed attempt's prompt does not count).
+        "cache_hit_last_30m": 12.5,
+        "cache_hit_last_1d": 10.0,
         "status": "degraded",
     }
     # (samples) -> exact min, max, avg; nearest-rank percentiles within a bin of the true ones.
@@ -119,6 +123,7 @@ async def test_endpoint_figures_match_hand_computed_values(stats: Stats) -> None
             assert min(samples) <= window[name] <= max(samples)
     # 30 minutes: (200 + 400 + 900) / 3 ms and (50 + 100 + 150) / 3 tokens/s.
     assert stats.routing_figures(A) == (500.0, 100.0)
+    assert stats.cache_hit_rate(A) == 0.125
 
 
 async def test_an_endpoint_with_only_failures_is_down_and_routes_on_its_day(stats: Stats) -> None:
@@ -140,6 +145,8 @@ async def test_an_endpoint_with_only_failures_is_down_and_routes_on_its_day(stat
     assert (figures["requests_last_30m"], figures["requests_last_1d"]) == (2, 3)
     # Nothing measured in the last 30 minutes: routing falls back to the last 24 hours.
     assert stats.routing_figures(B) == (500.0, 40.0)
+    assert (figures["cache_hit_last_30m"], figures["cache_hit_last_1d"]) == (None, 0.0)
+    assert stats.cache_hit_rate(B) == 0.0
 
 
 async def test_failures_that_do_not_count_leave_uptime_unknown(stats: Stats) -> None:
@@ -149,6 +156,7 @@ async def test_failures_that_do_not_count_leave_uptime_unknown(stats: Stats) -> 
     assert figures["status"] == "unknown"
     assert figures["requests_last_30m"] == 2
     assert stats.routing_figures(C) == (None, None)
+    assert stats.cache_hit_rate(C) is None
 
 
 async def test_an_endpoint_without_traffic_has_empty_figures(stats: Stats) -> None:
@@ -163,9 +171,12 @@ async def test_an_endpoint_without_traffic_has_empty_figures(stats: Stats) -> No
         "throughput_last_1d": None,
         "requests_last_30m": 0,
         "requests_last_1d": 0,
+        "cache_hit_last_30m": None,
+        "cache_hit_last_1d": None,
         "status": "unknown",
     }
     assert stats.routing_figures("x-ai/grok-4@xai") == (None, None)
+    assert stats.cache_hit_rate("x-ai/grok-4@xai") is None
 
 
 async def test_figures_handed_out_are_copies(stats: Stats) -> None:

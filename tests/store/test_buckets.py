@@ -49,6 +49,22 @@ def test_attempts_count_in_their_minute_and_hour() -> None:
     assert hour.ttft == now.ttft and hour.tps == now.tps
 
 
+def test_prompt_and_cached_tokens_of_successes_give_the_cache_hit_rate() -> None:
+    deltas = aggregate(
+        [
+            success(A, NOW, prompt_tokens=2000, cached_tokens=1536),
+            success(A, NOW - 1, prompt_tokens=100),
+            failure(A, NOW - 2, prompt_tokens=5000, cached_tokens=4096),  # not processed: not counted
+            success(A, NOW - MINUTE, prompt_tokens=1200, cached_tokens=1024),
+        ]
+    )
+    minutes, hours = rows(deltas.endpoint_buckets, MINUTE_S), rows(deltas.endpoint_buckets, HOUR_S)
+    now = minutes[(A, THIS_MINUTE)]
+    assert (now.prompt_tokens, now.cached_tokens) == (2100, 1536)
+    hour = hours[(A, THIS_HOUR)]
+    assert (hour.prompt_tokens, hour.cached_tokens) == (3300, 2560)
+
+
 def test_only_provider_caused_failures_count_against_uptime() -> None:
     deltas = aggregate(
         [

@@ -143,6 +143,8 @@ def empty_live_figures() -> dict[str, Any]:
         "latency_last_1d": None,
         "throughput_last_30m": None,
         "throughput_last_1d": None,
+        "cache_hit_last_30m": None,
+        "cache_hit_last_1d": None,
     }
 
 

@@ -154,7 +154,8 @@ class Stats:
     def endpoint_figures(self, endpoint_key: str) -> Figures:
         """``uptime_last_30m``, ``uptime_last_1d``, ``uptime_hourly`` (72, oldest first), ``latency_*`` and
         ``throughput_*`` (``{"min", "max", "avg", "p50", "p90", "p99"}`` or None), ``requests_last_30m``,
-        ``requests_last_1d`` and ``status`` of one endpoint ("model@provider"). A fresh dict each call."""
+        ``requests_last_1d``, ``cache_hit_last_30m`` and ``cache_hit_last_1d`` (percent of the successes'
+        prompt tokens read from the provider's cache, None without any) and ``status`` of one endpoint ("model@provider"). A fresh dict each call."""
         figures = self._snapshot.endpoints.get(endpoint_key)
         if figures is None:
             return empty_figures()
@@ -166,6 +167,12 @@ class Stats:
         """(average first-token latency ms, average throughput tokens/s) over the last 30 minutes, each
         falling back to the last 24 hours: what ``Router(measured=...)`` expects."""
         return self._snapshot.routing.get(endpoint_key, _NO_FIGURES)
+
+    def cache_hit_rate(self, endpoint_key: str) -> float | None:
+        """The share (0..1) of the endpoint's prompt tokens read from the provider's prompt cache over the
+        last 30 minutes, else the last 24 hours; None when it served no prompt tokens in either: what
+        ``Router(cache_hit_rate=...)`` expects."""
+        return self._snapshot.cache_hits.get(endpoint_key)
 
     def tokens_per_day(self, model_id: str, days: int = 30) -> list[dict[str, Any]]:
         """``[{"date": "YYYY-MM-DD", "tokens": n}]`` for the last ``days`` UTC days, oldest first, today

@@ -48,6 +48,14 @@ def uptime_percent(successes: int, failures: int) -> float | None:
     return round(100.0 * successes / counted, 2) if counted else None
 
 
+def cache_hit_percent(window: EndpointBucket | None) -> float | None:
+    """The share of the successes' prompt tokens read from the provider's prompt cache, as a percent;
+    None when no prompt tokens were counted."""
+    if window is None or not window.prompt_tokens:
+        return None
+    return round(100.0 * window.cached_tokens / window.prompt_tokens, 2)
+
+
 def status_of(uptime: float | None) -> str:
     if uptime is None:
         return "unknown"
@@ -68,6 +76,8 @@ def empty_figures() -> Figures:
         "throughput_last_1d": None,
         "requests_last_30m": 0,
         "requests_last_1d": 0,
+        "cache_hit_last_30m": None,
+        "cache_hit_last_1d": None,
         "status": "unknown",
     }
 
@@ -89,6 +99,8 @@ class Snapshot:
     taken_at: float
     endpoints: dict[str, Figures]
     routing: dict[str, tuple[float | None, float | None]]
+    # endpoint -> share (0..1) of prompt tokens read from the cache, last 30 minutes else 24 hours
+    cache_hits: dict[str, float]
     providers: dict[str, ProviderFigures]
     days: tuple[str, ...]  # oldest first, today last
     tokens_by_model: dict[str, dict[str, int]]  # model -> day -> tokens
@@ -141,6 +153,7 @@ def build_snapshot(
     day_by_endpoint = {w.endpoint: w for w in day}
     endpoints: dict[str, Figures] = {}
     routing: dict[str, tuple[float | None, float | None]] = {}
+    cache_hits: dict[str, float] = {}
     provider_bars: dict[str, _Bars] = defaultdict(_Bars)
     # provider -> [successes, provider-caused failures] over the last 30 minutes and 24 hours
     provider_recent: dict[str, list[int]] = defaultdict(lambda: [0, 0])
@@ -153,6 +166,10 @@ def build_snapshot(
             _average(last_30m, last_1d, lambda w: w.ttft),
             _average(last_30m, last_1d, lambda w: w.tps),
         )
+        for window in (last_30m, last_1d):
+            if window is not None and window.prompt_tokens:
+                cache_hits[endpoint] = window.cached_tokens / window.prompt_tokens
+                break
         provider = endpoint.rpartition("@")[2]
         if endpoint_bars is not None:
             provider_bars[provider].pool(endpoint_bars)
@@ -174,7 +191,9 @@ def build_snapshot(
     tokens_by_model: dict[str, dict[str, int]] = defaultdict(dict)
     for model_day in model_days:
         tokens_by_model[model_day.model][model_day.day] = model_day.tokens
-    return Snapshot(now, endpoints, routing, providers, day_names(now, days), dict(tokens_by_model))
+    return Snapshot(
+        now, endpoints, routing, cache_hits, providers, day_names(now, days), dict(tokens_by_model)
+    )
 
 
 def _endpoint_figures(
@@ -188,11 +207,13 @@ def _endpoint_figures(
         figures["latency_last_30m"] = recent.ttft.summary()
         figures["throughput_last_30m"] = recent.tps.summary()
         figures["requests_last_30m"] = recent.attempts
+        figures["cache_hit_last_30m"] = cache_hit_percent(recent)
     if day is not None:
         figures["uptime_last_1d"] = uptime_percent(day.successes, day.failures)
         figures["latency_last_1d"] = day.ttft.summary()
         figures["throughput_last_1d"] = day.tps.summary()
         figures["requests_last_1d"] = day.attempts
+        figures["cache_hit_last_1d"] = cache_hit_percent(day)
     if bars is not None:
         figures["uptime_hourly"] = bars.uptimes()
     return figures

@@ -4,7 +4,8 @@ Three tables, written by ``Store.write_batch`` in the same transaction as the re
 never disagree with it, and a retried batch adds nothing twice):
 
 - ``stats_endpoint_buckets``: per endpoint per minute and per hour: attempts, successes, provider-caused
-  failures, and the distributions of first-token latency and throughput;
+  failures, prompt and cached prompt tokens of the successes (the cache-hit rate), and the distributions
+  of first-token latency and throughput;
 - ``stats_model_days``: per served model per UTC day: prompt and completion tokens of successful attempts;
 - ``stats_key_days``: per API key per UTC day per model: requests, tokens, cost (the activity page).
 
@@ -55,6 +56,8 @@ class EndpointBucket:
     attempts: int = 0  # every attempt, whatever its outcome
     successes: int = 0
     failures: int = 0  # provider-caused: outcome "error" and counts_for_uptime
+    prompt_tokens: int = 0  # of the successes
+    cached_tokens: int = 0  # of those, read from the provider's prompt cache
     ttft: Distribution = field(default_factory=_ttft)  # ms, successful streamed attempts with content
     tps: Distribution = field(default_factory=_tps)  # tokens/s, the same attempts
 
@@ -62,6 +65,8 @@ class EndpointBucket:
         self.attempts += other.attempts
         self.successes += other.successes
         self.failures += other.failures
+        self.prompt_tokens += other.prompt_tokens
+        self.cached_tokens += other.cached_tokens
         self.ttft.merge(other.ttft)
         self.tps.merge(other.tps)
 
@@ -76,11 +81,14 @@ class EndpointBucket:
             self.failures,
             *self.ttft.row(),
             *self.tps.row(),
+            self.prompt_tokens,
+            self.cached_tokens,
         )
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> EndpointBucket:
         ttft_end = _COUNTS_END + _DISTRIBUTION_WIDTH
+        tps_end = ttft_end + _DISTRIBUTION_WIDTH
         return cls(
             row[0],
             row[1],
@@ -88,8 +96,10 @@ class EndpointBucket:
             row[3],
             row[4],
             row[5],
+            row[tps_end],
+            row[tps_end + 1],
             Distribution.from_row(TTFT_BINS, row[_COUNTS_END:ttft_end]),
-            Distribution.from_row(TPS_BINS, row[ttft_end:]),
+            Distribution.from_row(TPS_BINS, row[ttft_end:tps_end]),
         )
 
 
@@ -105,11 +115,14 @@ class BucketCounts(NamedTuple):
 
 ENDPOINT_BUCKET_KEY = ("span_s", "start_s", "endpoint")
 ENDPOINT_BUCKET_COUNTS = ("attempts", "successes", "failures")
+# Added later (m005_cache_hits), so last in the table.
+ENDPOINT_BUCKET_TOKENS = ("prompt_tokens", "cached_tokens")
 ENDPOINT_BUCKET_COLUMNS = (
     *ENDPOINT_BUCKET_KEY,
     *ENDPOINT_BUCKET_COUNTS,
     *column_names("ttft"),
     *column_names("tps"),
+    *ENDPOINT_BUCKET_TOKENS,
 )
 _COUNTS_END = len(ENDPOINT_BUCKET_KEY) + len(ENDPOINT_BUCKET_COUNTS)
 _DISTRIBUTION_WIDTH = len(column_names("ttft"))
@@ -191,6 +204,7 @@ class _MinuteTally:
 
     __slots__ = (
         "attempts",
+        "cached_tokens",
         "completion_tokens",
         "failures",
         "model",
@@ -203,7 +217,7 @@ class _MinuteTally:
     def __init__(self, model: str) -> None:
         self.model = model
         self.attempts = self.successes = self.failures = 0
-        self.prompt_tokens = self.completion_tokens = 0
+        self.prompt_tokens = self.completion_tokens = self.cached_tokens = 0
         self.ttft: list[float] = []
         self.tps: list[float] = []
 
@@ -224,6 +238,7 @@ def aggregate(generations: Iterable[GenerationRecord]) -> BatchDeltas:
                 tally.successes += 1
                 tally.prompt_tokens += attempt.prompt_tokens
                 tally.completion_tokens += attempt.completion_tokens
+                tally.cached_tokens += attempt.cached_tokens
                 # First-token latency and throughput only from calls where they were seen: streamed ones.
                 # A non-streamed answer arrives whole; records written before that rule (a spooled one,
                 # say) carry its total latency as first-token latency, so ``streamed`` decides, not None.
@@ -257,6 +272,8 @@ def aggregate(generations: Iterable[GenerationRecord]) -> BatchDeltas:
             tally.attempts,
             tally.successes,
             tally.failures,
+            tally.prompt_tokens,
+            tally.cached_tokens,
             Distribution.of(TTFT_BINS, tally.ttft),
             Distribution.of(TPS_BINS, tally.tps),
         )

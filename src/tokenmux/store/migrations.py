@@ -237,9 +237,34 @@ def m004_observed_timing(db: SQLExecutor) -> None:
     )
 
 
+def m005_cache_hits(db: SQLExecutor) -> None:
+    """Prompt and cached prompt tokens of each endpoint bucket's successes: its cache-hit rate, which
+    routing's default score and the model page use.
+
+    Filled from the request log, which holds every attempt each bucket counted, so the rate of the last
+    day is known at once after the upgrade. One correlated subquery per bucket over the
+    ``attempts_endpoint_started`` index, as in ``m004_observed_timing``; the same SQL on both databases.
+    """
+    for column in ("prompt_tokens", "cached_tokens"):
+        db.execute(f"ALTER TABLE stats_endpoint_buckets ADD COLUMN {column} BIGINT NOT NULL DEFAULT 0")
+    bucket = "stats_endpoint_buckets"
+    db.execute(
+        f"UPDATE {bucket} SET (prompt_tokens, cached_tokens) = (SELECT coalesce(sum(prompt_tokens), 0), "
+        f"coalesce(sum(cached_tokens), 0) FROM attempts WHERE attempts.endpoint = {bucket}.endpoint "
+        f"AND attempts.started_at >= {bucket}.start_s AND attempts.started_at < {bucket}.start_s + "
+        f"{bucket}.span_s AND attempts.outcome = 'success') WHERE successes > 0"
+    )
+
+
 Migration = Callable[[SQLExecutor], None]
 
-MIGRATIONS: tuple[Migration, ...] = (m001_initial, m002_stats, m003_key_limits, m004_observed_timing)
+MIGRATIONS: tuple[Migration, ...] = (
+    m001_initial,
+    m002_stats,
+    m003_key_limits,
+    m004_observed_timing,
+    m005_cache_hits,
+)
 
 
 def apply_migrations(conn: sqlite3.Connection) -> list[str]:
