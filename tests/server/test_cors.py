@@ -239,8 +239,8 @@ async def test_a_preflight_from_an_allowed_origin_is_answered_here() -> None:
         b"access-control-allow-origin": APP_ORIGIN,
         b"access-control-allow-credentials": b"true",
         b"access-control-allow-methods": b"GET, POST, PATCH, DELETE, OPTIONS",
-        b"access-control-allow-headers": b"authorization, content-type, x-api-key, anthropic-version, "
-        b"anthropic-beta, x-title",
+        b"access-control-allow-headers": b"authorization, content-type, x-api-key, x-goog-api-key, "
+        b"anthropic-version, anthropic-beta, x-title",
         b"access-control-max-age": b"120",
     }
     assert header_values(sent[0], b"vary") == [b"Origin"]

@@ -1,7 +1,7 @@
-"""Every pair works: {OpenAI Chat Completions in, Anthropic in, OpenAI Responses in} x {openai, azure,
-openai-compatible, anthropic, google out}, streamed and not, for plain text, a tool round trip, an image,
-JSON output and stop sequences (which the Responses API does not have). OpenAI and Azure take a Responses
-request as Responses; every other pair is translated.
+"""Every pair works: {OpenAI Chat Completions in, Anthropic in, OpenAI Responses in, Gemini in} x {openai,
+azure, openai-compatible, anthropic, google out}, streamed and not, for plain text, a tool round trip, an
+image, JSON output and stop sequences (which the Responses API does not have). OpenAI and Azure take a
+Responses request as Responses; every other pair is translated.
 
 Each cell goes through the official SDK of the inbound protocol, and checks what reached the simulated
 provider in that provider's own wire format.
@@ -14,6 +14,8 @@ from typing import Any
 
 import anthropic
 import pytest
+from google import genai
+from google.genai import types
 
 from gateway_support import NANO, generation
 
@@ -240,7 +242,78 @@ class ResponsesClient:
         return [{"type": "function_call_output", "call_id": m["id"], "output": m["text"]}]
 
 
-CLIENTS = {"openai": OpenAIClient, "anthropic": AnthropicClient, "responses": ResponsesClient}
+class GeminiClient:
+    """The Gemini API, through the google-genai SDK with its base URL on the gateway."""
+
+    name = "gemini"
+
+    def __init__(self, gateway: Any) -> None:
+        self.gateway = gateway
+        self.client = genai.Client(
+            api_key=gateway.key,
+            http_options=types.HttpOptions(base_url=f"{gateway.url}/api/gemini", api_version="v1beta"),
+        )
+
+    def ask(self, model: str, provider: str, stream: bool, messages: list[Any], **kw: Any) -> Answer:
+        config: dict[str, Any] = {
+            "max_output_tokens": 200,
+            "http_options": types.HttpOptions(extra_body={"provider": {"only": [provider]}}),
+        }
+        if kw.get("tools"):
+            declarations = [
+                types.FunctionDeclaration(name=t["name"], parameters_json_schema=t["schema"])
+                for t in kw["tools"]
+            ]
+            config["tools"] = [types.Tool(function_declarations=declarations)]
+        if "json_schema" in kw:
+            config["response_mime_type"] = "application/json"
+            config["response_json_schema"] = kw["json_schema"]
+        if "stop" in kw:
+            config["stop_sequences"] = kw["stop"]
+        args = {
+            "model": model,
+            "contents": [self._content(m) for m in messages],
+            "config": types.GenerateContentConfig(**config),
+        }
+        if stream:
+            chunks = list(self.client.models.generate_content_stream(**args))
+            text = "".join(c.text or "" for c in chunks)
+            calls = [call for c in chunks for call in c.function_calls or ()]
+            response_id = chunks[0].response_id
+            last = chunks[-1]
+        else:
+            last = self.client.models.generate_content(**args)
+            text, calls, response_id = last.text or "", last.function_calls or [], last.response_id
+        headers = (last.sdk_http_response.headers if last.sdk_http_response else None) or {}
+        assert headers.get("x-generation-id") == response_id
+        return Answer(
+            id=response_id or "",
+            text=text,
+            tool_calls=[(c.id or "", c.name or "", dict(c.args or {})) for c in calls],
+            # The SDK keeps no field it does not know (the answer's "provider"): the record says it.
+            provider=generation(self.gateway, response_id or "")["provider"],
+        )
+
+    @staticmethod
+    def _content(m: dict[str, Any]) -> types.Content:
+        if m["kind"] == "user":
+            return types.Content(role="user", parts=[types.Part(text=m["text"])])
+        if m["kind"] == "image":
+            image = types.Part(file_data=types.FileData(file_uri=m["url"], mime_type="image/png"))
+            return types.Content(role="user", parts=[types.Part(text=m["text"]), image])
+        if m["kind"] == "tool_call":
+            call = types.FunctionCall(id=m["id"], name=m["name"], args=m["args"])
+            return types.Content(role="model", parts=[types.Part(function_call=call)])
+        response = types.FunctionResponse(id=m["id"], name="get_weather", response={"output": m["text"]})
+        return types.Content(role="user", parts=[types.Part(function_response=response)])
+
+
+CLIENTS = {
+    "openai": OpenAIClient,
+    "anthropic": AnthropicClient,
+    "responses": ResponsesClient,
+    "gemini": GeminiClient,
+}
 
 
 def upstream_body(sim: Any, prefix: str) -> dict[str, Any]:

@@ -226,7 +226,7 @@ def output_items(
         items.append(
             reasoning_item(f"rs_{response_id}", reasoning if isinstance(reasoning, str) else "", blocks)
         )
-    text = _text_of(message.get("content"))
+    text = text_of(message.get("content"))
     refusal = message.get("refusal") if isinstance(message.get("refusal"), str) else None
     calls = message.get("tool_calls") or ()
     if text or refusal or not calls:
@@ -238,7 +238,7 @@ def output_items(
     return items
 
 
-def _text_of(content: Any) -> str:
+def text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):

@@ -18,6 +18,7 @@ from urllib.parse import quote
 import msgspec
 
 from tokenmux.errors import ProviderMalformed, ProviderRejected, StreamInterrupted, UpstreamError
+from tokenmux.protocols.gemini_mappings import STATUS_BY_NAME
 from tokenmux.protocols.sse import SSEDecoder, SSEEvent
 from tokenmux.providers.base import CallContext, ProviderConfig
 from tokenmux.providers.common import fail_stream, send_and_read, snippet, status_message
@@ -30,23 +31,6 @@ from tokenmux.types import ChatRequest, ChatResponse, StreamEvent
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
 
-# HTTP status for a google.rpc status name, for an error that arrives inside a 200 stream without a code.
-_STATUS_BY_NAME = {
-    "INVALID_ARGUMENT": 400,
-    "FAILED_PRECONDITION": 400,
-    "OUT_OF_RANGE": 400,
-    "UNAUTHENTICATED": 401,
-    "PERMISSION_DENIED": 403,
-    "NOT_FOUND": 404,
-    "ABORTED": 409,
-    "RESOURCE_EXHAUSTED": 429,
-    "CANCELLED": 499,
-    "INTERNAL": 500,
-    "UNKNOWN": 500,
-    "NOT_IMPLEMENTED": 501,
-    "UNAVAILABLE": 503,
-    "DEADLINE_EXCEEDED": 504,
-}
 _RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
 
 
@@ -192,7 +176,7 @@ class GoogleProvider:
         status = (
             code
             if isinstance(code, int) and 400 <= code <= 599
-            else _STATUS_BY_NAME.get(status_name or "", 502)
+            else STATUS_BY_NAME.get(status_name or "", 502)
         )
         return ProviderRejected(
             message or f"the provider reported an error ({status_name or 'no status'})",

@@ -48,6 +48,7 @@ from urllib.parse import unquote, urlsplit
 
 import msgspec
 
+from tokenmux.protocols.gemini_mappings import function_call_part
 from tokenmux.types import Message
 
 _decode = msgspec.json.Decoder().decode
@@ -204,44 +205,16 @@ def _model_parts(message: Message, call_names: dict[str, str], signatures: bool)
     parts: list[dict[str, Any]] = [{"text": text} for text in _texts(message.get("content"))]
     signed = False
     for call in message.get("tool_calls") or ():
-        function = call.get("function") or {}
-        name = function.get("name") or ""
-        call_id = call.get("id")
-        if isinstance(call_id, str) and call_id:
-            call_names[call_id] = name
-        function_call: dict[str, Any] = {"name": name, "args": _arguments(function.get("arguments"))}
+        part = function_call_part(call)
+        call_id = part["functionCall"].get("id")
         if call_id:
-            function_call["id"] = call_id
-        part: dict[str, Any] = {"functionCall": function_call}
-        signature = _signature(call)
-        if signature is None and signatures and not signed:
+            call_names[call_id] = part["functionCall"]["name"]
+        if "thoughtSignature" not in part and signatures and not signed:
             # Gemini signs the first call of a turn; the others need none.
-            signature = SKIP_SIGNATURE
-        if signature is not None:
-            part["thoughtSignature"] = signature
-            signed = True
+            part["thoughtSignature"] = SKIP_SIGNATURE
+        signed = signed or "thoughtSignature" in part
         parts.append(part)
     return parts
-
-
-def _signature(call: dict[str, Any]) -> str | None:
-    extra = call.get("extra_content")
-    google = extra.get("google") if isinstance(extra, dict) else None
-    signature = google.get("thought_signature") if isinstance(google, dict) else None
-    return signature if isinstance(signature, str) and signature else None
-
-
-def _arguments(arguments: Any) -> dict[str, Any]:
-    """Tool call arguments as the object Gemini's ``args`` must be; unreadable ones become ``{}``."""
-    if isinstance(arguments, dict):
-        return arguments
-    if isinstance(arguments, str) and arguments:
-        try:
-            value = _decode(arguments)
-        except msgspec.DecodeError:
-            return {}
-        return value if isinstance(value, dict) else {"value": value}
-    return {}
 
 
 def _function_response(message: Message, call_names: dict[str, str]) -> dict[str, Any]:

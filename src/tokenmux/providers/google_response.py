@@ -16,29 +16,12 @@ A prompt refused by the safety filter (``promptFeedback.blockReason``, no candid
 
 from __future__ import annotations
 
-import hashlib
 import time
 from typing import Any
 
-import msgspec
-
 from tokenmux.errors import ProviderRejected
-from tokenmux.types import ChatResponse, StreamEvent, Usage
-
-_encode = msgspec.json.Encoder().encode
-
-_FINISH_REASONS = {
-    "STOP": "stop",
-    "MAX_TOKENS": "length",
-    "SAFETY": "content_filter",
-    "RECITATION": "content_filter",
-    "BLOCKLIST": "content_filter",
-    "PROHIBITED_CONTENT": "content_filter",
-    "SPII": "content_filter",
-    "IMAGE_SAFETY": "content_filter",
-    "IMAGE_PROHIBITED_CONTENT": "content_filter",
-    "IMAGE_RECITATION": "content_filter",
-}
+from tokenmux.protocols.gemini_mappings import hub_finish_reason, hub_tool_call, hub_usage
+from tokenmux.types import ChatResponse, StreamEvent
 
 
 def decode_response(data: dict[str, Any], upstream_model: str) -> ChatResponse:
@@ -57,7 +40,7 @@ def decode_response(data: dict[str, Any], upstream_model: str) -> ChatResponse:
         calls: list[dict[str, Any]] = []
         for part in _parts(candidate):
             if "functionCall" in part:
-                calls.append(_tool_call(part, response_id, index, len(calls)))
+                calls.append(hub_tool_call(part, response_id, index, len(calls)))
             elif isinstance(part.get("text"), str):
                 (thoughts if part.get("thought") else texts).append(part["text"])
         text = "".join(texts)
@@ -70,7 +53,7 @@ def decode_response(data: dict[str, Any], upstream_model: str) -> ChatResponse:
             {
                 "index": index,
                 "message": message,
-                "finish_reason": finish_reason(candidate.get("finishReason"), bool(calls)),
+                "finish_reason": hub_finish_reason(candidate.get("finishReason"), bool(calls)),
                 "logprobs": logprobs(candidate.get("logprobsResult")),
             }
         )
@@ -80,7 +63,7 @@ def decode_response(data: dict[str, Any], upstream_model: str) -> ChatResponse:
         created=int(time.time()),
         model=str(data.get("modelVersion") or upstream_model),
         choices=choices,
-        usage=parse_usage(usage) if isinstance(usage, dict) else None,
+        usage=hub_usage(usage) if isinstance(usage, dict) else None,
     )
 
 
@@ -93,21 +76,6 @@ def raise_if_blocked(data: dict[str, Any]) -> None:
             upstream_status=400,
             upstream_type="prompt_blocked",
         )
-
-
-def parse_usage(raw: dict[str, Any]) -> Usage:
-    thoughts = _int(raw.get("thoughtsTokenCount"))
-    return Usage(
-        prompt_tokens=_int(raw.get("promptTokenCount")) + _int(raw.get("toolUsePromptTokenCount")),
-        completion_tokens=_int(raw.get("candidatesTokenCount")) + thoughts,
-        cached_tokens=_int(raw.get("cachedContentTokenCount")),
-        reasoning_tokens=thoughts,
-    )
-
-
-def finish_reason(reason: Any, called_functions: bool) -> str:
-    mapped = _FINISH_REASONS.get(reason, "stop") if isinstance(reason, str) else "stop"
-    return "tool_calls" if mapped == "stop" and called_functions else mapped
 
 
 def logprobs(result: Any) -> dict[str, Any] | None:
@@ -141,30 +109,6 @@ def _parts(candidate: dict[str, Any]) -> list[dict[str, Any]]:
     content = candidate.get("content")
     parts = content.get("parts") if isinstance(content, dict) else None
     return parts if isinstance(parts, list) else []
-
-
-def _tool_call(part: dict[str, Any], response_id: str, candidate: int, position: int) -> dict[str, Any]:
-    call = part["functionCall"]
-    name = str(call.get("name") or "")
-    arguments = _encode(call.get("args") or {}).decode()
-    call_id = call.get("id")
-    if not isinstance(call_id, str) or not call_id:
-        # Stable: the same answer read twice (or streamed) gives the same id, so results can answer it.
-        seed = f"{response_id}\0{candidate}\0{position}\0{name}\0{arguments}".encode()
-        call_id = "call_" + hashlib.sha256(seed).hexdigest()[:24]
-    tool_call: dict[str, Any] = {
-        "id": call_id,
-        "type": "function",
-        "function": {"name": name, "arguments": arguments},
-    }
-    signature = part.get("thoughtSignature")
-    if isinstance(signature, str) and signature:
-        tool_call["extra_content"] = {"google": {"thought_signature": signature}}
-    return tool_call
-
-
-def _int(value: Any) -> int:
-    return int(value) if isinstance(value, int | float) else 0
 
 
 class StreamReader:
@@ -220,20 +164,20 @@ class StreamReader:
                 self._finished.add(index)
                 called = self._calls.get(index, 0) > 0
                 events.append(
-                    StreamEvent(index=index, finish_reason=finish_reason(reason, called), id=response_id)
+                    StreamEvent(index=index, finish_reason=hub_finish_reason(reason, called), id=response_id)
                 )
         if not self.started:
             self.started = any(event.finish_reason or event.has_content for event in events)
         return events
 
     def usage_event(self) -> StreamEvent | None:
-        return StreamEvent(usage=parse_usage(self._usage)) if self._usage is not None else None
+        return StreamEvent(usage=hub_usage(self._usage)) if self._usage is not None else None
 
     def _delta(self, part: dict[str, Any], response_id: str, index: int) -> dict[str, Any] | None:
         if "functionCall" in part:
             position = self._calls.get(index, 0)
             self._calls[index] = position + 1
-            call = _tool_call(part, response_id, index, position)
+            call = hub_tool_call(part, response_id, index, position)
             return {"tool_calls": [{"index": position, **call}]}
         text = part.get("text")
         if not isinstance(text, str) or not text:

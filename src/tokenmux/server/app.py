@@ -49,6 +49,7 @@ from tokenmux.server.chat import ChatRoute
 from tokenmux.server.connections import ConnectionLimits
 from tokenmux.server.cors import CorsMiddleware, CorsPolicy
 from tokenmux.server.count_tokens import CountTokensRoute
+from tokenmux.server.gemini_inbound import GEMINI_PREFIX, GeminiRoutes
 from tokenmux.server.header_check import HeaderCheck
 from tokenmux.server.key_api import KEYS_PREFIX, KeyApi
 from tokenmux.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -150,6 +151,7 @@ class Gateway:
             ("GET", "/ready"): self.ready_check,
             ("GET", "/metrics"): self.metrics_page,
         }
+        self.gemini = GeminiRoutes(self)
         self.pages = WebPages(GatewayPages(self))
         self.ready = False
         self._opening: asyncio.Task[None] | None = None
@@ -287,6 +289,8 @@ class Gateway:
             return self.model_endpoints if path.endswith("/endpoints") else self.get_model
         if scope["method"] == "GET" and path.startswith(_ANTHROPIC_MODELS_PREFIX):
             return self.get_model_anthropic
+        if path.startswith(GEMINI_PREFIX):
+            return self.gemini
         if path.startswith(KEYS_PREFIX) and len(path) > len(KEYS_PREFIX):
             return self.key_api.key_route
         page = self.pages.route(scope["method"], path)

@@ -28,8 +28,15 @@ from tokenmux.asgi import AsgiApp, Message, Receive, Scope, Send
 from tokenmux.errors import ConfigError
 
 ALLOWED_METHODS = ("GET", "POST", "PATCH", "DELETE", "OPTIONS")
-# The request headers the OpenAI- and Anthropic-shaped APIs read; configured extras are added to these.
-BASE_ALLOWED_HEADERS = ("authorization", "content-type", "x-api-key", "anthropic-version", "anthropic-beta")
+# The request headers the OpenAI-, Anthropic- and Gemini-shaped APIs read; configured extras are added to these.
+BASE_ALLOWED_HEADERS = (
+    "authorization",
+    "content-type",
+    "x-api-key",
+    "x-goog-api-key",
+    "anthropic-version",
+    "anthropic-beta",
+)
 DEFAULT_MAX_AGE_S = 600
 
 _SETTINGS = ("allow_origins", "allow_credentials", "allow_headers", "max_age_s")

@@ -1,5 +1,6 @@
-"""``POST /api/anthropic/v1/messages/count_tokens``: the tokens a Messages request's prompt holds, as
-``{"input_tokens": N}``, counted with the model's tokenizer family offline (``routing/fit.py``).
+"""Counting a prompt's tokens without a provider call: ``POST /api/anthropic/v1/messages/count_tokens``
+(``{"input_tokens": N}``) and Gemini's ``:countTokens`` (``{"totalTokens": N}``), counted with the
+model's tokenizer family offline (``routing/fit.py``).
 
 The count is the one routing uses to decide whether a prompt fits: texts counted by the family's
 vocabulary (a cautious stand-in where the real one does not ship, e.g. Claude's), plus message framing,
@@ -10,13 +11,14 @@ context wants, and it costs no provider call.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from tokenmux.asgi import Receive, Scope, Send, header, read_body, send_bytes
 from tokenmux.errors import TokenmuxError
 from tokenmux.json_codec import encode_json
 from tokenmux.protocols import anthropic_messages as wire
 from tokenmux.routing.fit import PromptSize
+from tokenmux.types import ChatRequest
 
 if TYPE_CHECKING:
     from tokenmux.server.app import Gateway
@@ -25,24 +27,51 @@ if TYPE_CHECKING:
 COUNT_IN_THREAD_BYTES = 256 * 1024
 
 
+class CountingProtocol(Protocol):
+    """A client protocol's token-counting request and answer."""
+
+    def decode_count(self, body: bytes, scope: Scope) -> ChatRequest: ...
+
+    def encode_count(self, tokens: int) -> bytes: ...
+
+    def encode_error(self, err: TokenmuxError) -> bytes: ...
+
+    def api_key(self, scope: Scope) -> tuple[bytes | None, bytes | None]: ...
+
+
+class AnthropicCounting:
+    def decode_count(self, body: bytes, scope: Scope) -> ChatRequest:
+        return wire.decode_messages_request(body, counting=True)
+
+    def encode_count(self, tokens: int) -> bytes:
+        return encode_json({"input_tokens": tokens})
+
+    def encode_error(self, err: TokenmuxError) -> bytes:
+        return wire.encode_error(err)
+
+    def api_key(self, scope: Scope) -> tuple[bytes | None, bytes | None]:
+        return header(scope, b"authorization"), header(scope, b"x-api-key")
+
+
 class CountTokensRoute:
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: Gateway, protocol: CountingProtocol | None = None) -> None:
         self.gateway = gateway
+        self.protocol = protocol or AnthropicCounting()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             body = await self._count(scope, receive)
         except TokenmuxError as err:
             self.gateway.metrics.error(err.status)
-            await send_bytes(send, err.status, wire.encode_error(err), err.headers())
+            await send_bytes(send, err.status, self.protocol.encode_error(err), err.headers())
             return
         await send_bytes(send, 200, body)
 
     async def _count(self, scope: Scope, receive: Receive) -> bytes:
         gw = self.gateway
-        key = await gw.keys.authenticate(header(scope, b"authorization"), header(scope, b"x-api-key"))
+        key = await gw.keys.authenticate(*self.protocol.api_key(scope))
         body = await read_body(scope, receive, gw.settings.gateway.max_body_bytes)
-        request = wire.decode_messages_request(body, counting=True)
+        request = self.protocol.decode_count(body, scope)
         model = gw.router.resolve(request.model)[0]
         limits = gw.limits_of(key)
         if limits.models is not None:
@@ -52,4 +81,4 @@ class CountTokensRoute:
             tokens = await asyncio.to_thread(size.exact, model.tokenizer)
         else:
             tokens = size.exact(model.tokenizer)
-        return encode_json({"input_tokens": tokens})
+        return self.protocol.encode_count(tokens)

@@ -5,11 +5,12 @@
 - A name or value holding CR, LF or NUL: 400. uvicorn's parsers refuse such bytes, but not every ASGI
   server or proxy in front of the gateway does, and a header value with a line break must never reach a log
   line or an upstream request.
-- A credential header (``Authorization``, ``x-api-key``) sent twice: 400. Which of the two counts would
-  depend on who reads them (a proxy may take the last, the gateway takes the first).
+- A credential header (``Authorization``, ``x-api-key``, ``x-goog-api-key``) sent twice: 400. Which of the
+  two counts would depend on who reads them (a proxy may take the last, the gateway takes the first).
 
-Answers are in the client's protocol (Anthropic's error shape under ``/api/anthropic/``, OpenAI's
-elsewhere) and name a header by name only, since its value is exactly what must not be echoed anywhere.
+Answers are in the client's protocol (Anthropic's error shape under ``/api/anthropic/``, Gemini's under
+``/api/gemini/``, OpenAI's elsewhere) and name a header by name only, since its value is exactly what must
+not be echoed anywhere.
 
 The check runs on every request, so it makes one pass over the joined header bytes and looks at the
 headers one by one only once a request is suspect.
@@ -22,12 +23,13 @@ from itertools import chain
 
 from tokenmux.asgi import AsgiApp, Receive, Scope, Send, send_bytes
 from tokenmux.errors import ClientError, HeadersTooLarge, InvalidRequest
-from tokenmux.protocols import anthropic_answer, openai_chat
+from tokenmux.protocols import anthropic_answer, gemini_answer, openai_chat
 
 ANTHROPIC_PREFIX = "/api/anthropic/"
+GEMINI_PREFIX = "/api/gemini/"
 _SHOWN_NAME_CHARS = 64
 _FORBIDDEN = (b"\r", b"\n", b"\0")
-_CREDENTIALS = (b"authorization", b"x-api-key")
+_CREDENTIALS = (b"authorization", b"x-api-key", b"x-goog-api-key")
 # Browsers with many cookies send a few kB; nginx's default bound is 4 buffers of 8 kB.
 MAX_HEADER_BYTES = 32 * 1024
 MAX_HEADERS = 100
@@ -115,8 +117,11 @@ class HeaderCheck:
 
 async def send_refusal(scope: Scope, send: Send, err: ClientError) -> None:
     """Answer ``err`` before any route has seen the request, in the protocol its path belongs to."""
-    if str(scope.get("path", "")).startswith(ANTHROPIC_PREFIX):
+    path = str(scope.get("path", ""))
+    if path.startswith(ANTHROPIC_PREFIX):
         body = anthropic_answer.encode_error(err)
+    elif path.startswith(GEMINI_PREFIX):
+        body = gemini_answer.encode_error(err)
     else:
         body = openai_chat.encode_error(err)
     await send_bytes(send, err.status, body, err.headers())
