@@ -4,6 +4,7 @@ down when the process died (a proxy in front of the machine's PostgreSQL cuts it
 
 from __future__ import annotations
 
+import json
 import signal
 import sqlite3
 import threading
@@ -74,6 +75,43 @@ class SteadyLoad:
         return gen_id if r.status_code == 200 and last == "[DONE]" else None
 
 
+class SlowStream:
+    """One long stream through azure, read in a thread until the server goes away."""
+
+    def __init__(self, url: str, key: str) -> None:
+        self.gen_id: str | None = None
+        self.chunks = 0
+        self.chars = 0  # of content received
+        self._thread = threading.Thread(target=self._run, args=(url, key), daemon=True)
+        self._thread.start()
+
+    def _run(self, url: str, key: str) -> None:
+        body = {
+            "model": NANO,
+            "messages": HELLO,
+            "stream": True,
+            "provider": {"only": ["azure"]},
+        }
+        headers = {"Authorization": f"Bearer {key}"}
+        try:
+            with httpx.stream(
+                "POST", f"{url}/api/v1/chat/completions", json=body, headers=headers, timeout=30
+            ) as r:
+                self.gen_id = r.headers["x-generation-id"]
+                for line in r.iter_lines():
+                    if line.startswith("data: {"):
+                        choices = json.loads(line[6:])["choices"]
+                        content = choices[0]["delta"].get("content") if choices else None
+                        if content:
+                            self.chunks += 1
+                            self.chars += len(content)
+        except httpx.HTTPError:
+            pass  # cut by the kill
+
+    def join(self) -> None:
+        self._thread.join(30)
+
+
 def wait_for(check: Callable[[], bool], timeout_s: float = 30) -> None:
     deadline = time.monotonic() + timeout_s
     while not check():
@@ -114,22 +152,43 @@ def sqlite_ids(db: Path) -> list[str]:
         return [row[0] for row in conn.execute("SELECT id FROM generations")]
 
 
-def test_kill_9_under_load_loses_no_record_of_a_response_received_whole(sim: Any, tmp_path: Path) -> None:
+def test_kill_9_under_load_loses_no_record_of_a_response_received_whole_and_bills_a_cut_stream(
+    sim: Any, tmp_path: Path
+) -> None:
+    sim.profile("azure", completion_tokens=400, tokens_per_second=40)  # ten seconds of stream
     db = tmp_path / "gw.db"
     url = f"sqlite:///{db}"
     key = make_key(url)
     config = sim_config(sim.url, spool_dir=str(tmp_path / "spool"))
     first = ServeProcess(tmp_path, config, url, "first").start()
+    slow = SlowStream(first.url, key)
     try:
-        done = kill_under_load(first, key)
+        # Killed once the slow stream has sent content for over a second: its progress is journaled.
+        wait_for(lambda: slow.chunks >= 1)
+        first_content = time.monotonic()
+        done = kill_under_load(
+            first, key, before_kill=lambda: wait_for(lambda: time.monotonic() - first_content > 1.5)
+        )
     finally:
         first.stop()
+    slow.join()
+    received = slow.chars
     second = ServeProcess(tmp_path, config, url, "second").start()
     try:
-        ids = wait_until_stored(done, lambda: sqlite_ids(db))
+        ids = wait_until_stored([*done, str(slow.gen_id)], lambda: sqlite_ids(db))
     finally:
         second.stop()
     assert len(ids) == len(set(ids)) and len(set(done)) == len(done)
+    with sqlite3.connect(db) as conn:
+        status, error, http_status, prompt, completion, cost = conn.execute(
+            "SELECT status, error_message, http_status, prompt_tokens, completion_tokens, cost_usd "
+            "FROM generations WHERE id = ?",
+            (slow.gen_id,),
+        ).fetchone()
+    assert (status, error, http_status) == ("error", "ended by crash", 200)
+    # Billed: the prompt's estimate, and the output sent up to the last progress entry (four characters a
+    # token), so never more than the client received.
+    assert prompt > 0 and 0 < completion <= -(-received // 4) and cost > 0
     assert not list((tmp_path / "spool").glob("journal-*")), "a clean stop leaves no journal behind"
 
 

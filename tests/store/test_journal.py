@@ -173,3 +173,22 @@ def test_the_journal_files_are_private(tmp_path: Path, make_generation: Generati
 
     asyncio.run(write())
     assert os.listdir(tmp_path / "spool")  # never released: kept for the next start
+
+
+async def test_a_streams_newer_draft_replaces_the_older_and_its_record_releases_both(
+    tmp_path: Path, make_generation: GenerationFactory
+) -> None:
+    spool_dir = tmp_path / "spool"
+    journal = Journal(spool_dir, segment_age_s=0.0)  # every write in a segment of its own
+    journal.started(make_generation("gen-s", completion_tokens=0))
+    await journal.append(make_generation("gen-other"))
+    journal.started(make_generation("gen-s", completion_tokens=10))
+    ended = make_generation("gen-s")
+    await journal.append(ended)
+    journal.release([make_generation("gen-other")])
+    # The first segment (first draft, gen-other) has nothing left that is needed: it goes.
+    await eventually(lambda: len(segments(spool_dir)) == 1)
+    assert journaled_ids(spool_dir) == ["s:gen-s", "r:gen-s"]
+    journal.release([ended])
+    await eventually(lambda: segments(spool_dir) == [])
+    await journal.close()

@@ -182,7 +182,7 @@ async def close(events: AsyncIterator[Any]) -> None:
 class StreamedAnswer:
     """A streamed request's answer, attempt by attempt (see ``Answer`` in ``answer.py``)."""
 
-    __slots__ = ("_buffered", "_delivery", "_encoder", "_encoder_for", "_gen", "_outlet")
+    __slots__ = ("_buffered", "_delivery", "_encoder", "_encoder_for", "_gen", "_outlet", "tally")
 
     def __init__(
         self, gen: Generation, outlet: Outlet, encoder_for: Callable[[Candidate], StreamEncoder]
@@ -193,6 +193,7 @@ class StreamedAnswer:
         self._encoder: StreamEncoder | None = None
         self._delivery: Delivery | None = None
         self._buffered: list[list[Any]] = []
+        self.tally: Tally | None = None  # what ``deliver`` has sent so far
 
     async def open(self, provider: Provider, cand: Candidate, ctx: CallContext, left_s: float) -> None:
         """Send the attempt and read batches until one carries content (or ends the answer)."""
@@ -229,7 +230,7 @@ class StreamedAnswer:
         outlet = self._outlet
         if not outlet.started:
             await outlet.open()
-        tally = Tally()
+        self.tally = tally = Tally()
         failure: UpstreamError | None = None
         cancelled = False
         write = outlet.write

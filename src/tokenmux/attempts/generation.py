@@ -89,15 +89,7 @@ class Generation:
             gen.ttft_ms = served.ttft_ms
             gen.generation_ms = served.generation_ms
             gen.throughput_tps = served.throughput_tps
-        # Every attempt's billed usage adds up: failed attempts usually cost nothing, but a stream cut short
-        # after its first byte is charged for what it used.
-        for a in self.attempts:
-            gen.prompt_tokens += a.prompt_tokens
-            gen.completion_tokens += a.completion_tokens
-            gen.cached_tokens += a.cached_tokens
-            gen.cache_write_tokens += a.cache_write_tokens
-            gen.reasoning_tokens += a.reasoning_tokens
-            gen.cost_usd += a.cost_usd
+        add_up_attempts(gen)
         return gen
 
     def content(self) -> ContentRecord:
@@ -111,6 +103,26 @@ class Generation:
             request=msgspec.json.encode(sent).decode(),
             response=msgspec.json.encode(self.answer).decode(),
         )
+
+
+def add_up_attempts(gen: GenerationRecord) -> None:
+    """The generation's usage and cost: every attempt's billed usage adds up (failed attempts usually
+    cost nothing, but a stream cut short after its first byte is charged for what it used)."""
+    prompt = completion = cached = cache_write = reasoning = 0
+    cost = 0.0
+    for a in gen.attempts:  # one loop: this runs for every request
+        prompt += a.prompt_tokens
+        completion += a.completion_tokens
+        cached += a.cached_tokens
+        cache_write += a.cache_write_tokens
+        reasoning += a.reasoning_tokens
+        cost += a.cost_usd
+    gen.prompt_tokens = prompt
+    gen.completion_tokens = completion
+    gen.cached_tokens = cached
+    gen.cache_write_tokens = cache_write
+    gen.reasoning_tokens = reasoning
+    gen.cost_usd = cost
 
 
 def fill_usage(rec: AttemptRecord, usage: Usage, cost: float) -> None:

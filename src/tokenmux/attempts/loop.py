@@ -33,6 +33,7 @@ from tokenmux.attempts.generation import (
     streamed_timing,
     whole_timing,
 )
+from tokenmux.attempts.running import RunningStreams
 from tokenmux.errors import (
     AllAttemptsFailed,
     DeadlineExceeded,
@@ -59,11 +60,14 @@ class Attempts:
         record: Callable[[GenerationRecord], Awaitable[None] | None],
         *,
         deadline_s: float,
+        journal_stream: Callable[[GenerationRecord], None] | None = None,
     ) -> None:
         self.providers = providers
         self.health = health
         self.record = record
         self.deadline_s = deadline_s
+        # Streams being delivered; with ``journal_stream``, each is journaled so a crash still bills it.
+        self.running = RunningStreams(journal_stream)
 
     async def whole(self, gen: Generation, plan: list[Candidate]) -> Served:
         """The answer of a non-streamed request; a failure raises the ``TokenmuxError`` to answer with."""
@@ -169,7 +173,14 @@ class Attempts:
         deadline: float,
     ) -> None:
         """The attempt's answer has begun: run it to its end, bill it, record it, tell the client."""
-        delivered = await answer.deliver(cand)
+        if isinstance(answer, StreamedAnswer):
+            running = self.running.begin(gen, cand, rec, answer)
+            try:
+                delivered = await answer.deliver(cand)
+            finally:
+                self.running.end(running)
+        else:
+            delivered = await answer.deliver(cand)
         fill_usage(rec, delivered.usage, delivered.cost)
         if delivered.streamed:
             streamed_timing(rec, t0, delivered.t_first, delivered.t_end)

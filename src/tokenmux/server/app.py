@@ -114,7 +114,13 @@ class Gateway:
         )
         self.recorder.add_listener(self.stats.batch_written)
         self.metrics = Metrics(self.recorder)
-        self.attempts = Attempts(self.providers, self.health, self._record, deadline_s=gw.request_timeout_s)
+        self.attempts = Attempts(
+            self.providers,
+            self.health,
+            self._record,
+            deadline_s=gw.request_timeout_s,
+            journal_stream=self.recorder.stream_started,
+        )
         self.auth_failures = AuthFailures(limit=gw.auth_failure_limit, block_s=gw.auth_block_s)
         self.metrics.auth_failures = self.auth_failures.by_reason
         self.keys = KeyRing(self.store, admin_key=gw.admin_key or None, failures=self.auth_failures)

@@ -9,8 +9,9 @@ meanwhile and writes it with one ``write`` (to the page cache: microseconds), th
 background task ``fdatasync``s what was written at most every ``sync_interval_s`` in a thread, which bounds
 what a crash of the machine itself (power, kernel) can lose to the records of that interval.
 
-A stream also gets a ``started`` entry when its first content goes out: the record it would have if the
-process died then (``store/crash.py`` bills it at the next start when no record of the stream follows).
+A stream also gets a ``started`` entry when its first content goes out, and again as it delivers more: the
+record it would have if the process died then (``attempts/running.py``; ``store/crash.py`` bills the last
+one at the next start when no record of the stream follows).
 
 The journal is a series of segment files (``journal-<time>-<pid>-<random>.jsonl``, JSON lines); a segment is
 replaced by a new one every ``segment_bytes`` or ``segment_age_s``, and deleted once every record in it has
@@ -192,7 +193,10 @@ class Journal:
                 record_in[generation.id] = segment
             start_in = self._start_in
             for gid in starts:
+                earlier = start_in.get(gid)
                 start_in[gid] = segment
+                if earlier is not None:  # a stream's newer draft replaces its older one
+                    self._drop_entry(earlier)
             if segment.synced:
                 segment.synced = False
                 self._start_syncer()
