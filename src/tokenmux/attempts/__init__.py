@@ -3,7 +3,8 @@
 ``loop``: ``Attempts``, the one loop for streamed and whole answers; it asks ``routing.decision`` about
 every failure and records every generation. ``generation``: the bookkeeping of one request (its attempt
 records). ``answer``: what the loop needs of an answer, and the whole (non-streamed) one. ``delivery``:
-the streamed one, from the provider's chunks, event batches or events to the client's frames.
+the streamed one, from the provider's chunks, event batches or events to the client's frames. ``running``:
+the streams being delivered, journaled so that a crash still bills them.
 
 The server gives it an ``Outlet`` to write a stream to (``server/outlet.py``: ASGI, keep-alive comments)
 and the client protocol's ``StreamEncoder``; nothing here knows HTTP.
