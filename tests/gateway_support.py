@@ -60,7 +60,7 @@ class Gateway:
 
     def new_key(self, name: str, **limits: Any) -> str:
         """Another key in this gateway's database (see ``make_key``)."""
-        return make_key(self.app.settings.database_url, name, **limits)
+        return make_key(self.app.parts.settings.database_url, name, **limits)
 
 
 def make_key(database_url: str, name: str = "test", **limits: Any) -> str:

@@ -188,9 +188,9 @@ def test_demo_traffic_gives_both_seed_endpoints_their_profiles_figures(tmp_path:
 def test_the_simulator_serves_every_provider_the_catalog_uses(gateway_factory: Any, sim: Any) -> None:
     slugs = simulated_providers()
     gateway = gateway_factory(demo_config(sim.url, slugs))
-    catalog = gateway.app.catalog
+    catalog = gateway.app.parts.catalog
     used = {e.provider for m in catalog.models.values() for e in m.endpoints}
-    assert used <= set(slugs) == set(gateway.app.providers)
+    assert used <= set(slugs) == set(gateway.app.parts.providers)
     client = gateway.openai()
     for slug in sorted(used):
         model = next(

@@ -30,18 +30,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from tokenmux.server.build import build_gateway
     from tokenmux.server.runner import uvicorn_config
 
-    gateway = build_gateway(read_config(args.config), database_url=args.database, redis_url=args.redis)
-    if not gateway.public_url and args.host not in ("0.0.0.0", "::", ""):
-        gateway.public_url = f"http://{args.host}:{args.port}"
-    if not gateway.providers:
+    # A wildcard address is no URL a client can use; then the pages show a placeholder unless configured.
+    listen_url = None if args.host in ("0.0.0.0", "::", "") else f"http://{args.host}:{args.port}"
+    gateway = build_gateway(
+        read_config(args.config), database_url=args.database, redis_url=args.redis, listen_url=listen_url
+    )
+    parts = gateway.parts
+    if not parts.providers:
         print(
             "warning: no provider is configured, so no model can be served. Add a 'providers:' section to the "
             "--config file or set a provider key such as OPENAI_API_KEY.",
             file=sys.stderr,
         )
     print(
-        f"tokenmux {__version__} serving {len(gateway.catalog.models)} models from "
-        f"{len(gateway.providers)} providers ({', '.join(sorted(gateway.providers)) or 'none'}) "
+        f"tokenmux {__version__} serving {len(parts.catalog.models)} models from "
+        f"{len(parts.providers)} providers ({', '.join(sorted(parts.providers)) or 'none'}) "
         f"on http://{args.host}:{args.port}",
         file=sys.stderr,
     )

@@ -22,8 +22,8 @@ import uvicorn
 
 from tokenmux.catalog.loader import load_catalog
 from tokenmux.providers import provider_kinds
-from tokenmux.server.app import Gateway
 from tokenmux.server.build import build_gateway
+from tokenmux.server.parts import Parts
 from tokenmux.server.runner import BackgroundServer, uvicorn_config
 from tokenmux.simulator.app import create_app
 from tokenmux.store.keys import new_key
@@ -108,12 +108,12 @@ def start_simulator() -> BackgroundServer:
     return BackgroundServer(create_app(seed=7, profiles=demo_profiles(simulated_providers()))).start()
 
 
-def served_models(gateway: Gateway) -> dict[str, list[str]]:
+def served_models(parts: Parts) -> dict[str, list[str]]:
     """Every chat model the gateway can serve, with the configured providers that serve it."""
     return {
-        m.id: [e.provider for e in m.endpoints if e.provider in gateway.providers]
-        for m in sorted(gateway.catalog.models.values(), key=lambda m: m.id)
-        if any(e.provider in gateway.providers for e in m.endpoints) and not m.embedding
+        m.id: [e.provider for e in m.endpoints if e.provider in parts.providers]
+        for m in sorted(parts.catalog.models.values(), key=lambda m: m.id)
+        if any(e.provider in parts.providers for e in m.endpoints) and not m.embedding
     }
 
 
@@ -208,15 +208,16 @@ def run_demo(
     """Run until Ctrl-C (or ``duration_s``). ``traffic_models``: the models the traffic goes to, each with
     its share of ``demo_request``'s mix (default: every model served)."""
     simulator = start_simulator()
-    gateway = build_gateway(demo_config(simulator.url, simulated_providers()), database_url=database_url)
-    key = asyncio.run(create_demo_key(database_url))
     base = f"http://{host}:{port}"
-    gateway.public_url = base
-    served = served_models(gateway)
+    gateway = build_gateway(
+        demo_config(simulator.url, simulated_providers()), database_url=database_url, listen_url=base
+    )
+    key = asyncio.run(create_demo_key(database_url))
+    served = served_models(gateway.parts)
     targets = {m: served[m] for m in traffic_models} if traffic_models else served
     print(
         f"""
-tokenmux demo: {len(served)} models at {len(gateway.providers)} simulated providers ({simulator.url})
+tokenmux demo: {len(served)} models at {len(gateway.parts.providers)} simulated providers ({simulator.url})
 
   gateway     {base}/api/v1  (Anthropic SDK: {base}/api/anthropic)
   model page  {base}/openai/gpt-4.1-nano   (also {base}/models, {base}/status, {base}/activity)

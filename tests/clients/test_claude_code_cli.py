@@ -207,7 +207,7 @@ def test_claude_code_with_its_default_model(
 ) -> None:
     result = run_claude(tmp_path, proxy, gateway.key, None)
     default = json.loads(proxy.requests[0]["body"])["model"]
-    assert find_model(gateway.app.catalog, default) is not None, f"Claude Code's default {default!r}"
+    assert find_model(gateway.app.parts.catalog, default) is not None, f"Claude Code's default {default!r}"
     bodies = check_run(result, proxy)
     assert {b["model"] for b in bodies} == {default}
     received = sim.requests("anthropic")

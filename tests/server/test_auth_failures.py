@@ -94,7 +94,7 @@ def test_a_guessing_client_gets_429_on_every_route_until_the_block_ends(
         assert r.status_code == 429 and r.json()["type"] == "error"
         assert client.get("/health").status_code == 200
         assert client.get("/metrics").status_code == 200
-    assert gw.app.auth_failures.by_reason["throttled"] == 2
+    assert gw.app.parts.auth_failures.by_reason["throttled"] == 2
 
 
 @pytest.mark.parametrize("limit", [0])

@@ -93,7 +93,9 @@ def test_records_held_through_a_shutdown_while_the_database_is_down_are_written_
     proxy.cut()
     ids = [client.post("/api/v1/chat/completions", json=body).json()["id"] for _ in range(2)]
     client.close()
-    app.recorder._close_timeout_s = 1.0  # do not wait the default 10 s for a database that is not coming
+    app.parts.recorder._close_timeout_s = (
+        1.0  # do not wait the default 10 s for a database that is not coming
+    )
     server.stop()
     assert len(list((tmp_path / "spill").glob("records-*.jsonl"))) == 1
     proxy.restore()
@@ -145,7 +147,7 @@ def test_a_frozen_database_delays_no_request_for_long(
     direct, through, proxy = pg_behind_proxy
     key = make_key(direct)
     app = build_gateway(sim_config(sim.url, spool_dir=str(tmp_path / "spool")), database_url=through, env={})
-    app.keys.positive_ttl_s = 0.0  # every request asks the database again, as after the cache's 5 s
+    app.parts.keys.positive_ttl_s = 0.0  # every request asks the database again, as after the cache's 5 s
     with BackgroundServer(app, graceful_timeout_s=2) as server:
         client = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
         body = {"model": NANO, "messages": HELLO, "max_tokens": 5}

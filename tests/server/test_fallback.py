@@ -239,10 +239,10 @@ def test_client_disconnect_cancels_a_non_streamed_upstream_call(
     closed = time.monotonic()
     cancelled = (NANO, "none", "cancelled")
     while time.monotonic() - closed < 1.0:
-        if gateway.app.metrics.generations[cancelled] == 1 and upstream.requests_in_flight <= before:
+        if gateway.app.parts.metrics.generations[cancelled] == 1 and upstream.requests_in_flight <= before:
             break
         time.sleep(0.02)
-    assert gateway.app.metrics.generations[cancelled] == 1, "no cancelled generation within a second"
+    assert gateway.app.parts.metrics.generations[cancelled] == 1, "no cancelled generation within a second"
     assert upstream.requests_in_flight <= before, "the upstream call outlived the client by a second"
 
 

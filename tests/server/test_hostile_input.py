@@ -113,7 +113,7 @@ def test_long_fake_keys_cost_the_key_cache_nothing(gateway: Any) -> None:
             json={"model": NANO, "max_tokens": 5, "messages": HELLO},
         )
         assert r.status_code == 431 and r.json()["type"] == "error"
-    assert len(gateway.app.keys.cache) == 0
+    assert len(gateway.app.parts.keys.cache) == 0
 
 
 def test_the_model_pages_sample_code_never_takes_its_url_from_the_host_header(

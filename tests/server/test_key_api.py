@@ -88,7 +88,7 @@ def test_a_stored_admin_key_is_an_admin(gateway: Any) -> None:
 
     async def create() -> str:
         secret, record = new_key("ops", is_admin=True)
-        async with open_store(gateway.app.settings.database_url) as store:
+        async with open_store(gateway.app.parts.settings.database_url) as store:
             await store.create_key(record)
         return secret
 

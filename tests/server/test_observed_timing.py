@@ -67,7 +67,7 @@ def test_only_streamed_calls_give_first_token_latency_and_throughput(gateway: An
     assert latency["max"] == pytest.approx(record["first_token_latency_ms"], abs=0.01)
     assert throughput["max"] == pytest.approx(record["throughput_tps"], abs=0.01)
     # Routing reads the same figures.
-    ttft, tps, _ = gateway.app.router.figures(ENDPOINT)
+    ttft, tps, _ = gateway.app.parts.router.figures(ENDPOINT)
     assert ttft == pytest.approx(latency["avg"], abs=0.01) and tps == pytest.approx(
         throughput["avg"], abs=0.01
     )

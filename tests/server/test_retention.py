@@ -15,7 +15,7 @@ from tokenmux.store.url import open_store
 
 def stored(gw: Any, gen_id: str) -> ContentRecord | None:
     async def read() -> ContentRecord | None:
-        async with open_store(gw.app.settings.database_url) as store:
+        async with open_store(gw.app.parts.settings.database_url) as store:
             return await store.get_contents(gen_id)
 
     return asyncio.run(read())

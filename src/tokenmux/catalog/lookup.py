@@ -16,19 +16,12 @@ dict lookup, never a scan of the catalog.
 
 from __future__ import annotations
 
-import difflib
-import heapq
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 from tokenmux.catalog.fields import CatalogError
+from tokenmux.catalog.model import Catalog, Model
+from tokenmux.catalog.name_grams import NameGrams
 
-if TYPE_CHECKING:
-    from tokenmux.catalog.model import Catalog, Model
-
-_CUTOFF = 0.6  # difflib ratio below which a name is not offered as "did you mean"
-_LONGEST_NAME = 200
-_SHORTLIST = 24  # names compared in full with an unknown name, after the trigram preselection
 _GEMINI_PREFIX = "models/"
 _ALIASES = "config aliases"
 
@@ -107,7 +100,11 @@ def find_models(catalog: Catalog, name: str) -> tuple[Model, ...]:
     if model is not None:
         return (model,)
     models = catalog.models
-    return tuple(models[model_id] for model_id in _lookup(catalog.names, name) if model_id in models)
+    names = catalog.names
+    if not names and models:
+        # A catalog made by hand (tests) rather than loaded: its names are worked out on first use.
+        names = catalog.names = build_names(models)
+    return tuple(models[model_id] for model_id in _lookup(names, name) if model_id in models)
 
 
 def find_model(catalog: Catalog, name: str) -> Model | None:
@@ -124,52 +121,9 @@ def close_matches(catalog: Catalog, name: str, n: int = 3) -> list[str]:
     mistyped snapshot "claude-sonnet-4-5-2025092" finds its model too), whole and, slug to slug, with the
     part after the author, so that "gpt4.1-nano" or "openai/gpt-4.1-nan" both find "openai/gpt-4.1-nano".
     """
+    if not catalog.names and catalog.models:
+        catalog.names = build_names(catalog.models)
     grams = catalog.name_grams
     if grams is None or grams.names is not catalog.names:
         grams = catalog.name_grams = NameGrams(catalog.names)
     return grams.close(name, n)
-
-
-class NameGrams:
-    """Each name's character trigrams. This runs on every request for an unknown model: a full comparison
-    (difflib) costs tens of microseconds a name, so an unknown name is compared in full only with the
-    names that share most of its trigrams, found by one set intersection (in C) per name."""
-
-    def __init__(self, names: Mapping[str, tuple[str, ...]]) -> None:
-        self.names = names
-        self._entries = [
-            (name, ids, _trigrams(name), _trigrams(name.rsplit("/", 1)[-1])) for name, ids in names.items()
-        ]
-
-    def close(self, name: str, n: int) -> list[str]:
-        wanted = name.strip().lower()
-        if not wanted or len(wanted) > _LONGEST_NAME:
-            return []  # nothing is close to it, and comparing a huge string is wasted work on an error path
-        wanted_slug = wanted.split("/", 1)[-1]
-        whole_grams, slug_grams = _trigrams(wanted), _trigrams(wanted_slug)
-        shortlist = heapq.nlargest(
-            _SHORTLIST,
-            self._entries,
-            key=lambda e: max(len(whole_grams & e[2]), len(slug_grams & e[3])),
-        )
-        # The name asked for is the matchers' second sequence, which difflib indexes once.
-        whole = difflib.SequenceMatcher(None, "", wanted, autojunk=False)
-        slug = difflib.SequenceMatcher(None, "", wanted_slug, autojunk=False)
-        best: dict[str, float] = {}
-        for candidate, ids, _, _ in shortlist:
-            score = 0.0
-            for matcher, theirs in ((whole, candidate), (slug, candidate.rsplit("/", 1)[-1])):
-                matcher.set_seq1(theirs)
-                if matcher.real_quick_ratio() >= _CUTOFF and matcher.quick_ratio() >= _CUTOFF:
-                    score = max(score, matcher.ratio())
-            if score >= _CUTOFF:
-                for model_id in ids:
-                    if score > best.get(model_id, 0.0):
-                        best[model_id] = score
-        scored = sorted(best.items(), key=lambda item: (-item[1], item[0]))
-        return [model_id for model_id, _ in scored[:n]]
-
-
-def _trigrams(text: str) -> frozenset[str]:
-    padded = f" {text} "
-    return frozenset(padded[i : i + 3] for i in range(len(padded) - 2))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tokenmux.catalog.lookup import NameGrams, build_names
+from tokenmux.catalog.name_grams import NameGrams
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,14 +116,10 @@ class Catalog:
     prices_source: str = ""
     # Every name a model answers to, lower-cased -> the ids it may mean (several when ambiguous): ids,
     # configured aliases, providers' names, bare slugs. Built once, so that resolving a name is one dict
-    # lookup (see ``lookup``); built here when not given.
+    # lookup (see ``lookup``); worked out on first use when not given.
     names: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # For "did you mean": built on the first unknown name (see ``lookup.close_matches``).
     name_grams: NameGrams | None = field(default=None, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        if not self.names and self.models:
-            self.names = build_names(self.models)
 
     def endpoints_of(self, model_id: str) -> tuple[Endpoint, ...]:
         model = self.models.get(model_id)

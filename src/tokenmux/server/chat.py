@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from tokenmux.asgi import (
     DisconnectWatch,
@@ -19,16 +19,19 @@ from tokenmux.asgi import (
     read_body,
     send_bytes,
 )
-from tokenmux.attempts import Generation, Served, StreamEncoder
+from tokenmux.attempts import Attempts, Generation, Served, StreamEncoder
 from tokenmux.errors import TokenmuxError
+from tokenmux.limits.ledger import Ledger
 from tokenmux.limits.money import ceil_nano, to_nano, worst_case_usd
-from tokenmux.routing.router import Candidate
+from tokenmux.routing.router import Candidate, Router
+from tokenmux.server.auth import KeyRing
+from tokenmux.server.key_limits_cache import KeyLimitsCache
+from tokenmux.server.metrics import Metrics
 from tokenmux.server.outlet import AsgiOutlet
+from tokenmux.server.replies import send_error
 from tokenmux.store import new_generation_id
+from tokenmux.store.contents import ContentKeeper
 from tokenmux.types import ChatRequest
-
-if TYPE_CHECKING:
-    from tokenmux.server.app import Gateway
 
 # Below this body size a prompt's fit costs at most a few ms even when it must be counted.
 PLAN_IN_THREAD_BYTES = 256 * 1024
@@ -55,45 +58,56 @@ class InboundProtocol(Protocol):
 
 
 class ChatRoute:
-    def __init__(self, gateway: Gateway, protocol: InboundProtocol) -> None:
-        self.gateway = gateway
+    def __init__(
+        self,
+        protocol: InboundProtocol,
+        *,
+        keys: KeyRing,
+        key_limits: KeyLimitsCache,
+        router: Router,
+        ledger: Ledger,
+        attempts: Attempts,
+        contents: ContentKeeper,
+        metrics: Metrics,
+        max_body_bytes: int,
+        keepalive_s: float,
+    ) -> None:
         self.protocol = protocol
+        self.keys = keys
+        self.key_limits = key_limits
+        self.router = router
+        self.ledger = ledger
+        self.attempts = attempts
+        self.contents = contents
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+        self.keepalive_s = keepalive_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await self._serve(scope, receive, send)
         except TokenmuxError as err:
-            await self._send_error(send, err)
-
-    async def _send_error(
-        self, send: Send, err: TokenmuxError, extra: list[tuple[bytes, bytes]] | None = None
-    ) -> None:
-        self.gateway.metrics.error(err.status)
-        headers = err.headers()
-        if extra:
-            headers = headers + extra
-        await send_bytes(send, err.status, self.protocol.encode_error(err), headers)
+            await send_error(send, err, self.protocol.encode_error, self.metrics)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
-        gw = self.gateway
-        key = await gw.keys.authenticate(*self.protocol.api_key(scope))
-        limits = gw.limits_of(key)
-        body = await read_body(scope, receive, gw.settings.gateway.max_body_bytes)
+        key = await self.keys.authenticate(*self.protocol.api_key(scope))
+        limits = self.key_limits.of(key)
+        body = await read_body(scope, receive, self.max_body_bytes)
         request = self.protocol.decode(body, scope)
         if limits.models is not None:
-            limits.check_model(gw.router.resolve(request.model)[0].id)
+            limits.check_model(self.router.resolve(request.model)[0].id)
         if len(body) > PLAN_IN_THREAD_BYTES:
             # Deciding the fit of a very long prompt may tokenize it (tens to hundreds of ms): off the loop.
-            plan = await asyncio.to_thread(gw.router.plan, request)
+            plan = await asyncio.to_thread(self.router.plan, request)
         else:
-            plan = gw.router.plan(request)
+            plan = self.router.plan(request)
         if limits.restricts_routing:
             # Every fallback too: an endpoint the key may not reach is never tried.
             plan = limits.filter(plan)
         admission = None
         if limits.needs_admission:
             reserve = ceil_nano(worst_case_usd(request, plan)) if limits.limits_spend else 0
-            admission = await gw.ledger.admit(limits, reserve)
+            admission = await self.ledger.admit(limits, reserve)
         gen = Generation(request, new_generation_id(), key.id)
         gen.keep_content = key.prompt_retention_days is not None
         try:
@@ -101,34 +115,33 @@ class ChatRoute:
         finally:
             # Once per request whatever happened, cancellation included: what all attempts used is charged,
             # the reservation released.
-            gw.ledger.settle(admission, key.id, gen.id, *_billed(gen))
+            self.ledger.settle(admission, key.id, gen.id, *_billed(gen))
             if gen.keep_content:
-                gw.contents.keep(gen.content())
+                self.contents.keep(gen.content())
 
     async def _answer(
         self, scope: Scope, receive: Receive, send: Send, gen: Generation, plan: list[Candidate]
     ) -> None:
-        gw = self.gateway
         request = gen.request
         gen_header = [(b"x-generation-id", gen.id.encode())]
         watch = DisconnectWatch(receive)
         try:
             if request.stream:
-                outlet = AsgiOutlet(send, gen_header, gw.settings.gateway.stream_keepalive_s)
+                outlet = AsgiOutlet(send, gen_header, self.keepalive_s)
                 try:
-                    await gw.attempts.stream(gen, plan, outlet, self._encoder_for(gen))
+                    await self.attempts.stream(gen, plan, outlet, self._encoder_for(gen))
                 except TokenmuxError as err:
                     watch.done()
-                    await self._send_error(send, err, gen_header)
+                    await send_error(send, err, self.protocol.encode_error, self.metrics, gen_header)
                     return
                 watch.done()
                 await outlet.close()
                 return
             try:
-                served = await gw.attempts.whole(gen, plan)
+                served = await self.attempts.whole(gen, plan)
             except TokenmuxError as err:
                 watch.done()
-                await self._send_error(send, err, gen_header)
+                await send_error(send, err, self.protocol.encode_error, self.metrics, gen_header)
                 return
             out = self.protocol.encode_response(served, gen)
             watch.done()

@@ -11,17 +11,19 @@ context wants, and it costs no provider call.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from tokenmux.asgi import Receive, Scope, Send, header, read_body, send_bytes
 from tokenmux.errors import TokenmuxError
 from tokenmux.json_codec import encode_json
 from tokenmux.protocols import anthropic_messages as wire
 from tokenmux.routing.fit import PromptSize
+from tokenmux.routing.router import Router
+from tokenmux.server.auth import KeyRing
+from tokenmux.server.key_limits_cache import KeyLimitsCache
+from tokenmux.server.metrics import Metrics
+from tokenmux.server.replies import send_error
 from tokenmux.types import ChatRequest
-
-if TYPE_CHECKING:
-    from tokenmux.server.app import Gateway
 
 # Counting a body this large may take tens of ms: off the event loop.
 COUNT_IN_THREAD_BYTES = 256 * 1024
@@ -54,26 +56,37 @@ class AnthropicCounting:
 
 
 class CountTokensRoute:
-    def __init__(self, gateway: Gateway, protocol: CountingProtocol | None = None) -> None:
-        self.gateway = gateway
-        self.protocol = protocol or AnthropicCounting()
+    def __init__(
+        self,
+        protocol: CountingProtocol,
+        *,
+        keys: KeyRing,
+        key_limits: KeyLimitsCache,
+        router: Router,
+        metrics: Metrics,
+        max_body_bytes: int,
+    ) -> None:
+        self.protocol = protocol
+        self.keys = keys
+        self.key_limits = key_limits
+        self.router = router
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             body = await self._count(scope, receive)
         except TokenmuxError as err:
-            self.gateway.metrics.error(err.status)
-            await send_bytes(send, err.status, self.protocol.encode_error(err), err.headers())
+            await send_error(send, err, self.protocol.encode_error, self.metrics)
             return
         await send_bytes(send, 200, body)
 
     async def _count(self, scope: Scope, receive: Receive) -> bytes:
-        gw = self.gateway
-        key = await gw.keys.authenticate(*self.protocol.api_key(scope))
-        body = await read_body(scope, receive, gw.settings.gateway.max_body_bytes)
+        key = await self.keys.authenticate(*self.protocol.api_key(scope))
+        body = await read_body(scope, receive, self.max_body_bytes)
         request = self.protocol.decode_count(body, scope)
-        model = gw.router.resolve(request.model)[0]
-        limits = gw.limits_of(key)
+        model = self.router.resolve(request.model)[0]
+        limits = self.key_limits.of(key)
         if limits.models is not None:
             limits.check_model(model.id)
         size = PromptSize(request)

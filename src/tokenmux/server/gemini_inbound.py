@@ -17,22 +17,21 @@ Every answer, errors and unknown paths included, is in Gemini's shape.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
 from tokenmux.asgi import Receive, Scope, Send, header, send_bytes
 from tokenmux.attempts import Generation, Served, StreamEncoder
+from tokenmux.catalog.model import Catalog
 from tokenmux.errors import InvalidRequest, NotFound, TokenmuxError
 from tokenmux.json_codec import encode_json
 from tokenmux.protocols import gemini_answer as answer
 from tokenmux.protocols import gemini_generate as wire
-from tokenmux.routing.router import Candidate
+from tokenmux.routing.router import Candidate, Router
 from tokenmux.server.chat import ChatRoute
 from tokenmux.server.count_tokens import CountTokensRoute
+from tokenmux.server.metrics import Metrics
+from tokenmux.server.replies import send_error
 from tokenmux.types import ChatRequest
-
-if TYPE_CHECKING:
-    from tokenmux.server.app import Gateway
 
 GEMINI_PREFIX = "/api/gemini/"
 _VERSIONS = frozenset({"v1beta", "v1", "v1alpha"})
@@ -127,11 +126,20 @@ class GeminiRoutes:
     """Everything under ``/api/gemini/``: one handler, since the model name (which may hold slashes and a
     ``:nitro`` suffix) and the method share the path."""
 
-    def __init__(self, gateway: Gateway) -> None:
-        self.gateway = gateway
-        self.generate = ChatRoute(gateway, GeminiGenerate())
-        self.count = CountTokensRoute(gateway, GeminiCounting())
-        self._models_body = answer.models_json(gateway.catalog)
+    def __init__(
+        self,
+        *,
+        generate: ChatRoute,
+        count: CountTokensRoute,
+        catalog: Catalog,
+        router: Router,
+        metrics: Metrics,
+    ) -> None:
+        self.generate = generate  # with GeminiGenerate()
+        self.count = count  # with GeminiCounting()
+        self.router = router
+        self.metrics = metrics
+        self._models_body = answer.models_json(catalog)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         method: str = scope["method"]
@@ -156,11 +164,10 @@ class GeminiRoutes:
             else:
                 raise self._no_route(scope)
         except TokenmuxError as err:
-            self.gateway.metrics.error(err.status)
-            await send_bytes(send, err.status, answer.encode_error(err), err.headers())
+            await send_error(send, err, answer.encode_error, self.metrics)
 
     async def _get_model(self, name: str, send: Send) -> None:
-        model = self.gateway.router.resolve(name)[0]
+        model = self.router.resolve(name)[0]
         if model.embedding:
             raise NotFound(f"model {model.id!r} is an embedding model; generateContent does not serve it")
         await send_bytes(send, 200, encode_json(answer.model_object(model)))

@@ -15,9 +15,9 @@ answer to POST, and never a digest.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs, unquote
 
 import msgspec
@@ -26,13 +26,14 @@ from tokenmux.asgi import Receive, Scope, Send, header, read_body, send_bytes
 from tokenmux.errors import InvalidRequest, KeyNameTaken, NotFound, PermissionDenied
 from tokenmux.json_codec import encode_json
 from tokenmux.limits.key_limits import KeyLimits, limit_changes
+from tokenmux.limits.ledger import Ledger
 from tokenmux.limits.money import period_end, to_usd
+from tokenmux.server.auth import KeyRing
+from tokenmux.server.key_limits_cache import KeyLimitsCache
+from tokenmux.store.base import Store
 from tokenmux.store.buckets import KeyDay
 from tokenmux.store.keys import new_key
 from tokenmux.store.records import KeyRecord, iso_utc
-
-if TYPE_CHECKING:
-    from tokenmux.server.app import Gateway
 
 KEYS_PREFIX = "/api/v1/keys/"
 _MAX_BODY = 64 * 1024
@@ -55,13 +56,24 @@ def key_json(key: KeyRecord) -> dict[str, Any]:
 
 
 class KeyApi:
-    def __init__(self, gateway: Gateway) -> None:
-        self.gateway = gateway
+    def __init__(
+        self,
+        *,
+        keys: KeyRing,
+        key_limits: KeyLimitsCache,
+        ledger: Ledger,
+        store: Store,
+        key_changed: Callable[[str], None],
+    ) -> None:
+        self.keys = keys
+        self.key_limits = key_limits
+        self.ledger = ledger
+        self.store = store
+        # Told the id of a key changed or revoked here, so that no cached copy outlives the change.
+        self.key_changed = key_changed
 
     async def _caller(self, scope: Scope) -> KeyRecord:
-        return await self.gateway.keys.authenticate(
-            header(scope, b"authorization"), header(scope, b"x-api-key")
-        )
+        return await self.keys.authenticate(header(scope, b"authorization"), header(scope, b"x-api-key"))
 
     async def _admin(self, scope: Scope) -> KeyRecord:
         key = await self._caller(scope)
@@ -80,9 +92,8 @@ class KeyApi:
 
     async def standing(self, key: KeyRecord) -> dict[str, Any]:
         """What ``GET /api/v1/key`` says of a key: OpenRouter's fields first, then ours."""
-        gw = self.gateway
-        limits = gw.limits_of(key)
-        spend = await gw.ledger.spend(limits)
+        limits = self.key_limits.of(key)
+        spend = await self.ledger.spend(limits)
         usage = to_usd(spend.spent)
         credit = limits.credit_usd
         budget: dict[str, Any] | None = None
@@ -117,7 +128,7 @@ class KeyApi:
 
     async def list_keys(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._admin(scope)
-        keys = await self.gateway.store.list_keys()
+        keys = await self.store.list_keys()
         await send_bytes(send, 200, encode_json({"data": [key_json(k) for k in keys]}))
 
     async def create_key(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -131,7 +142,7 @@ class KeyApi:
         for column, value in changes.items():
             setattr(record, column, value)
         try:
-            await self.gateway.store.create_key(record)
+            await self.store.create_key(record)
         except KeyNameTaken:
             raise InvalidRequest(
                 f"an active key named {record.name!r} exists; revoke it or choose another name",
@@ -145,7 +156,7 @@ class KeyApi:
         """GET, PATCH and DELETE on ``/api/v1/keys/{id or name}``."""
         await self._admin(scope)
         ident = unquote(scope["path"][len(KEYS_PREFIX) :])
-        store = self.gateway.store
+        store = self.store
         method = scope["method"]
         if method == "GET":
             key = await store.get_key(ident)
@@ -162,13 +173,13 @@ class KeyApi:
                 ) from None
             if key is None:
                 raise _no_key(ident)
-            self.gateway.key_changed(key.id)
+            self.key_changed(key.id)
             await send_bytes(send, 200, encode_json({"data": key_json(key)}))
         elif method == "DELETE":
             key = await store.get_key(ident)
             if key is None or not await store.revoke_key(key.id):
                 raise _no_key(ident)
-            self.gateway.key_changed(key.id)
+            self.key_changed(key.id)
             await send_bytes(send, 200, encode_json({"data": {"id": key.id, "revoked": True}}))
         else:
             raise NotFound(f"no route {method} {scope['path']}; keys take GET, PATCH and DELETE")
@@ -184,8 +195,8 @@ class KeyApi:
             datetime.strptime(since, "%Y-%m-%d")
         except ValueError:
             raise InvalidRequest("'since' must be a date such as 2026-11-01", param="since") from None
-        days = await self.gateway.store.all_key_days(since)
-        names = {k.id: k.name for k in await self.gateway.store.list_keys()}
+        days = await self.store.all_key_days(since)
+        names = {k.id: k.name for k in await self.store.list_keys()}
         data = usage_rows(days, by, names)
         await send_bytes(send, 200, encode_json({"data": data, "since": since, "by": by}))
 

@@ -1,0 +1,68 @@
+"""Starting and stopping the gateway's services, in order, and whether it is ready to serve."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from tokenmux.errors import StoreUnavailable
+from tokenmux.server.parts import Parts
+
+log = logging.getLogger("tokenmux.server")
+
+
+class Lifecycle:
+    def __init__(self, parts: Parts) -> None:
+        self.parts = parts
+        self.ready = False
+        self._opening: asyncio.Task[None] | None = None
+
+    async def startup(self) -> None:
+        parts = self.parts
+        try:
+            await parts.store.open()
+        except StoreUnavailable as exc:
+            # Serve anyway: keys seen before are unknown yet (503 until the database answers), records
+            # wait in memory, and the database is opened as soon as it answers.
+            log.warning("the database is unavailable (%s); serving while retrying", exc)
+            self._opening = asyncio.create_task(self._open_when_back(), name="tokenmux-open-store")
+        else:
+            await self._start_with_store()
+        await parts.ledger.start()
+        await parts.contents.start()
+        if parts.shared_health is not None:
+            await parts.shared_health.start()
+        self.ready = True
+
+    async def _start_with_store(self) -> None:
+        self.parts.recorder.start()
+        await self.parts.stats.start()
+
+    async def _open_when_back(self) -> None:
+        while True:
+            await asyncio.sleep(2.0)
+            try:
+                await self.parts.store.open()
+            except StoreUnavailable:
+                continue
+            log.info("the database answers again; writing the request records kept meanwhile")
+            await self._start_with_store()
+            return
+
+    async def shutdown(self) -> None:
+        parts = self.parts
+        self.ready = False
+        if self._opening is not None and not self._opening.done():
+            self._opening.cancel()
+        await parts.stats.aclose()
+        if parts.shared_health is not None:
+            await parts.shared_health.close()
+        await parts.ledger.close()
+        await parts.contents.close()
+        if parts.redis_link is not None:
+            await parts.redis_link.aclose()
+        await parts.recorder.close()
+        for provider in parts.providers.values():
+            await provider.aclose()
+        await parts.transport.aclose()
+        await parts.store.close()
