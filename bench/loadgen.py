@@ -44,7 +44,7 @@ def raw_request(
 
 
 def build_request(host: str, port: int, path: str, body: object, headers: dict[str, str]) -> bytes:
-    """A JSON POST (a chat completion or a Messages request)."""
+    """A JSON POST (a chat completion, a Messages, Responses or generateContent request)."""
     return raw_request("POST", host, port, path, headers, msgspec.json.encode(body), "application/json")
 
 
@@ -54,7 +54,7 @@ class StreamFormat:
 
     name: str
     has_content: Callable[[bytes], bool]  # one SSE event (the bytes between two blank lines)
-    end: bytes  # found in the last bytes of a stream that ended properly
+    end: bytes  # found in a stream that ended properly, in its last event
 
 
 def _openai_content(event: bytes) -> bool:
@@ -70,8 +70,28 @@ def _anthropic_content(event: bytes) -> bool:
     return event.startswith(b"event: content_block_delta")
 
 
+def _responses_content(event: bytes) -> bool:
+    # response.created, response.in_progress, the item and part openings come first.
+    return event.startswith(b"event: response.output_text.delta")
+
+
+def _gemini_content(event: bytes) -> bool:
+    """A chunk whose candidate carries text that is not a thought."""
+    if not event.startswith(b"data: {"):
+        return False
+    chunk = msgspec.json.decode(event[6:])
+    for candidate in chunk.get("candidates") or ():
+        for part in (candidate.get("content") or {}).get("parts") or ():
+            if part.get("text") and not part.get("thought"):
+                return True
+    return False
+
+
 OPENAI_STREAM = StreamFormat("OpenAI", _openai_content, b"data: [DONE]")
 ANTHROPIC_STREAM = StreamFormat("Anthropic", _anthropic_content, b"event: message_stop")
+RESPONSES_STREAM = StreamFormat("Responses", _responses_content, b"event: response.completed")
+# Gemini marks no end of stream: the last chunk is the one with the finish reason.
+GEMINI_STREAM = StreamFormat("Gemini", _gemini_content, b'"finishReason"')
 
 
 @dataclass(slots=True)
@@ -94,7 +114,8 @@ class Connection(asyncio.Protocol):
         self._started = 0.0
         self._first: float | None = None
         self._pending = b""  # SSE bytes not yet split into events (only until the first content)
-        self._tail = b""  # the body's last bytes, to see that a stream ended as its protocol ends one
+        self._tail = b""  # the body's last bytes, where an end marker may have begun
+        self._ended = False  # the stream's end marker was seen
 
     # asyncio.Protocol -------------------------------------------------------------------------
 
@@ -115,7 +136,10 @@ class Connection(asyncio.Protocol):
 
     def on_body(self, body: bytes) -> None:
         if self._streamed:
-            self._tail = (self._tail + body)[-64:]
+            window = self._tail + body
+            if not self._ended and self._format.end in window:
+                self._ended = True
+            self._tail = window[-64:]
             if self._first is None:
                 self._scan_for_content(body)
 
@@ -124,7 +148,7 @@ class Connection(asyncio.Protocol):
         status = self._parser.get_status_code()
         if status != 200:
             self._fail(RequestFailed(f"HTTP {status}"))
-        elif self._streamed and self._format.end not in self._tail:
+        elif self._streamed and not self._ended:
             self._fail(RequestFailed(f"a stream ended without {self._format.end.decode()}"))
         elif self._streamed and self._first is None:
             self._fail(RequestFailed("a stream carried no content"))
@@ -135,7 +159,8 @@ class Connection(asyncio.Protocol):
     # ------------------------------------------------------------------------------------------
 
     def _scan_for_content(self, body: bytes) -> None:
-        self._pending += body
+        # Gemini ends its events with CRLF pairs, the others with LF pairs.
+        self._pending += body.replace(b"\r\n", b"\n")
         *events, self._pending = self._pending.split(b"\n\n")
         has_content = self._format.has_content
         for event in events:
@@ -160,6 +185,7 @@ class Connection(asyncio.Protocol):
         self._format = stream_format
         self._first = None
         self._pending = self._tail = b""
+        self._ended = False
         self._started = time.perf_counter()
         self._transport.write(raw)
         return await self._done

@@ -4,9 +4,12 @@ The same-protocol call (OpenAI in, OpenAI out) is the one the performance budget
 the simulator's ``openai`` prefix (the gateway with ``provider.only = ["openai"]``), whose default profile
 answers at once with no pacing, so what separates the two paths is the gateway alone.
 
-Two translated calls are measured beside it, each against a direct call in the protocol the gateway speaks
-upstream: Anthropic in, OpenAI out (against the same direct OpenAI call) and OpenAI in, Anthropic out
-(against a direct Anthropic Messages call to the simulator's ``anthropic`` prefix).
+The gateway's other routes are measured beside it, each against a direct call in the protocol the gateway
+speaks upstream: Anthropic in, OpenAI out (against the same direct OpenAI call); OpenAI in, Anthropic out
+(against a direct Anthropic Messages call to the simulator's ``anthropic`` prefix); the Responses API in,
+to OpenAI as Responses (against a direct Responses call) and translated to Anthropic; the Gemini API in, to
+Google as Gemini (against a direct ``generateContent`` call to the ``google`` prefix) and translated to
+OpenAI.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ from typing import Any
 from figures import Budget, Figure, percentile
 from loadgen import (
     ANTHROPIC_STREAM,
+    GEMINI_STREAM,
     OPENAI_STREAM,
+    RESPONSES_STREAM,
     Batch,
     StreamFormat,
     Target,
@@ -36,9 +41,18 @@ MODEL = "openai/gpt-4.1-nano"
 UPSTREAM_MODEL = "gpt-4.1-nano"
 CLAUDE_MODEL = "anthropic/claude-haiku-4.5"
 CLAUDE_UPSTREAM_MODEL = "claude-haiku-4-5"
-MESSAGES = [{"role": "user", "content": "Say hello in one short sentence."}]
-OPENAI_STREAM_FIELDS = {"stream": True, "stream_options": {"include_usage": True}}
-ANTHROPIC_STREAM_FIELDS = {"stream": True}
+GEMINI_MODEL = "google/gemini-2.5-flash"
+GEMINI_UPSTREAM_MODEL = "gemini-2.5-flash"
+PROMPT = "Say hello in one short sentence."
+MESSAGES = [{"role": "user", "content": PROMPT}]
+CONTENTS = [{"role": "user", "parts": [{"text": PROMPT}]}]
+# What each protocol adds to a request body to have it streamed (Gemini says it in the URL instead).
+STREAM_FIELDS = {
+    OPENAI_STREAM.name: {"stream": True, "stream_options": {"include_usage": True}},
+    ANTHROPIC_STREAM.name: {"stream": True},
+    RESPONSES_STREAM.name: {"stream": True},
+    GEMINI_STREAM.name: {},
+}
 # Messages requests must give max_tokens; this is well above the simulator's 24-token answer, so every
 # path gets the same answer.
 MAX_TOKENS = 256
@@ -58,7 +72,8 @@ class Plan:
 
 @dataclass(frozen=True, slots=True)
 class Translation:
-    """A call the gateway translates: in one protocol from the client, out in the other to the provider."""
+    """A call by another route than the same-protocol one: in one protocol from the client, out in the
+    same or another to the provider."""
 
     key: str  # prefix of its figures' keys
     label: str
@@ -70,11 +85,11 @@ class Translation:
 class Paths:
     direct: Target  # OpenAI format, straight to the simulator
     gateway: Target  # OpenAI in, OpenAI out: the same-protocol call
-    direct_anthropic: Target  # Anthropic format, straight to the simulator
+    baselines: tuple[Target, ...]  # the other protocols, straight to the simulator
     translations: tuple[Translation, ...]
 
     def all(self) -> list[Target]:
-        return [self.direct, self.gateway, self.direct_anthropic, *(t.gateway for t in self.translations)]
+        return [self.direct, self.gateway, *self.baselines, *(t.gateway for t in self.translations)]
 
     def through_gateway(self) -> list[Target]:
         return [self.gateway, *(t.gateway for t in self.translations)]
@@ -87,14 +102,15 @@ def _target(
     body: dict[str, Any],
     headers: dict[str, str],
     stream_format: StreamFormat,
+    stream_path: str | None = None,
 ) -> Target:
-    stream_fields = OPENAI_STREAM_FIELDS if stream_format is OPENAI_STREAM else ANTHROPIC_STREAM_FIELDS
+    streamed = {**body, **STREAM_FIELDS[stream_format.name]}
     return Target(
         name,
         HOST,
         port,
         build_request(HOST, port, path, body, headers),
-        build_request(HOST, port, path, {**body, **stream_fields}, headers),
+        build_request(HOST, port, stream_path or path, streamed, headers),
         stream_format,
     )
 
@@ -112,6 +128,31 @@ def _anthropic_target(
     return _target(name, port, path, body, headers, ANTHROPIC_STREAM)
 
 
+def _responses_target(name: str, port: int, path: str, model: str, key: str, provider: str | None) -> Target:
+    body: dict[str, Any] = {"model": model, "input": PROMPT, "max_output_tokens": MAX_TOKENS}
+    if provider:
+        body["provider"] = {"only": [provider]}
+    return _target(name, port, path, body, {"Authorization": f"Bearer {key}"}, RESPONSES_STREAM)
+
+
+def _gemini_target(
+    name: str, port: int, models_path: str, model: str, key: str, provider: str | None
+) -> Target:
+    # What the google-genai SDK sends: the key in x-goog-api-key, the model and the method in the URL.
+    body: dict[str, Any] = {"contents": CONTENTS, "generationConfig": {"maxOutputTokens": MAX_TOKENS}}
+    if provider:
+        body["provider"] = {"only": [provider]}
+    return _target(
+        name,
+        port,
+        f"{models_path}/{model}:generateContent",
+        body,
+        {"x-goog-api-key": key},
+        GEMINI_STREAM,
+        stream_path=f"{models_path}/{model}:streamGenerateContent?alt=sse",
+    )
+
+
 def paths(stack: Stack) -> Paths:
     """Every path, as request bytes built once."""
     sim, gw, key = stack.simulator.port, stack.gateway.port, stack.api_key
@@ -124,6 +165,12 @@ def paths(stack: Stack) -> Paths:
     )
     direct_anthropic = _anthropic_target(
         "direct-anthropic", sim, "/anthropic/v1/messages", CLAUDE_UPSTREAM_MODEL, "bench"
+    )
+    direct_responses = _responses_target(
+        "direct-responses", sim, "/openai/v1/responses", UPSTREAM_MODEL, "sk-bench", None
+    )
+    direct_gemini = _gemini_target(
+        "direct-gemini", sim, "/google/v1beta/models", GEMINI_UPSTREAM_MODEL, "bench", None
     )
     gateway = _openai_target(
         "gateway",
@@ -148,13 +195,41 @@ def paths(stack: Stack) -> Paths:
         {"model": CLAUDE_MODEL, "messages": MESSAGES, "provider": {"only": ["anthropic"]}},
         key,
     )
+    responses = "/api/v1/responses"
+    gemini = "/api/gemini/v1beta/models"
     return Paths(
         direct,
         gateway,
-        direct_anthropic,
+        (direct_anthropic, direct_responses, direct_gemini),
         (
             Translation("anthropic_to_openai", "Anthropic in → OpenAI out", anthropic_in, direct),
             Translation("openai_to_anthropic", "OpenAI in → Anthropic out", anthropic_out, direct_anthropic),
+            Translation(
+                "responses_to_openai",
+                "Responses in → OpenAI Responses out",
+                _responses_target("gateway-responses", gw, responses, MODEL, key, "openai"),
+                direct_responses,
+            ),
+            Translation(
+                "responses_to_anthropic",
+                "Responses in → Anthropic out",
+                _responses_target(
+                    "gateway-responses-anthropic", gw, responses, CLAUDE_MODEL, key, "anthropic"
+                ),
+                direct_anthropic,
+            ),
+            Translation(
+                "gemini_to_google",
+                "Gemini in → Google out",
+                _gemini_target("gateway-gemini", gw, gemini, GEMINI_MODEL, key, "google"),
+                direct_gemini,
+            ),
+            Translation(
+                "gemini_to_openai",
+                "Gemini in → OpenAI out",
+                _gemini_target("gateway-gemini-openai", gw, gemini, MODEL, key, "openai"),
+                direct,
+            ),
         ),
     )
 
@@ -269,7 +344,7 @@ async def _latency(stack: Stack, paths: Paths, plan: Plan) -> list[Figure]:
             if row.cpu_note:
                 same.note = (
                     f"the gateway spent {cpu_us:.0f} µs of CPU per {kind} request in this run, the average over "
-                    f"its {through_gateway} paths (same-protocol and translated, alternating)"
+                    f"its {through_gateway} paths (same-protocol and the other routes, alternating)"
                 )
             figures.append(same)
             if row.translated:

@@ -5,7 +5,8 @@
 
 Starts the provider simulator and the gateway as two processes (temporary config and SQLite database),
 sends the same small chat completion straight to the simulator and through the gateway (same protocol,
-and translated both ways between the OpenAI and Anthropic protocols), runs the other benchmarks of this
+translated both ways between the OpenAI and Anthropic protocols, and through the Responses and Gemini
+routes, to a provider of their own protocol and translated), runs the other benchmarks of this
 directory, and prints each figure with its budget and a verdict, then the machine it was measured on.
 See bench/README.md.
 """
@@ -141,8 +142,9 @@ def _report(
     ]
     if any(f.same_protocol is not None for f in figures):
         lines.append(
-            "  translated calls (Anthropic in → OpenAI out, OpenAI in → Anthropic out) have no budget of their "
-            "own: the budget is for the same-protocol call, shown beside each in the 'same protocol' column"
+            "  the other routes (Anthropic, Responses and Gemini in; translated or to a provider of their own "
+            "protocol) have no budget of their own: the budget is for the same-protocol call (a chat completion), "
+            "shown beside each in the 'same protocol' column"
         )
     not_run = [script for script in EXTRAS.values() if script not in {e.script for e in extras}]
     if not_run:

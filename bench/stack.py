@@ -147,6 +147,7 @@ def _config_yaml(simulator_port: int) -> str:
         f'  openai: {{base_url: "{base}/openai/v1", api_key: "sk-bench"}}\n'
         f'  azure: {{base_url: "{base}/azure", api_key: "bench", api_version: "2024-10-21"}}\n'
         f'  anthropic: {{base_url: "{base}/anthropic", api_key: "bench"}}\n'
+        f'  google: {{base_url: "{base}/google", api_key: "bench"}}\n'
     )
 
 

@@ -1,8 +1,8 @@
 """The benchmark's machinery end to end with a handful of requests: every figure comes out, with its verdict.
 
 Not a timed test: nothing here asserts how fast anything is, only that ``bench/run.py`` starts the simulator
-and the gateway, drives every path (same-protocol and translated both ways), runs ``bench_pages.py`` on a
-small request log, and reports every figure as a number.
+and the gateway, drives every path (same-protocol, translated both ways, the Responses and Gemini routes),
+runs ``bench_pages.py`` on a small request log, and reports every figure as a number.
 """
 
 from __future__ import annotations
@@ -14,7 +14,14 @@ import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "run.py"
-TRANSLATIONS = ("anthropic_to_openai", "openai_to_anthropic")
+TRANSLATIONS = (
+    "anthropic_to_openai",
+    "openai_to_anthropic",
+    "responses_to_openai",
+    "responses_to_anthropic",
+    "gemini_to_google",
+    "gemini_to_openai",
+)
 PAGES = ("model_page", "models_page", "status_page", "activity_page", "endpoints_api")
 
 EXPECTED = {
