@@ -51,6 +51,8 @@ LIVE: dict[str, dict[str, Any]] = {
         "latency_last_1d": _window(540.0, 722.0, 627.59),
         "throughput_last_30m": _window(9.0, 70.0, 16.2),
         "throughput_last_1d": _window(8.54, 80.78, 17.45),
+        "cache_hit_last_30m": 81.25,
+        "cache_hit_last_1d": 62.5,
     },
     f"{NANO}@azure": {
         "status": "degraded",
@@ -61,6 +63,8 @@ LIVE: dict[str, dict[str, Any]] = {
         "latency_last_1d": _window(1149.0, 1800.0, 1296.43),
         "throughput_last_30m": _window(7.0, 100.0, 31.0),
         "throughput_last_1d": _window(6.25, 108.82, 29.85),
+        "cache_hit_last_30m": None,
+        "cache_hit_last_1d": None,
     },
 }
 NANO_TOKENS_PER_DAY = [{"date": f"2025-09-{day:02d}", "tokens": 0} for day in range(11, 31)] + [

@@ -212,6 +212,11 @@ async def test_model_page_shows_the_model_and_both_providers_figures(client: htt
     assert ">97.31<small>%</small>" in azure_card
     assert "30 min: 90.00%" in azure_card
     assert "Degraded" in azure_card and ">Up<" in openai_card
+    # The share of prompt tokens each provider read from its prompt cache, "-" where none was measured.
+    openai_cache = between(openai_card, 'data-metric="cache-hits"', "</div>")
+    assert ">62.50<small>%</small>" in openai_cache and "30 min: 81.25%" in openai_cache
+    azure_cache = between(azure_card, 'data-metric="cache-hits"', "</div>")
+    assert 'class="metric-value">-</span>' in azure_cache and "30 min: -" in azure_cache
 
 
 async def test_provider_cards_carry_prices_limits_parameters_and_policy(client: httpx.AsyncClient) -> None:

@@ -44,6 +44,9 @@ class Generation:
     keep_content: bool = False
     answer: Any = None
     recorded: bool = False  # its GenerationRecord went to the recorder
+    # The conversation's digest when cache affinity applies to the request (routing/affinity.py): the
+    # endpoint that serves it is remembered for the next turn.
+    conversation: int | None = None
 
     def attempt(self, cand: Candidate, started_wall: float) -> AttemptRecord:
         rec = AttemptRecord(

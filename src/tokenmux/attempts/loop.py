@@ -45,6 +45,7 @@ from tokenmux.errors import (
     UpstreamError,
 )
 from tokenmux.providers.base import CallContext, Provider
+from tokenmux.routing.affinity import CacheAffinity, may_be_cached
 from tokenmux.routing.decision import Next, after_failure
 from tokenmux.routing.health import HealthBoard
 from tokenmux.routing.router import Candidate, blocked_last
@@ -61,6 +62,7 @@ class Attempts:
         *,
         deadline_s: float,
         journal_stream: Callable[[GenerationRecord], None] | None = None,
+        affinity: CacheAffinity | None = None,
     ) -> None:
         self.providers = providers
         self.health = health
@@ -68,6 +70,7 @@ class Attempts:
         self.deadline_s = deadline_s
         # Streams being delivered; with ``journal_stream``, each is journaled so a crash still bills it.
         self.running = RunningStreams(journal_stream)
+        self.affinity = affinity
 
     async def whole(self, gen: Generation, plan: list[Candidate]) -> Served:
         """The answer of a non-streamed request; a failure raises the ``TokenmuxError`` to answer with."""
@@ -221,6 +224,12 @@ class Attempts:
             self.health.record_success(key, ttft_ms=rec.ttft_ms, throughput_tps=rec.throughput_tps)
         else:
             self.health.record_success(key, ttft_ms=None, throughput_tps=None)
+        if (
+            gen.conversation is not None
+            and self.affinity is not None
+            and may_be_cached(rec.prompt_tokens, rec.cached_tokens, rec.cache_write_tokens, gen.request)
+        ):
+            self.affinity.remember(gen.conversation, key)
         await self._recorded(gen.finish(status="success", http_status=200, served=rec, dropped=cand.dropped))
         await answer.succeed(delivered)
 

@@ -4,8 +4,10 @@ The default order is a score, lower first::
 
     score = blended_price * (1 + first_token_latency_s) / uptime**2
 
-``blended_price`` weighs input and output prices 3:1, as a typical chat call does; latency is the recent
-first-token latency (1 s when unmeasured); uptime is the recent success rate (1.0 when unmeasured). So
+``blended_price`` weighs input and output prices 3:1, as a typical chat call does, the input at its
+effective price: ``input * (1 - h) + cache_read * h`` with ``h`` the share of the endpoint's recent prompt
+tokens its provider read from the prompt cache (0 when unmeasured); latency is the recent first-token
+latency (1 s when unmeasured); uptime is the recent success rate (1.0 when unmeasured). So
 between two equally priced endpoints the faster one leads, a pricier endpoint must be proportionally
 faster to lead, and one that fails often sinks fast. Endpoints in cooldown or with an open circuit come
 last, whatever the sort, and are never left out (``blocked_last``).
@@ -72,6 +74,15 @@ def blended_price(endpoint: Endpoint) -> float:
     return (3 * endpoint.price.input + endpoint.price.output) / 4
 
 
+def effective_input_price(endpoint: Endpoint, cache_hit_rate: float | None) -> float:
+    """The input price per million prompt tokens when ``cache_hit_rate`` of them are read from the cache
+    at the cache-read price."""
+    price = endpoint.price
+    if not cache_hit_rate or price.cache_read is None:
+        return price.input
+    return price.input * (1.0 - cache_hit_rate) + price.cache_read * cache_hit_rate
+
+
 class Router:
     def __init__(
         self,
@@ -80,6 +91,7 @@ class Router:
         health: HealthBoard,
         *,
         measured: Callable[[str], tuple[float | None, float | None]] | None = None,
+        cache_hit_rate: Callable[[str], float | None] | None = None,
     ) -> None:
         self.catalog = catalog
         self.configured = frozenset(configured_providers)
@@ -87,6 +99,8 @@ class Router:
         # measured(endpoint_key) -> (first-token latency ms, throughput tokens/s) from the stats windows;
         # the health board's recent averages are used when it is not given or has nothing.
         self._measured = measured
+        # cache_hit_rate(endpoint_key) -> share (0..1) of its recent prompt tokens read from the cache.
+        self._cache_hit_rate = cache_hit_rate
         self._routes: dict[tuple[Any, ...], _Route] = {}
 
     # -- step 1 --------------------------------------------------------------------------------
@@ -290,10 +304,17 @@ class Router:
 
             return by_latency
 
+        hit_rate = self._cache_hit_rate
+
         def score(ep: Endpoint) -> float:
             ttft, _, uptime = self.figures(ep.key)
             latency_s = (ttft if ttft is not None else _UNMEASURED_TTFT_MS) / 1000.0
-            return blended_price(ep) * (1.0 + latency_s) / max(uptime, 0.05) ** 2
+            price = ep.price
+            if hit_rate is not None and price.cache_read is not None:
+                blended = (3 * effective_input_price(ep, hit_rate(ep.key)) + price.output) / 4
+            else:
+                blended = blended_price(ep)
+            return blended * (1.0 + latency_s) / max(uptime, 0.05) ** 2
 
         return score
 

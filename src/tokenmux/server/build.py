@@ -19,6 +19,7 @@ from tokenmux.providers.http1 import Http1Transport
 from tokenmux.providers.registry import provider_kinds
 from tokenmux.providers.transport import AiohttpTransport, Transport
 from tokenmux.redis.link import RedisLink
+from tokenmux.routing.affinity import CacheAffinity
 from tokenmux.routing.health import HealthBoard
 from tokenmux.routing.router import Router
 from tokenmux.routing.shared_health import SharedHealth
@@ -79,7 +80,10 @@ def build_parts(
     providers = {slug: build_provider(cfg, transport) for slug, cfg in settings.providers.items()}
     configured = frozenset(providers)
     stats = Stats(store)
-    router = Router(catalog, configured, health, measured=stats.routing_figures)
+    router = Router(
+        catalog, configured, health, measured=stats.routing_figures, cache_hit_rate=stats.cache_hit_rate
+    )
+    affinity = CacheAffinity(health.blocked_until, idle_s=gw.cache_affinity_s)
     # 100,000 pending records (about 64 MB) ride out a database outage of minutes at full load.
     # Records the database cannot take in time go to disk (a full queue, a shutdown during an outage)
     # and back into the queue at the next start.
@@ -94,7 +98,12 @@ def build_parts(
         return recorder.record(generation)
 
     attempts = Attempts(
-        providers, health, record, deadline_s=gw.request_timeout_s, journal_stream=recorder.stream_started
+        providers,
+        health,
+        record,
+        deadline_s=gw.request_timeout_s,
+        journal_stream=recorder.stream_started,
+        affinity=affinity,
     )
     auth_failures = AuthFailures(limit=gw.auth_failure_limit, block_s=gw.auth_block_s)
     metrics.auth_failures = auth_failures.by_reason
@@ -124,6 +133,7 @@ def build_parts(
         health=health,
         stats=stats,
         router=router,
+        affinity=affinity,
         recorder=recorder,
         metrics=metrics,
         attempts=attempts,

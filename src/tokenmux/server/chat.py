@@ -23,6 +23,7 @@ from tokenmux.attempts import Attempts, Generation, Served, StreamEncoder
 from tokenmux.errors import TokenmuxError
 from tokenmux.limits.ledger import Ledger
 from tokenmux.limits.money import ceil_nano, to_nano, worst_case_usd
+from tokenmux.routing.affinity import CacheAffinity
 from tokenmux.routing.router import Candidate, Router
 from tokenmux.server.auth import KeyRing
 from tokenmux.server.key_limits_cache import KeyLimitsCache
@@ -65,6 +66,7 @@ class ChatRoute:
         keys: KeyRing,
         key_limits: KeyLimitsCache,
         router: Router,
+        affinity: CacheAffinity,
         ledger: Ledger,
         attempts: Attempts,
         contents: ContentKeeper,
@@ -76,6 +78,7 @@ class ChatRoute:
         self.keys = keys
         self.key_limits = key_limits
         self.router = router
+        self.affinity = affinity
         self.ledger = ledger
         self.attempts = attempts
         self.contents = contents
@@ -104,12 +107,15 @@ class ChatRoute:
         if limits.restricts_routing:
             # Every fallback too: an endpoint the key may not reach is never tried.
             plan = limits.filter(plan)
+        # The endpoint holding this conversation's prompt cache first, when that is worth it.
+        plan, conversation = self.affinity.prefer(plan, request, key.id)
         admission = None
         if limits.needs_admission:
             reserve = ceil_nano(worst_case_usd(request, plan)) if limits.limits_spend else 0
             admission = await self.ledger.admit(limits, reserve)
         gen = Generation(request, new_generation_id(), key.id)
         gen.keep_content = key.prompt_retention_days is not None
+        gen.conversation = conversation
         try:
             await self._answer(scope, receive, send, gen, plan)
         finally:

@@ -15,6 +15,7 @@ from tokenmux.limits.ledger import Ledger
 from tokenmux.providers.base import Provider
 from tokenmux.providers.transport import Transport
 from tokenmux.redis.link import RedisLink
+from tokenmux.routing.affinity import CacheAffinity
 from tokenmux.routing.health import HealthBoard
 from tokenmux.routing.router import Router
 from tokenmux.routing.shared_health import SharedHealth
@@ -39,6 +40,7 @@ class Parts:
     health: HealthBoard  # this process's cooldowns and circuits
     stats: Stats
     router: Router
+    affinity: CacheAffinity  # which endpoint holds each recent conversation's prompt cache
     recorder: Recorder
     metrics: Metrics
     attempts: Attempts

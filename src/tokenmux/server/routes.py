@@ -35,6 +35,7 @@ def route_table(parts: Parts, lifecycle: Lifecycle) -> RouteTable:
         keys=parts.keys,
         key_limits=parts.key_limits,
         router=parts.router,
+        affinity=parts.affinity,
         ledger=parts.ledger,
         attempts=parts.attempts,
         contents=parts.contents,
