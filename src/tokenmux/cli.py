@@ -25,10 +25,8 @@ CONFIG_HELP = (
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from tokenmux.server.build import build_gateway
-    from tokenmux.server.runner import uvicorn_config
+    from tokenmux.server.runner import DrainingServer, uvicorn_config
 
     # A wildcard address is no URL a client can use; then the pages show a placeholder unless configured.
     listen_url = None if args.host in ("0.0.0.0", "::", "") else f"http://{args.host}:{args.port}"
@@ -48,7 +46,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         f"on http://{args.host}:{args.port}",
         file=sys.stderr,
     )
-    uvicorn.Server(uvicorn_config(gateway, args.host, args.port, log_level=args.log_level)).run()
+    # uvicorn gives running requests a little longer than the drain, which ends them itself, telling clients.
+    drain_s = gateway.parts.settings.gateway.drain_s
+    DrainingServer(
+        uvicorn_config(
+            gateway, args.host, args.port, log_level=args.log_level, graceful_timeout_s=drain_s + 5
+        )
+    ).run()
     return 0
 
 

@@ -18,13 +18,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import aiohttp
-import uvicorn
 
 from tokenmux.catalog.loader import load_catalog
 from tokenmux.providers import provider_kinds
 from tokenmux.server.build import build_gateway
 from tokenmux.server.parts import Parts
-from tokenmux.server.runner import BackgroundServer, uvicorn_config
+from tokenmux.server.runner import BackgroundServer, DrainingServer, uvicorn_config
 from tokenmux.simulator.app import create_app
 from tokenmux.store.keys import new_key
 from tokenmux.store.url import open_store
@@ -231,7 +230,7 @@ Ctrl-C stops everything.
 """,
         flush=True,
     )
-    server = uvicorn.Server(uvicorn_config(gateway, host, port))
+    server = DrainingServer(uvicorn_config(gateway, host, port))
     traffic = Traffic(base, key, traffic_rps, targets) if traffic_rps > 0 else None
     stop = threading.Event()
 

@@ -214,6 +214,17 @@ class DatabaseUnavailable(TokenmuxError):
         return [(b"retry-after", b"5")]
 
 
+class ShuttingDown(TokenmuxError):
+    """The drain period after SIGTERM ended with the request still running (``gateway.drain_s``)."""
+
+    status = 503
+    type = "service_unavailable"
+    code = "shutting_down"
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        return [(b"retry-after", b"1")]  # another replica, or this one restarted, takes it
+
+
 class DeadlineExceeded(TokenmuxError):
     status = 504
     type = "timeout"

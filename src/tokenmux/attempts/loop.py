@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from tokenmux.attempts.answer import Answer, WholeAnswer
 from tokenmux.attempts.delivery import Outlet, StreamedAnswer, StreamEncoder
@@ -40,6 +41,7 @@ from tokenmux.errors import (
     DeadlineTimeout,
     ProviderRejected,
     RateLimited,
+    ShuttingDown,
     StreamInterrupted,
     TokenmuxError,
     UpstreamError,
@@ -51,6 +53,8 @@ from tokenmux.routing.health import HealthBoard
 from tokenmux.routing.router import Candidate, blocked_last
 from tokenmux.slow_waits import Deadline
 from tokenmux.store.records import AttemptRecord, GenerationRecord
+
+SHUTDOWN_REASON = "ended by shutdown"
 
 
 class Attempts:
@@ -71,6 +75,28 @@ class Attempts:
         # Streams being delivered; with ``journal_stream``, each is journaled so a crash still bills it.
         self.running = RunningStreams(journal_stream)
         self.affinity = affinity
+        self._opening: set[asyncio.Task[Any]] = set()  # requests waiting for an attempt's answer
+        self._shutting_down = False  # end_all() was called: a cancellation now is the shutdown's
+
+    def end_all(self) -> int:
+        """The drain period after SIGTERM is over: every request still waiting for its answer or streaming
+        it ends now, telling its client the gateway is shutting down (a stream with the protocol's error
+        event, else 503) and recorded as ended by shutdown. Returns how many were ended."""
+        self._shutting_down = True
+        tasks = self._opening | self.running.tasks()
+        for task in tasks:
+            task.cancel(msg=SHUTDOWN_REASON)
+        return len(tasks)
+
+    def _absorbs_shutdown(self) -> bool:
+        """After a cancellation: True (and the cancellation undone, so the request can still tell its
+        client) when it was ``end_all``'s."""
+        if not self._shutting_down:
+            return False
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            task.uncancel()
+        return True
 
     async def whole(self, gen: Generation, plan: list[Candidate]) -> Served:
         """The answer of a non-streamed request; a failure raises the ``TokenmuxError`` to answer with."""
@@ -113,10 +139,16 @@ class Attempts:
         errors: list[tuple[Candidate, UpstreamError]] = []
         health = self.health
         loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        opening = self._opening
         for cand in blocked_last(plan, health.blocked_until):
             left = deadline - time.perf_counter()
             if left <= 0:
                 break
+            if self._shutting_down:
+                await self._shut_down(gen, answer, cand)
+                return
             provider = self.providers[cand.endpoint.provider]
             key = cand.endpoint.key
             rec = gen.attempt(cand, time.time())
@@ -126,6 +158,7 @@ class Attempts:
                 endpoint=cand.endpoint, params=cand.params, timeout_s=min(provider.config.timeout_s, left)
             )
             guard = Deadline(loop.time() + left)
+            opening.add(task)
             try:
                 try:
                     await answer.open(provider, cand, ctx, left)
@@ -136,6 +169,7 @@ class Attempts:
                         ) from None
                     raise
                 finally:
+                    opening.discard(task)
                     guard.stop()
             except UpstreamError as err:
                 await answer.abandon()
@@ -153,10 +187,15 @@ class Attempts:
                     break
                 continue
             except asyncio.CancelledError:
+                shutdown = self._absorbs_shutdown()
                 await answer.abandon()
                 rec.outcome = "cancelled"
                 rec.latency_ms = (time.perf_counter() - t0) * 1000.0
                 health.record_neutral(key)
+                if shutdown:
+                    rec.error_message = SHUTDOWN_REASON
+                    await self._shut_down(gen, answer, cand)
+                    return
                 self._finish_cancelled(gen, None, ())
                 raise
             health.record_answering(key)
@@ -194,6 +233,21 @@ class Attempts:
             rec.finish_reason = delivered.finish_reason
             rec.outcome = "cancelled"
             self.health.record_neutral(key)
+            if self._absorbs_shutdown():
+                # Billed for what it delivered, told in the stream that it ends here.
+                rec.error_message = SHUTDOWN_REASON
+                rec.finish_reason = "error"
+                await self._recorded(
+                    gen.finish(
+                        status="error",
+                        http_status=200,
+                        served=rec,
+                        error=SHUTDOWN_REASON,
+                        dropped=cand.dropped,
+                    )
+                )
+                await answer.fail(ShuttingDown(_SHUTDOWN_MESSAGE), cand)
+                return
             self._finish_cancelled(gen, rec, cand.dropped)
             raise asyncio.CancelledError
         err = delivered.failure
@@ -241,6 +295,12 @@ class Attempts:
 
     async def _finish_failed(self, gen: Generation, http_status: int, message: str) -> None:
         await self._recorded(gen.finish(status="error", http_status=http_status, served=None, error=message))
+
+    async def _shut_down(self, gen: Generation, answer: Answer, cand: Candidate) -> None:
+        """End a request that has no answer yet because the gateway is shutting down."""
+        failure = ShuttingDown(_SHUTDOWN_MESSAGE)
+        await self._finish_failed(gen, failure.status, SHUTDOWN_REASON)
+        await answer.fail(failure, cand)
 
     def _finish_cancelled(
         self, gen: Generation, served: AttemptRecord | None, dropped: tuple[str, ...]
@@ -291,6 +351,9 @@ class Attempts:
         return AllAttemptsFailed(
             f"every provider attempt failed ({summary})", metadata={"attempts": attempts}
         )
+
+
+_SHUTDOWN_MESSAGE = "the gateway is shutting down and ended this request; send it again"
 
 
 def _pass_through(err: ProviderRejected, cand: Candidate) -> TokenmuxError:

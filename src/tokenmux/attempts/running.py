@@ -58,6 +58,10 @@ class RunningStreams:
     def __len__(self) -> int:
         return len(self._streams)
 
+    def tasks(self) -> set[asyncio.Task[object]]:
+        """The tasks delivering the streams."""
+        return {stream.task for stream in self._streams if stream.task is not None}
+
     def begin(
         self, gen: Generation, cand: Candidate, rec: AttemptRecord, answer: StreamedAnswer
     ) -> RunningStream:

@@ -59,8 +59,13 @@ class GatewaySettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     redis_timeout_s: Seconds = 0.25
     # A replica's holds in Redis are leases it renews every quarter of this; a dead replica's lapse after it.
     redis_lease_s: Seconds = 20.0
-    # Where request records go when the database is down at shutdown; written to it at the next start.
+    # The request log's journal (every record before its response ends) and the records the database has
+    # not taken; written to it at the next start (see README "What a crash loses").
     spool_dir: str = "tokenmux-spool"
+    # After SIGTERM: no new connections; requests running have this long to end, then streams still running
+    # end with the protocol's error event (and [DONE]), other requests with 503, recorded as "ended by
+    # shutdown".
+    drain_s: Seconds = 30.0
     # Where clients reach the gateway (https://llm.example.com), for the sample code on the model pages;
     # never taken from a request's Host header, which the client chooses. Default: the address `serve`
     # listens on, when it is not a wildcard.

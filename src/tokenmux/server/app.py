@@ -37,6 +37,10 @@ class Gateway:
             max_connections=gw.max_connections,
         )
 
+    def begin_drain(self) -> None:
+        """Called by ``runner.DrainingServer`` when it stops taking connections."""
+        self.lifecycle.begin_drain()
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":

@@ -16,6 +16,7 @@ class Lifecycle:
         self.parts = parts
         self.ready = False
         self._opening: asyncio.Task[None] | None = None
+        self._drain_end: asyncio.TimerHandle | None = None
 
     async def startup(self) -> None:
         parts = self.parts
@@ -49,9 +50,23 @@ class Lifecycle:
             await self._start_with_store()
             return
 
+    def begin_drain(self) -> None:
+        """The server stopped taking connections (SIGTERM): /ready says so, and what still runs when the
+        drain period ends is ended by ``Attempts.end_all``."""
+        self.ready = False
+        drain_s = self.parts.settings.gateway.drain_s
+        self._drain_end = asyncio.get_running_loop().call_later(drain_s, self._end_drain, drain_s)
+
+    def _end_drain(self, drain_s: float) -> None:
+        ended = self.parts.attempts.end_all()
+        if ended:
+            log.warning("drain period of %g s over: ended %d requests still running", drain_s, ended)
+
     async def shutdown(self) -> None:
         parts = self.parts
         self.ready = False
+        if self._drain_end is not None:
+            self._drain_end.cancel()
         if self._opening is not None and not self._opening.done():
             self._opening.cancel()
         await parts.stats.aclose()

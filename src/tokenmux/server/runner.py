@@ -63,6 +63,17 @@ def uvicorn_config(
     )
 
 
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server, telling an app that drains (the gateway's ``begin_drain``) when it stops taking
+    connections (SIGTERM, Ctrl-C, ``should_exit``), before it waits for the requests running."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        begin_drain = getattr(self.config.app, "begin_drain", None)
+        if begin_drain is not None:
+            begin_drain()
+        await super().shutdown(sockets)
+
+
 class BackgroundServer:
     def __init__(
         self,
@@ -76,7 +87,7 @@ class BackgroundServer:
         self.app = app
         self.host = host
         self.port = port or free_port(host)
-        self.server = uvicorn.Server(
+        self.server = DrainingServer(
             uvicorn_config(
                 app, self.host, self.port, lifespan=lifespan, graceful_timeout_s=graceful_timeout_s
             )
