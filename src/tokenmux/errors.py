@@ -20,6 +20,7 @@
     │   └── StreamInterrupted           the stream broke after the client had its first byte
     ├── AllAttemptsFailed               502     upstream_error         (metadata: every attempt)
     ├── DatabaseUnavailable             503     service_unavailable    (a key cannot be checked now)
+    ├── ShuttingDown                    503     service_unavailable    (the drain after SIGTERM ended)
     └── DeadlineExceeded                504     timeout
 
 Errors of the gateway's own parts. They never reach a client as they are: each is caught at one place
