@@ -8,6 +8,7 @@
     │   ├── PermissionDenied            403     permission_error
     │   ├── NotFound                    404     not_found_error        (route, generation)
     │   │   └── ModelNotFound           404     not_found_error
+    │   ├── MethodNotAllowed            405     invalid_request_error  (allow: the route's methods)
     │   ├── PayloadTooLarge             413     request_too_large
     │   ├── HeadersTooLarge             431     invalid_request_error  (too many or too long headers)
     │   └── RateLimited                 429     rate_limit_error       (retry_after)
@@ -109,6 +110,19 @@ class NotFound(ClientError):
 
 class ModelNotFound(NotFound):
     code = "model_not_found"
+
+
+class MethodNotAllowed(ClientError):
+    status = 405
+    type = "invalid_request_error"
+    code = "method_not_allowed"
+
+    def __init__(self, message: str, *, allow: list[str], **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.allow = allow
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        return [(b"allow", ", ".join(self.allow).encode())]
 
 
 class PayloadTooLarge(ClientError):

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 from tokenmux.asgi import Receive, Scope, Send, send_bytes
 from tokenmux.catalog.model import Catalog, Model
-from tokenmux.errors import ModelNotFound, TokenmuxError
+from tokenmux.errors import ModelNotFound
 from tokenmux.json_codec import encode_json
 from tokenmux.protocols import anthropic_messages
 from tokenmux.routing.router import Router
 from tokenmux.server.catalog_api import model_endpoints_json, model_json, models_json
 from tokenmux.server.live_figures import LiveFigures
-from tokenmux.server.metrics import Metrics
-from tokenmux.server.replies import send_error
 from tokenmux.stats import Stats
 
 MODELS_PREFIX = "/api/v1/models/"
@@ -29,14 +27,12 @@ class CatalogRoutes:
         router: Router,
         live_figures: LiveFigures,
         stats: Stats,
-        metrics: Metrics,
     ) -> None:
         self.catalog = catalog
         self.configured = configured
         self.router = router
         self.live_figures = live_figures
         self.stats = stats
-        self.metrics = metrics
         # The lists change only with the catalog and the configuration: encoded once.
         self._models_body = encode_json(models_json(catalog, configured))
         self._anthropic_models_body = anthropic_messages.models_json(catalog)
@@ -61,19 +57,14 @@ class CatalogRoutes:
         await send_bytes(send, 200, encode_json(model_json(model, self.configured)))
 
     async def get_model_anthropic(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """``GET /api/anthropic/v1/models/{id}``: one model as an Anthropic model object, errors in
-        Anthropic's shape."""
-        name = scope["path"][len(ANTHROPIC_MODELS_PREFIX) :]
-        try:
-            model = self.router.resolve(name)[0]
-            if not _offered_through(model, "anthropic"):
-                raise ModelNotFound(
-                    f"model {model.id!r} is not offered through the Anthropic protocol; "
-                    "GET /api/anthropic/v1/models lists the models that are"
-                )
-        except TokenmuxError as err:
-            await send_error(send, err, anthropic_messages.encode_error, self.metrics)
-            return
+        """``GET /api/anthropic/v1/models/{id}``: one model as an Anthropic model object (errors in
+        Anthropic's shape, as everything under its prefix)."""
+        model = self.router.resolve(scope["path"][len(ANTHROPIC_MODELS_PREFIX) :])[0]
+        if not _offered_through(model, "anthropic"):
+            raise ModelNotFound(
+                f"model {model.id!r} is not offered through the Anthropic protocol; "
+                "GET /api/anthropic/v1/models lists the models that are"
+            )
         await send_bytes(send, 200, encode_json(anthropic_messages.model_object(model)))
 
     async def model_endpoints(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -8,9 +8,8 @@
 - A credential header (``Authorization``, ``x-api-key``, ``x-goog-api-key``) sent twice: 400. Which of the
   two counts would depend on who reads them (a proxy may take the last, the gateway takes the first).
 
-Answers are in the client's protocol (Anthropic's error shape under ``/api/anthropic/``, Gemini's under
-``/api/gemini/``, OpenAI's elsewhere) and name a header by name only, since its value is exactly what must
-not be echoed anywhere.
+Answers are in the client's protocol (``replies.py``) and name a header by name only, since its value is
+exactly what must not be echoed anywhere.
 
 The check runs on every request, so it makes one pass over the joined header bytes and looks at the
 headers one by one only once a request is suspect.
@@ -21,12 +20,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from itertools import chain
 
-from tokenmux.asgi import AsgiApp, Receive, Scope, Send, send_bytes
+from tokenmux.asgi import AsgiApp, Receive, Scope, Send
 from tokenmux.errors import ClientError, HeadersTooLarge, InvalidRequest
-from tokenmux.protocols import anthropic_answer, gemini_answer, openai_chat
+from tokenmux.server.replies import error_encoder_for, send_error
 
-ANTHROPIC_PREFIX = "/api/anthropic/"
-GEMINI_PREFIX = "/api/gemini/"
 _SHOWN_NAME_CHARS = 64
 _FORBIDDEN = (b"\r", b"\n", b"\0")
 _CREDENTIALS = (b"authorization", b"x-api-key", b"x-goog-api-key")
@@ -117,11 +114,4 @@ class HeaderCheck:
 
 async def send_refusal(scope: Scope, send: Send, err: ClientError) -> None:
     """Answer ``err`` before any route has seen the request, in the protocol its path belongs to."""
-    path = str(scope.get("path", ""))
-    if path.startswith(ANTHROPIC_PREFIX):
-        body = anthropic_answer.encode_error(err)
-    elif path.startswith(GEMINI_PREFIX):
-        body = gemini_answer.encode_error(err)
-    else:
-        body = openai_chat.encode_error(err)
-    await send_bytes(send, err.status, body, err.headers())
+    await send_error(send, err, error_encoder_for(str(scope.get("path", ""))), None)

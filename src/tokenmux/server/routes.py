@@ -65,7 +65,6 @@ def route_table(parts: Parts, lifecycle: Lifecycle) -> RouteTable:
         router=parts.router,
         live_figures=live_figures,
         stats=parts.stats,
-        metrics=parts.metrics,
     )
     keys = KeyApi(
         keys=parts.keys,
@@ -115,8 +114,14 @@ def route_table(parts: Parts, lifecycle: Lifecycle) -> RouteTable:
         Route("GET", "/api/anthropic/v1/models", catalog.list_models_anthropic),
         Route("GET", ANTHROPIC_MODELS_PREFIX, catalog.get_model_anthropic, prefix=True),
         # Gemini's protocol: the model name (which may hold slashes) and the method share the path
-        Route("GET", GEMINI_PREFIX, gemini, prefix=True),
-        Route("POST", GEMINI_PREFIX, gemini, prefix=True),
+        Route("GET", GEMINI_PREFIX, gemini, prefix=True, shown=f"{GEMINI_PREFIX}v1beta/models/{{model}}"),
+        Route(
+            "POST",
+            GEMINI_PREFIX,
+            gemini,
+            prefix=True,
+            shown=f"{GEMINI_PREFIX}v1beta/models/{{model}}:generateContent",
+        ),
         # operations
         Route("GET", "/health", ops.health_check),
         Route("GET", "/ready", ops.ready_check),
