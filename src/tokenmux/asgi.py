@@ -68,7 +68,7 @@ async def read_body(scope: Scope, receive: Receive, limit: int | None = None) ->
             )
     message = await receive()
     if message["type"] == "http.disconnect":
-        raise _gone()
+        raise client_gone()
     body: bytes = message.get("body", b"")
     if not message.get("more_body"):
         return body
@@ -77,7 +77,7 @@ async def read_body(scope: Scope, receive: Receive, limit: int | None = None) ->
     while message.get("more_body"):
         message = await receive()
         if message["type"] == "http.disconnect":
-            raise _gone()
+            raise client_gone()
         chunk = message.get("body", b"")
         size += len(chunk)
         if limit is not None and size > limit:
@@ -86,7 +86,7 @@ async def read_body(scope: Scope, receive: Receive, limit: int | None = None) ->
     return b"".join(parts)
 
 
-def _gone() -> InvalidRequest:
+def client_gone() -> InvalidRequest:
     # Nobody will read the answer (the client left, or was too slow: server/connections.py); it is only
     # the end of the request's handling.
     return InvalidRequest("the client closed the connection before sending the whole body")

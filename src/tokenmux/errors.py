@@ -22,6 +22,7 @@
     ├── AllAttemptsFailed               502     upstream_error         (metadata: every attempt)
     ├── DatabaseUnavailable             503     service_unavailable    (a key cannot be checked now)
     ├── ShuttingDown                    503     service_unavailable    (the drain after SIGTERM ended)
+    ├── GatewayBusy                     503     service_unavailable    (request bodies over their budget)
     └── DeadlineExceeded                504     timeout
 
 Errors of the gateway's own parts. They never reach a client as they are: each is caught at one place
@@ -238,6 +239,17 @@ class ShuttingDown(TokenmuxError):
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         return [(b"retry-after", b"1")]  # another replica, or this one restarted, takes it
+
+
+class GatewayBusy(TokenmuxError):
+    """The gateway holds as many request bodies as it may (``server/body_budget.py``): retry in a moment."""
+
+    status = 503
+    type = "service_unavailable"
+    code = "gateway_busy"
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        return [(b"retry-after", b"1")]
 
 
 class DeadlineExceeded(TokenmuxError):

@@ -8,7 +8,7 @@ The YAML file::
                deployments: {gpt-4.1-nano: my-nano-deployment}}
       local:  {kind: openai-compatible, base_url: "http://127.0.0.1:8000/v1"}
     catalog: {...}            # additions and overrides, see catalog/loader.py
-    gateway: {request_timeout_s: 300, max_body_bytes: 67108864, stream_keepalive_s: 1.0}
+    gateway: {request_timeout_s: 300, max_body_bytes: 33554432, stream_keepalive_s: 1.0}
     database: "sqlite:///tokenmux.db"
     redis: "redis://127.0.0.1:6379/0"
 

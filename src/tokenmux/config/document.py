@@ -25,7 +25,12 @@ class GatewaySettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
     request_timeout_s: Seconds = 300.0  # one deadline for all attempts of a request
     attempt_timeout_s: Seconds = 120.0  # per attempt, to the first byte of the answer (provider may lower it)
-    max_body_bytes: Annotated[int, msgspec.Meta(gt=0)] = 64 * 1024 * 1024
+    # One request body (413 over it; README "Bodies" says why 32 MiB), and all the bodies of requests in
+    # flight together: a request they have no room for waits up to body_wait_s, then gets 503
+    # (server/body_budget.py). The budget is raised to max_body_bytes if set below it.
+    max_body_bytes: Annotated[int, msgspec.Meta(gt=0)] = 32 * 1024 * 1024
+    body_budget_bytes: Annotated[int, msgspec.Meta(gt=0)] = 96 * 1024 * 1024
+    body_wait_s: Annotated[float, msgspec.Meta(ge=0)] = 2.0
     # all header names and values of a request together, and the number of headers; over either: 431
     max_header_bytes: Annotated[int, msgspec.Meta(gt=0)] = 32 * 1024
     max_headers: Annotated[int, msgspec.Meta(gt=0)] = 100

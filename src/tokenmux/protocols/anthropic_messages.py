@@ -114,10 +114,14 @@ _PARAM_CHECKS = {
 # --- requests -----------------------------------------------------------------------------------
 
 
-def decode_messages_request(body: bytes, *, counting: bool = False) -> ChatRequest:
+def decode_messages_request(
+    body: bytes, *, counting: bool = False, shape_checked: bool = False
+) -> ChatRequest:
     """Parse and validate a Messages request body into the hub shape. ``counting``: the body of a token
-    count (``/v1/messages/count_tokens``), which has no ``max_tokens``."""
-    check_structure(body, ANTHROPIC_EXAMPLE)
+    count (``/v1/messages/count_tokens``), which has no ``max_tokens``; ``shape_checked``: as
+    ``openai_chat.decode_chat_request``."""
+    if not shape_checked:
+        check_structure(body, ANTHROPIC_EXAMPLE)
     try:
         data = _decoder.decode(body)
     except msgspec.DecodeError as e:

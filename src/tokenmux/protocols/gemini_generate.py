@@ -115,11 +115,13 @@ class GeminiRequest(ChatRequest):
 
 
 def decode_generate_request(
-    body: bytes, model: str, *, stream: bool, counting: bool = False
+    body: bytes, model: str, *, stream: bool, counting: bool = False, shape_checked: bool = False
 ) -> GeminiRequest:
     """Parse and validate a ``generateContent`` body for ``model`` (from the URL). ``counting``: the
-    body of ``countTokens``, which may hold the request under ``generateContentRequest``."""
-    check_structure(body, GEMINI_EXAMPLE)
+    body of ``countTokens``, which may hold the request under ``generateContentRequest``;
+    ``shape_checked``: as ``openai_chat.decode_chat_request``."""
+    if not shape_checked:
+        check_structure(body, GEMINI_EXAMPLE)
     try:
         data = _decoder.decode(body)
     except msgspec.DecodeError as e:

@@ -29,11 +29,15 @@ def image_url(url: Any, schemes: tuple[str, ...] = IMAGE_SCHEMES) -> str | None:
     that compare with ``"data:"`` see it in the case they expect."""
     if not isinstance(url, str):
         return None
-    scheme, colon, rest = url.partition(":")
-    lowered = scheme.lower() + colon
+    # Only the URL's head is looked at and copied: a data URL may be tens of MB.
+    head = url[:16]
+    lowered = head.lower()
     for known in schemes:
-        if (lowered + rest[:2]).startswith(known):
-            return lowered + rest
+        if lowered.startswith(known):
+            if head.startswith(known):
+                return url
+            scheme_end = known.index(":")
+            return known[:scheme_end] + url[scheme_end:]
     return None
 
 

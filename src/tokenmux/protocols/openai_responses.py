@@ -142,9 +142,11 @@ class ResponsesRequest(ChatRequest):
     body: dict[str, Any] = field(default_factory=dict)
 
 
-def decode_responses_request(body: bytes) -> ResponsesRequest:
-    """Parse and validate a Responses request body into the hub shape."""
-    check_structure(body, RESPONSES_EXAMPLE)
+def decode_responses_request(body: bytes, *, shape_checked: bool = False) -> ResponsesRequest:
+    """Parse and validate a Responses request body into the hub shape (``shape_checked``: as
+    ``openai_chat.decode_chat_request``)."""
+    if not shape_checked:
+        check_structure(body, RESPONSES_EXAMPLE)
     try:
         data = _decoder.decode(body)
     except msgspec.DecodeError as e:

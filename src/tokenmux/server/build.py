@@ -26,6 +26,7 @@ from tokenmux.routing.shared_health import SharedHealth
 from tokenmux.server.app import Gateway
 from tokenmux.server.auth import KeyRing
 from tokenmux.server.auth_failures import AuthFailures, AuthGuard
+from tokenmux.server.body_budget import BodyBudget
 from tokenmux.server.cors import CorsMiddleware, CorsPolicy
 from tokenmux.server.header_check import HeaderCheck
 from tokenmux.server.key_limits_cache import KeyLimitsCache
@@ -142,6 +143,7 @@ def build_parts(
         key_limits=KeyLimitsCache(),
         ledger=ledger,
         contents=ContentKeeper(store),
+        bodies=BodyBudget(max(gw.body_budget_bytes, gw.max_body_bytes), wait_s=gw.body_wait_s),
         redis_link=redis_link,
         shared_health=shared_health,
         # For sample code on the pages: configured, or where this gateway listens.

@@ -16,20 +16,23 @@ from tokenmux.asgi import (
     Receive,
     Scope,
     Send,
-    read_body,
     send_bytes,
 )
 from tokenmux.attempts import Attempts, Generation, Served, StreamEncoder
 from tokenmux.errors import TokenmuxError
 from tokenmux.limits.ledger import Ledger
 from tokenmux.limits.money import ceil_nano, to_nano, worst_case_usd
+from tokenmux.protocols.json_limits import JsonShape
 from tokenmux.routing.affinity import CacheAffinity
 from tokenmux.routing.router import Candidate, Router
 from tokenmux.server.auth import KeyRing
+from tokenmux.server.body_budget import BodyBudget, BodyClaim
 from tokenmux.server.key_limits_cache import KeyLimitsCache
 from tokenmux.server.metrics import Metrics
+from tokenmux.server.off_loop import LARGE_BODY_BYTES, off_loop
 from tokenmux.server.outlet import AsgiOutlet
 from tokenmux.server.replies import send_error
+from tokenmux.server.request_body import read_json_body
 from tokenmux.store import new_generation_id
 from tokenmux.store.contents import ContentKeeper
 from tokenmux.types import ChatRequest
@@ -42,9 +45,11 @@ class InboundProtocol(Protocol):
     """A client-facing wire format."""
 
     name: str
+    json_example: str  # a good body, named in the answer to a body that is not JSON
 
     def decode(self, body: bytes, scope: Scope) -> ChatRequest:
-        """The request in the hub shape; ``scope`` for what a protocol carries in headers."""
+        """The request in the hub shape, from a body whose JSON structure was bounded as it arrived;
+        ``scope`` for what a protocol carries in headers."""
         ...
 
     def encode_response(self, served: Served, gen: Generation) -> bytes: ...
@@ -71,6 +76,7 @@ class ChatRoute:
         attempts: Attempts,
         contents: ContentKeeper,
         metrics: Metrics,
+        bodies: BodyBudget,
         max_body_bytes: int,
         keepalive_s: float,
     ) -> None:
@@ -83,25 +89,29 @@ class ChatRoute:
         self.attempts = attempts
         self.contents = contents
         self.metrics = metrics
+        self.bodies = bodies
         self.max_body_bytes = max_body_bytes
         self.keepalive_s = keepalive_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # The request's share of the body budget, held until it ends (server/body_budget.py).
+        claim = self.bodies.claim()
         try:
-            await self._serve(scope, receive, send)
+            await self._serve(scope, receive, send, claim)
         except TokenmuxError as err:
             await send_error(send, err, self.protocol.encode_error, self.metrics)
+        finally:
+            claim.release()
 
-    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, claim: BodyClaim) -> None:
         key = await self.keys.authenticate(*self.protocol.api_key(scope))
         limits = self.key_limits.of(key)
-        body = await read_body(scope, receive, self.max_body_bytes)
-        request = self.protocol.decode(body, scope)
+        request = await self._read(scope, receive, claim)
         if limits.models is not None:
             limits.check_model(self.router.resolve(request.model)[0].id)
-        if len(body) > PLAN_IN_THREAD_BYTES:
+        if request.body_bytes > PLAN_IN_THREAD_BYTES:
             # Deciding the fit of a very long prompt may tokenize it (tens to hundreds of ms): off the loop.
-            plan = await asyncio.to_thread(self.router.plan, request)
+            plan = await off_loop(self.router.plan, request)
         else:
             plan = self.router.plan(request)
         if limits.restricts_routing:
@@ -124,6 +134,20 @@ class ChatRoute:
             self.ledger.settle(admission, key.id, gen.id, *_billed(gen))
             if gen.keep_content:
                 self.contents.keep(gen.content())
+
+    async def _read(self, scope: Scope, receive: Receive, claim: BodyClaim) -> ChatRequest:
+        """The request, its body read within the budget and shape bounds; a large one decoded off the loop
+        (the raw body is not kept: only the decoded request lives on)."""
+        body = await read_json_body(
+            scope,
+            receive,
+            limit=self.max_body_bytes,
+            claim=claim,
+            shape=JsonShape(self.protocol.json_example),
+        )
+        if len(body) > LARGE_BODY_BYTES:
+            return await off_loop(self.protocol.decode, body, scope)
+        return self.protocol.decode(body, scope)
 
     async def _answer(
         self, scope: Scope, receive: Receive, send: Send, gen: Generation, plan: list[Candidate]

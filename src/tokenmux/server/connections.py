@@ -14,6 +14,10 @@ protocol with what it lacks, cheaply (a timer handle per connection, a counter p
 - ``max_head_bytes``: a head larger than this is answered 431 and the connection closed, before the
   parser has buffered more (the header check's 431 in the client's protocol comes first for heads within
   this bound: it is the gateway's ``max_header_bytes`` plus room for the request line).
+- A request answered before its body was read (a 401, 429 or 413 decided from the head) keeps its
+  connection: the parser reads the rest of the body as that request's and drops it, within the body
+  deadline, and only then waits for the next request's head. (Counting those bytes as the next head would
+  take the body for a head too large.)
 - ``max_connections``: at most this many connections are open, fewer when the process may open fewer
   files (``usable_connections``). A new connection over the bound makes room by closing the connection
   that has waited longest without a request in the app (idle, or still sending its head); when every
@@ -37,7 +41,7 @@ _REFUSED = (
 )
 _HEAD_TOO_LARGE = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\n"
-    b"content-length: 40\r\nconnection: close\r\n\r\nthe request line and headers are too long"
+    b"content-length: 42\r\nconnection: close\r\n\r\nthe request line and headers are too long\n"
 )
 # File descriptors kept back from client connections: the database, upstream connections, logs, spool files.
 _RESERVED_FILES = 128
@@ -119,6 +123,7 @@ class GuardedHttpTools(HttpToolsProtocol):
         self._deadline: asyncio.TimerHandle | None = None
         self._reading_head = True  # waiting for, or reading, a request's head
         self._in_body = False  # reading a request's body
+        self._skipping_body = False  # its response went out before the body was read: dropping the rest
         self._head_bytes = 0
         self._counted = False
 
@@ -168,6 +173,7 @@ class GuardedHttpTools(HttpToolsProtocol):
         self._in_body = True
         self._head_bytes = 0
         self._disarm()
+        self._unset_keepalive_if_required()  # armed after a skipped body, if the next head came in its read
         self._table.busy(self)
         super().on_headers_complete()
 
@@ -175,9 +181,24 @@ class GuardedHttpTools(HttpToolsProtocol):
         self._in_body = False
         self._disarm()
         super().on_message_complete()
+        if self._skipping_body:
+            self._skipping_body = False
+            self._await_next_request()
+            # uvicorn armed the idle timeout when the response went out, and the body's reads put it off.
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.timeout_keep_alive, self.timeout_keep_alive_handler
+            )
 
     def on_response_complete(self) -> None:
         super().on_response_complete()  # arms uvicorn's keep-alive timer: the idle timeout
+        if self._in_body:
+            # Answered before its body was read: the body still comes, and the parser reads it as this
+            # request's (uvicorn drops it). The next head starts after it.
+            self._skipping_body = True
+            return
+        self._await_next_request()
+
+    def _await_next_request(self) -> None:
         self._reading_head = True
         self._head_bytes = 0
         if self._counted and not self.transport.is_closing():

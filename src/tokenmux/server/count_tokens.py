@@ -10,19 +10,22 @@ context wants, and it costs no provider call.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Protocol
 
-from tokenmux.asgi import Receive, Scope, Send, header, read_body, send_bytes
+from tokenmux.asgi import Receive, Scope, Send, header, send_bytes
 from tokenmux.errors import TokenmuxError
 from tokenmux.json_codec import encode_json
 from tokenmux.protocols import anthropic_messages as wire
+from tokenmux.protocols.json_limits import JsonShape
 from tokenmux.routing.fit import PromptSize
 from tokenmux.routing.router import Router
 from tokenmux.server.auth import KeyRing
+from tokenmux.server.body_budget import BodyBudget, BodyClaim
 from tokenmux.server.key_limits_cache import KeyLimitsCache
 from tokenmux.server.metrics import Metrics
+from tokenmux.server.off_loop import LARGE_BODY_BYTES, off_loop
 from tokenmux.server.replies import send_error
+from tokenmux.server.request_body import read_json_body
 from tokenmux.types import ChatRequest
 
 # Counting a body this large may take tens of ms: off the event loop.
@@ -32,7 +35,11 @@ COUNT_IN_THREAD_BYTES = 256 * 1024
 class CountingProtocol(Protocol):
     """A client protocol's token-counting request and answer."""
 
-    def decode_count(self, body: bytes, scope: Scope) -> ChatRequest: ...
+    json_example: str  # a good body, named in the answer to a body that is not JSON
+
+    def decode_count(self, body: bytes, scope: Scope) -> ChatRequest:
+        """The request, from a body whose JSON structure was bounded as it arrived."""
+        ...
 
     def encode_count(self, tokens: int) -> bytes: ...
 
@@ -42,8 +49,10 @@ class CountingProtocol(Protocol):
 
 
 class AnthropicCounting:
+    json_example = wire.ANTHROPIC_EXAMPLE
+
     def decode_count(self, body: bytes, scope: Scope) -> ChatRequest:
-        return wire.decode_messages_request(body, counting=True)
+        return wire.decode_messages_request(body, counting=True, shape_checked=True)
 
     def encode_count(self, tokens: int) -> bytes:
         return encode_json({"input_tokens": tokens})
@@ -64,6 +73,7 @@ class CountTokensRoute:
         key_limits: KeyLimitsCache,
         router: Router,
         metrics: Metrics,
+        bodies: BodyBudget,
         max_body_bytes: int,
     ) -> None:
         self.protocol = protocol
@@ -71,27 +81,40 @@ class CountTokensRoute:
         self.key_limits = key_limits
         self.router = router
         self.metrics = metrics
+        self.bodies = bodies
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        claim = self.bodies.claim()
         try:
-            body = await self._count(scope, receive)
+            body = await self._count(scope, receive, claim)
         except TokenmuxError as err:
             await send_error(send, err, self.protocol.encode_error, self.metrics)
             return
+        finally:
+            claim.release()
         await send_bytes(send, 200, body)
 
-    async def _count(self, scope: Scope, receive: Receive) -> bytes:
+    async def _count(self, scope: Scope, receive: Receive, claim: BodyClaim) -> bytes:
         key = await self.keys.authenticate(*self.protocol.api_key(scope))
-        body = await read_body(scope, receive, self.max_body_bytes)
-        request = self.protocol.decode_count(body, scope)
+        body = await read_json_body(
+            scope,
+            receive,
+            limit=self.max_body_bytes,
+            claim=claim,
+            shape=JsonShape(self.protocol.json_example),
+        )
+        if len(body) > LARGE_BODY_BYTES:
+            request = await off_loop(self.protocol.decode_count, body, scope)
+        else:
+            request = self.protocol.decode_count(body, scope)
         model = self.router.resolve(request.model)[0]
         limits = self.key_limits.of(key)
         if limits.models is not None:
             limits.check_model(model.id)
         size = PromptSize(request)
         if len(body) > COUNT_IN_THREAD_BYTES:
-            tokens = await asyncio.to_thread(size.exact, model.tokenizer)
+            tokens = await off_loop(size.exact, model.tokenizer)
         else:
             tokens = size.exact(model.tokenizer)
         return self.protocol.encode_count(tokens)

@@ -71,6 +71,7 @@ class GeminiGenerate:
     response id is the generation id, so one id finds the record."""
 
     name = "gemini"
+    json_example = wire.GEMINI_EXAMPLE
 
     def decode(self, body: bytes, scope: Scope) -> ChatRequest:
         model, method = _model_and_method(scope)
@@ -81,7 +82,7 @@ class GeminiGenerate:
                 "(the Gemini SDKs do)",
                 param="alt",
             )
-        return wire.decode_generate_request(body, model, stream=stream)
+        return wire.decode_generate_request(body, model, stream=stream, shape_checked=True)
 
     def encode_response(self, served: Served, gen: Generation) -> bytes:
         return answer.encode_response(
@@ -109,8 +110,11 @@ class GeminiGenerate:
 class GeminiCounting:
     """``:countTokens``: the body is a ``generateContent`` request, or one under ``generateContentRequest``."""
 
+    json_example = wire.GEMINI_EXAMPLE
+
     def decode_count(self, body: bytes, scope: Scope) -> ChatRequest:
-        return wire.decode_generate_request(body, _model_and_method(scope)[0], stream=False, counting=True)
+        model = _model_and_method(scope)[0]
+        return wire.decode_generate_request(body, model, stream=False, counting=True, shape_checked=True)
 
     def encode_count(self, tokens: int) -> bytes:
         return answer.count_json(tokens)

@@ -12,9 +12,10 @@ from tokenmux.types import ChatRequest
 
 class OpenAIChat:
     name = "openai"
+    json_example = openai_chat.OPENAI_EXAMPLE
 
     def decode(self, body: bytes, scope: Scope) -> ChatRequest:
-        return openai_chat.decode_chat_request(body)
+        return openai_chat.decode_chat_request(body, shape_checked=True)
 
     def encode_response(self, served: Served, gen: Generation) -> bytes:
         return openai_chat.encode_response(

@@ -21,6 +21,7 @@ from tokenmux.routing.router import Router
 from tokenmux.routing.shared_health import SharedHealth
 from tokenmux.server.auth import KeyRing
 from tokenmux.server.auth_failures import AuthFailures
+from tokenmux.server.body_budget import BodyBudget
 from tokenmux.server.key_limits_cache import KeyLimitsCache
 from tokenmux.server.metrics import Metrics
 from tokenmux.stats import Stats
@@ -49,6 +50,7 @@ class Parts:
     key_limits: KeyLimitsCache
     ledger: Ledger
     contents: ContentKeeper
+    bodies: BodyBudget  # request bodies in flight, under gateway.body_budget_bytes
     redis_link: RedisLink | None  # with --redis only, like the two below
     shared_health: SharedHealth | None
     # Where clients reach this gateway, for sample code on the pages: configured, or where ``serve`` listens.

@@ -24,9 +24,10 @@ class OpenAIResponses:
     """Responses are not stored: the response id is the generation id, so one id finds the record."""
 
     name = "responses"
+    json_example = wire.RESPONSES_EXAMPLE
 
     def decode(self, body: bytes, scope: Scope) -> ChatRequest:
-        return wire.decode_responses_request(body)
+        return wire.decode_responses_request(body, shape_checked=True)
 
     def encode_response(self, served: Served, gen: Generation) -> bytes:
         return wire.encode_response(

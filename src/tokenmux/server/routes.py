@@ -40,6 +40,7 @@ def route_table(parts: Parts, lifecycle: Lifecycle) -> RouteTable:
         attempts=parts.attempts,
         contents=parts.contents,
         metrics=parts.metrics,
+        bodies=parts.bodies,
         max_body_bytes=gw.max_body_bytes,
         keepalive_s=gw.stream_keepalive_s,
     )
@@ -49,6 +50,7 @@ def route_table(parts: Parts, lifecycle: Lifecycle) -> RouteTable:
         key_limits=parts.key_limits,
         router=parts.router,
         metrics=parts.metrics,
+        bodies=parts.bodies,
         max_body_bytes=gw.max_body_bytes,
     )
     gemini = GeminiRoutes(
