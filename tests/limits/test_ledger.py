@@ -152,3 +152,22 @@ async def test_unadmitted_keys_are_charged_once_their_spend_is_known() -> None:
     assert (await books.spend(key)).spent == 10
     books.settle(None, "key_1", "gen", 5, 0)
     assert (await books.spend(key)).spent == 15
+
+
+async def test_a_request_admitted_before_its_body_reserves_its_cost_after() -> None:
+    books = LocalLedger(source(total=2 * USD))  # type: ignore[arg-type]
+    key = limits(credit_usd=5.0, concurrency=3)
+    first = await books.admit(key, 0)  # before the body: a slot, no money
+    second = await books.admit(key, 0)
+    await books.reserve(first, key, 2 * USD)
+    with pytest.raises(InsufficientCredit) as err:
+        await books.reserve(second, key, 2 * USD)  # 2 spent + 2 held + 2 asked > 5
+    assert err.value.code == "credit_exhausted" and first.reserved == 2 * USD
+    spend = await books.spend(key)
+    assert spend.reserved == 2 * USD and spend.in_flight == 2
+    books.settle(first, "key_1", "gen-1", USD, 10)
+    books.settle(second, "key_1", "release-2", 0, 0)
+    spend = await books.spend(key)
+    assert spend.spent == 3 * USD and spend.reserved == 0 and spend.in_flight == 0
+    await books.reserve(first, key, 10 * USD)  # settled already: nothing is held for it
+    assert (await books.spend(key)).reserved == 0

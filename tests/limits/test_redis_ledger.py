@@ -273,3 +273,23 @@ async def test_a_concurrency_refusal_says_when_a_slot_is_expected_back(replicas:
     assert err.value.retry_after < 0.5  # not the old flat second
     headers = dict(err.value.headers())
     assert headers[b"retry-after"] == b"1" and 1 <= int(headers[b"retry-after-ms"]) < 500
+
+
+async def test_a_reservation_made_after_admission_is_shared_and_released(replicas: list[RedisLedger]) -> None:
+    a, b = replicas
+    key = limits(credit_usd=3.0, concurrency=5)  # 1 spent
+    first = await a.admit(key, 0)
+    second = await b.admit(key, 0)
+    await a.reserve(first, key, USD)  # 1 + 1 held
+    with pytest.raises(InsufficientCredit) as err:
+        await b.reserve(second, key, 2 * USD)  # 1 + 1 + 2 > 3
+    assert err.value.code == "credit_exhausted"
+    await b.reserve(second, key, USD)  # 1 + 1 + 1 <= 3
+    assert (await a.spend(key)).reserved == 2 * USD
+    a.settle(first, key.key_id, "gen-1", USD // 2, 0)
+    b.settle(second, key.key_id, "gen-2", 0, 0)
+    await drained(a, b)
+    spend = await b.spend(key)
+    assert spend.reserved == 0 and spend.in_flight == 0 and spend.spent == USD + USD // 2
+    await a.reserve(first, key, USD)  # settled: nothing is held for it any more
+    assert (await b.spend(key)).reserved == 0

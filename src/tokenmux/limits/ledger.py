@@ -1,9 +1,10 @@
 """The ledger: what each key has spent, holds in reservation, and sends per minute.
 
-A request of a key with limits is *admitted* before it is sent: in one atomic step the key's in-flight
-count, requests and tokens per minute are checked, and the request's worst-case cost is reserved against
-its credit and budget (``money.worst_case_usd``). When the request ends, it is *settled*: the real cost of
-all its attempts is charged and the reservation released, once. Because a reservation counts against the
+A request of a key with limits is *admitted* before its body is read: in one atomic step the key's
+in-flight count, requests and tokens per minute are checked (and a key whose credit is spent refused).
+Once the request is read and planned, its worst-case cost is *reserved* against the key's credit and
+budget (``money.worst_case_usd``), again checked and taken in one step. When the request ends, it is
+*settled*: the real cost of all its attempts is charged and the reservation released, once. Because a reservation counts against the
 limit while the request runs, any number of concurrent requests can overspend a key by at most what one
 request's real cost exceeds its reservation, which is nothing when providers report usage within the
 request's own limits.
@@ -104,6 +105,11 @@ class Ledger(ABC):
     async def admit(self, limits: KeyLimits, reserve: int) -> Admission:
         """Count the request against every limit of its key and reserve ``reserve`` units, atomically;
         raise ``RateLimited`` (429) or ``InsufficientCredit`` (402) instead when a limit would be crossed."""
+
+    @abstractmethod
+    async def reserve(self, admission: Admission, limits: KeyLimits, amount: int) -> None:
+        """Hold ``amount`` more units for an admitted request, atomically with the check against its key's
+        credit and budget; raise ``InsufficientCredit`` (402) instead when one would be crossed."""
 
     @abstractmethod
     def settle(
@@ -247,6 +253,21 @@ class LocalLedger(Ledger):
         book.since[admission.id] = now
         book.reserved += reserve
         return admission
+
+    async def reserve(self, admission: Admission, limits: KeyLimits, amount: int) -> None:
+        book = await self._book(limits.key_id)
+        period_spent = 0
+        if limits.budget_period is not None:
+            _, period_spent = await self._period_spent(
+                limits.key_id, book, limits.budget_period, self._clock()
+            )
+        # Nothing below awaits: the check and the taking are one step.
+        if admission.id not in book.held:
+            return  # settled meanwhile: nothing to hold for
+        insufficient(limits, book.spent, period_spent, book.reserved, amount)
+        book.held[admission.id] += amount
+        book.reserved += amount
+        admission.reserved += amount
 
     @property
     def empty(self) -> bool:

@@ -97,6 +97,7 @@ class RedisLedger(Ledger):
         self._local = LocalLedger(self._known_or_logged)
         # Sent by digest (EVALSHA), loaded again when a restarted Redis has forgotten them.
         self._admit_script = Script(scripts.ADMIT)
+        self._reserve_script = Script(scripts.RESERVE)
         self._settle_script = Script(scripts.SETTLE)
         self._seed_script = Script(scripts.SEED)
         self._standing_script = Script(scripts.STANDING)
@@ -157,6 +158,44 @@ class RedisLedger(Ledger):
                 raise too_many(limits, verdict, float(_text(reply[1])))
             self._remember(limits.key_id, reply, pid)
             insufficient(limits, int(reply[1]), int(reply[2]), int(reply[3]), reserve)
+            raise AssertionError("the script refused a reservation the limits allow")  # pragma: no cover
+        raise RedisUnavailable("the key's spend could not be seeded in Redis")
+
+    async def reserve(self, admission: Admission, limits: KeyLimits, amount: int) -> None:
+        if not admission.shared:
+            await self._local.reserve(admission, limits, amount)
+            return
+        try:
+            await self._reserve_shared(admission, limits, amount)
+        except RedisUnavailable:
+            # The hold is in Redis, out of reach: checked against the last figures Redis gave, not held
+            # (the over-spend bound of an outage, README "Faults").
+            known = self._known.get(limits.key_id)
+            if known is not None:
+                insufficient(limits, known[0], known[2], 0, amount)
+
+    async def _reserve_shared(self, admission: Admission, limits: KeyLimits, amount: int) -> None:
+        args: list[str | int] = [
+            prefix(limits.key_id),
+            admission.id,
+            amount,
+            _units(limits.credit_usd),
+            _units(limits.budget_usd),
+            admission.period or "",
+        ]
+        for _ in range(2):
+            reply = await self.link.call(lambda r: r.run(self._reserve_script, *args))
+            verdict = _text(reply[0])
+            if verdict == "seed":
+                await self._seed(limits.key_id, admission.period, time.time())
+                continue
+            if verdict == "ok":
+                admission.reserved += amount
+                return
+            if verdict == "gone":
+                return
+            self._remember(limits.key_id, reply, admission.period)
+            insufficient(limits, int(reply[1]), int(reply[2]), int(reply[3]), amount)
             raise AssertionError("the script refused a reservation the limits allow")  # pragma: no cover
         raise RedisUnavailable("the key's spend could not be seeded in Redis")
 

@@ -119,6 +119,36 @@ return {'ok', spent, pspent, tostring(reserved + reserve)}
 """
 )
 
+# ARGV: prefix, admission id, amount, credit (-1: none), budget (-1), period id ("" none)
+# Returns {"ok"} | {"gone"} (the admission is no longer held: settled, or lapsed) | {"seed"}
+#       | {"credit"|"budget", spent, period spent, reserved}
+RESERVE = """
+local p = ARGV[1]
+local id = ARGV[2]
+local amount = tonumber(ARGV[3])
+local credit = tonumber(ARGV[4])
+local budget = tonumber(ARGV[5])
+local pid = ARGV[6]
+if redis.call('HEXISTS', p .. 'amounts', id) == 0 then return {'gone'} end
+local spent = redis.call('GET', p .. 'spent')
+if not spent then return {'seed'} end
+local pspent = '0'
+if pid ~= '' then
+  pspent = redis.call('GET', p .. 'p:' .. pid)
+  if not pspent then return {'seed'} end
+end
+local reserved = tonumber(redis.call('GET', p .. 'reserved') or '0')
+if credit >= 0 and tonumber(spent) + reserved + amount > credit then
+  return {'credit', spent, pspent, tostring(reserved)}
+end
+if budget >= 0 and tonumber(pspent) + reserved + amount > budget then
+  return {'budget', spent, pspent, tostring(reserved)}
+end
+redis.call('HINCRBY', p .. 'amounts', id, amount)
+redis.call('INCRBY', p .. 'reserved', amount)
+return {'ok'}
+"""
+
 # ARGV: prefix, settlement id (the generation id), admission id ("" none), cost, tokens, period id ("" none)
 # Returns 1 when charged, 0 when this settlement was charged before.
 SETTLE = """

@@ -106,34 +106,39 @@ class ChatRoute:
     async def _serve(self, scope: Scope, receive: Receive, send: Send, claim: BodyClaim) -> None:
         key = await self.keys.authenticate(*self.protocol.api_key(scope))
         limits = self.key_limits.of(key)
-        request = await self._read(scope, receive, claim)
-        if limits.models is not None:
-            limits.check_model(self.router.resolve(request.model)[0].id)
-        if request.body_bytes > PLAN_IN_THREAD_BYTES:
-            # Deciding the fit of a very long prompt may tokenize it (tens to hundreds of ms): off the loop.
-            plan = await off_loop(self.router.plan, request)
-        else:
-            plan = self.router.plan(request)
-        if limits.restricts_routing:
-            # Every fallback too: an endpoint the key may not reach is never tried.
-            plan = limits.filter(plan)
-        # The endpoint holding this conversation's prompt cache first, when that is worth it.
-        plan, conversation = self.affinity.prefer(plan, request, key.id)
-        admission = None
-        if limits.needs_admission:
-            reserve = ceil_nano(worst_case_usd(request, plan)) if limits.limits_spend else 0
-            admission = await self.ledger.admit(limits, reserve)
-        gen = Generation(request, new_generation_id(), key.id)
-        gen.keep_content = key.prompt_retention_days is not None
-        gen.conversation = conversation
+        # Admitted from the head alone, before any work: a key over its concurrency or rate is refused
+        # before its body is read or its prompt counted. Its worst-case cost is reserved once known.
+        admission = await self.ledger.admit(limits, 0) if limits.needs_admission else None
+        gen: Generation | None = None
         try:
+            request = await self._read(scope, receive, claim)
+            if limits.models is not None:
+                limits.check_model(self.router.resolve(request.model)[0].id)
+            if request.body_bytes > PLAN_IN_THREAD_BYTES:
+                # Deciding the fit of a very long prompt may tokenize it (tens to hundreds of ms): off the loop.
+                plan = await off_loop(self.router.plan, request)
+            else:
+                plan = self.router.plan(request)
+            if limits.restricts_routing:
+                # Every fallback too: an endpoint the key may not reach is never tried.
+                plan = limits.filter(plan)
+            # The endpoint holding this conversation's prompt cache first, when that is worth it.
+            plan, conversation = self.affinity.prefer(plan, request, key.id)
+            if admission is not None and limits.limits_spend:
+                await self.ledger.reserve(admission, limits, ceil_nano(worst_case_usd(request, plan)))
+            gen = Generation(request, new_generation_id(), key.id)
+            gen.keep_content = key.prompt_retention_days is not None
+            gen.conversation = conversation
             await self._answer(scope, receive, send, gen, plan)
         finally:
             # Once per request whatever happened, cancellation included: what all attempts used is charged,
-            # the reservation released.
-            self.ledger.settle(admission, key.id, gen.id, *_billed(gen))
-            if gen.keep_content:
-                self.contents.keep(gen.content())
+            # the reservation released (only released, for a request refused before it was attempted).
+            if gen is not None:
+                self.ledger.settle(admission, key.id, gen.id, *_billed(gen))
+                if gen.keep_content:
+                    self.contents.keep(gen.content())
+            elif admission is not None:
+                self.ledger.settle(admission, key.id, f"release-{admission.id}", 0, 0)
 
     async def _read(self, scope: Scope, receive: Receive, claim: BodyClaim) -> ChatRequest:
         """The request, its body read within the budget and shape bounds; a large one decoded off the loop
