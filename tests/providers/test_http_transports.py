@@ -131,6 +131,35 @@ async def test_body_chunks_arrive_as_the_server_sends_them(transport: Transport)
     assert received == [b"first", b"second"]
 
 
+async def test_http1_gives_a_burst_of_chunks_in_one_piece_and_a_lone_chunk_at_once() -> None:
+    burst = [b"data: %d\n\n" % i for i in range(20)]
+    burst_seen = asyncio.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(response_head(200, chunked=True))
+        await writer.drain()
+        # Twenty chunks of the chunked encoding in one write, as a server flushing a burst of events does.
+        writer.write(b"".join(chunk(event) for event in burst))
+        await writer.drain()
+        await burst_seen.wait()
+        writer.write(chunk(b"data: last\n\n") + chunk(b""))
+        await writer.drain()
+
+    transport = Http1Transport()
+    try:
+        async with LoopbackServer(handler) as server:
+            response = await transport.send(post(server.url))
+            received = []
+            async for piece in response.aiter_bytes():
+                received.append(piece)
+                burst_seen.set()
+            await response.aclose()
+    finally:
+        await transport.aclose()
+    assert received == [b"".join(burst), b"data: last\n\n"]
+
+
 async def test_gzip_bodies_are_decompressed(transport: Transport) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)

@@ -27,9 +27,8 @@ from tokenmux.errors import ProviderMalformed, ProviderTimeout, ProviderUnreacha
 from tokenmux.providers.transport import HttpRequest, HttpResponse, map_transport_errors
 from tokenmux.slow_waits import SlowWaits, slow_waits
 
-# Past this much unread body the socket stops being read until the consumer catches up.
+# Past this much unread body the socket stops being read until the consumer takes it (all at once).
 _HIGH_WATER = 1 << 20
-_LOW_WATER = 1 << 18
 # Smaller request bodies are sent in one write together with the head; larger ones are not copied.
 _JOIN_BELOW = 1 << 16
 
@@ -510,13 +509,19 @@ class _Response:
         return _Chunks(self)
 
     async def next_chunk(self) -> bytes | None:
-        """The next body chunk, or None at the end of the body."""
+        """The body received since the last call, or None at the end of the body.
+
+        Everything already here comes in one piece: a burst the server sent together (often one network
+        read holding many chunks of its chunked encoding) then costs one pass of the stream reader and one
+        write to the client instead of one per chunk, while a chunk that arrives alone still goes at once."""
         while True:
-            if self._chunks:
-                chunk = self._chunks.popleft()
-                self._buffered -= len(chunk)
+            chunks = self._chunks
+            if chunks:
+                chunk = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
+                chunks.clear()
+                self._buffered = 0
                 connection = self._connection
-                if connection is not None and connection.reading_paused and self._buffered < _LOW_WATER:
+                if connection is not None and connection.reading_paused:
                     connection.resume_reading()
                 return chunk
             if self._error is not None:
