@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from tokenmux.limits.key_limits import limit_changes
+from tokenmux.server.build import build_gateway
 from tokenmux.server.runner import BackgroundServer
 from tokenmux.store.keys import new_key
 from tokenmux.store.url import open_store
@@ -61,6 +65,17 @@ class Gateway:
     def new_key(self, name: str, **limits: Any) -> str:
         """Another key in this gateway's database (see ``make_key``)."""
         return make_key(self.app.parts.settings.database_url, name, **limits)
+
+
+@contextlib.contextmanager
+def module_gateway(sim_url: str, folder: Path) -> Iterator[Gateway]:
+    """A gateway on the simulator at its defaults, with its SQLite database in ``folder``: for a module's
+    tests to share (a module-scoped fixture opens it)."""
+    url = f"sqlite:///{folder / 'gw.db'}"
+    key = make_key(url)
+    app = build_gateway(sim_config(sim_url), database_url=url, env={})
+    with BackgroundServer(app, graceful_timeout_s=2) as server:
+        yield Gateway(server, key, app)
 
 
 def make_key(database_url: str, name: str = "test", **limits: Any) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,8 +13,7 @@ import pytest
 from google import genai
 from google.genai import errors, types
 
-from gateway_support import NANO, Gateway, generation, make_key, sim_config
-from tokenmux.server.build import build_gateway
+from gateway_support import NANO, Gateway, generation, module_gateway
 from tokenmux.server.runner import BackgroundServer
 
 HAIKU = "anthropic/claude-haiku-4.5"
@@ -45,11 +43,8 @@ PIXEL = base64.b64decode(
 
 @pytest.fixture(scope="module")
 def gateway(simulator: BackgroundServer, tmp_path_factory: Any) -> Iterator[Gateway]:
-    url = f"sqlite:///{Path(tmp_path_factory.mktemp('gemini')) / 'gw.db'}"
-    key = make_key(url)
-    app = build_gateway(sim_config(simulator.url), database_url=url, env={})
-    with BackgroundServer(app, graceful_timeout_s=2) as server:
-        yield Gateway(server, key, app)
+    with module_gateway(simulator.url, tmp_path_factory.mktemp("gemini")) as gw:
+        yield gw
 
 
 def gemini_client(gateway: Gateway, key: str | None = None) -> genai.Client:

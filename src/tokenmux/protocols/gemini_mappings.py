@@ -133,6 +133,10 @@ def _int(value: Any) -> int:
 # the tool call as ``extra_content.google.thought_signature``, the key Google's OpenAI-compatible endpoint
 # uses, so that it comes back with the call.
 
+# Google's documented stand-in for a signature a function call does not have (Gemini CLI puts it on every
+# call that came without one): it says nothing, so it is not carried; the google provider puts it back.
+SKIP_SIGNATURE = "skip_thought_signature_validator"
+
 
 def hub_tool_call(part: dict[str, Any], response_id: str, candidate: int, position: int) -> dict[str, Any]:
     """A ``functionCall`` part as a hub tool call. A call without an id gets a stable one, made from the
@@ -151,7 +155,7 @@ def hub_tool_call(part: dict[str, Any], response_id: str, candidate: int, positi
         "function": {"name": name, "arguments": arguments},
     }
     signature = part.get("thoughtSignature")
-    if isinstance(signature, str) and signature:
+    if isinstance(signature, str) and signature and signature != SKIP_SIGNATURE:
         tool_call["extra_content"] = {"google": {"thought_signature": signature}}
     return tool_call
 

@@ -48,15 +48,13 @@ from urllib.parse import unquote, urlsplit
 
 import msgspec
 
-from tokenmux.protocols.gemini_mappings import function_call_part
+from tokenmux.protocols.gemini_mappings import SKIP_SIGNATURE, function_call_part
 from tokenmux.types import Message
 
 _decode = msgspec.json.Decoder().decode
 
 # What an effort means as a thinking budget in tokens ("none": no thinking where the model allows it).
 _EFFORT_BUDGETS = {"none": 0, "minimal": 1024, "low": 1024, "medium": 8192, "high": 24576}
-# Google's documented stand-in for a signature a function call does not have.
-SKIP_SIGNATURE = "skip_thought_signature_validator"
 # Models that do not check thought signatures (and predate them).
 _UNSIGNED_FAMILIES = ("gemini-1", "gemini-2")
 _DEFAULT_IMAGE_TYPE = "image/jpeg"
