@@ -17,7 +17,7 @@ import msgspec
 
 from tokenmux.store import GenerationRecord, Recorder, SQLiteStore
 from tokenmux.store.crash import CRASH_REASON, adopt_orphans
-from tokenmux.store.journal import Journal
+from tokenmux.store.journal import Journal, JournalLine, StreamDraft
 from tokenmux.store.spool import Spool
 
 GenerationFactory = Callable[..., GenerationRecord]
@@ -28,18 +28,40 @@ def segments(directory: Path) -> list[Path]:
 
 
 def journaled_ids(directory: Path) -> list[str]:
-    decoder = msgspec.json.Decoder(dict[str, GenerationRecord])
+    decoder = msgspec.json.Decoder(JournalLine)
     ids = []
     for path in segments(directory):
         for line in path.read_bytes().splitlines():
-            ids.extend(f"{kind}:{g.id}" for kind, g in decoder.decode(line).items())
+            entry = decoder.decode(line)
+            ids.append(f"r:{entry.r.id}" if entry.r is not None else f"s:{entry.s.id}")  # type: ignore[union-attr]
     return ids
 
 
-def stored(db_path: Path) -> dict[str, tuple[str, str | None, int, float]]:
+def draft(gid: str, **fields: object) -> StreamDraft:
+    """A stream in flight as the journal keeps it."""
+    values: dict[str, object] = {
+        "id": gid,
+        "key_id": "key_0123456789abcdef",
+        "requested_model": "openai/gpt-4.1-nano",
+        "model": "openai/gpt-4.1-nano",
+        "provider": "openai",
+        "endpoint": "openai/gpt-4.1-nano@openai",
+        "attempt": 1,
+        "created_at": 1_732_634_400.25,
+        "started_at": 1_732_634_400.5,
+        "prompt_tokens": 12,
+        "cost_usd": 0.000_001_2,
+        "latency_ms": 800.0,
+    }
+    return StreamDraft(**{**values, **fields})  # type: ignore[arg-type]
+
+
+def stored(db_path: Path) -> dict[str, tuple[str, str | None, int, int, float]]:
     conn = sqlite3.connect(db_path)
     try:
-        rows = conn.execute("SELECT id, status, error_message, prompt_tokens, cost_usd FROM generations")
+        rows = conn.execute(
+            "SELECT id, status, error_message, prompt_tokens, completion_tokens, cost_usd FROM generations"
+        )
         return {row[0]: tuple(row[1:]) for row in rows}  # type: ignore[misc]
     finally:
         conn.close()
@@ -96,11 +118,11 @@ async def test_a_segment_its_writer_holds_is_not_taken_over(
 _KILLED_WRITER = """
 import asyncio, os, signal, sys
 import msgspec
-from tokenmux.store.journal import Journal
+from tokenmux.store.journal import Journal, StreamDraft
 from tokenmux.store.records import GenerationRecord
 
 finished, drafts = msgspec.json.decode(
-    sys.stdin.buffer.read(), type=tuple[list[GenerationRecord], list[GenerationRecord]]
+    sys.stdin.buffer.read(), type=tuple[list[GenerationRecord], list[StreamDraft]]
 )
 
 async def main():
@@ -121,8 +143,8 @@ async def test_records_and_cut_streams_of_a_killed_process_are_written_at_the_ne
     spool_dir = tmp_path / "spool"
     finished = [make_generation(f"gen-{i:03d}") for i in range(20)]
     # Two streams began: one ended (its record is among the finished), one was cut by the crash.
-    ended = make_generation("gen-005", status="success")
-    cut = make_generation("gen-cut", prompt_tokens=321, completion_tokens=0, cost_usd=0.000_05)
+    ended = draft("gen-005")
+    cut = draft("gen-cut", prompt_tokens=321, completion_tokens=40, cost_usd=0.000_05)
     payload = msgspec.json.encode((finished, [ended, cut]))
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", _KILLED_WRITER, str(spool_dir), stdin=subprocess.PIPE
@@ -140,7 +162,7 @@ async def test_records_and_cut_streams_of_a_killed_process_are_written_at_the_ne
     rows = stored(db_path)
     assert set(rows) == {g.id for g in finished} | {"gen-cut"}
     assert rows["gen-005"][:2] == ("success", None)  # its own record, not a crash record
-    assert rows["gen-cut"] == ("error", CRASH_REASON, 321, 0.000_05)  # billed what the draft says
+    assert rows["gen-cut"] == ("error", CRASH_REASON, 321, 40, 0.000_05)  # billed what the draft says
     await recorder.close()
     assert segments(spool_dir) == [] and list(spool_dir.glob("records-*")) == []
 
@@ -152,7 +174,7 @@ async def test_a_crash_record_never_replaces_a_record_already_written(
     spool_dir = tmp_path / "spool"
     await store.write_batch([make_generation("gen-done", status="success")])
     journal = Journal(spool_dir)
-    journal.started(make_generation("gen-done"))
+    journal.started(draft("gen-done"))
     await journal.append(make_generation("gen-other"))
     await journal.close()  # neither entry was released: both stay, as after a crash
     recorder = Recorder(store, spool=Spool(spool_dir), journal=Journal(spool_dir))
@@ -180,9 +202,9 @@ async def test_a_streams_newer_draft_replaces_the_older_and_its_record_releases_
 ) -> None:
     spool_dir = tmp_path / "spool"
     journal = Journal(spool_dir, segment_age_s=0.0)  # every write in a segment of its own
-    journal.started(make_generation("gen-s", completion_tokens=0))
+    journal.started(draft("gen-s"))
     await journal.append(make_generation("gen-other"))
-    journal.started(make_generation("gen-s", completion_tokens=10))
+    journal.started(draft("gen-s", completion_tokens=10))
     ended = make_generation("gen-s")
     await journal.append(ended)
     journal.release([make_generation("gen-other")])

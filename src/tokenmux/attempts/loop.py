@@ -52,6 +52,7 @@ from tokenmux.routing.decision import Next, after_failure
 from tokenmux.routing.health import HealthBoard
 from tokenmux.routing.router import Candidate, blocked_last
 from tokenmux.slow_waits import Deadline
+from tokenmux.store.journal import StreamDraft
 from tokenmux.store.records import AttemptRecord, GenerationRecord
 
 SHUTDOWN_REASON = "ended by shutdown"
@@ -65,7 +66,7 @@ class Attempts:
         record: Callable[[GenerationRecord], Awaitable[None] | None],
         *,
         deadline_s: float,
-        journal_stream: Callable[[GenerationRecord], None] | None = None,
+        journal_stream: Callable[[StreamDraft], None] | None = None,
         affinity: CacheAffinity | None = None,
     ) -> None:
         self.providers = providers

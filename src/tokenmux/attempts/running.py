@@ -1,11 +1,11 @@
 """Streams in flight, from their first content to their end: journaled so that a crash still bills them.
 
-When a stream commits, ``begin`` journals its *draft*: the record it would have if the process died now
-(``store/journal.py``, ``store/crash.py``). The draft bills the prompt, estimated from the request body's
-size (about four bytes a token, an upper bound for most text: nothing is counted on the response path for
-a crash that rarely comes), and the output delivered so far, estimated from the characters sent: every
-``progress_every_s`` a stream that has sent more gets its draft journaled again. A crash thus bills a
-stream it cut for its prompt and for what it had delivered up to the last such update.
+When a stream commits, ``begin`` journals its *draft* (``StreamDraft``): what it is to be billed if the
+process dies now (``store/journal.py``, ``store/crash.py``). The draft bills the prompt, estimated from the
+request body's size (about four bytes a token, an upper bound for most text: nothing is counted on the
+response path for a crash that rarely comes), and the output delivered so far, estimated from the
+characters sent: every ``progress_every_s`` a stream that has sent more gets its draft journaled again. A
+crash thus bills a stream it cut for its prompt and for what it had delivered up to the last such update.
 """
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ import time
 from collections.abc import Callable
 
 from tokenmux.attempts.delivery import StreamedAnswer
-from tokenmux.attempts.generation import Generation, add_up_attempts
+from tokenmux.attempts.generation import Generation
 from tokenmux.catalog.model import Price
 from tokenmux.catalog.pricing import cost_usd
 from tokenmux.routing.router import Candidate
-from tokenmux.store.records import AttemptRecord, GenerationRecord
+from tokenmux.store.journal import StreamDraft
+from tokenmux.store.records import AttemptRecord
 from tokenmux.types import Usage
 
 BYTES_PER_TOKEN = 4  # as the Anthropic encoder estimates a prompt before the provider's usage arrives
@@ -29,7 +30,7 @@ class RunningStream:
     __slots__ = ("answer", "chars", "draft", "parts", "price", "started", "task")
 
     def __init__(
-        self, answer: StreamedAnswer, draft: GenerationRecord | None, price: Price, started: float
+        self, answer: StreamedAnswer, draft: StreamDraft | None, price: Price, started: float
     ) -> None:
         self.answer = answer
         self.draft = draft
@@ -46,14 +47,15 @@ class RunningStreams:
 
     def __init__(
         self,
-        journal: Callable[[GenerationRecord], None] | None = None,
+        journal: Callable[[StreamDraft], None] | None = None,
         *,
         progress_every_s: float = 1.0,
     ) -> None:
         self._journal = journal
         self._every_s = progress_every_s
         self._streams: set[RunningStream] = set()
-        self._ticker: asyncio.Task[None] | None = None
+        # A timer, not a task: armed while streams run, so short streams coming and going cost nothing.
+        self._timer: asyncio.TimerHandle | None = None
 
     def __len__(self) -> int:
         return len(self._streams)
@@ -69,22 +71,22 @@ class RunningStreams:
         if self._journal is not None:
             draft = _draft(gen, cand, rec)
             self._journal(draft)
-            if self._ticker is None:
-                self._ticker = asyncio.get_running_loop().create_task(self._tick(), name="tokenmux-progress")
+            if self._timer is None:
+                self._timer = asyncio.get_running_loop().call_later(self._every_s, self._tick)
         stream = RunningStream(answer, draft, cand.endpoint.price, gen.started)
         self._streams.add(stream)
         return stream
 
     def end(self, stream: RunningStream) -> None:
         self._streams.discard(stream)
-        if not self._streams and self._ticker is not None:
-            self._ticker.cancel()
-            self._ticker = None
 
-    async def _tick(self) -> None:
-        while True:
-            await asyncio.sleep(self._every_s)
+    def _tick(self) -> None:
+        self._timer = None
+        try:
             self.journal_progress()
+        finally:
+            if self._streams:
+                self._timer = asyncio.get_running_loop().call_later(self._every_s, self._tick)
 
     def journal_progress(self) -> None:
         """Journal again the draft of every stream that has delivered more since its last draft."""
@@ -100,49 +102,30 @@ class RunningStreams:
             text = tally.text
             stream.chars += sum(map(len, text[stream.parts :]))
             stream.parts = len(text)
-            attempt = draft.attempts[-1]
-            attempt.completion_tokens = -(-stream.chars // BYTES_PER_TOKEN)
-            attempt.cost_usd = cost_usd(
-                Usage(prompt_tokens=attempt.prompt_tokens, completion_tokens=attempt.completion_tokens),
+            draft.completion_tokens = -(-stream.chars // BYTES_PER_TOKEN)
+            draft.cost_usd = cost_usd(
+                Usage(prompt_tokens=draft.prompt_tokens, completion_tokens=draft.completion_tokens),
                 stream.price,
             )
-            attempt.latency_ms = draft.latency_ms = (now - stream.started) * 1000.0
-            add_up_attempts(draft)
+            draft.latency_ms = (now - stream.started) * 1000.0
             journal(draft)
 
 
-def _draft(gen: Generation, cand: Candidate, rec: AttemptRecord) -> GenerationRecord:
-    """The record of a stream cut now: its prompt billed, nothing delivered yet."""
+def _draft(gen: Generation, cand: Candidate, rec: AttemptRecord) -> StreamDraft:
+    """What a stream cut now is billed: its prompt, nothing delivered yet."""
     prompt = max(1, gen.request.body_bytes // BYTES_PER_TOKEN)
-    latency_ms = (time.perf_counter() - gen.started) * 1000.0
-    attempt = AttemptRecord(
-        generation_id=gen.id,
-        attempt=rec.attempt,
-        model=rec.model,
-        provider=rec.provider,
-        endpoint=rec.endpoint,
-        outcome="error",
-        error_class="stream_interrupted",
-        prompt_tokens=prompt,
-        cost_usd=cost_usd(Usage(prompt_tokens=prompt), cand.endpoint.price),
-        latency_ms=latency_ms,
-        streamed=True,
-        started_at=rec.started_at,
-        counts_for_uptime=False,  # the gateway's end, not the provider's
-    )
-    draft = GenerationRecord(
+    return StreamDraft(
         id=gen.id,
         key_id=gen.key_id,
         requested_model=gen.request.model,
         model=rec.model,
         provider=rec.provider,
+        endpoint=rec.endpoint,
+        attempt=rec.attempt,
         created_at=gen.started_wall,
-        streamed=True,
-        status="error",
-        http_status=200,
-        latency_ms=latency_ms,
-        dropped_params=list(cand.dropped),
-        attempts=[*gen.attempts[:-1], attempt],
+        started_at=rec.started_at,
+        prompt_tokens=prompt,
+        cost_usd=cost_usd(Usage(prompt_tokens=prompt), cand.endpoint.price),
+        latency_ms=(time.perf_counter() - gen.started) * 1000.0,
+        dropped_params=cand.dropped,
     )
-    add_up_attempts(draft)
-    return draft

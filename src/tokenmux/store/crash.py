@@ -21,8 +21,8 @@ from pathlib import Path
 
 import msgspec
 
-from tokenmux.store.journal import PREFIX, SUFFIX, JournalLine
-from tokenmux.store.records import GenerationRecord
+from tokenmux.store.journal import PREFIX, SUFFIX, JournalLine, StreamDraft
+from tokenmux.store.records import AttemptRecord, GenerationRecord
 from tokenmux.store.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def adopt_orphans(directory: Path, spool: Spool) -> Adopted:
     held: list[tuple[Path, int]] = []
     try:
         finished: dict[str, GenerationRecord] = {}
-        started: dict[str, GenerationRecord] = {}
+        started: dict[str, StreamDraft] = {}
         decoder = msgspec.json.Decoder(JournalLine)
         for path in names:
             fd = _take(path)
@@ -94,14 +94,46 @@ def adopt_orphans(directory: Path, spool: Spool) -> Adopted:
     return adopted
 
 
-def crashed(draft: GenerationRecord) -> GenerationRecord:
-    """The record of a stream the process died in: what the draft says it had delivered, as an error."""
-    draft.status = "error"
-    draft.error_message = CRASH_REASON
-    draft.finish_reason = "error"
-    for attempt in draft.attempts:
-        attempt.error_message = CRASH_REASON
-    return draft
+def crashed(draft: StreamDraft) -> GenerationRecord:
+    """The record of a stream the process died in, billed for what its draft says it had delivered. It
+    holds the serving attempt only: attempts that failed before it cost nothing and are not journaled."""
+    attempt = AttemptRecord(
+        generation_id=draft.id,
+        attempt=draft.attempt,
+        model=draft.model,
+        provider=draft.provider,
+        endpoint=draft.endpoint,
+        outcome="error",
+        error_class="stream_interrupted",
+        error_message=CRASH_REASON,
+        prompt_tokens=draft.prompt_tokens,
+        completion_tokens=draft.completion_tokens,
+        cost_usd=draft.cost_usd,
+        latency_ms=draft.latency_ms,
+        streamed=True,
+        finish_reason="error",
+        started_at=draft.started_at,
+        counts_for_uptime=False,  # the gateway's end, not the provider's
+    )
+    return GenerationRecord(
+        id=draft.id,
+        key_id=draft.key_id,
+        requested_model=draft.requested_model,
+        model=draft.model,
+        provider=draft.provider,
+        created_at=draft.created_at,
+        streamed=True,
+        finish_reason="error",
+        status="error",
+        http_status=200,
+        error_message=CRASH_REASON,
+        prompt_tokens=draft.prompt_tokens,
+        completion_tokens=draft.completion_tokens,
+        cost_usd=draft.cost_usd,
+        latency_ms=draft.latency_ms,
+        dropped_params=list(draft.dropped_params),
+        attempts=[attempt],
+    )
 
 
 def _take(path: Path) -> int | None:

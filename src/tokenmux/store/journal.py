@@ -9,9 +9,9 @@ meanwhile and writes it with one ``write`` (to the page cache: microseconds), th
 background task ``fdatasync``s what was written at most every ``sync_interval_s`` in a thread, which bounds
 what a crash of the machine itself (power, kernel) can lose to the records of that interval.
 
-A stream also gets a ``started`` entry when its first content goes out, and again as it delivers more: the
-record it would have if the process died then (``attempts/running.py``; ``store/crash.py`` bills the last
-one at the next start when no record of the stream follows).
+A stream also gets a ``StreamDraft`` entry when its first content goes out, and again as it delivers more:
+what it is to be billed if the process dies then (``attempts/running.py``; ``store/crash.py`` bills the
+last one at the next start when no record of the stream follows).
 
 The journal is a series of segment files (``journal-<time>-<pid>-<random>.jsonl``, JSON lines); a segment is
 replaced by a new one every ``segment_bytes`` or ``segment_age_s``, and deleted once every record in it has
@@ -46,11 +46,31 @@ _WARN_PERIOD_S = 30.0
 _numbers = itertools.count()
 
 
+class StreamDraft(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """What the journal keeps of a stream in flight: enough to bill it should the process die. A Struct, not
+    a ``GenerationRecord``: every stream writes one, and this costs a fraction to build and encode."""
+
+    id: str
+    key_id: str | None
+    requested_model: str
+    model: str
+    provider: str
+    endpoint: str
+    attempt: int
+    created_at: float  # unix seconds: the request's
+    started_at: float  # unix seconds: the serving attempt's
+    prompt_tokens: int
+    completion_tokens: int = 0
+    cost_usd: float
+    latency_ms: float
+    dropped_params: tuple[str, ...] = ()
+
+
 class JournalLine(msgspec.Struct, omit_defaults=True):
-    """One line of a segment: a finished generation (``r``) or a stream that began (``s``)."""
+    """One line of a segment: a finished generation (``r``) or a stream in flight (``s``)."""
 
     r: GenerationRecord | None = None
-    s: GenerationRecord | None = None
+    s: StreamDraft | None = None
 
 
 class _Segment:
@@ -119,7 +139,7 @@ class Journal:
         self._schedule(loop)
         return waiter
 
-    def started(self, draft: GenerationRecord) -> None:
+    def started(self, draft: StreamDraft) -> None:
         """A stream began: ``draft`` is its record should the process die before it ends."""
         if self._closed:
             return
@@ -149,10 +169,10 @@ class Journal:
 
     # -- writing ------------------------------------------------------------------------------------------
 
-    def _add(self, opening: bytes, generation: GenerationRecord) -> None:
+    def _add(self, opening: bytes, entry: GenerationRecord | StreamDraft) -> None:
         batch = self._batch
         batch += opening
-        self._encoder.encode_into(generation, batch, -1)
+        self._encoder.encode_into(entry, batch, -1)
         batch += b"}\n"
         self.appended += 1
 

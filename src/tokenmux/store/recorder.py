@@ -39,7 +39,7 @@ from pathlib import Path
 from tokenmux.errors import StoreUnavailable
 from tokenmux.store.base import Store
 from tokenmux.store.crash import Adopted, adopt_orphans
-from tokenmux.store.journal import Journal
+from tokenmux.store.journal import Journal, StreamDraft
 from tokenmux.store.records import GenerationRecord
 from tokenmux.store.spool import Spool
 
@@ -161,7 +161,7 @@ class Recorder:
             log.exception("could not queue request record")
         return None
 
-    def stream_started(self, draft: GenerationRecord) -> None:
+    def stream_started(self, draft: StreamDraft) -> None:
         """A stream began; ``draft`` is its record should the process die before it ends (journal only)."""
         if self._journal is not None and not self._closed:
             try:
