@@ -155,7 +155,7 @@ def sqlite_ids(db: Path) -> list[str]:
 def test_kill_9_under_load_loses_no_record_of_a_response_received_whole_and_bills_a_cut_stream(
     sim: Any, tmp_path: Path
 ) -> None:
-    sim.profile("azure", completion_tokens=400, tokens_per_second=40)  # ten seconds of stream
+    sim.profile("azure", completion_tokens=2000, tokens_per_second=40)  # fifty seconds of stream
     db = tmp_path / "gw.db"
     url = f"sqlite:///{db}"
     key = make_key(url)
@@ -163,11 +163,11 @@ def test_kill_9_under_load_loses_no_record_of_a_response_received_whole_and_bill
     first = ServeProcess(tmp_path, config, url, "first").start()
     slow = SlowStream(first.url, key)
     try:
-        # Killed once the slow stream has sent content for over a second: its progress is journaled.
+        # Killed once the slow stream has sent content for over two seconds: its progress is journaled.
         wait_for(lambda: slow.chunks >= 1)
         first_content = time.monotonic()
         done = kill_under_load(
-            first, key, before_kill=lambda: wait_for(lambda: time.monotonic() - first_content > 1.5)
+            first, key, before_kill=lambda: wait_for(lambda: time.monotonic() - first_content > 2.5)
         )
     finally:
         first.stop()
