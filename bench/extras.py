@@ -23,6 +23,8 @@ BENCH_DIR = Path(__file__).resolve().parent
 _FIT_CASE = re.compile(r"^(?P<case>.+?)\s+(?P<ms>[\d.,]+) ms\s+FitResult", re.MULTILINE)
 # bench_recorder.py: "written:   8,357 records/s (...)".
 _RECORDS_PER_S = re.compile(r"written:\s+(?P<rate>[\d,]+) records/s")
+# bench_recorder.py: "with the journal:   4.3 µs (+3.7 µs)".
+_JOURNAL_CPU = re.compile(r"with the journal:\s+[\d.]+ µs \(\+(?P<us>[\d.]+) µs\)")
 
 
 @dataclass(slots=True)
@@ -91,6 +93,17 @@ def recorder_rate(records: int, timeout_s: float = 180) -> Extra:
         )
     elif not extra.error:
         extra.error = "its output has no 'written: N records/s' line"
+    journal = _JOURNAL_CPU.search(extra.output)
+    if journal and not extra.error:
+        extra.figures.append(
+            Figure(
+                "journal_cpu_per_record_us",
+                "CPU the journal adds per record (all threads)",
+                float(journal["us"]),
+                "µs",
+                note="bench_recorder.py, what a crash-proof record costs",
+            )
+        )
     return extra
 
 
