@@ -51,6 +51,10 @@ class ChatRequest:
     # Anthropic beta flags the client sent (its ``anthropic-beta`` header), for Anthropic-format providers.
     betas: tuple[str, ...] = ()
 
+    def sent(self) -> dict[str, Any]:
+        """What a key that keeps prompts keeps of the request: as routed."""
+        return {"model": self.model, "messages": self.messages, "params": self.params}
+
 
 @dataclass(slots=True)
 class Usage:
@@ -104,3 +108,39 @@ class StreamEvent:
         if not d:
             return False
         return bool(d.get("content") or d.get("tool_calls") or d.get("reasoning") or d.get("refusal"))
+
+
+@dataclass(slots=True)
+class EmbeddingRequest:
+    """One embeddings request (``POST /api/v1/embeddings``), in OpenAI's shape.
+
+    ``inputs`` holds one entry per vector asked for: a text, or a list of token ids (OpenAI's token-array
+    input, which only an endpoint whose provider reads token ids, OpenAI's and Azure's, can take)."""
+
+    model: str
+    inputs: list[str] | list[list[int]]
+    dimensions: int | None = None
+    encoding_format: str = "float"  # "float" | "base64": how the client wants the vectors
+    user: str | None = None
+    provider: ProviderPreferences = field(default_factory=ProviderPreferences)
+    fallback_models: tuple[str, ...] = ()
+    body_bytes: int = 0
+    stream: bool = False  # never streamed; the request log's ``streamed`` column reads it
+
+    @property
+    def tokenized(self) -> bool:
+        """The inputs are token ids, not texts."""
+        return bool(self.inputs) and not isinstance(self.inputs[0], str)
+
+    def sent(self) -> dict[str, Any]:
+        """What a key that keeps prompts keeps of the request."""
+        return {"model": self.model, "input": self.inputs, "dimensions": self.dimensions}
+
+
+@dataclass(slots=True)
+class EmbeddingResult:
+    """A provider's vectors, in the order of the request's inputs, and what they used."""
+
+    vectors: list[list[float]]
+    usage: Usage
+    model: str  # the upstream model name as the provider reported it

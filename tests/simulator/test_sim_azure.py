@@ -96,7 +96,7 @@ def test_without_an_api_key_header_it_is_401(
 
 def test_other_azure_paths_are_404(http: httpx.Client, azure_control: PrefixControl) -> None:
     response = http.post(
-        "/azure/openai/deployments/x/embeddings?api-version=1", json={}, headers={"api-key": "k"}
+        "/azure/openai/deployments/x/images/generations?api-version=1", json={}, headers={"api-key": "k"}
     )
 
     assert response.status_code == 404

@@ -494,7 +494,7 @@ def test_sdk_raises_bad_request_for_a_refused_request(client: openai.OpenAI) -> 
 
 def test_unknown_routes_and_methods(http: httpx.Client, prefix: str) -> None:
     get = http.get(f"/{prefix}/v1/chat/completions")
-    unknown = http.post(f"/{prefix}/v1/embeddings", json={})
+    unknown = http.post(f"/{prefix}/v1/audio/speech", json={})
     reserved = http.post("/anthropic/v1/chat/completions", json={}, headers={"Authorization": "Bearer k"})
 
     assert get.status_code == 405 and get.headers["allow"] == "POST"

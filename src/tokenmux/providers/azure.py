@@ -1,9 +1,10 @@
 """The ``azure`` adapter: Azure OpenAI, which is Chat Completions with the deployment in the URL.
 
-``POST {base_url}/openai/deployments/{deployment}/chat/completions?api-version=V`` with an ``api-key``
-header; a request that came as Responses goes to ``{base_url}/openai/v1/responses`` with the deployment as
-its model. The deployment is the one configured for the endpoint's upstream model, else the model name itself
-(operators usually name deployments after models). Everything else is the OpenAI adapter's.
+``POST {base_url}/openai/deployments/{deployment}/chat/completions?api-version=V`` (``/embeddings`` for
+embeddings) with an ``api-key`` header; a request that came as Responses goes to
+``{base_url}/openai/v1/responses`` with the deployment as its model. The deployment is the one configured
+for the endpoint's upstream model, else the model name itself (operators usually name deployments after
+models). Everything else is the OpenAI adapter's.
 
 Its section of ``providers:`` takes two settings of its own: ``api_version`` (else the environment's
 ``AZURE_OPENAI_API_VERSION``, else ``DEFAULT_API_VERSION``) and ``deployments``.
@@ -43,6 +44,7 @@ class AzureProvider(OpenAIProvider):
         self._deployments_url = f"{base.removesuffix('/openai')}/openai/deployments"
         self._version_query = f"api-version={quote(settings.api_version or DEFAULT_API_VERSION, safe='')}"
         self._urls: dict[str, str] = {}
+        self._embedding_urls: dict[str, str] = {}
         # The v1 API (GA since August 2025) takes the deployment in the body and no api-version.
         self._v1_responses_url = f"{base.removesuffix('/openai')}/openai/v1/responses"
 
@@ -51,14 +53,17 @@ class AzureProvider(OpenAIProvider):
         return [("api-key", key)] if key else []
 
     def _url(self, endpoint: Endpoint) -> str:
-        model = endpoint.upstream_model
-        url = self._urls.get(model)
+        return self._deployment_url(endpoint.upstream_model, "chat/completions", self._urls)
+
+    def _embeddings_url(self, endpoint: Endpoint) -> str:
+        return self._deployment_url(endpoint.upstream_model, "embeddings", self._embedding_urls)
+
+    def _deployment_url(self, model: str, operation: str, cache: dict[str, str]) -> str:
+        url = cache.get(model)
         if url is None:
             deployment = self._deployments.get(model, model)
-            url = (
-                f"{self._deployments_url}/{quote(deployment, safe='')}/chat/completions?{self._version_query}"
-            )
-            self._urls[model] = url
+            url = f"{self._deployments_url}/{quote(deployment, safe='')}/{operation}?{self._version_query}"
+            cache[model] = url
         return url
 
     def _native_responses(self, endpoint: Endpoint) -> tuple[str, str]:

@@ -21,6 +21,9 @@ protocol, once per stream):
 Both follow ``stream``'s rules: errors before the first batch are raised from the first ``__anext__``,
 closing the iterator cancels the upstream call.
 
+An adapter whose provider serves embeddings also has ``Embedder.embed`` (OpenAI, Azure, OpenAI-compatible,
+Google); the embeddings route takes only endpoints whose adapter has it.
+
 A new provider kind is one new module in this package plus catalog data: the module defines the adapter
 (and, when its section of ``providers:`` takes settings of its own, a ``ProviderSettings`` subclass) and
 registers them with ``registry.register`` (see ``registry.py``).
@@ -36,7 +39,7 @@ import msgspec
 
 from tokenmux.catalog.model import Endpoint
 from tokenmux.protocols.openai_chunks import PassThroughChunk
-from tokenmux.types import ChatRequest, ChatResponse, StreamEvent
+from tokenmux.types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResult, StreamEvent
 
 
 class ProviderSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -110,3 +113,10 @@ class ChunkStreams(Protocol):
     def stream_chunks(
         self, request: ChatRequest, ctx: CallContext
     ) -> AsyncIterator[list[PassThroughChunk]]: ...
+
+
+class Embedder(Protocol):
+    """Optional: the vectors of an embeddings request, one per input and in their order; raises
+    ``UpstreamError`` subclasses as ``complete`` does."""
+
+    async def embed(self, request: EmbeddingRequest, ctx: CallContext) -> EmbeddingResult: ...

@@ -4,10 +4,14 @@ Credentials are scrubbed from what adapters say in one place for all of them: ``
 
 from __future__ import annotations
 
-from typing import NoReturn
+from typing import Any, NoReturn
 
-from tokenmux.errors import StreamInterrupted, UpstreamError
+import msgspec
+
+from tokenmux.errors import ProviderMalformed, StreamInterrupted, UpstreamError
 from tokenmux.providers.transport import HttpRequest, HttpResponse, Transport
+
+_decode = msgspec.json.Decoder().decode
 
 
 def fail_stream(error: UpstreamError, started: bool) -> NoReturn:
@@ -16,6 +20,21 @@ def fail_stream(error: UpstreamError, started: bool) -> NoReturn:
     if started:
         raise StreamInterrupted(f"the stream broke after output had begun: {error.message}") from error
     raise error
+
+
+def json_object(body: bytes, status: int) -> dict[str, Any]:
+    """A 2xx answer's body as a JSON object; ``ProviderMalformed`` when it is not one."""
+    try:
+        data = _decode(body)
+    except msgspec.DecodeError:
+        raise ProviderMalformed(
+            f"the provider answered {status} with a body that is not JSON: {snippet(body)}"
+        ) from None
+    if not isinstance(data, dict):
+        raise ProviderMalformed(
+            f"the provider answered {status} with JSON that is not an object: {snippet(body)}"
+        )
+    return data
 
 
 def snippet(body: bytes, limit: int = 300) -> str:

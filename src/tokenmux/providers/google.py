@@ -1,8 +1,8 @@
 """The ``google`` adapter: the Gemini API, ``generateContent`` and ``streamGenerateContent?alt=sse``.
 
-``POST {base_url}/v1beta/models/{model}:generateContent`` (or ``:streamGenerateContent?alt=sse``) with the
-key in an ``x-goog-api-key`` header, never in the URL (URLs end up in logs). The translation lives beside
-it: ``google_request`` builds the body from the hub request, ``google_response`` reads answers and stream
+``POST {base_url}/v1beta/models/{model}:generateContent`` (or ``:streamGenerateContent?alt=sse``;
+``:embedContent``/``:batchEmbedContents`` for embeddings, ``google_embeddings``) with the key in an
+``x-goog-api-key`` header, never in the URL (URLs end up in logs). The translation lives beside it: ``google_request`` builds the body from the hub request, ``google_response`` reads answers and stream
 chunks back. This module sends, reads the stream, and maps Gemini's errors
 (``{"error": {"code", "message", "status", "details"}}``, sometimes wrapped in a list, over HTTP or as a
 stream chunk) to ``UpstreamError`` in one place; a 429's wait comes from ``Retry-After`` or, as Gemini
@@ -20,13 +20,14 @@ import msgspec
 from tokenmux.errors import ProviderMalformed, ProviderRejected, StreamInterrupted, UpstreamError
 from tokenmux.protocols.gemini_mappings import STATUS_BY_NAME
 from tokenmux.protocols.sse import SSEDecoder, SSEEvent
+from tokenmux.providers import google_embeddings
 from tokenmux.providers.base import CallContext, ProviderConfig
 from tokenmux.providers.common import fail_stream, send_and_read, snippet, status_message
 from tokenmux.providers.google_request import encode_request
 from tokenmux.providers.google_response import StreamReader, decode_response
 from tokenmux.providers.registry import ProviderKind, register
 from tokenmux.providers.transport import HttpRequest, HttpResponse, Transport, retry_after_seconds
-from tokenmux.types import ChatRequest, ChatResponse, StreamEvent
+from tokenmux.types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResult, StreamEvent
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
@@ -101,6 +102,23 @@ class GoogleProvider:
                 yield usage
         finally:
             await response.aclose()
+
+    async def embed(self, request: EmbeddingRequest, ctx: CallContext) -> EmbeddingResult:
+        """The vectors of an embeddings request (``providers.base.Embedder``), through ``:embedContent``
+        or ``:batchEmbedContents`` (``google_embeddings``)."""
+        model = ctx.endpoint.upstream_model.removeprefix("models/")
+        method = "embedContent" if len(request.inputs) == 1 else "batchEmbedContents"
+        http_request = HttpRequest(
+            "POST",
+            f"{self._models_url}{quote(model, safe='-._~')}:{method}",
+            list(self._headers),
+            _encode(google_embeddings.request_body(request, model)),
+            min(ctx.timeout_s, self.config.timeout_s),
+        )
+        response, raw = await send_and_read(self._transport, http_request)
+        if not 200 <= response.status < 300:
+            raise self._rejection(response, raw)
+        return google_embeddings.read_answer(raw, response.status, request, model)
 
     async def aclose(self) -> None:
         """Nothing to release: the transport is shared and closed by whoever created it."""

@@ -21,13 +21,13 @@ from tokenmux.catalog.model import Endpoint
 from tokenmux.errors import ProviderMalformed, ProviderRejected, StreamInterrupted, UpstreamError
 from tokenmux.protocols.openai_chunks import PassThroughChunk, chunk_of_events, read_plain_chunk
 from tokenmux.protocols.sse import SSEDecoder, SSEEvent
-from tokenmux.providers import openai_responses
+from tokenmux.providers import openai_embeddings, openai_responses
 from tokenmux.providers.base import CallContext, ProviderConfig
-from tokenmux.providers.common import fail_stream, send_and_read, snippet, status_message
+from tokenmux.providers.common import fail_stream, json_object, send_and_read, snippet, status_message
 from tokenmux.providers.openai_messages import outbound_messages, outbound_params
 from tokenmux.providers.registry import ProviderKind, register
 from tokenmux.providers.transport import HttpRequest, HttpResponse, Transport, retry_after_seconds
-from tokenmux.types import ChatRequest, ChatResponse, StreamEvent, Usage
+from tokenmux.types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResult, StreamEvent, Usage
 
 _Unit = TypeVar("_Unit", StreamEvent, PassThroughChunk)
 _encode = msgspec.json.Encoder().encode
@@ -67,6 +67,7 @@ class OpenAIProvider:
         self._headers = [*self._auth_headers(), ("Content-Type", "application/json"), *config.headers]
         self._chat_url = f"{self._base_url}/chat/completions"
         self._responses_url = f"{self._base_url}/responses"
+        self._embeddings_url_ = f"{self._base_url}/embeddings"
 
     # Seams that Azure and OpenAI-compatible servers override.
 
@@ -76,6 +77,9 @@ class OpenAIProvider:
 
     def _url(self, endpoint: Endpoint) -> str:
         return self._chat_url
+
+    def _embeddings_url(self, endpoint: Endpoint) -> str:
+        return self._embeddings_url_
 
     def _body_head(self, endpoint: Endpoint) -> dict[str, Any]:
         """The fields that name the model; Azure names it in the URL instead."""
@@ -186,6 +190,27 @@ class OpenAIProvider:
         finally:
             await response.aclose()
 
+    async def embed(self, request: EmbeddingRequest, ctx: CallContext) -> EmbeddingResult:
+        """The vectors of an embeddings request (``providers.base.Embedder``)."""
+        body = openai_embeddings.request_body(request, self._body_head(ctx.endpoint))
+        http_request = HttpRequest(
+            "POST",
+            self._embeddings_url(ctx.endpoint),
+            list(self._headers),
+            _encode(body),
+            min(ctx.timeout_s, self.config.timeout_s),
+        )
+        response, raw = await send_and_read(self._transport, http_request)
+        if not 200 <= response.status < 300:
+            raise self._rejection(response, raw)
+        return openai_embeddings.read_answer(
+            raw,
+            response.status,
+            ctx.endpoint.upstream_model,
+            len(request.inputs),
+            self._error_object_rejection,
+        )
+
     async def aclose(self) -> None:
         """Nothing to release: the transport is shared and closed by whoever created it."""
 
@@ -222,14 +247,7 @@ class OpenAIProvider:
     # Decoding.
 
     def _chat_response(self, body: bytes, status: int, endpoint: Endpoint) -> ChatResponse:
-        try:
-            data = _decode(body)
-        except msgspec.DecodeError:
-            raise ProviderMalformed(
-                f"the provider answered {status} with a body that is not JSON: {snippet(body)}"
-            ) from None
-        if not isinstance(data, dict):
-            raise ProviderMalformed(f"the provider answered {status} with JSON that is not an object")
+        data = json_object(body, status)
         choices = data.get("choices")
         if not isinstance(choices, list) or not choices:
             error = data.get("error")

@@ -4,11 +4,15 @@ Routes:
     POST /{prefix}/v1/chat/completions                              OpenAI format (any prefix but the
                                                                     reserved ones below)
     POST /{prefix}/v1/responses                                     OpenAI Responses API
+    POST /{prefix}/v1/embeddings                                    OpenAI embeddings
     POST /azure/openai/deployments/{deployment}/chat/completions     Azure OpenAI (?api-version= required)
+    POST /azure/openai/deployments/{deployment}/embeddings           Azure OpenAI embeddings
     POST /azure/openai/v1/responses                                  Azure OpenAI Responses (v1 API)
     POST /anthropic/v1/messages                                      Anthropic Messages
     POST /google/v1beta/models/{model}:generateContent               Gemini (v1 too)
     POST /google/v1beta/models/{model}:streamGenerateContent?alt=sse Gemini, streamed
+    POST /google/v1beta/models/{model}:embedContent                  Gemini embeddings (and
+                                                                    :batchEmbedContents)
     GET|POST /_control/{prefix}                                      read or set a prefix's profile
     GET|DELETE /_control/{prefix}/requests                           the prefix's last 200 requests
     GET /health
@@ -34,6 +38,7 @@ from tokenmux.simulator.answer import plan
 from tokenmux.simulator.anthropic_format import AnthropicFormat
 from tokenmux.simulator.connection import drop_connection
 from tokenmux.simulator.delivery import send_completion, send_stream
+from tokenmux.simulator.embeddings import gemini_answer, openai_answer, parse_gemini, parse_openai
 from tokenmux.simulator.fate import Outcome, decide
 from tokenmux.simulator.google_format import GoogleFormat
 from tokenmux.simulator.openai_format import OpenAIFormat
@@ -106,6 +111,8 @@ class SimulatorApp:
                 and parts[6] == "completions"
             ):
                 await self._chat_route(scope, receive, send, "azure", self._azure, parts[4])
+            elif len(parts) == 6 and parts[2:4] == ["openai", "deployments"] and parts[5] == "embeddings":
+                await self._chat_route(scope, receive, send, "azure", self._azure, parts[4], embed="openai")
             elif len(parts) == 5 and parts[2] == "openai" and parts[3] == "v1" and parts[4] == "responses":
                 await self._chat_route(scope, receive, send, "azure", self._azure_responses, None)
             else:
@@ -125,6 +132,10 @@ class SimulatorApp:
                 if method == "streamGenerateContent":
                     await self._chat_route(scope, receive, send, "google", self._google_stream, model)
                     return
+                if method in ("embedContent", "batchEmbedContents"):
+                    embed = "gemini" if method == "embedContent" else "gemini-batch"
+                    await self._chat_route(scope, receive, send, "google", self._google, model, embed=embed)
+                    return
             await _not_found(scope, send, self._google)
         elif (
             len(parts) == 5
@@ -142,6 +153,11 @@ class SimulatorApp:
                 await _not_found(scope, send, self._openai)
             else:
                 await self._chat_route(scope, receive, send, first, self._responses, None)
+        elif len(parts) == 4 and first and parts[2] == "v1" and parts[3] == "embeddings":
+            if first in _RESERVED_PREFIXES:
+                await _not_found(scope, send, self._openai)
+            else:
+                await self._chat_route(scope, receive, send, first, self._openai, None, embed="openai")
         elif scope["path"] == "/health":
             await send_bytes(send, 200, b'{"status":"ok"}')
         else:
@@ -155,6 +171,8 @@ class SimulatorApp:
         prefix: str,
         wire: WireFormat,
         path_model: str | None,
+        *,
+        embed: str | None = None,  # an embeddings request: "openai", "gemini" or "gemini-batch"
     ) -> None:
         if scope["method"] != "POST":
             body = wire.error_body(405, f"Method {scope['method']} is not allowed here; use POST.")
@@ -164,7 +182,11 @@ class SimulatorApp:
         assert task is not None
         self._inflight.add(task)
         try:
-            await self._chat(scope, receive, send, self.registry.state(prefix), wire, path_model)
+            state = self.registry.state(prefix)
+            if embed is None:
+                await self._chat(scope, receive, send, state, wire, path_model)
+            else:
+                await self._embeddings(scope, receive, send, state, wire, path_model, embed)
         except asyncio.CancelledError:
             if not self._closing:
                 raise
@@ -239,21 +261,58 @@ class SimulatorApp:
                 await send_stream(send, receive, wire, answer, ctx, spec, fate, behaviour)
             else:
                 await send_completion(send, receive, wire, answer, ctx, fate, behaviour)
-        elif outcome is Outcome.HANG:
-            await wait_for_disconnect(receive)
-        elif outcome is Outcome.OUTAGE:
-            message = (
-                "The simulated provider is in an outage window; try again later or use another provider."
-            )
-            await send_bytes(send, 503, wire.error_body(503, message))
-        elif outcome is Outcome.RATE_LIMITED:
-            message = "Rate limit reached for requests (simulated). Retry after the time in Retry-After."
-            await send_bytes(send, 429, wire.error_body(429, message), headers=_retry_after(behaviour))
         else:
-            status = behaviour.error_status
-            message = f"The simulated provider failed this request with status {status} (error_rate)."
-            headers = _retry_after(behaviour) if status == 429 else ()
-            await send_bytes(send, status, wire.error_body(status, message), headers=headers)
+            await _send_failure(send, receive, wire, outcome, behaviour)
+
+    # -- embeddings -------------------------------------------------------------------------------
+
+    async def _embeddings(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        state: PrefixState,
+        wire: WireFormat,
+        path_model: str | None,
+        embed: str,
+    ) -> None:
+        raw = await read_body(scope, receive)
+        try:
+            body: Any = _decode(raw)
+        except msgspec.DecodeError:
+            body = raw.decode("utf-8", "replace")
+        state.record(scope, body)
+        try:
+            rejection = wire.check_access(scope)
+            if rejection is not None:
+                raise rejection
+            if embed == "openai":
+                spec = parse_openai(body, path_model)
+            else:
+                spec = parse_gemini(body, path_model or "", batch=embed == "gemini-batch")
+        except RequestRejected as exc:
+            error = wire.error_body(exc.status, exc.message, param=exc.param, code=exc.code)
+            await send_bytes(send, exc.status, error)
+            return
+        profile = state.profile
+        behaviour = profile.for_model(spec.model)
+        # As for chat: the same request draws the same fate at the same place in the prefix's sequence.
+        draw_seed = (
+            ((profile.seed & _MASK64) << 64) | (zlib.crc32(raw) << 32) | (state.next_count() & _MASK32)
+        )
+        fate = decide(behaviour, draw_seed, time.monotonic() - self.started_at)
+        if fate.outcome is Outcome.ANSWER or fate.outcome is Outcome.MALFORMED:
+            if fate.ttft_s > 0:
+                await asyncio.sleep(fate.ttft_s)
+            if fate.outcome is Outcome.MALFORMED:
+                answer = wire.malformed_body()
+            elif embed == "openai":
+                answer = openai_answer(spec, profile.seed)
+            else:
+                answer = gemini_answer(spec, profile.seed, batch=embed == "gemini-batch")
+            await send_bytes(send, 200, answer)
+        else:
+            await _send_failure(send, receive, wire, fate.outcome, behaviour)
 
     # -- control ----------------------------------------------------------------------------------
 
@@ -287,6 +346,25 @@ class SimulatorApp:
             await send_bytes(send, 404, _control_error(message))
 
 
+async def _send_failure(
+    send: Send, receive: Receive, wire: WireFormat, outcome: Outcome, behaviour: Behaviour
+) -> None:
+    """The answer of a request whose fate is not to be answered: a hang, an outage, a rate limit, an error."""
+    if outcome is Outcome.HANG:
+        await wait_for_disconnect(receive)
+    elif outcome is Outcome.OUTAGE:
+        message = "The simulated provider is in an outage window; try again later or use another provider."
+        await send_bytes(send, 503, wire.error_body(503, message))
+    elif outcome is Outcome.RATE_LIMITED:
+        message = "Rate limit reached for requests (simulated). Retry after the time in Retry-After."
+        await send_bytes(send, 429, wire.error_body(429, message), headers=_retry_after(behaviour))
+    else:
+        status = behaviour.error_status
+        message = f"The simulated provider failed this request with status {status} (error_rate)."
+        headers = _retry_after(behaviour) if status == 429 else ()
+        await send_bytes(send, status, wire.error_body(status, message), headers=headers)
+
+
 def _retry_after(behaviour: Behaviour) -> list[tuple[bytes, bytes]]:
     seconds = behaviour.retry_after_s
     whole = int(seconds) if seconds == int(seconds) else int(seconds) + 1  # the header takes whole seconds
@@ -302,10 +380,11 @@ def _control_error(message: str) -> bytes:
 async def _not_found(scope: Scope, send: Send, wire: WireFormat) -> None:
     message = (
         f"Unknown request URL: {scope['method']} {scope['path']}. The simulator serves "
-        "/{prefix}/v1/chat/completions, /{prefix}/v1/responses, "
+        "/{prefix}/v1/chat/completions, /{prefix}/v1/responses, /{prefix}/v1/embeddings, "
         "/azure/openai/deployments/{deployment}/chat/completions, /azure/openai/v1/responses, "
-        "/anthropic/v1/messages and /google/v1beta/models/{model}:generateContent (or "
-        ":streamGenerateContent?alt=sse)."
+        "/azure/openai/deployments/{deployment}/embeddings, /anthropic/v1/messages and "
+        "/google/v1beta/models/{model}:generateContent (or :streamGenerateContent?alt=sse, :embedContent, "
+        ":batchEmbedContents)."
     )
     await send_bytes(send, 404, wire.error_body(404, message))
 
