@@ -559,6 +559,10 @@ def _generation_config(config: Any, params: dict[str, Any]) -> bool:
 
 def _response_format(config: dict[str, Any], params: dict[str, Any]) -> None:
     mime = field(config, "responseMimeType") or ""
+    if not isinstance(mime, str):
+        raise fail(
+            "generationConfig.responseMimeType", "responseMimeType must be a string such as application/json"
+        )
     json_schema = field(config, "responseJsonSchema")
     schema = field(config, "responseSchema")
     if json_schema is not None and schema is not None:
