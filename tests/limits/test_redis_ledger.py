@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 
@@ -13,7 +14,7 @@ import redis_support
 from fault_proxy import FaultProxy
 from tokenmux.errors import InsufficientCredit, RateLimited
 from tokenmux.limits.key_limits import KeyLimits
-from tokenmux.limits.ledger import Admission
+from tokenmux.limits.ledger import Admission, Seed
 from tokenmux.limits.redis_ledger import RedisLedger, prefix
 from tokenmux.redis.link import RedisLink
 from tokenmux.store.records import KeyRecord
@@ -194,7 +195,7 @@ async def test_an_admission_that_timed_out_is_released_by_its_id(redis_url: str)
         proxy.freeze()
         admission = await books.admit(key, USD)
         assert not admission.shared  # admitted by the local books after the timeout
-        (release,) = [s for s in books._queue if s.admission_id]
+        (release,) = [s for s in books.settlements.queued() if s.admission_id]
         proxy.restore()  # the frozen admission reaches Redis and takes its hold; then the release lands
         books.settle(admission, key.key_id, "g-late", 0, 0)
         await drained(books)
@@ -293,3 +294,96 @@ async def test_a_reservation_made_after_admission_is_shared_and_released(replica
     assert spend.reserved == 0 and spend.in_flight == 0 and spend.spent == USD + USD // 2
     await a.reserve(first, key, USD)  # settled: nothing is held for it any more
     assert (await b.spend(key)).reserved == 0
+
+
+class RequestLog:
+    """What the request log holds for one key, as the seed reads it: its spend and its generations."""
+
+    def __init__(self, total: int = 0) -> None:
+        self.costs: dict[str, int] = {}
+        self.before = total
+
+    def write(self, generation_id: str, cost: int) -> None:
+        self.costs[generation_id] = cost
+
+    @property
+    def total(self) -> int:
+        return self.before + sum(self.costs.values())
+
+    async def spent(self, key_id: str, since: str | None) -> int:
+        return self.total
+
+    async def seed(self, key_id: str, since_day: str | None, ids_since: float) -> Seed:
+        return Seed(self.total, self.total if since_day else 0, list(self.costs))
+
+
+async def books_on(url: str, log: RequestLog, **kw: Any) -> tuple[RedisLink, RedisLedger]:
+    link = RedisLink(url, timeout_s=0.5, retry_s=0.1)
+    books = RedisLedger(link, log.spent, seed_source=log.seed, settle_interval_s=0.005, **kw)
+    await books.start()
+    return link, books
+
+
+async def test_a_settlement_queued_through_a_redis_restart_is_not_charged_on_top_of_the_seed(
+    redis_url: str,
+) -> None:
+    log = RequestLog(total=USD)
+    key = limits("key_exact", credit_usd=10.0)
+    with FaultProxy("127.0.0.1", 6379) as proxy:
+        link, books = await books_on(proxy.proxied_url(redis_url), log)
+        admission = await books.admit(key, USD)
+        proxy.cut()  # Redis goes away with the request in flight
+        books.settle(admission, key.key_id, "gen-a", 300, 10)
+        log.write("gen-a", 300)  # the record reaches the log; the settlement waits for Redis
+        redis_support.flush()  # and Redis comes back empty
+        proxy.restore()
+        await books.admit(key, USD)  # seeds from the log, which has gen-a
+        await drained(books)  # the queued settlement of gen-a lands: already counted
+        assert (await books.spend(key)).spent == log.total == USD + 300
+        await books.close()
+        await link.aclose()
+
+
+async def test_settlements_redis_lost_before_their_records_reached_the_log_are_sent_again(
+    redis_url: str,
+) -> None:
+    log = RequestLog(total=USD)
+    key = limits("key_lost", credit_usd=10.0)
+    link, books = await books_on(redis_url, log)
+    await books.settlements.check_epoch()
+    for i, cost in enumerate((100, 200, 400)):
+        books.settle(await books.admit(key, USD), key.key_id, f"gen-{i}", cost, 0)
+    await drained(books)
+    log.write("gen-0", 100)  # one record is in the log, two are still on their way to it
+    redis_support.flush()  # Redis restarts empty
+    books.settle(await books.admit(key, USD), key.key_id, "gen-3", 800, 0)  # seeded: gen-0 and before
+    await drained(books)
+    # The epoch is new (the seed's beat may have seen it first): gen-1 and gen-2 are sent again.
+    await books.settlements.check_epoch()
+    await drained(books)
+    log.write("gen-1", 200)
+    log.write("gen-2", 400)
+    log.write("gen-3", 800)
+    assert (await books.spend(key)).spent == log.total == USD + 1500
+    await books.close()
+    await link.aclose()
+
+
+async def test_settlements_of_a_key_not_seeded_yet_wait_for_the_seed(redis_url: str) -> None:
+    log = RequestLog(total=USD)
+    key = limits("key_pending", credit_usd=10.0)
+    link, books = await books_on(redis_url, log)
+    books.settle(await books.admit(key, USD), key.key_id, "gen-a", 100, 0)
+    await drained(books)
+    redis_support.flush()
+    # Settled into the empty Redis: one record reaches the log before the seed reads it, one after.
+    books.settle(Admission("adm-x", key.key_id, USD, None, shared=True), key.key_id, "gen-b", 200, 0)
+    books.settle(Admission("adm-y", key.key_id, USD, None, shared=True), key.key_id, "gen-c", 400, 0)
+    await drained(books)
+    log.write("gen-a", 100)
+    log.write("gen-b", 200)
+    spend = await books.spend(key)  # seeds: the log has gen-a and gen-b, Redis adds gen-c
+    log.write("gen-c", 400)
+    assert spend.spent == log.total == USD + 700
+    await books.close()
+    await link.aclose()

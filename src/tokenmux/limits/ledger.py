@@ -19,13 +19,15 @@ restart loses nothing that was written.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import itertools
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
-from tokenmux.errors import InsufficientCredit, RateLimited
+from tokenmux.errors import DatabaseUnavailable, InsufficientCredit, RateLimited, StoreError
 from tokenmux.limits.key_limits import KeyLimits
 from tokenmux.limits.money import period_end, period_id, period_start, to_nano, to_usd
 from tokenmux.limits.window import WINDOW_S, wait_s
@@ -33,6 +35,19 @@ from tokenmux.store.base import Store
 
 # (key id, first UTC day "YYYY-MM-DD" or None for all time) -> spend in ledger units, from the request log
 SpendSource = Callable[[str, str | None], Awaitable[int]]
+
+
+@dataclass(slots=True)
+class Seed:
+    """A key's spend as the request log has it at one moment, and which recent generations it includes."""
+
+    total: int  # all time, ledger units
+    period: int  # since the budget period's first day (0 without one)
+    ids: list[str]  # the generations created since the time asked for, all counted in the figures
+
+
+# (key id, the period's first UTC day or None, ids of generations created since these unix seconds)
+SeedSource = Callable[[str, str | None, float], Awaitable[Seed]]
 
 _admission_ids = itertools.count(1)
 
@@ -59,6 +74,9 @@ class Spend:
     in_flight: int
     requests_last_minute: float
     tokens_last_minute: float
+    # "shared": every replica's, from Redis; "this_replica": this process's own books (no Redis, or
+    # while it is unavailable, when each replica admits on its own)
+    figures: str = "this_replica"
 
 
 def insufficient(limits: KeyLimits, spent: int, period_spent: int, reserved: int, ask: int) -> None:
@@ -173,7 +191,8 @@ class _Book:
     held: dict[str, int] = field(default_factory=dict)  # admission id -> units reserved
     since: dict[str, float] = field(default_factory=dict)  # admission id -> when it was admitted
     usual_s: float | None = None  # how long a request usually holds its slot (moving average)
-    reserved: int = 0
+    reserved: int = 0  # the sum of ``held`` and ``elsewhere``
+    elsewhere: int = 0  # held by other replicas when Redis last said (the Redis ledger's fallback)
     requests: _Minute = field(default_factory=_Minute)
     tokens: _Minute = field(default_factory=_Minute)
 
@@ -181,8 +200,16 @@ class _Book:
 class LocalLedger(Ledger):
     """The books of one process. Every step is synchronous between awaits, so admission is atomic."""
 
-    def __init__(self, source: SpendSource, *, clock: Callable[[], float] = time.time) -> None:
-        self._source = source
+    def __init__(
+        self,
+        source: SpendSource,
+        *,
+        clock: Callable[[], float] = time.time,
+        held_elsewhere: Callable[[str], int] | None = None,
+    ) -> None:
+        self._source = LogReads().spend(source)
+        # Units of a key held by other replicas' requests, counted as reserved (the Redis ledger's fallback).
+        self._held_elsewhere = held_elsewhere
         self._clock = clock
         self._books: dict[str, _Book] = {}
         self._seeding: dict[str, asyncio.Future[_Book]] = {}
@@ -208,6 +235,8 @@ class LocalLedger(Ledger):
             future.exception()  # retrieved: waiters get it through their own await
             raise
         book = _Book(spent=spent)
+        if self._held_elsewhere is not None:
+            book.reserved = book.elsewhere = self._held_elsewhere(key_id)
         self._books[key_id] = book
         for cost, tokens in self._early.pop(key_id):
             self._charge(book, cost, tokens)
@@ -327,6 +356,63 @@ def _slot_wait(book: _Book, now: float) -> float:
     usual = 1.0 if book.usual_s is None else book.usual_s
     oldest = min(book.since.values(), default=now)
     return max(usual - (now - oldest), usual / 10, 0.01)
+
+
+R = TypeVar("R")
+
+
+class LogReads:
+    """Reads of the request log made on a request's way in: each waits at most ``timeout_s`` (a frozen
+    database must not hold requests), and after a failed one the log is not asked again for ``retry_s``.
+    A read that cannot be made is ``DatabaseUnavailable`` (503 with Retry-After); callers with figures of
+    their own use those instead."""
+
+    def __init__(self, *, timeout_s: float = 1.0, retry_s: float = 2.0) -> None:
+        self.timeout_s = timeout_s
+        self.retry_s = retry_s
+        self._down_until = 0.0
+
+    async def read(self, reading: Awaitable[R]) -> R:
+        if time.monotonic() < self._down_until:
+            if inspect.iscoroutine(reading):
+                reading.close()
+            raise DatabaseUnavailable(_NO_SPEND)
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                return await reading
+        except DatabaseUnavailable:
+            self._down_until = time.monotonic() + self.retry_s
+            raise
+        except (StoreError, TimeoutError) as exc:
+            self._down_until = time.monotonic() + self.retry_s
+            raise DatabaseUnavailable(_NO_SPEND) from exc
+
+    def spend(self, source: SpendSource) -> SpendSource:
+        async def read(key_id: str, since_day: str | None) -> int:
+            return await self.read(source(key_id, since_day))
+
+        return read
+
+    def seed(self, source: SeedSource) -> SeedSource:
+        async def read(key_id: str, since_day: str | None, ids_since: float) -> Seed:
+            return await self.read(source(key_id, since_day, ids_since))
+
+        return read
+
+
+_NO_SPEND = "the key's spend cannot be read now: the database is unavailable; retry shortly"
+
+
+def seed_from_log(store: Store) -> SeedSource:
+    """A key's spend as ``spend_from_log`` has it, with the ids of its recent generations, read at once."""
+
+    async def seed(key_id: str, since_day: str | None, ids_since: float) -> Seed:
+        days, ids = await store.key_spend_log(key_id, ids_since)
+        total = sum(to_nano(cost) for _, cost in days)
+        period = sum(to_nano(cost) for day, cost in days if since_day is not None and day >= since_day)
+        return Seed(total, period, ids)
+
+    return seed
 
 
 def spend_from_log(store: Store) -> SpendSource:

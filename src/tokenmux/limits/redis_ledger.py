@@ -3,12 +3,14 @@
 Admission is one script run (``redis_ledger_scripts.ADMIT``): one round trip checks concurrency, requests and tokens
 per minute, credit and budget, and takes the reservation. A key's spend is seeded from the request log the
 first time Redis is asked about it (``redis_ledger_scripts.SEED``; a replica that seeds second changes nothing).
-Settlements are queued and sent in pipelined batches by a background task, so the response path never
-waits on them; until a settlement lands its reservation still counts, so the delay can only refuse early,
-never overspend. A settlement carries its generation id and is charged at most once however often it is
-retried. A request of a key with a concurrency limit is settled at once instead, written to Redis as its
-response ends and before this process reads another request, so a client that waits for its answers
-before sending more is never refused for a slot it has given back.
+The seed names the generations it counted, so that a settlement of one of them, still on its way, is not
+charged on top (``redis_settlement.py`` sends settlements, and again when Redis lost them): spend stays
+equal to the request log through a Redis restart, unless the database lagged more than ``keep_s`` behind
+at the same time.
+
+A request of a key with a concurrency limit is settled at once, written to Redis as its response ends and
+before this process reads another request, so a client that waits for its answers before sending more is
+never refused for a slot it has given back.
 
 Holds are leases: this replica renews those of its requests in flight every ``lease_s / 4`` (``RENEW``,
 which also takes them again in a Redis that restarted empty), so the holds of a replica that died lapse
@@ -17,56 +19,43 @@ released by its id: the release is queued like a settlement, and one that arrive
 that refuses the admission when it comes.
 
 If Redis fails or does not answer within ``gateway.redis_timeout_s``: requests are admitted by this
-replica's own books (``LocalLedger``), seeded with the last figures Redis gave (or the request log), and
-settlements wait in the queue until Redis is back. Limits then hold per replica: with N replicas a key can
-spend up to N times its remaining credit during the outage. This is the stated policy (README "Faults").
+replica's own books (``LocalLedger``), which start from the spend and the holds Redis last reported (or
+the request log), and settlements wait until Redis is back. Limits then hold per replica: N replicas spend
+at most N times the credit that was neither spent nor held. This is the stated policy (README "Replicas
+and faults"). A seed that cannot read the database is not made: the key is admitted by the local books
+from the figures last known, or refused with 503 ``database_unavailable`` when there are none.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import secrets
 import time
-from collections import deque
-from dataclasses import dataclass
 from typing import Any
 
-from tokenmux.errors import RedisUnavailable
+from tokenmux.errors import DatabaseUnavailable, RedisUnavailable
 from tokenmux.limits import redis_ledger_scripts as scripts
 from tokenmux.limits.key_limits import KeyLimits
 from tokenmux.limits.ledger import (
     Admission,
     Ledger,
     LocalLedger,
+    LogReads,
+    Seed,
+    SeedSource,
     Spend,
     SpendSource,
     insufficient,
     too_many,
 )
 from tokenmux.limits.money import period_end, period_id, period_start
+from tokenmux.limits.redis_settlement import Settlement, Settlements, prefix, release
 from tokenmux.limits.window import weighted_count
 from tokenmux.redis.link import RedisLink
-from tokenmux.redis.resp import RespClient, Script
+from tokenmux.redis.resp import Script
 
-log = logging.getLogger(__name__)
-
-_BATCH = 500
-
-
-def prefix(key_id: str) -> str:
-    return f"tm:{{{key_id}}}:"
-
-
-@dataclass(slots=True)
-class _Settlement:
-    key_id: str
-    generation_id: str
-    admission_id: str
-    cost: int
-    tokens: int
-    period: str
+__all__ = ["RedisLedger", "prefix"]
 
 
 class RedisLedger(Ledger):
@@ -75,33 +64,39 @@ class RedisLedger(Ledger):
         link: RedisLink,
         source: SpendSource,
         *,
+        seed_source: SeedSource | None = None,
         settle_interval_s: float = 0.02,
         lease_s: float = 20.0,
+        keep_s: float = 300.0,
+        longest_request_s: float = 600.0,
     ) -> None:
         self.link = link
-        self._source = source
-        self._settle_interval_s = settle_interval_s
+        reads = LogReads()
+        self._source = reads.spend(source)
+        self._seed_source = reads.seed(seed_source) if seed_source is not None else None
         self._lease_ms = round(lease_s * 1000)
-        self._queue: deque[_Settlement] = deque()
+        # A settlement of a request that ended more than keep_s before a seed is taken as counted by it.
+        self._keep_s = keep_s
+        self._longest_request_s = longest_request_s
+        self.settlements = Settlements(link, interval_s=settle_interval_s, keep_s=keep_s)
         # This replica's shared holds of requests in flight, admission id -> (key id, units reserved): the
         # leases the heartbeat renews.
         self._mine: dict[str, tuple[str, int]] = {}
         self._heartbeat: asyncio.Task[None] | None = None
-        self._sending: set[asyncio.Task[None]] = set()  # settlements written at once, until they land
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._closing = False
-        # The last spend Redis reported per key, (all time, period id, period spend): the local fallback
-        # starts from these.
-        self._known: dict[str, tuple[int, str | None, int]] = {}
-        self._local = LocalLedger(self._known_or_logged)
+        self._beat_now = asyncio.Event()
+        # The last figures Redis reported per key, (all time, period id, period spend, held by other
+        # replicas): the local fallback starts from these.
+        self._known: dict[str, tuple[int, str | None, int, int]] = {}
+        self._local = self._new_local()
         # Sent by digest (EVALSHA), loaded again when a restarted Redis has forgotten them.
         self._admit_script = Script(scripts.ADMIT)
         self._reserve_script = Script(scripts.RESERVE)
-        self._settle_script = Script(scripts.SETTLE)
         self._seed_script = Script(scripts.SEED)
         self._standing_script = Script(scripts.STANDING)
         self._renew_script = Script(scripts.RENEW)
+
+    def _new_local(self) -> LocalLedger:
+        return LocalLedger(self._known_or_logged, held_elsewhere=self._held_elsewhere)
 
     # -- admission ----------------------------------------------------------------------------------
 
@@ -109,8 +104,8 @@ class RedisLedger(Ledger):
         if self.link.up:
             try:
                 return await self._admit_shared(limits, reserve)
-            except RedisUnavailable:
-                pass
+            except (RedisUnavailable, DatabaseUnavailable):
+                pass  # Redis is unavailable, or the key cannot be seeded in it now
         return await self._local.admit(limits, reserve)
 
     async def _admit_shared(self, limits: KeyLimits, reserve: int) -> Admission:
@@ -137,9 +132,7 @@ class RedisLedger(Ledger):
             except (asyncio.CancelledError, RedisUnavailable):
                 # The client went away or Redis did not answer in time: the script may still take the
                 # reservation, so release it by its id (a tombstone if it was not taken yet).
-                self._queue.append(
-                    _Settlement(limits.key_id, f"release-{admission.id}", admission.id, 0, 0, "")
-                )
+                self.settlements.add(release(limits.key_id, admission.id))
                 raise
             verdict = _text(reply[0])
             if verdict == "seed":
@@ -150,7 +143,7 @@ class RedisLedger(Ledger):
                 self._remember(limits.key_id, reply, pid)
                 if not self._local.empty:
                     # Redis is back: the fallback's books start over from its figures at the next outage.
-                    self._local = LocalLedger(self._known_or_logged)
+                    self._local = self._new_local()
                 return admission
             if verdict == "gone":  # pragma: no cover - ids are new per call, so only a late copy meets it
                 raise RedisUnavailable("the admission was released before it was taken")
@@ -172,7 +165,7 @@ class RedisLedger(Ledger):
             # (the over-spend bound of an outage, README "Faults").
             known = self._known.get(limits.key_id)
             if known is not None:
-                insufficient(limits, known[0], known[2], 0, amount)
+                insufficient(limits, known[0], known[2], known[3], amount)
 
     async def _reserve_shared(self, admission: Admission, limits: KeyLimits, amount: int) -> None:
         args: list[str | int] = [
@@ -200,18 +193,33 @@ class RedisLedger(Ledger):
         raise RedisUnavailable("the key's spend could not be seeded in Redis")
 
     async def _seed(self, key_id: str, pid: str | None, now: float) -> None:
-        total = await self._source(key_id, None)
-        period_spent = 0
-        left = 0
-        if pid is not None:
-            period = pid.split(":", 1)[0]
-            period_spent = await self._source(key_id, period_start(period, now).isoformat())
-            left = int(period_end(period, now).timestamp() - now)
-        args: list[str | int] = [prefix(key_id), total, pid or "", period_spent, left]
+        """Seed the key's figures from the request log; DatabaseUnavailable if it cannot be read."""
+        # Redis may have restarted empty: this replica's holds and recent settlements go back first.
+        self._beat_now.set()
+        since = now - self._keep_s
+        seed = await self._read_seed(key_id, pid, now, since - self._longest_request_s)
+        left = int(period_end(pid.split(":", 1)[0], now).timestamp() - now) if pid is not None else 0
+        args: list[str | int] = [
+            prefix(key_id),
+            seed.total,
+            pid or "",
+            seed.period,
+            left,
+            repr(since),
+            *seed.ids,
+        ]
         await self.link.call(lambda r: r.run(self._seed_script, *args))
 
+    async def _read_seed(self, key_id: str, pid: str | None, now: float, ids_since: float) -> Seed:
+        since_day = period_start(pid.split(":", 1)[0], now).isoformat() if pid is not None else None
+        if self._seed_source is not None:
+            return await self._seed_source(key_id, since_day, ids_since)
+        total = await self._source(key_id, None)
+        return Seed(total, await self._source(key_id, since_day) if since_day is not None else 0, [])
+
     def _remember(self, key_id: str, reply: list[Any], pid: str | None) -> None:
-        self._known[key_id] = (int(reply[1]), pid, int(reply[2]))
+        mine = sum(reserve for owner, reserve in self._mine.values() if owner == key_id)
+        self._known[key_id] = (int(reply[1]), pid, int(reply[2]), max(int(reply[3]) - mine, 0))
 
     async def _known_or_logged(self, key_id: str, since_day: str | None) -> int:
         known = self._known.get(key_id)
@@ -222,6 +230,10 @@ class RedisLedger(Ledger):
                 return known[2]
         return await self._source(key_id, since_day)
 
+    def _held_elsewhere(self, key_id: str) -> int:
+        known = self._known.get(key_id)
+        return known[3] if known is not None else 0
+
     # -- settlement ---------------------------------------------------------------------------------
 
     def settle(
@@ -230,105 +242,51 @@ class RedisLedger(Ledger):
         # The fallback's books must see every charge made while they are in use.
         local = None if admission is None or admission.shared else admission
         self._local.settle(local, key_id, generation_id, cost, tokens)
-        settlement = _Settlement(
+        settlement = Settlement(
             key_id,
             generation_id,
             admission.id if admission is not None else "",
             cost,
             tokens,
             (admission.period or "") if admission is not None else "",
+            time.time(),
         )
         if admission is not None and admission.shared:
             self._mine.pop(admission.id, None)
-            if admission.slot and self.link.up:
-                # Its slot must be free before this client can ask again: the task's first step writes the
-                # settlement to Redis before the event loop reads another request.
-                task = asyncio.get_running_loop().create_task(self._settle_now(settlement))
-                self._sending.add(task)
-                task.add_done_callback(self._sending.discard)
+            if admission.slot:
+                # Its slot must be free before this client can ask again.
+                self.settlements.send_now(settlement)
                 return
-        self._queue.append(settlement)
-        if len(self._queue) >= _BATCH:
-            self._wake.set()
+        self.settlements.add(settlement)
 
-    async def _settle_now(self, settlement: _Settlement) -> None:
-        s = settlement
-        args = (prefix(s.key_id), s.generation_id, s.admission_id, s.cost, s.tokens, s.period)
-        try:
-            await self.link.call(lambda r: r.run(self._settle_script, *args))
-        except RedisUnavailable:
-            self._queue.append(settlement)  # idempotent: sent again with the others
-        except asyncio.CancelledError:
-            self._queue.append(settlement)
-            raise
+    def logged(self, generation_ids: list[str]) -> None:
+        """These generations' records are in the request log (called by the recorder's listener)."""
+        self.settlements.logged(generation_ids)
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="tokenmux-settle")
-        self._heartbeat = asyncio.create_task(self._renew_leases(), name="tokenmux-leases")
+        self.settlements.start()
+        self._heartbeat = asyncio.create_task(self._beat(), name="tokenmux-leases")
 
     async def close(self) -> None:
-        self._closing = True
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heartbeat
-        if self._sending:
-            await asyncio.wait(list(self._sending))
-        self._wake.set()
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._queue:
-            log.warning(
-                "%d settlements could not reach Redis at %s before shutdown; their charges are in the "
-                "request log, which seeds the figures again if Redis loses them",
-                len(self._queue),
-                self.link.where,
-            )
-
-    async def _run(self) -> None:
-        backoff = self._settle_interval_s
-        while True:
-            if not self._queue:
-                if self._closing:
-                    return
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._settle_interval_s)
-                self._wake.clear()
-                continue
-            batch = [self._queue[i] for i in range(min(_BATCH, len(self._queue)))]
-            try:
-                await self.link.call(lambda r, batch=batch: self._send(r, batch))  # type: ignore[misc]
-            except RedisUnavailable:
-                if self._closing:
-                    return
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 1.0)
-                continue
-            backoff = self._settle_interval_s
-            for _ in batch:
-                self._queue.popleft()
-
-    async def _send(self, r: RespClient, batch: list[_Settlement]) -> None:
-        replies = await r.run_many(
-            self._settle_script,
-            [(prefix(s.key_id), s.generation_id, s.admission_id, s.cost, s.tokens, s.period) for s in batch],
-        )
-        failed = next((reply for reply in replies if isinstance(reply, Exception)), None)
-        if failed is not None:
-            # Settlements are idempotent: the whole batch is sent again, those already in are no-ops.
-            raise failed
+        await self.settlements.close()
 
     @property
     def pending_settlements(self) -> int:
-        return len(self._queue) + len(self._sending)
+        return self.settlements.pending
 
-    # -- leases -------------------------------------------------------------------------------------
+    # -- leases and Redis's epoch -------------------------------------------------------------------
 
-    async def _renew_leases(self) -> None:
+    async def _beat(self) -> None:
         while True:
-            await asyncio.sleep(self._lease_ms / 4000)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._beat_now.wait(), self._lease_ms / 4000)
+            self._beat_now.clear()
             await self.renew_leases()
+            await self.settlements.check_epoch()
 
     async def renew_leases(self) -> int:
         """Extend the leases of this replica's holds (taking again those Redis lost); how many were taken
@@ -348,10 +306,12 @@ class RedisLedger(Ledger):
     # -- standing -----------------------------------------------------------------------------------
 
     async def spend(self, limits: KeyLimits) -> Spend:
-        try:
-            return await self._spend_shared(limits)
-        except RedisUnavailable:
-            return await self._local.spend(limits)
+        if self.link.up:
+            try:
+                return await self._spend_shared(limits)
+            except (RedisUnavailable, DatabaseUnavailable):
+                pass
+        return await self._local.spend(limits)
 
     async def _spend_shared(self, limits: KeyLimits) -> Spend:
         now = time.time()
@@ -369,6 +329,7 @@ class RedisLedger(Ledger):
             in_flight=int(reply[3]),
             requests_last_minute=weighted_count(int(reply[4]), int(reply[5]), elapsed),
             tokens_last_minute=weighted_count(int(reply[6]), int(reply[7]), elapsed),
+            figures="shared",
         )
 
     def forget(self, key_id: str) -> None:

@@ -15,6 +15,14 @@ Keys of one API key share the prefix ``tm:{<key id>}:`` (the braces make them on
     rpm:<minute>     requests admitted in a minute; tpm:<minute> tokens charged in it
     settled:<id>     marks a settlement done, so a retried one never charges twice
     gone:<id>        an admission released before it was taken (its call timed out): refused if it comes
+    seeded           set: ids of the generations the last seed read from the request log (those created
+                     since ``seeded_since`` less the longest request), whose settlements are not charged
+    seeded_since     unix seconds: settlements of requests that ended before it are in the seed's figure
+    pending          hash: generation id -> "cost period at", settlements of an admitted key that arrived
+                     before its spend was seeded (Redis restarted empty); the seed adds those the log lacks
+
+``tm:epoch`` (outside every key's prefix) is a random value set once: a Redis that has lost its data lacks
+it, which tells replicas to send their recent settlements again (``redis_settlement.py``).
 
 The window arithmetic is ``tokenmux.limits.window``'s, in Lua; keep the two alike.
 """
@@ -149,8 +157,9 @@ redis.call('INCRBY', p .. 'reserved', amount)
 return {'ok'}
 """
 
-# ARGV: prefix, settlement id (the generation id), admission id ("" none), cost, tokens, period id ("" none)
-# Returns 1 when charged, 0 when this settlement was charged before.
+# ARGV: prefix, settlement id (the generation id), admission id ("" none), cost, tokens, period id ("" none),
+#       when the request ended (unix s), 1 if the key was admitted (it has limits) else 0
+# Returns 1 when settled now, 0 when this settlement was settled before.
 SETTLE = """
 local p = ARGV[1]
 if not redis.call('SET', p .. 'settled:' .. ARGV[2], '1', 'NX', 'EX', 3600) then return 0 end
@@ -178,11 +187,24 @@ if id ~= '' then
   redis.call('ZREM', p .. 'held', id)
 end
 local cost = tonumber(ARGV[4])
--- A figure not seeded yet is left absent: seeding reads the request log, which has this charge.
-if cost > 0 and redis.call('EXISTS', p .. 'spent') == 1 then redis.call('INCRBY', p .. 'spent', ARGV[4]) end
 local pid = ARGV[6]
-if cost > 0 and pid ~= '' and redis.call('EXISTS', p .. 'p:' .. pid) == 1 then
-  redis.call('INCRBY', p .. 'p:' .. pid, ARGV[4])
+if cost > 0 then
+  if redis.call('EXISTS', p .. 'spent') == 1 then
+    -- A generation the seed read from the request log is in its figure already.
+    local counted = redis.call('SISMEMBER', p .. 'seeded', ARGV[2]) == 1
+        or tonumber(ARGV[7]) < tonumber(redis.call('GET', p .. 'seeded_since') or '0')
+    if not counted then
+      redis.call('INCRBY', p .. 'spent', ARGV[4])
+      if pid ~= '' and redis.call('EXISTS', p .. 'p:' .. pid) == 1 then
+        redis.call('INCRBY', p .. 'p:' .. pid, ARGV[4])
+      end
+    end
+  elseif ARGV[8] == '1' then
+    -- Not seeded (Redis restarted empty): the seed adds it unless the request log has it by then.
+    redis.call('HSET', p .. 'pending', ARGV[2], ARGV[4] .. ' ' .. pid .. ' ' .. ARGV[7])
+    redis.call('EXPIRE', p .. 'pending', 86400)
+  end
+  -- A key never admitted is seeded only when asked about, from the request log, which has this charge.
 end
 local tokens = tonumber(ARGV[5])
 if tokens > 0 then
@@ -217,14 +239,47 @@ end
 return restored
 """
 
-# ARGV: prefix, all-time spend, period id ("" none), period spend, period seconds left
+# ARGV: prefix, all-time spend, period id ("" none), period spend, period seconds left, seeded since (unix
+#       s), then the ids of the generations in the figures created since then less the longest request.
+# A key seeded already keeps its figures (another replica seeded first); its period may be new.
 SEED = """
 local p = ARGV[1]
-redis.call('SET', p .. 'spent', ARGV[2], 'NX')
-if ARGV[3] ~= '' then
-  redis.call('SET', p .. 'p:' .. ARGV[3], ARGV[4], 'NX', 'EX', tonumber(ARGV[5]) + 86400)
+local pid = ARGV[3]
+if redis.call('EXISTS', p .. 'spent') == 0 then
+  local total = tonumber(ARGV[2])
+  local pspent = tonumber(ARGV[4])
+  local since = tonumber(ARGV[6])
+  redis.call('DEL', p .. 'seeded')
+  for i = 7, #ARGV, 1000 do
+    redis.call('SADD', p .. 'seeded', unpack(ARGV, i, math.min(i + 999, #ARGV)))
+  end
+  redis.call('EXPIRE', p .. 'seeded', 86400)
+  redis.call('SET', p .. 'seeded_since', ARGV[6])
+  local pending = redis.call('HGETALL', p .. 'pending')
+  for i = 1, #pending, 2 do
+    local cost, ppid, at = string.match(pending[i + 1], '^(%S+) (%S*) (%S+)$')
+    if redis.call('SISMEMBER', p .. 'seeded', pending[i]) == 0 and tonumber(at) >= since then
+      total = total + tonumber(cost)
+      if ppid == pid then pspent = pspent + tonumber(cost) end
+    end
+  end
+  redis.call('DEL', p .. 'pending')
+  redis.call('SET', p .. 'spent', string.format('%d', total))
+  if pid ~= '' then
+    redis.call('SET', p .. 'p:' .. pid, string.format('%d', pspent), 'NX', 'EX', tonumber(ARGV[5]) + 86400)
+  end
+elseif pid ~= '' then
+  redis.call('SET', p .. 'p:' .. pid, ARGV[4], 'NX', 'EX', tonumber(ARGV[5]) + 86400)
 end
 return 1
+"""
+
+# ARGV: the epoch key, a new random value. Returns the epoch, setting it first if Redis has none.
+EPOCH = """
+local epoch = redis.call('GET', ARGV[1])
+if epoch then return epoch end
+redis.call('SET', ARGV[1], ARGV[2])
+return ARGV[2]
 """
 
 # ARGV: prefix, period id ("" none). Returns {spent or false, period spent or false, reserved, in flight,

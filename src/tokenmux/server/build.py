@@ -12,7 +12,7 @@ from tokenmux.attempts import Attempts
 from tokenmux.catalog.loader import load_catalog
 from tokenmux.catalog.model import Catalog
 from tokenmux.config import ConfigDocument, Settings, build_settings, decode_document
-from tokenmux.limits.ledger import Ledger, LocalLedger, spend_from_log
+from tokenmux.limits.ledger import Ledger, LocalLedger, seed_from_log, spend_from_log
 from tokenmux.limits.redis_ledger import RedisLedger
 from tokenmux.providers import build_provider
 from tokenmux.providers.http1 import Http1Transport
@@ -114,8 +114,20 @@ def build_parts(
     shared_health = SharedHealth(redis_link, health) if redis_link else None
     spend = spend_from_log(store)
     ledger = ledger or (
-        RedisLedger(redis_link, spend, lease_s=gw.redis_lease_s) if redis_link else LocalLedger(spend)
+        RedisLedger(
+            redis_link,
+            spend,
+            seed_source=seed_from_log(store),
+            lease_s=gw.redis_lease_s,
+            longest_request_s=gw.request_timeout_s,
+        )
+        if redis_link
+        else LocalLedger(spend)
     )
+    if isinstance(ledger, RedisLedger):
+        # Settlements are kept for sending again until their generations are in the log.
+        shared_ledger = ledger
+        recorder.add_listener(lambda batch: shared_ledger.logged([g.id for g in batch]))
     if redis_link is not None:
         link, books = redis_link, ledger
 

@@ -120,6 +120,8 @@ class KeyApi:
                 "in_flight": spend.in_flight,
                 "requests_last_minute": round(spend.requests_last_minute, 3),
                 "tokens_last_minute": round(spend.tokens_last_minute, 3),
+                # "this_replica" while Redis is unavailable: each replica then admits from its own books
+                "figures": spend.figures,
             }
         )
         return body

@@ -84,6 +84,12 @@ class Store(ABC):
         """One key's requests, tokens and cost per UTC day per model from ``since_day`` on, oldest first."""
 
     @abstractmethod
+    async def key_spend_log(self, key_id: str, ids_since: float) -> tuple[list[tuple[str, float]], list[str]]:
+        """One key's cost per UTC day (one row per day and model, oldest first), and the ids of its
+        generations created at ``ids_since`` (unix seconds) or later, read at one moment: the ids are those
+        of the generations the costs include (the shared ledger's seed, ``limits/redis_ledger.py``)."""
+
+    @abstractmethod
     async def recent_generations(self, key_id: str, limit: int = 20) -> list[GenerationRecord]:
         """The key's latest ``limit`` generations with their attempts, newest first."""
 

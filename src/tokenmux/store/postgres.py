@@ -307,6 +307,11 @@ class PostgresStore(Store):
             rows = await conn.fetch(sql.SELECT_KEY_DAYS, key_id, since_day)
         return [KeyDay(*row) for row in rows]
 
+    async def key_spend_log(self, key_id: str, ids_since: float) -> tuple[list[tuple[str, float]], list[str]]:
+        async with self._connection("read a key's spend") as conn:
+            rows = await conn.fetch(sql.SELECT_KEY_SPEND_LOG, key_id, ids_since)
+        return _spend_log(rows)
+
     async def recent_generations(self, key_id: str, limit: int = 20) -> list[GenerationRecord]:
         async with self._connection("read a key's generations") as conn:
             rows = await conn.fetch(sql.SELECT_KEY_GENERATIONS, key_id, limit)
@@ -432,3 +437,8 @@ def _first_of_each_id(generations: Sequence[GenerationRecord]) -> Sequence[Gener
 
 def _without(generations: Sequence[GenerationRecord], ids: set[str]) -> list[GenerationRecord]:
     return [g for g in generations if g.id not in ids]
+
+
+def _spend_log(rows: Sequence[Sequence[Any]]) -> tuple[list[tuple[str, float]], list[str]]:
+    days = sorted((row[0], row[1]) for row in rows if row[2] is None)
+    return days, [row[2] for row in rows if row[2] is not None]

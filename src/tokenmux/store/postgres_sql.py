@@ -65,6 +65,11 @@ SELECT_ENDPOINT_COUNTS = (
 SELECT_MODEL_DAYS = (
     f"SELECT {', '.join(MODEL_DAY_COLUMNS)} FROM stats_model_days WHERE day >= $1 ORDER BY day, model {_C}"
 )
+# One statement, so the ids are read from the same snapshot as the costs.
+SELECT_KEY_SPEND_LOG = (
+    "SELECT day, cost_usd, NULL::text FROM stats_key_days WHERE key_id = $1 "
+    "UNION ALL SELECT NULL::text, 0::double precision, id FROM generations WHERE key_id = $1 AND created_at >= $2"
+)
 SELECT_KEY_DAYS = (
     f"SELECT {', '.join(KEY_DAY_COLUMNS)} FROM stats_key_days "
     f"WHERE key_id = $1 AND day >= $2 ORDER BY day, model {_C}"

@@ -131,6 +131,11 @@ _SELECT_KEY_DAYS = (
     f"SELECT {', '.join(KEY_DAY_COLUMNS)} FROM stats_key_days "
     "WHERE key_id = ? AND day >= ? ORDER BY key_id, day, model"
 )
+# One statement, so the ids are read from the same snapshot as the costs.
+_SELECT_KEY_SPEND_LOG = (
+    "SELECT day, cost_usd, NULL FROM stats_key_days WHERE key_id = ? "
+    "UNION ALL SELECT NULL, 0, id FROM generations WHERE key_id = ? AND created_at >= ?"
+)
 _SELECT_KEY_GENERATIONS = (
     f"SELECT {', '.join(_GEN_COLUMNS)} FROM generations WHERE key_id = ? ORDER BY created_at DESC LIMIT ?"
 )
@@ -398,6 +403,14 @@ class SQLiteStore(Store):
     async def key_days(self, key_id: str, since_day: str) -> list[KeyDay]:
         def select(conn: sqlite3.Connection) -> list[KeyDay]:
             return [KeyDay(*row) for row in conn.execute(_SELECT_KEY_DAYS, (key_id, since_day))]
+
+        return await self._read(select)
+
+    async def key_spend_log(self, key_id: str, ids_since: float) -> tuple[list[tuple[str, float]], list[str]]:
+        def select(conn: sqlite3.Connection) -> tuple[list[tuple[str, float]], list[str]]:
+            rows = conn.execute(_SELECT_KEY_SPEND_LOG, (key_id, key_id, ids_since)).fetchall()
+            days = sorted((row[0], row[1]) for row in rows if row[2] is None)
+            return days, [row[2] for row in rows if row[2] is not None]
 
         return await self._read(select)
 
