@@ -1,4 +1,5 @@
-"""The project's other benchmarks (prompt-fit cost, recorder write rate, page times), run as subprocesses.
+"""The project's other benchmarks (prompt-fit cost, recorder write rate, page times, provider outages), run
+as subprocesses.
 
 Their own output is kept whole; the headline number of each is read from it for the table. When a script
 is missing, fails, or prints something this parser no longer recognises, the table says so instead.
@@ -153,3 +154,53 @@ def _page_figures(result: dict[str, Any]) -> list[Figure]:
                 )
             figures.append(figure)
     return figures
+
+
+def outages(timeout_s: float = 180) -> Extra:
+    """Staggered provider outages (bench_outage.py): failures of the gateway's own making (target none) and
+    how soon a recovered provider is back in rotation."""
+    with tempfile.TemporaryDirectory(prefix="tokenmux-bench-") as tmp:
+        out = Path(tmp) / "outage.json"
+        extra = _run("bench_outage.py", ["--json", str(out)], timeout_s)
+        extra.args = []
+        if extra.error:
+            return extra
+        try:
+            results = {r["scenario"]: r for r in json.loads(out.read_text(encoding="utf-8"))}
+            staggered, alone = results["staggered"], results["openai-alone"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            extra.error = f"its JSON could not be read ({e!r})"
+            return extra
+    scenario = "8 req/s, order openai, azure; openai 503 for 8 s, then azure 500 for 4 s"
+    extra.figures += [
+        Figure(
+            "outage_longest_failure_run",
+            "longest run of failed requests while a provider answers",
+            staggered["longest_failure_run_s"],
+            "s",
+            Budget(0),
+            note=f"{scenario}; {staggered['failures']} of {staggered['requests']} requests failed",
+        ),
+        Figure(
+            "outage_502_503",
+            "answers 502 or 503 while a provider answers",
+            staggered["status_502_503"],
+            "",
+            Budget(0),
+        ),
+    ]
+    back = alone["openai_back_after_s"]
+    if back is not None:
+        extra.figures.append(
+            Figure(
+                "outage_provider_back",
+                "a recovered provider back in rotation after",
+                back,
+                "s",
+                Budget(5),
+                note="openai 503 for 8 s while azure serves; its first request served after it answers again",
+            )
+        )
+    else:
+        extra.error = "the recovered provider never served again"
+    return extra

@@ -1,7 +1,7 @@
 """The gateway against its performance budget, in one command.
 
     .venv/bin/python bench/run.py [--quick] [--requests N] [--json FILE] [--pin] [--no-extras]
-                                  [--extras fit,recorder,pages] [--page-records N] [--page-requests N]
+                                  [--extras fit,recorder,pages,outage] [--page-records N] [--page-requests N]
 
 Starts the provider simulator and the gateway as two processes (temporary config and SQLite database),
 sends the same small chat completion straight to the simulator and through the gateway (same protocol,
@@ -26,7 +26,7 @@ from typing import Any
 import uvloop
 
 # Run as a script, this directory is on sys.path and its modules import by their plain names.
-from extras import Extra, fit_cost, page_times, recorder_rate
+from extras import Extra, fit_cost, outages, page_times, recorder_rate
 from figures import Figure, describe_machine, format_table, machine
 from loadgen import RequestFailed
 from measure import Plan, run_plan
@@ -35,7 +35,12 @@ from stack import running_stack
 QUICK_REQUESTS, QUICK_WARMUP = 300, 50
 RECORDER_RECORDS = 200_000
 PAGE_RECORDS, PAGE_REQUESTS = 1_000_000, 200
-EXTRAS = {"fit": "bench_fit.py", "recorder": "bench_recorder.py", "pages": "bench_pages.py"}
+EXTRAS = {
+    "fit": "bench_fit.py",
+    "recorder": "bench_recorder.py",
+    "pages": "bench_pages.py",
+    "outage": "bench_outage.py",
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -121,6 +126,7 @@ def _extras(names: list[str], args: argparse.Namespace) -> list[Extra]:
         "fit": fit_cost,
         "recorder": lambda: recorder_rate(RECORDER_RECORDS),
         "pages": lambda: page_times(args.page_records, args.page_requests),
+        "outage": outages,
     }
     print("other benchmarks:", file=sys.stderr, flush=True)
     done = []

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from clock_support import Clock
 from tokenmux.errors import ProviderRejected, ProviderTimeout
-from tokenmux.routing.health import PROBE_WAIT_S, HealthBoard
+from tokenmux.routing.health import MAX_PROBE_INTERVAL_S, PROBE_WAIT_S, HealthBoard
 
 
 def board(clock: Clock) -> HealthBoard:
@@ -44,13 +44,13 @@ def test_consecutive_failures_open_the_circuit_and_a_probe_closes_it() -> None:
 
 def test_a_failed_probe_opens_the_circuit_for_longer() -> None:
     clock = Clock()
-    h = board(clock)
+    h = HealthBoard(cooldown_s=10, circuit_failures=3, circuit_open_s=1, clock=clock)
     for _ in range(3):
         h.record_failure("e", ProviderRejected("down", upstream_status=500))
-    clock.now += 30
+    clock.now += 1
     h.begin_attempt("e")
     h.record_failure("e", ProviderRejected("down", upstream_status=500))
-    assert h.blocked_until("e") == clock.now + 60
+    assert h.blocked_until("e") == clock.now + 2
 
 
 def test_client_errors_do_not_open_the_circuit() -> None:
@@ -69,18 +69,36 @@ def test_recent_figures_are_smoothed() -> None:
     assert state.ttft_ms == 120.0 and state.throughput_tps == 12.0
 
 
-def test_a_failed_probe_backs_off_doubling_up_to_ten_minutes() -> None:
+def test_a_failed_probe_backs_off_doubling_up_to_a_few_seconds() -> None:
     clock = Clock()
-    h = board(clock)
+    h = HealthBoard(cooldown_s=10, circuit_failures=3, circuit_open_s=1, clock=clock)
     for _ in range(3):
         h.record_failure("e", ProviderTimeout("t"))
     waits = []
-    for _ in range(8):
+    for _ in range(6):
         clock.now = h.blocked_until("e")
         h.begin_attempt("e")
         h.record_failure("e", ProviderTimeout("t"))
         waits.append(h.blocked_until("e") - clock.now)
-    assert waits == [60, 120, 240, 480, 600, 600, 600, 600]
+    assert waits == [
+        2,
+        4,
+        MAX_PROBE_INTERVAL_S,
+        MAX_PROBE_INTERVAL_S,
+        MAX_PROBE_INTERVAL_S,
+        MAX_PROBE_INTERVAL_S,
+    ]
+
+
+def test_a_circuit_open_longer_than_the_backoff_cap_keeps_its_length() -> None:
+    clock = Clock()
+    h = board(clock)  # circuit_open_s 30
+    for _ in range(3):
+        h.record_failure("e", ProviderTimeout("t"))
+    clock.now = h.blocked_until("e")
+    h.begin_attempt("e")
+    h.record_failure("e", ProviderTimeout("t"))
+    assert h.blocked_until("e") - clock.now == 30
 
 
 def test_a_probe_that_never_reports_does_not_hold_the_endpoint_away() -> None:

@@ -50,7 +50,7 @@ class GatewaySettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     stream_keepalive_s: Seconds = 1.0  # comment lines while a stream waits for its first token
     cooldown_s: Annotated[float, msgspec.Meta(ge=0)] = 10.0  # after a 429 that gave no Retry-After
     circuit_failures: Annotated[int, msgspec.Meta(ge=1)] = 5  # consecutive failures that open a circuit
-    circuit_open_s: Seconds = 5.0  # how long an open circuit puts its endpoint last before a probe
+    circuit_open_s: Seconds = 2.0  # how long an open circuit puts its endpoint last before a probe
     # A conversation's next turn goes to the endpoint that served it (its prompt cache is there) until
     # it has been idle this long; 0 turns it off (routing/affinity.py).
     cache_affinity_s: Annotated[float, msgspec.Meta(ge=0)] = 300.0

@@ -5,7 +5,9 @@
 - A circuit opens after ``circuit_failures`` consecutive provider-caused failures (unreachable, timeout,
   5xx, malformed), for ``circuit_open_s``. Then one request is let through as a probe (half-open): its
   answer closes the circuit (a stream's first content is enough), its failure opens it again for twice as
-  long (up to ten minutes). A probe that never reports is given up after ``PROBE_WAIT_S``, so an endpoint
+  long, up to ``MAX_PROBE_INTERVAL_S`` (or ``circuit_open_s`` if longer): a provider that recovers is
+  probed, and back in rotation, within seconds, while a dead one costs one failed attempt (which falls
+  back) every few seconds. A probe that never reports is given up after ``PROBE_WAIT_S``, so an endpoint
   nothing probes is not held away.
 - Blocked is never out: a blocked endpoint is tried after the others (``router.blocked_last``), and any
   success, probe or not, closes its circuit and ends its cooldown.
@@ -22,7 +24,8 @@ from dataclasses import dataclass
 from tokenmux.errors import ProviderRejected, UpstreamError
 
 _EWMA = 0.2  # weight of the newest observation: about the last ten calls dominate
-_MAX_OPEN_S = 600.0
+# The longest a failed probe's backoff keeps an endpoint last (unless circuit_open_s is longer).
+MAX_PROBE_INTERVAL_S = 5.0
 # How long a half-open circuit waits for its probe's verdict before it lets another request probe.
 PROBE_WAIT_S = 10.0
 
@@ -143,7 +146,8 @@ class HealthBoard:
         state.success += _EWMA * (0.0 - state.success)
         state.consecutive_failures += 1
         if state.probe_in_flight:
-            state.circuit_open_s = min(_MAX_OPEN_S, max(self._circuit_open_s, state.circuit_open_s * 2))
+            longest = max(self._circuit_open_s, MAX_PROBE_INTERVAL_S)
+            state.circuit_open_s = min(longest, max(self._circuit_open_s, state.circuit_open_s * 2))
             state.circuit_open_until = now + state.circuit_open_s
             state.probe_in_flight = False
         elif state.consecutive_failures >= self._circuit_failures and not state.circuit_open_until:
