@@ -119,7 +119,8 @@ def faulty(sim: Any, redis_url: str) -> Iterator[tuple[str, BackgroundServer, Fa
         config["redis"] = redis.proxied_url(redis_url)
         through = database.replace("127.0.0.1:5432", f"127.0.0.1:{pg.url_port}")
         app = build_gateway(config, database_url=through, env={})
-        app.parts.recorder._close_timeout_s = 1.0  # do not wait the default 10 s for a database that is not coming
+        # Do not wait the default 10 s for a database that is not coming.
+        app.parts.recorder._close_timeout_s = 1.0
         with BackgroundServer(app, graceful_timeout_s=2) as server:
             yield database, server, pg, redis
 
