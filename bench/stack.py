@@ -153,16 +153,22 @@ def _config_yaml(simulator_port: int) -> str:
 
 @contextlib.contextmanager
 def running_stack(
-    *, gateway_cpus: set[int] | None = None, simulator_cpus: set[int] | None = None
+    *,
+    gateway_cpus: set[int] | None = None,
+    simulator_cpus: set[int] | None = None,
+    key_limits: tuple[str, ...] = (),
+    redis_url: str | None = None,
 ) -> Iterator[Stack]:
-    """Start the simulator and the gateway (ready to serve, with one API key), stop them on exit."""
+    """Start the simulator and the gateway (ready to serve, with one API key), stop them on exit.
+    ``key_limits`` are ``tokenmux keys create`` options for the key (``--concurrency 10``); with
+    ``redis_url`` the gateway keeps its limits in that Redis."""
     workdir = Path(tempfile.mkdtemp(prefix="tokenmux-bench-"))
     env = _clean_env()
     services: list[Service] = []
     try:
         database = f"sqlite:///{workdir / 'bench.db'}"
         created = subprocess.run(
-            _tokenmux("keys", "create", "--name", "bench", "--database", database),
+            _tokenmux("keys", "create", "--name", "bench", "--database", database, *key_limits),
             capture_output=True,
             text=True,
             env=env,
@@ -203,6 +209,7 @@ def running_stack(
                 database,
                 "--log-level",
                 "warning",
+                *(("--redis", redis_url) if redis_url else ()),
             ),
             gw_port,
             workdir,
