@@ -3,11 +3,13 @@ limit, one budget and one provider cooldown hold across both."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +24,7 @@ from postgres_support import fresh_schema
 from tokenmux.server.runner import free_port
 
 TOKENMUX = [sys.executable, "-m", "tokenmux.cli"]
+PROCESSES: dict[str, subprocess.Popen[bytes]] = {}  # a replica's process by its URL, to kill one
 
 
 def cli(*args: str) -> str:
@@ -52,7 +55,8 @@ def two_replicas(sim: Any, redis_url: str, tmp_path: Path) -> Iterator[tuple[str
             "providers:\n"
             f'  openai: {{base_url: "{sim.url}/openai/v1", api_key: "upstream-secret"}}\n'
             f'  azure: {{base_url: "{sim.url}/azure", api_key: "upstream-secret", api_version: "2024-10-21"}}\n'
-            "gateway: {attempt_timeout_s: 2, request_timeout_s: 8}\n"
+            # Short leases: a killed replica's holds lapse within a second.
+            "gateway: {attempt_timeout_s: 2, request_timeout_s: 8, redis_lease_s: 1}\n"
         )
         cli("keys", "list", "--database", database)  # migrates the schema before two replicas race to
         urls, procs, logs = [], [], []
@@ -67,6 +71,7 @@ def two_replicas(sim: Any, redis_url: str, tmp_path: Path) -> Iterator[tuple[str
             logs.append((tmp_path / f"replica-{i}.log").open("w"))
             procs.append(subprocess.Popen(args, stdout=logs[-1], stderr=subprocess.STDOUT, env=env))
             urls.append(f"http://127.0.0.1:{port}")
+            PROCESSES[urls[-1]] = procs[-1]
         try:
             for url, proc in zip(urls, procs, strict=True):
                 wait_ready(f"{url}/ready", proc)
@@ -159,3 +164,35 @@ def test_no_secret_reaches_a_log_an_error_or_a_metric(
     for text in [*bodies, logs]:
         for secret in (key, other, "upstream-secret", "Bearer "):
             assert secret not in text
+
+
+def test_the_holds_of_a_replica_killed_mid_request_lapse_within_its_lease(
+    two_replicas: tuple[str, list[str]], sim: Any
+) -> None:
+    database, (a, b) = two_replicas
+    key = cli("keys", "create", "--name", "one-at-a-time", "--concurrency", "1", "--database", database)
+    for prefix in ("openai", "azure"):  # A's request is still waiting for its answer when A dies
+        sim.profile(prefix, ttft_ms=30_000)
+    body = {"model": NANO, "messages": HELLO, "max_tokens": 5}
+    auth = {"Authorization": f"Bearer {key}"}
+
+    def send_to_a() -> None:
+        with contextlib.suppress(httpx.TransportError):  # A dies under it
+            httpx.post(f"{a}/api/v1/chat/completions", json=body, headers=auth, timeout=30)
+
+    threading.Thread(target=send_to_a, daemon=True).start()
+    deadline = time.monotonic() + 10
+    while httpx.get(f"{b}/api/v1/key", headers=auth).json()["data"]["in_flight"] != 1:
+        assert time.monotonic() < deadline, "A's request was never admitted"
+        time.sleep(0.05)
+    PROCESSES[a].kill()  # kill -9: nothing settles the hold
+    PROCESSES[a].wait()
+    sim.profile("openai")
+    sim.profile("azure")
+    deadline = time.monotonic() + 10  # the lease is 1 s: well within
+    while (
+        r := httpx.post(f"{b}/api/v1/chat/completions", json=body, headers=auth, timeout=10)
+    ).status_code != 200:
+        assert r.status_code == 429, r.text
+        assert time.monotonic() < deadline, "the dead replica's hold never lapsed"
+        time.sleep(0.2)

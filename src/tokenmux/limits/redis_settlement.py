@@ -88,9 +88,11 @@ class Settlements:
         self._closing = False
         self._script = Script(scripts.SETTLE)
         self._epoch_script = Script(scripts.EPOCH)
-        # Landed, kept until their record is in the log and an epoch check has passed since.
-        self._landed: dict[str, Settlement] = {}
-        self._logged: set[str] = set()
+        # Landed (and when, monotonic), kept until their record is in the log and an epoch check has
+        # passed since both.
+        self._landed: dict[str, tuple[Settlement, float]] = {}
+        # Generations whose records are in the log, and when that was known (monotonic).
+        self._logged: dict[str, float] = {}
         self._epoch: str | None = None
 
     @property
@@ -129,20 +131,22 @@ class Settlements:
 
     def logged(self, generation_ids: Iterable[str]) -> None:
         """These generations' records are in the request log (the recorder's listener)."""
-        landed = self._landed
-        self._logged.update(g for g in generation_ids if g in landed)
+        now = time.monotonic()
+        for generation_id in generation_ids:
+            self._logged[generation_id] = now
 
     def _keep(self, sent: Iterable[Settlement]) -> None:
+        now = time.monotonic()
         for s in sent:
             if not s.is_release:
-                self._landed[s.generation_id] = s
+                self._landed[s.generation_id] = (s, now)
         while len(self._landed) > _KEPT:
             del self._landed[next(iter(self._landed))]
 
     async def check_epoch(self) -> bool:
         """Ask Redis for its epoch; when it changed (Redis lost its data), send every kept settlement again.
         Then let go of those whose records were in the log before the check. True if it changed."""
-        logged = set(self._logged)
+        checked_at = time.monotonic()
         fresh = secrets.token_hex(8)
         try:
             epoch = await self.link.call(lambda r: r.run(self._epoch_script, EPOCH_KEY, fresh))
@@ -157,15 +161,19 @@ class Settlements:
                 self.link.where,
                 len(self._landed),
             )
-            self._queue.extend(self._landed.values())
+            self._queue.extend(s for s, _ in self._landed.values())
             self._wake.set()
+        # Landed and logged before the check, whose epoch had not changed: a later seed reads them.
+        for generation_id, logged_at in list(self._logged.items()):
+            kept = self._landed.get(generation_id)
+            if kept is not None and logged_at <= checked_at and kept[1] <= checked_at:
+                del self._landed[generation_id]
+                del self._logged[generation_id]
+            elif kept is None and logged_at < checked_at - self._keep_s:
+                del self._logged[generation_id]  # never settled here (another route, or long lost)
         too_old = time.time() - self._keep_s
-        for generation_id in logged:
-            self._landed.pop(generation_id, None)
-        self._logged -= logged
-        for generation_id in [g for g, s in self._landed.items() if s.at < too_old]:
+        for generation_id in [g for g, (s, _) in self._landed.items() if s.at < too_old]:
             del self._landed[generation_id]
-            self._logged.discard(generation_id)
         return changed
 
     # -- the background sender ------------------------------------------------------------------------
