@@ -129,6 +129,7 @@ class Stack:
     simulator: Service
     gateway: Service
     api_key: str
+    database: str  # the gateway's database URL, for more keys (``tokenmux keys create --database``)
     # The simulator's control route (the tests' client): profiles per prefix, what each prefix received.
     simulator_control: SimulatorControl
 
@@ -222,8 +223,24 @@ def running_stack(
         with SimulatorControl(f"http://{HOST}:{sim_port}") as control:
             simulator.wait_ready(control.is_up)
             gateway.wait_ready(lambda: gateway.answers("/ready"))
-            yield Stack(simulator, gateway, api_key, control)
+            yield Stack(simulator, gateway, api_key, database, control)
     finally:
         for service in reversed(services):
             service.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def create_key(stack: Stack, name: str, *limits: str) -> str:
+    """Another key in the running gateway's database; ``limits`` as ``tokenmux keys create`` takes them
+    (``"--concurrency", "1"``)."""
+    created = subprocess.run(
+        _tokenmux("keys", "create", "--name", name, "--database", stack.database, *limits),
+        capture_output=True,
+        text=True,
+        env=_clean_env(),
+        timeout=60,
+        check=False,
+    )
+    if created.returncode != 0:
+        raise RuntimeError(f"tokenmux keys create failed:\n{created.stderr}")
+    return created.stdout.strip().splitlines()[-1]

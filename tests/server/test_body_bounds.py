@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from gateway_support import HELLO, NANO, sim_config
+from tokenmux.server.connections import MAX_SKIPPED_BODY
 
 CHAT = "/api/v1/chat/completions"
 MESSAGES = "/api/anthropic/v1/messages"
@@ -85,9 +86,11 @@ def chat_body(size: int) -> bytes:
 
 @pytest.mark.parametrize("path", [CHAT, MESSAGES])
 def test_a_request_refused_before_its_body_leaves_the_connection_usable(gateway: Any, path: str) -> None:
-    """The answer comes before the body is sent; the body sent afterwards is skipped as that request's
-    body, never read as the next request; the next request on the connection is answered once."""
-    body = chat_body(300_000)
+    """The answer comes before the body is sent; the body sent afterwards (within what is skipped) is
+    read as that request's body, never as the next request; the next request on the connection is
+    answered once."""
+    body = chat_body(200_000)
+    assert len(body) <= MAX_SKIPPED_BODY
     with connected(gateway.url) as conn:
         conn.sendall(head(path, "sk-not-a-key-of-this-gateway", len(body)))
         status, _, _ = read_response(conn)  # no body sent yet
@@ -98,6 +101,20 @@ def test_a_request_refused_before_its_body_leaves_the_connection_usable(gateway:
         assert (status, answer) == (200, b'{"status":"ok"}')
         conn.sendall(b"GET /health HTTP/1.1\r\nHost: gw\r\n\r\n")
         assert read_response(conn)[0] == 200
+
+
+def test_a_connection_whose_large_unread_body_would_follow_is_closed_after_the_answer(gateway: Any) -> None:
+    """Reading 30 MB only to drop them would cost what the answer saved: the answer, then the close."""
+    with connected(gateway.url) as conn:
+        conn.sendall(head(CHAT, "sk-not-a-key-of-this-gateway", 30_000_000) + b'{"model": ')
+        status, _, _ = read_response(conn)
+        assert status == 401
+        conn.settimeout(5)
+        try:
+            rest = conn.recv(65536)
+        except ConnectionResetError:
+            rest = b""
+        assert rest == b""  # closed, nothing more said
 
 
 # -- the budget of bodies in flight -----------------------------------------------------------------------

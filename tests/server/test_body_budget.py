@@ -51,26 +51,26 @@ def test_a_claim_that_does_not_fit_waits_then_is_refused_with_503() -> None:
     run(scenario())
 
 
-def test_waiting_claims_are_granted_in_arrival_order_as_room_is_made() -> None:
+def test_waiting_claims_are_granted_in_arrival_order_and_a_claim_that_fits_need_not_wait() -> None:
     async def scenario() -> None:
         budget = BodyBudget(1000, wait_s=5)
         held = budget.claim()
-        await held.grow_to(1000)
+        await held.grow_to(800)
         order: list[str] = []
 
         async def claim(name: str, size: int) -> None:
             await budget.claim().grow_to(size)
             order.append(name)
 
-        big = asyncio.create_task(claim("big", 800))
+        first = asyncio.create_task(claim("first", 500))
         await asyncio.sleep(0)
-        small = asyncio.create_task(
-            claim("small", 100)
-        )  # would fit after a small release, but waits its turn
+        second = asyncio.create_task(claim("second", 300))
         await asyncio.sleep(0)
-        held.release()
-        await asyncio.gather(big, small)
-        assert order == ["big", "small"] and budget.in_use == 900
+        await claim("small", 100)  # fits beside what is held: taken at once, past those waiting
+        assert order == ["small"]
+        held.release()  # room for the first waiter, then the second behind it
+        await asyncio.gather(first, second)
+        assert order == ["small", "first", "second"] and budget.in_use == 900
 
     run(scenario())
 

@@ -3,8 +3,9 @@
 A body is claimed before it is read (its ``Content-Length``, or as a chunked body grows), and the claim is
 held until the request ends: the raw body, the decoded request and the body sent upstream all live that
 long. A request that does not fit waits in line for a moment (``wait_s``), then gets 503 with
-``Retry-After``: never more memory. Claims are served in arrival order, so a stream of small bodies cannot
-starve a large one; the largest body allowed always fits (the budget is at least ``max_body_bytes``).
+``Retry-After``: never more memory. A claim that fits is taken at once, even while larger ones wait, so
+small requests are served throughout a flood of large ones; those waiting are granted in arrival order as
+room is made. The largest body allowed fits an empty budget (it is at least ``max_body_bytes``).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class BodyBudget:
         return BodyClaim(self)
 
     async def _take(self, size: int) -> None:
-        if not self._queue and self.in_use + size <= self.max_bytes:
+        if self.in_use + size <= self.max_bytes:
             self.in_use += size
             return
         if size > self.max_bytes:

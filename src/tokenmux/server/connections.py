@@ -15,9 +15,11 @@ protocol with what it lacks, cheaply (a timer handle per connection, a counter p
   parser has buffered more (the header check's 431 in the client's protocol comes first for heads within
   this bound: it is the gateway's ``max_header_bytes`` plus room for the request line).
 - A request answered before its body was read (a 401, 429 or 413 decided from the head) keeps its
-  connection: the parser reads the rest of the body as that request's and drops it, within the body
-  deadline, and only then waits for the next request's head. (Counting those bytes as the next head would
-  take the body for a head too large.)
+  connection when at most ``MAX_SKIPPED_BODY`` of the body is still to come: the parser reads it as that
+  request's and drops it, within the body deadline, and only then waits for the next request's head
+  (counting those bytes as the next head would take the body for a head too large). When more is to come,
+  or its length is unknown (chunked), the connection is closed after the answer, as Go's net/http does: a
+  client flooding large bodies at a refusing key costs no more than its answers.
 - ``max_connections``: at most this many connections are open, fewer when the process may open fewer
   files (``usable_connections``). A new connection over the bound makes room by closing the connection
   that has waited longest without a request in the app (idle, or still sending its head); when every
@@ -43,6 +45,9 @@ _HEAD_TOO_LARGE = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\n"
     b"content-length: 42\r\nconnection: close\r\n\r\nthe request line and headers are too long\n"
 )
+# A request answered before its body was read: this much of the rest is read and dropped to keep the
+# connection; with more to come it is closed after the answer.
+MAX_SKIPPED_BODY = 256 * 1024
 # File descriptors kept back from client connections: the database, upstream connections, logs, spool files.
 _RESERVED_FILES = 128
 
@@ -124,6 +129,7 @@ class GuardedHttpTools(HttpToolsProtocol):
         self._reading_head = True  # waiting for, or reading, a request's head
         self._in_body = False  # reading a request's body
         self._skipping_body = False  # its response went out before the body was read: dropping the rest
+        self._body_left = -1  # bytes of the request's body still to come; -1: unknown (chunked)
         self._head_bytes = 0
         self._counted = False
 
@@ -174,8 +180,17 @@ class GuardedHttpTools(HttpToolsProtocol):
         self._head_bytes = 0
         self._disarm()
         self._unset_keepalive_if_required()  # armed after a skipped body, if the next head came in its read
+        self._body_left = -1
+        for name, value in self.headers:
+            if name == b"content-length" and value.isdigit():
+                self._body_left = int(value)
         self._table.busy(self)
         super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if self._body_left > 0:
+            self._body_left -= len(body)
+        super().on_body(body)
 
     def on_message_complete(self) -> None:
         self._in_body = False
@@ -192,9 +207,12 @@ class GuardedHttpTools(HttpToolsProtocol):
     def on_response_complete(self) -> None:
         super().on_response_complete()  # arms uvicorn's keep-alive timer: the idle timeout
         if self._in_body:
-            # Answered before its body was read: the body still comes, and the parser reads it as this
-            # request's (uvicorn drops it). The next head starts after it.
-            self._skipping_body = True
+            if 0 <= self._body_left <= MAX_SKIPPED_BODY:
+                # Answered before its body was read: the rest still comes, and the parser reads it as
+                # this request's (uvicorn drops it). The next head starts after it.
+                self._skipping_body = True
+            else:
+                self.close_quietly()  # the answer is written first
             return
         self._await_next_request()
 
