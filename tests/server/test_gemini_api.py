@@ -253,6 +253,26 @@ def test_thinking_budget_and_thoughts(client: genai.Client, sim: Any) -> None:
     assert usage is not None and usage.thoughts_token_count
 
 
+def test_thinking_budget_and_thoughts_from_gemini(client: genai.Client, sim: Any) -> None:
+    """To Google the budget goes as it came, and the thoughts Gemini shows come back as thought parts."""
+    config = at(GEMINI, thinking_config=types.ThinkingConfig(thinking_budget=2048, include_thoughts=True))
+    answer = client.models.generate_content(model=GEMINI, contents="Think about it", config=config)
+    body = sim.requests("google")[-1]["body"]
+    assert body["generationConfig"]["thinkingConfig"] == {"thinkingBudget": 2048, "includeThoughts": True}
+    assert answer.candidates and answer.candidates[0].content
+    parts = answer.candidates[0].content.parts or []
+    assert parts[0].thought and parts[0].text and answer.text
+    hidden = client.models.generate_content(
+        model=GEMINI,
+        contents="Think about it",
+        config=at(GEMINI, thinking_config=types.ThinkingConfig(thinking_budget=2048)),
+    )
+    body = sim.requests("google")[-1]["body"]
+    assert body["generationConfig"]["thinkingConfig"] == {"thinkingBudget": 2048}
+    assert hidden.candidates and hidden.candidates[0].content
+    assert not any(p.thought for p in hidden.candidates[0].content.parts or [])
+
+
 def test_count_tokens(client: genai.Client, sim: Any) -> None:
     short = client.models.count_tokens(model=NANO, contents="Hello")
     longer = client.models.count_tokens(model=GEMINI, contents="Hello " * 200)
