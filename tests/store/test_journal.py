@@ -214,3 +214,19 @@ async def test_a_streams_newer_draft_replaces_the_older_and_its_record_releases_
     journal.release([ended])
     await eventually(lambda: segments(spool_dir) == [])
     await journal.close()
+
+
+async def test_a_journal_that_cannot_be_written_delays_no_response_and_is_counted(
+    store: SQLiteStore, db_path: Path, tmp_path: Path, make_generation: GenerationFactory
+) -> None:
+    not_a_directory = tmp_path / "spool"
+    not_a_directory.write_text("a file where the spool directory should be")
+    recorder = Recorder(store, journal=Journal(not_a_directory))
+    written = recorder.record(make_generation("gen-a"))
+    assert written is not None
+    await written  # done, though nothing could be appended
+    assert recorder.counters()["journal_failures"] == 1
+    recorder.start()
+    await recorder.flush()
+    assert set(stored(db_path)) == {"gen-a"}  # the database still gets it
+    await recorder.close()

@@ -36,7 +36,16 @@ LATENCY_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.
 FIRST_TOKEN_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
 OVERHEAD_BUCKETS_S = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 # Recorder counters that only grow; the others are levels.
-_RECORDER_EVENTS = ("recorded", "written", "failed_writes", "dropped", "rejected", "spooled", "replayed")
+_RECORDER_EVENTS = (
+    "recorded",
+    "written",
+    "failed_writes",
+    "dropped",
+    "rejected",
+    "spooled",
+    "replayed",
+    "journal_failures",  # appends or syncs of the journal that failed: a crash would lose those records
+)
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 
 

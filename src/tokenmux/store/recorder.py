@@ -179,7 +179,8 @@ class Recorder:
         return [*self._overflow_writing, *self._overflow, *self._in_flight, *self._pending]
 
     def counters(self) -> dict[str, int]:
-        return {
+        journal = {"journal_failures": self._journal.failures} if self._journal is not None else {}
+        return journal | {
             "recorded": self.recorded,
             "written": self.written,
             "failed_writes": self.failed_writes,
