@@ -174,7 +174,7 @@ class DisconnectWatch:
         self._finished = False
         self.disconnected = False
         self._watcher: asyncio.Future[Message] | None = None
-        self._table = slow_waits()
+        self._table = slow_waits(task.get_loop())
         self._table.add(self)
 
     def on_slow(self) -> None:

@@ -18,7 +18,7 @@ import asyncio
 import logging
 import weakref
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 SLOW_AFTER_S = 0.25
 TICK_S = 0.05
@@ -35,16 +35,18 @@ class Slow(Protocol):
 class SlowWaits:
     """The waits in progress on one event loop, oldest first, until they end or turn slow."""
 
-    __slots__ = ("__weakref__", "_due", "_timer")
+    __slots__ = ("__weakref__", "_due", "_loop", "_timer")
 
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         # Insertion order is due order, as every entry waits the same time: a tick stops at the first
         # entry not yet due.
         self._due: dict[Slow, float] = {}
         self._timer: asyncio.TimerHandle | None = None
+        # Held, not asked for: on CPython 3.11 every asyncio.get_running_loop() is a getpid system call.
+        self._loop = loop
 
     def add(self, wait: Slow) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         self._due[wait] = loop.time() + SLOW_AFTER_S
         if self._timer is None:
             self._timer = loop.call_later(TICK_S, self._tick)
@@ -58,7 +60,7 @@ class SlowWaits:
         return seconds_left > SLOW_AFTER_S + TICK_S
 
     def _tick(self) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         now = loop.time()
         due = self._due
         slow = []
@@ -76,23 +78,24 @@ class SlowWaits:
         self._timer = loop.call_later(TICK_S, self._tick) if due else None
 
 
-def slow_waits() -> SlowWaits:
-    """The table of the running event loop."""
+def slow_waits(loop: asyncio.AbstractEventLoop | None = None) -> SlowWaits:
+    """The table of ``loop``, which must be the running event loop (found when not given)."""
     global _last
-    loop = asyncio.get_running_loop()
+    if loop is None:
+        loop = asyncio.get_running_loop()
     last_loop, table = _last
-    if last_loop() is loop:
+    if table is not None and last_loop() is loop:
         return table
     found = _by_loop.get(loop)
     if found is None:
-        found = _by_loop[loop] = SlowWaits()
+        found = _by_loop[loop] = SlowWaits(loop)
     _last = (weakref.ref(loop), found)
     return found
 
 
 # Weak: a table goes with its loop (tests run many loops). The last one used is found without a lookup.
 _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SlowWaits] = weakref.WeakKeyDictionary()
-_last: tuple[Callable[[], asyncio.AbstractEventLoop | None], SlowWaits] = (lambda: None, SlowWaits())
+_last: tuple[Callable[[], asyncio.AbstractEventLoop | None], SlowWaits | None] = (lambda: None, None)
 
 
 class Deadline:
@@ -105,24 +108,26 @@ class Deadline:
 
     __slots__ = ("_cancelling", "_handle", "_table", "_task", "_when", "expired")
 
-    def __init__(self, when: float) -> None:
-        task = asyncio.current_task()
-        assert task is not None
+    def __init__(self, when: float, task: asyncio.Task[Any] | None = None) -> None:
+        """Guard ``task``, the current task (found when not given)."""
+        if task is None:
+            task = asyncio.current_task()
+            assert task is not None
         self._task = task
         self._cancelling = task.cancelling()
         self._when = when
         self._handle: asyncio.TimerHandle | None = None
         self._table: SlowWaits | None = None
         self.expired = False
-        loop = asyncio.get_running_loop()
+        loop = task.get_loop()
         if SlowWaits.arms_in_time(when - loop.time()):
-            self._table = slow_waits()
+            self._table = slow_waits(loop)
             self._table.add(self)
         else:
             self._handle = loop.call_at(when, self._expire)
 
     def on_slow(self) -> None:
-        self._handle = asyncio.get_running_loop().call_at(self._when, self._expire)
+        self._handle = self._task.get_loop().call_at(self._when, self._expire)
 
     def _expire(self) -> None:
         self.expired = True

@@ -139,9 +139,9 @@ class Attempts:
         deadline = gen.started + self.deadline_s
         errors: list[tuple[Candidate, UpstreamError]] = []
         health = self.health
-        loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         assert task is not None
+        loop = task.get_loop()
         opening = self._opening
         for cand in blocked_last(plan, health.blocked_until):
             left = deadline - time.perf_counter()
@@ -158,7 +158,7 @@ class Attempts:
             ctx = CallContext(
                 endpoint=cand.endpoint, params=cand.params, timeout_s=min(provider.config.timeout_s, left)
             )
-            guard = Deadline(loop.time() + left)
+            guard = Deadline(loop.time() + left, task)
             opening.add(task)
             try:
                 try:

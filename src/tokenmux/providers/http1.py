@@ -88,11 +88,11 @@ class Http1Transport:
             if len(self._targets) < 1024:  # bounded: URLs carrying per-request parts must not grow it
                 self._targets[request.url] = target
         pool = self._pools.get(target.origin)
-        if pool is None:
-            pool = self._pools[target.origin] = _Pool(self, target)
+        if pool is None or pool.loop.is_closed():
+            pool = self._pools[target.origin] = _Pool(self, target, asyncio.get_running_loop())
         payload = self._encode(request, target)
         # One budget, as the caller's deadline means it: a pool slot, connecting, and the response headers.
-        deadline = asyncio.get_running_loop().time() + timeout_s
+        deadline = pool.loop.time() + timeout_s
         with map_transport_errors(timeout_s, target.netloc):
             response = await pool.exchange(payload, deadline, timeout_s)
             try:
@@ -145,9 +145,11 @@ class Http1Transport:
 class _Pool:
     """The connections to one origin: idle ones reused newest first, at most ``limit_per_host`` in use."""
 
-    def __init__(self, transport: Http1Transport, target: _Target) -> None:
+    def __init__(self, transport: Http1Transport, target: _Target, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
         self._target = target
+        # The loop its connections live on, held: on CPython 3.11 asyncio.get_running_loop() is a system call.
+        self.loop = loop
         self._idle: list[_Connection] = []
         self._in_use = 0
         self._closed = False
@@ -169,7 +171,7 @@ class _Pool:
     def _reuse(self) -> _Connection | None:
         if self._in_use >= self._transport.limit_per_host:
             return None
-        now = asyncio.get_running_loop().time()
+        now = self.loop.time()
         while self._idle:
             connection = self._idle.pop()
             if not connection.closed and now - connection.idle_since < self._transport.keepalive_timeout_s:
@@ -181,7 +183,7 @@ class _Pool:
 
     async def _open(self) -> _Connection:
         while self._in_use >= self._transport.limit_per_host:
-            waiter = asyncio.get_running_loop().create_future()
+            waiter = self.loop.create_future()
             self._waiters.append(waiter)
             try:
                 await waiter
@@ -196,7 +198,7 @@ class _Pool:
                 return reused
         self._in_use += 1
         target = self._target
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         try:
             _, connection = await loop.create_connection(
                 lambda: _Connection(loop),
@@ -215,7 +217,7 @@ class _Pool:
             and not (connection.closed or self._closed)
             and len(self._idle) < self._transport.limit_per_host
         ):
-            connection.idle_since = asyncio.get_running_loop().time()
+            connection.idle_since = self.loop.time()
             self._idle.append(connection)
         else:
             connection.abort()
@@ -437,7 +439,7 @@ class _Response:
         # wait turns out slow (slow_waits.py), unless it is due before then.
         table = None
         if SlowWaits.arms_in_time(deadline - loop.time()):
-            table = slow_waits()
+            table = slow_waits(loop)
             table.add(self)
         else:
             self.on_slow()

@@ -78,12 +78,13 @@ class KeepAlive:
     def __init__(self, outlet: AsgiOutlet, every_s: float) -> None:
         self._outlet = outlet
         self._every_s = every_s
-        self._since = asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        self._since = loop.time()
         self._task: asyncio.Task[None] | None = None
         self._stopped = False
         self._table: SlowWaits | None = None
         if SlowWaits.arms_in_time(every_s):
-            self._table = slow_waits()
+            self._table = slow_waits(loop)
             self._table.add(self)
         else:
             self.on_slow()

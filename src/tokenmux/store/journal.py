@@ -115,6 +115,7 @@ class Journal:
         self._encoder = msgspec.json.Encoder()
         self._syncer: asyncio.Task[None] | None = None
         self._to_sync = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None  # see _running_loop
         self._closed = False
         self._syncing = False  # a sync runs in a thread: no descriptor may be closed meanwhile
         self._new_files = False  # a segment was created since the directory was last synced
@@ -128,7 +129,7 @@ class Journal:
     def append(self, generation: GenerationRecord) -> asyncio.Future[None]:
         """Queue a finished generation; the future is done once it is in the file (or the write failed,
         which is logged: a response never fails for the journal's sake)."""
-        loop = asyncio.get_running_loop()
+        loop = self._running_loop()
         waiter = loop.create_future()
         if self._closed:
             waiter.set_result(None)
@@ -145,7 +146,7 @@ class Journal:
             return
         self._add(b'{"s":', draft)
         self._batch_starts.append(draft.id)
-        self._schedule(asyncio.get_running_loop())
+        self._schedule(self._running_loop())
 
     def release(self, generations: Iterable[GenerationRecord]) -> None:
         """These records are in the database (or kept elsewhere): their entries, and the start of their
@@ -175,6 +176,13 @@ class Journal:
         self._encoder.encode_into(entry, batch, -1)
         batch += b"}\n"
         self.appended += 1
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        # Held once found: on CPython 3.11 every asyncio.get_running_loop() is a getpid system call.
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            loop = self._loop = asyncio.get_running_loop()
+        return loop
 
     def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
         if not self._flush_scheduled:
