@@ -15,9 +15,11 @@ import threading
 import time
 from collections.abc import Callable
 
-from tokenmux.catalog.model import Endpoint, Price
+from tokenmux.catalog.model import Catalog, Endpoint, Model, Price, ProviderInfo
 from tokenmux.routing import tokens
 from tokenmux.routing.fit import PromptSize, check_fit
+from tokenmux.routing.health import HealthBoard
+from tokenmux.routing.router import Router
 from tokenmux.types import ChatRequest
 
 GPT41_CONTEXT = 1_047_576
@@ -147,6 +149,51 @@ def main() -> None:
     check_fit(PromptSize(req), ep, 4096, "o200k")
     seconds, result = timed(lambda: check_fit(PromptSize(req), ep, 4096, "o200k"), 5)
     print(f"{'1M tokens, 4% under, repeat (chunk counts cached)':52} {seconds * 1000:9.3f} ms  {result}")
+
+    print()
+    print("whole routing decisions (Router.plan), first seen:")
+    for name, n_chars, contexts in (
+        ("1M tokens, two endpoints of one context", chars[1_000_000], (GPT41_CONTEXT, GPT41_CONTEXT)),
+        ("1.07M tokens, two endpoints of one context", chars[1_070_000], (GPT41_CONTEXT, GPT41_CONTEXT)),
+        ("1M tokens, endpoints of two contexts (counted)", chars[1_000_000], (GPT41_CONTEXT, 2_000_000)),
+    ):
+        routing = router(contexts)
+        req = request(base[:n_chars])
+
+        def plan(routing: Router = routing, req: ChatRequest = req) -> list[str]:
+            tokens.clear_cache()
+            return [c.endpoint.provider for c in routing.plan(req)]
+
+        before = tokens.tokenized_chars()
+        seconds, planned = timed(plan, 3)
+        counted = (tokens.tokenized_chars() - before) // 3
+        print(f"{name:52} {seconds * 1000:9.3f} ms  plan {planned}, {counted:,} characters tokenized")
+
+
+def router(contexts: tuple[int, ...]) -> Router:
+    """A router over one model with an endpoint of each context."""
+    slugs = [f"p{i}" for i in range(len(contexts))]
+    endpoints = tuple(
+        Endpoint("bench/model", slug, "model", context, 32_768, Price(0.1 * (i + 1), 0.4), frozenset())
+        for i, (slug, context) in enumerate(zip(slugs, contexts, strict=True))
+    )
+    model = Model(
+        id="bench/model",
+        name="bench",
+        author="bench",
+        description="",
+        created="2025-01-01",
+        input_modalities=("text",),
+        output_modalities=("text",),
+        context_length=max(contexts),
+        max_output=32_768,
+        tokenizer="o200k",
+        endpoints=endpoints,
+        supported_parameters=frozenset(),
+    )
+    providers = {s: ProviderInfo(slug=s, name=s, kind="openai-compatible") for s in slugs}
+    catalog = Catalog(models={model.id: model}, providers=providers, prices_as_of="2026-12-07")
+    return Router(catalog, set(slugs), HealthBoard())
 
 
 if __name__ == "__main__":

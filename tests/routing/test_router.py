@@ -7,6 +7,7 @@ import pytest
 from clock_support import Clock
 from tokenmux.catalog.model import Catalog, DataPolicy, Endpoint, Model, Price, ProviderInfo
 from tokenmux.errors import InvalidRequest, ModelNotFound, PayloadTooLarge, ProviderRejected
+from tokenmux.routing import tokens
 from tokenmux.routing.health import HealthBoard
 from tokenmux.routing.router import Router, adapt_params, blocked_last
 from tokenmux.types import ChatRequest, ProviderPreferences
@@ -176,14 +177,57 @@ def test_output_larger_than_an_endpoints_max_skips_it_and_all_of_them_is_400_nam
 
 def test_output_over_some_maxima_and_a_prompt_over_the_other_contexts_is_413() -> None:
     long_text = "lorem ipsum " * 50_000  # ~100k tokens: over every context
+    # Contexts of two sizes: counting decides whether the larger one fits (it does not).
+    wider = router_of(
+        model(
+            "acme/big",
+            ep("acme/big", "cheap", 1.0, 2.0),
+            ep("acme/big", "pricey", 3.0, 6.0, context=102_000),
+            ep("acme/big", "private", 2.0, 4.0, context=8_000, max_out=1_000),
+        )
+    )
     with pytest.raises(PayloadTooLarge) as info:
-        router().plan(request(text=long_text, max_out=5_000))
+        wider.plan(request(text=long_text, max_out=5_000))
     assert info.value.status == 413 and "lower max_completion_tokens" in info.value.message
 
 
 def test_prompt_larger_than_a_context_skips_that_endpoint() -> None:
     long_text = "lorem ipsum " * 10_000  # ~20k tokens: over private's 8k context, under the others' 100k
+    tokens.clear_cache()
+    counted = tokens.tokenized_chars()
     assert providers(router().plan(request(text=long_text))) == ["cheap", "pricey"]
+    assert tokens.tokenized_chars() > counted  # the byte bound leaves private's fit open: counted
+
+
+def test_a_prompt_is_not_counted_when_the_count_cannot_change_the_plan() -> None:
+    """Every endpoint has the same context: whether a 4 MB prompt fits, it fits them all or none (then the
+    provider refuses it), so it is planned without counting, as is one over every context."""
+    long = router_of(
+        model(
+            "acme/big",
+            ep("acme/big", "cheap", 1.0, 2.0, context=1_047_576),
+            ep("acme/big", "pricey", 3.0, 6.0, context=1_047_576),
+        )
+    )
+    counted = tokens.tokenized_chars()
+    four_mb = "lorem ipsum dolor sit amet, " * 150_000
+    assert providers(long.plan(request(text=four_mb))) == ["cheap", "pricey"]
+    assert providers(router().plan(request(text="lorem ipsum " * 50_000, max_out=5_000))) == [
+        "cheap",
+        "pricey",
+    ]
+    assert tokens.tokenized_chars() == counted
+
+
+def router_of(*models: Model) -> Router:
+    catalog = Catalog(
+        models={m.id: m for m in models},
+        providers={
+            s: ProviderInfo(slug=s, name=s, kind="openai-compatible") for s in ("cheap", "pricey", "private")
+        },
+        prices_as_of="2026-11-26",
+    )
+    return Router(catalog, {"cheap", "pricey", "private"}, HealthBoard())
 
 
 def test_unknown_model_names_close_matches() -> None:

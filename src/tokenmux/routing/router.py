@@ -70,6 +70,39 @@ class _Route:
     unconfigured: tuple[Model, ...]
 
 
+def _count_decides(
+    route: _Route, size: PromptSize, max_output: int | None, reserve: int, require_parameters: bool
+) -> bool:
+    """Whether counting the prompt's tokens can change the plan (README "Routing", step 3).
+
+    Only the endpoints whose fit the byte bound leaves open would be counted for. When they all have one
+    context length and one tokenizer, and no endpoint the bound settles is in the plan beside them, they
+    all fit or none does: the plan is the same either way, and a prompt that is too long is refused by the
+    provider itself. Then nothing is counted, however long the prompt (a first-seen 1M-token prompt would
+    otherwise hold a core for a tenth of a second)."""
+    open_fits: set[tuple[str, int]] = set()
+    settled = False
+    for group in route.groups:
+        family = group.model.tokenizer
+        bound = -1
+        for ep, excluded, dropped, _ in group.entries:
+            if (
+                excluded is not None
+                or (dropped and require_parameters)
+                or (max_output is not None and max_output > ep.max_output)
+            ):
+                continue  # out of the plan whatever the prompt's size
+            if bound < 0:
+                bound = size.upper_bound(family)
+            if bound + reserve <= ep.context_length:
+                settled = True
+            else:
+                open_fits.add((family, ep.context_length))
+            if open_fits and (settled or len(open_fits) > 1):
+                return True
+    return False
+
+
 def blended_price(endpoint: Endpoint) -> float:
     return (3 * endpoint.price.input + endpoint.price.output) / 4
 
@@ -142,6 +175,7 @@ class Router:
         plan: list[Candidate] = []
         exclusions: list[Exclusion] = []
         reserve = MIN_OUTPUT_RESERVE if max_output is None else max_output
+        counts = _count_decides(route, size, max_output, reserve, prefs.require_parameters)
         for group in route.groups:
             model = group.model
             # The byte bound settles nearly every fit; check_fit says the same then, at several times the cost.
@@ -154,7 +188,7 @@ class Router:
                 if bound < 0:
                     bound = size.upper_bound(model.tokenizer)
                 if (max_output is not None and max_output > ep.max_output) or (
-                    bound + reserve > ep.context_length
+                    counts and bound + reserve > ep.context_length
                 ):
                     fit = check_fit(size, ep, max_output, model.tokenizer)
                     if not fit.fits:

@@ -148,6 +148,22 @@ def utf8_length(text: str) -> int:
     return len(text.encode())
 
 
+# Characters handed to a tokenizer since the process started (chunk-cache hits not included): what
+# counting has cost, for tests and benchmarks to check that a decision did not count.
+_tokenized_chars = 0
+
+
+def tokenized_chars() -> int:
+    """Characters the process has handed to a tokenizer so far."""
+    return _tokenized_chars
+
+
+def _count(tok: CountingTokenizer, text: str) -> int:
+    global _tokenized_chars
+    _tokenized_chars += len(text)  # may miss an update when two threads count at once: a statistic
+    return tok.count(text)
+
+
 def count_tokens(text: str, family_name: str) -> int:
     """Tokens of ``text`` alone (no message framing) in ``family_name``'s tokenizer, or the scaled
     estimate for a family without a shipped vocabulary."""
@@ -157,7 +173,7 @@ def count_tokens(text: str, family_name: str) -> int:
             text.encode()
         except UnicodeEncodeError:
             text = clean_text(text)
-    return fam.scale(tokenizer(fam.encoding).count(text))
+    return fam.scale(_count(tokenizer(fam.encoding), text))
 
 
 # --- counting a long prompt a piece at a time -------------------------------------------------------------
@@ -187,12 +203,12 @@ _chunk_counts_lock = threading.Lock()
 
 def _count_chunk(tok: CountingTokenizer, encoding: str, chunk: str) -> int:
     if len(chunk) < _CACHE_MIN_CHARS:
-        return tok.count(chunk)
+        return _count(tok, chunk)
     key = (encoding, len(chunk), hash(chunk))
     known = _chunk_counts.get(key)
     if known is not None:
         return known
-    n = tok.count(chunk)
+    n = _count(tok, chunk)
     with _chunk_counts_lock:
         if len(_chunk_counts) >= _CACHE_MAX_ENTRIES:
             del _chunk_counts[next(iter(_chunk_counts))]  # the oldest entry
