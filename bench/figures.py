@@ -74,7 +74,7 @@ class Figure:
 def _number(value: float, unit: str) -> str:
     if unit in ("req/s", "records/s"):
         return f"{value:,.0f}"
-    if unit in ("MB", "%"):
+    if unit in ("MB", "%", "calls"):
         return f"{value:,.1f}"
     if unit == "µs":
         return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.1f}"

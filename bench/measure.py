@@ -363,6 +363,10 @@ class CpuCost:
     gateway_system_us: float
     simulator_us: float
     batch: Batch
+    # The gateway's read and write system calls per request (upstream and client sockets, the request
+    # log's files): unlike CPU time, they do not move with what else the machine runs.
+    reads: float = 0.0
+    writes: float = 0.0
 
     @property
     def gateway_us(self) -> float:
@@ -371,6 +375,7 @@ class CpuCost:
     def describe(self) -> str:
         return (
             f"user {self.gateway_user_us:.0f} + system {self.gateway_system_us:.0f} µs; "
+            f"{self.writes:.1f} write and {self.reads:.1f} read system calls; "
             f"the simulator behind it spent {self.simulator_us:.0f} µs/request"
         )
 
@@ -379,12 +384,21 @@ async def _cpu_cost(stack: Stack, target: Target, count: int, concurrency: int, 
     """CPU per request over one batch, the gateway's recording of that batch included."""
     await asyncio.sleep(SETTLE_S)
     gateway_before, simulator_before = stack.gateway.cpu_times(), stack.simulator.cpu_times()
+    reads_before, writes_before = stack.gateway.io_calls()
     batch = await concurrent(target, count, concurrency, streamed=streamed)
     await asyncio.sleep(SETTLE_S)
     gateway = stack.gateway.cpu_times() - gateway_before
     simulator = stack.simulator.cpu_times() - simulator_before
+    reads, writes = stack.gateway.io_calls()
     n = len(batch.timings)
-    return CpuCost(gateway.user_s / n * 1e6, gateway.system_s / n * 1e6, simulator.total_s / n * 1e6, batch)
+    return CpuCost(
+        gateway.user_s / n * 1e6,
+        gateway.system_s / n * 1e6,
+        simulator.total_s / n * 1e6,
+        batch,
+        (reads - reads_before) / n,
+        (writes - writes_before) / n,
+    )
 
 
 async def _cpu(stack: Stack, paths: Paths, plan: Plan) -> list[Figure]:
@@ -423,6 +437,15 @@ async def _cpu(stack: Stack, paths: Paths, plan: Plan) -> list[Figure]:
             cost.gateway_us,
             "µs",
             note=cost.describe(),
+        )
+    )
+    figures.append(
+        Figure(
+            "gateway_writes_per_streamed_request",
+            f"gateway write system calls per request (streamed, c={c})",
+            cost.writes,
+            "calls",
+            note="the request upstream, the answer to the client, the request log's journal",
         )
     )
     return figures

@@ -81,6 +81,12 @@ class Service:
         fields = stat[stat.rindex(")") + 2 :].split()
         return CpuTimes(int(fields[11]) / _CLOCK_TICKS, int(fields[12]) / _CLOCK_TICKS)
 
+    def io_calls(self) -> tuple[int, int]:
+        """Read and write system calls of every thread so far (``syscr``, ``syscw`` of ``/proc/<pid>/io``:
+        the read/write family, sockets and files alike; ``recvfrom``/``sendto`` are not counted)."""
+        fields = dict(line.split(": ") for line in Path(f"/proc/{self.pid}/io").read_text().splitlines())
+        return int(fields["syscr"]), int(fields["syscw"])
+
     def memory_kib(self, field: str = "VmRSS") -> int:
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
             if line.startswith(field + ":"):

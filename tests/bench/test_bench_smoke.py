@@ -33,6 +33,7 @@ EXPECTED = {
     "added_stream_total_p50": (True, False),
     "gateway_cpu_per_request": (False, True),
     "gateway_cpu_per_streamed_request": (False, False),
+    "gateway_writes_per_streamed_request": (False, False),
     "throughput_non_streamed": (True, False),
     "throughput_streamed": (True, False),
     "gateway_rss": (False, True),
@@ -100,6 +101,8 @@ def test_a_tiny_run_reports_every_figure(tmp_path: Path) -> None:
     # CPU is read in 10 ms clock ticks: 20 requests may round to zero, but never below it.
     assert figures["gateway_cpu_per_request"]["value"] >= 0
     assert figures["gateway_rss"]["value"] > 0
+    # A streamed request writes at least its request upstream and its answer to the client.
+    assert figures["gateway_writes_per_streamed_request"]["value"] >= 2
     # Added latency is the difference of the two paths' percentiles.
     p50 = figures["added_latency_p50"]
     assert math.isclose(p50["value"], p50["gateway"] - p50["direct"], abs_tol=1e-9)
