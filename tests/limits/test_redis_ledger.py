@@ -4,6 +4,7 @@ ledgers (two replicas) at once, seeded from the request log, settled once, and a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -387,3 +388,33 @@ async def test_settlements_of_a_key_not_seeded_yet_wait_for_the_seed(redis_url: 
     assert spend.spent == log.total == USD + 700
     await books.close()
     await link.aclose()
+
+
+async def test_during_an_outage_n_replicas_spend_at_most_n_times_what_was_neither_spent_nor_held(
+    redis_url: str,
+) -> None:
+    key = limits("key_bound", credit_usd=3.0)  # 1 spent in the log
+    with FaultProxy("127.0.0.1", 6379) as proxy:
+        made = []
+        for _ in range(2):
+            link = RedisLink(proxy.proxied_url(redis_url), timeout_s=0.3, retry_s=30)
+            made.append((link, RedisLedger(link, logged(total=USD))))  # type: ignore[arg-type]
+        (_, a), (_, b) = made
+        for books in (a, b):  # one request in flight on each: 1 held
+            await books.reserve(await books.admit(key, 0), key, USD // 2)
+        for books in (a, b):  # a request each that Redis answers with the figures as they are now
+            books.settle(await books.admit(key, 0), key.key_id, f"gen-{id(books)}", 0, 0)
+        proxy.cut()  # Redis goes away: 3 - 1 spent - 1 held = 1 left, which each replica may take
+        taken = []
+        for books in (a, b):
+            count = 0
+            with contextlib.suppress(InsufficientCredit):
+                while count < 10:
+                    await books.reserve(await books.admit(key, 0), key, USD // 4)
+                    count += 1
+            taken.append(count)
+            spend = await books.spend(key)
+            assert spend.figures == "this_replica"
+        assert taken == [4, 4]  # 1 each: 2 replicas spend at most 2 times what was left
+        for link, _ in made:
+            await link.aclose()

@@ -84,8 +84,8 @@ class RedisLedger(Ledger):
         self._mine: dict[str, tuple[str, int]] = {}
         self._heartbeat: asyncio.Task[None] | None = None
         self._beat_now = asyncio.Event()
-        # The last figures Redis reported per key, (all time, period id, period spend, held by other
-        # replicas): the local fallback starts from these.
+        # The last figures Redis reported per key, (all time, period id, period spend, held by requests in
+        # flight): the local fallback starts from these.
         self._known: dict[str, tuple[int, str | None, int, int]] = {}
         self._local = self._new_local()
         # Sent by digest (EVALSHA), loaded again when a restarted Redis has forgotten them.
@@ -184,6 +184,9 @@ class RedisLedger(Ledger):
                 continue
             if verdict == "ok":
                 admission.reserved += amount
+                if admission.id in self._mine:  # what the lease renews, or takes again after a restart
+                    self._mine[admission.id] = (limits.key_id, admission.reserved)
+                self._remember(limits.key_id, reply, admission.period)
                 return
             if verdict == "gone":
                 return
@@ -218,8 +221,9 @@ class RedisLedger(Ledger):
         return Seed(total, await self._source(key_id, since_day) if since_day is not None else 0, [])
 
     def _remember(self, key_id: str, reply: list[Any], pid: str | None) -> None:
-        mine = sum(reserve for owner, reserve in self._mine.values() if owner == key_id)
-        self._known[key_id] = (int(reply[1]), pid, int(reply[2]), max(int(reply[3]) - mine, 0))
+        # Every hold counts in an outage, this replica's too: what its requests in flight then spend is
+        # charged to the local books on top, which can only refuse early.
+        self._known[key_id] = (int(reply[1]), pid, int(reply[2]), int(reply[3]))
 
     async def _known_or_logged(self, key_id: str, since_day: str | None) -> int:
         known = self._known.get(key_id)

@@ -128,7 +128,8 @@ return {'ok', spent, pspent, tostring(reserved + reserve)}
 )
 
 # ARGV: prefix, admission id, amount, credit (-1: none), budget (-1), period id ("" none)
-# Returns {"ok"} | {"gone"} (the admission is no longer held: settled, or lapsed) | {"seed"}
+# Returns {"ok", spent, period spent, reserved} | {"gone"} (the admission is no longer held: settled, or
+#       lapsed) | {"seed"}
 #       | {"credit"|"budget", spent, period spent, reserved}
 RESERVE = """
 local p = ARGV[1]
@@ -154,7 +155,7 @@ if budget >= 0 and tonumber(pspent) + reserved + amount > budget then
 end
 redis.call('HINCRBY', p .. 'amounts', id, amount)
 redis.call('INCRBY', p .. 'reserved', amount)
-return {'ok'}
+return {'ok', spent, pspent, tostring(reserved + amount)}
 """
 
 # ARGV: prefix, settlement id (the generation id), admission id ("" none), cost, tokens, period id ("" none),
