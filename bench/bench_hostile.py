@@ -55,9 +55,10 @@ HEADER_TIMEOUT_S = 10.0  # the gateway's default
 # -- the bystander ---------------------------------------------------------------------------------------
 
 
-def _bystander(port: int, key: str, every_s: float, stop: Any, out: Connection) -> None:
-    """Small chat requests on one keep-alive connection until ``stop`` is set; sends back the latencies
-    (seconds) and the number of failed requests."""
+def _bystander(port: int, key: str, kind: str, every_s: float, stop: Any, out: Connection) -> None:
+    """Small chat requests (``kind`` "chat"; "models": the model list, which the gateway answers without
+    a provider) on one keep-alive connection until ``stop`` is set; sends back the latencies (seconds) and
+    the number of failed requests."""
     body = json.dumps(
         {"model": MODEL, "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 5}
     ).encode()
@@ -68,7 +69,10 @@ def _bystander(port: int, key: str, every_s: float, stop: Any, out: Connection) 
     while not stop.is_set():
         started = time.perf_counter()
         try:
-            conn.request("POST", CHAT, body, headers)
+            if kind == "models":
+                conn.request("GET", "/api/v1/models")
+            else:
+                conn.request("POST", CHAT, body, headers)
             answer = conn.getresponse()
             answer.read()
             if answer.status != 200:
@@ -85,12 +89,12 @@ def _bystander(port: int, key: str, every_s: float, stop: Any, out: Connection) 
 
 
 class Bystander:
-    def __init__(self, port: int, key: str, every_s: float = 0.02) -> None:
+    def __init__(self, port: int, key: str, kind: str, every_s: float = 0.02) -> None:
         context = multiprocessing.get_context("spawn")
         self._stop = context.Event()
         self._receiving, sending = context.Pipe(duplex=False)
         self._process = context.Process(
-            target=_bystander, args=(port, key, every_s, self._stop, sending), daemon=True
+            target=_bystander, args=(port, key, kind, every_s, self._stop, sending), daemon=True
         )
 
     def __enter__(self) -> Bystander:
@@ -135,10 +139,14 @@ def _reset_peak(gateway: Service) -> None:
 
 
 async def _measured(
-    stack: Stack, name: str, bystander_key: str, flood: Callable[[], Awaitable[Counter[str]]]
+    stack: Stack,
+    name: str,
+    bystander_key: str,
+    bystander_kind: str,
+    flood: Callable[[], Awaitable[Counter[str]]],
 ) -> Result:
     gateway = stack.gateway
-    with Bystander(gateway.port, bystander_key) as bystander:
+    with Bystander(gateway.port, bystander_key, bystander_kind) as bystander:
         await asyncio.sleep(1.5)  # the bystander's interpreter starts and its first requests are served
         _reset_peak(gateway)
         baseline = gateway.memory_kib() / 1024
@@ -321,7 +329,7 @@ def _flood(
     raise SystemExit(f"unknown flood {name!r}; known: {', '.join(FLOODS)}")
 
 
-async def run(floods: list[str]) -> list[Result]:
+async def run(floods: list[str], bystander_kind: str) -> list[Result]:
     results = []
     with running_stack() as stack:
         port = stack.gateway.port
@@ -332,7 +340,7 @@ async def run(floods: list[str]) -> list[Result]:
             print(f"... {name}", file=sys.stderr, flush=True)
             notes: list[str] = []
             flood = _flood(name, port, limited, open_key, notes)
-            result = await _measured(stack, name, bystander, flood)
+            result = await _measured(stack, name, bystander, bystander_kind, flood)
             result.notes.extend(notes)
             results.append(result)
     return results
@@ -360,9 +368,17 @@ def main() -> None:
     parser.add_argument(
         "--floods", default=",".join(FLOODS), help=f"comma-separated among {', '.join(FLOODS)}"
     )
+    parser.add_argument(
+        "--bystander",
+        choices=("chat", "models"),
+        default="chat",
+        help="chat: a chat request through the simulator (default); models: GET /api/v1/models, the "
+        "gateway alone (the simulator is busy with the flood's accepted requests too)",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
-    results = asyncio.run(run([f.strip() for f in args.floods.split(",") if f.strip()]))
+    floods = [f.strip() for f in args.floods.split(",") if f.strip()]
+    results = asyncio.run(run(floods, args.bystander))
     report(results)
     if args.json:
         args.json.write_text(

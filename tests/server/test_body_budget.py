@@ -12,8 +12,9 @@ import pytest
 
 from tokenmux.errors import GatewayBusy, InvalidRequest, PayloadTooLarge
 from tokenmux.protocols.json_limits import JsonShape
+from tokenmux.protocols.openai_chat import decode_chat_request
 from tokenmux.server.body_budget import BodyBudget
-from tokenmux.server.request_body import CHUNKED_CLAIM_STEP, read_json_body
+from tokenmux.server.request_body import CHUNKED_CLAIM_STEP, FILL_IN_PLACE_BYTES, read_json_body
 
 
 def run(coro: Any) -> Any:
@@ -183,5 +184,24 @@ def test_a_pathological_body_is_refused_at_the_chunk_that_shows_it() -> None:
                 scope(None), many.receive, limit=10**7, claim=budget.claim(), shape=JsonShape("{}")
             )
         assert many.read == 2
+
+    run(scenario())
+
+
+def test_a_large_body_of_known_length_is_filled_in_place_as_it_arrives() -> None:
+    async def scenario() -> None:
+        budget = BodyBudget(10**8, wait_s=0)
+        text = (
+            b'{"model": "m", "messages": [{"role": "user", "content": "'
+            + b"x" * FILL_IN_PLACE_BYTES
+            + b'"}]}'
+        )
+        chunks = [text[i : i + 65536] for i in range(0, len(text), 65536)]
+        body = await read_json_body(
+            scope(len(text)), Client(chunks).receive, limit=10**8, claim=budget.claim(), shape=JsonShape("{}")
+        )
+        assert isinstance(body, bytearray) and body == text
+        request = decode_chat_request(body, shape_checked=True)
+        assert request.body_bytes == len(text) and request.messages[0]["content"] == "x" * FILL_IN_PLACE_BYTES
 
     run(scenario())

@@ -115,7 +115,7 @@ _PARAM_CHECKS = {
 
 
 def decode_messages_request(
-    body: bytes, *, counting: bool = False, shape_checked: bool = False
+    body: bytes | bytearray, *, counting: bool = False, shape_checked: bool = False
 ) -> ChatRequest:
     """Parse and validate a Messages request body into the hub shape. ``counting``: the body of a token
     count (``/v1/messages/count_tokens``), which has no ``max_tokens``; ``shape_checked``: as

@@ -115,7 +115,12 @@ class GeminiRequest(ChatRequest):
 
 
 def decode_generate_request(
-    body: bytes, model: str, *, stream: bool, counting: bool = False, shape_checked: bool = False
+    body: bytes | bytearray,
+    model: str,
+    *,
+    stream: bool,
+    counting: bool = False,
+    shape_checked: bool = False,
 ) -> GeminiRequest:
     """Parse and validate a ``generateContent`` body for ``model`` (from the URL). ``counting``: the
     body of ``countTokens``, which may hold the request under ``generateContentRequest``;

@@ -44,7 +44,7 @@ class JsonShape:
         self._depth = 0
         self._values = 0
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | bytearray) -> None:
         if self._carry:
             data = self._carry + data
             self._carry = b""
@@ -58,7 +58,7 @@ class JsonShape:
             opened = (quotes + (0 if self._inside else 1)) // 2
             self._count(opened)
             parts = data.split(b'"')
-            outside = b"".join(parts[1 if self._inside else 0 :: 2])
+            outside: bytes | bytearray = b"".join(parts[1 if self._inside else 0 :: 2])
             self._inside ^= quotes % 2 == 1
         elif self._inside:
             return
@@ -108,7 +108,7 @@ class JsonShape:
         )
 
 
-def check_structure(body: bytes, example: str) -> None:
+def check_structure(body: bytes | bytearray, example: str) -> None:
     """Refuse a whole body that nests too deep or holds too many values (see ``JsonShape``)."""
     # Nearly every body: fewer brackets than the depth allowed and too few bytes for too many values.
     if len(body) < MAX_VALUES and body.count(b"[") + body.count(b"{") <= MAX_DEPTH:

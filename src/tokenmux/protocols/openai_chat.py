@@ -164,7 +164,7 @@ PARAM_CHECKS: dict[str, Callable[[str, Any], None]] = {
 }
 
 
-def decode_chat_request(body: bytes, *, shape_checked: bool = False) -> ChatRequest:
+def decode_chat_request(body: bytes | bytearray, *, shape_checked: bool = False) -> ChatRequest:
     """Parse and validate a Chat Completions request body (``shape_checked``: its JSON structure was
     bounded as it arrived, ``server/request_body.py``)."""
     if not shape_checked:

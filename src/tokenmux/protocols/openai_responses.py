@@ -142,7 +142,7 @@ class ResponsesRequest(ChatRequest):
     body: dict[str, Any] = field(default_factory=dict)
 
 
-def decode_responses_request(body: bytes, *, shape_checked: bool = False) -> ResponsesRequest:
+def decode_responses_request(body: bytes | bytearray, *, shape_checked: bool = False) -> ResponsesRequest:
     """Parse and validate a Responses request body into the hub shape (``shape_checked``: as
     ``openai_chat.decode_chat_request``)."""
     if not shape_checked:

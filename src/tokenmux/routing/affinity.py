@@ -149,9 +149,12 @@ class CacheAffinity:
         plan: list[Candidate],
         request: ChatRequest,
         key_id: str | None,
+        digest: int | None = None,
     ) -> tuple[list[Candidate], int | None]:
         """The plan with the conversation's endpoint first where it should be (see the module doc), and
-        the conversation's digest, for ``remember``; None when affinity does not apply to the request."""
+        the conversation's digest, for ``remember``; None when affinity does not apply to the request.
+        ``digest``: ``conversation_digest`` for the plan's first model, worked out already (off the event
+        loop, for a large request)."""
         if not self.enabled or len(plan) < 2:
             return plan, None
         prefs = request.provider
@@ -167,7 +170,8 @@ class CacheAffinity:
             cheaper = cheaper or cache_read_cheaper(cand.endpoint)
         if not cheaper:
             return plan, None
-        digest = conversation_digest(key_id, model.id, request)
+        if digest is None:
+            digest = conversation_digest(key_id, model.id, request)
         seen = self._seen.get(digest)
         if seen is None:
             return plan, digest

@@ -23,7 +23,7 @@ class AnthropicMessages:
     name = "anthropic"
     json_example = wire.ANTHROPIC_EXAMPLE
 
-    def decode(self, body: bytes, scope: Scope) -> ChatRequest:
+    def decode(self, body: bytes | bytearray, scope: Scope) -> ChatRequest:
         request = wire.decode_messages_request(body, shape_checked=True)
         request.betas = wire.beta_flags(v for k, v in scope["headers"] if k == b"anthropic-beta")
         return request

@@ -23,7 +23,7 @@ from tokenmux.errors import TokenmuxError
 from tokenmux.limits.ledger import Ledger
 from tokenmux.limits.money import ceil_nano, to_nano, worst_case_usd
 from tokenmux.protocols.json_limits import JsonShape
-from tokenmux.routing.affinity import CacheAffinity
+from tokenmux.routing.affinity import CacheAffinity, conversation_digest
 from tokenmux.routing.router import Candidate, Router
 from tokenmux.server.auth import KeyRing
 from tokenmux.server.body_budget import BodyBudget, BodyClaim
@@ -47,7 +47,7 @@ class InboundProtocol(Protocol):
     name: str
     json_example: str  # a good body, named in the answer to a body that is not JSON
 
-    def decode(self, body: bytes, scope: Scope) -> ChatRequest:
+    def decode(self, body: bytes | bytearray, scope: Scope) -> ChatRequest:
         """The request in the hub shape, from a body whose JSON structure was bounded as it arrived;
         ``scope`` for what a protocol carries in headers."""
         ...
@@ -123,7 +123,11 @@ class ChatRoute:
                 # Every fallback too: an endpoint the key may not reach is never tried.
                 plan = limits.filter(plan)
             # The endpoint holding this conversation's prompt cache first, when that is worth it.
-            plan, conversation = self.affinity.prefer(plan, request, key.id)
+            digest = None
+            if request.body_bytes > PLAN_IN_THREAD_BYTES and plan:
+                # Hashing a conversation that holds a large image or text takes tens of ms: off the loop.
+                digest = await off_loop(conversation_digest, key.id, plan[0].model.id, request)
+            plan, conversation = self.affinity.prefer(plan, request, key.id, digest)
             if admission is not None and limits.limits_spend:
                 await self.ledger.reserve(admission, limits, ceil_nano(worst_case_usd(request, plan)))
             gen = Generation(request, new_generation_id(), key.id)

@@ -37,7 +37,7 @@ class CountingProtocol(Protocol):
 
     json_example: str  # a good body, named in the answer to a body that is not JSON
 
-    def decode_count(self, body: bytes, scope: Scope) -> ChatRequest:
+    def decode_count(self, body: bytes | bytearray, scope: Scope) -> ChatRequest:
         """The request, from a body whose JSON structure was bounded as it arrived."""
         ...
 
@@ -51,7 +51,7 @@ class CountingProtocol(Protocol):
 class AnthropicCounting:
     json_example = wire.ANTHROPIC_EXAMPLE
 
-    def decode_count(self, body: bytes, scope: Scope) -> ChatRequest:
+    def decode_count(self, body: bytes | bytearray, scope: Scope) -> ChatRequest:
         return wire.decode_messages_request(body, counting=True, shape_checked=True)
 
     def encode_count(self, tokens: int) -> bytes:

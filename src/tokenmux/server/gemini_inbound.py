@@ -73,7 +73,7 @@ class GeminiGenerate:
     name = "gemini"
     json_example = wire.GEMINI_EXAMPLE
 
-    def decode(self, body: bytes, scope: Scope) -> ChatRequest:
+    def decode(self, body: bytes | bytearray, scope: Scope) -> ChatRequest:
         model, method = _model_and_method(scope)
         stream = method == _STREAM
         if stream and _query(scope).get("alt") != ["sse"]:
@@ -112,7 +112,7 @@ class GeminiCounting:
 
     json_example = wire.GEMINI_EXAMPLE
 
-    def decode_count(self, body: bytes, scope: Scope) -> ChatRequest:
+    def decode_count(self, body: bytes | bytearray, scope: Scope) -> ChatRequest:
         model = _model_and_method(scope)[0]
         return wire.decode_generate_request(body, model, stream=False, counting=True, shape_checked=True)
 

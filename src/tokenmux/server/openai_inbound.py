@@ -14,7 +14,7 @@ class OpenAIChat:
     name = "openai"
     json_example = openai_chat.OPENAI_EXAMPLE
 
-    def decode(self, body: bytes, scope: Scope) -> ChatRequest:
+    def decode(self, body: bytes | bytearray, scope: Scope) -> ChatRequest:
         return openai_chat.decode_chat_request(body, shape_checked=True)
 
     def encode_response(self, served: Served, gen: Generation) -> bytes:

@@ -26,7 +26,7 @@ class OpenAIResponses:
     name = "responses"
     json_example = wire.RESPONSES_EXAMPLE
 
-    def decode(self, body: bytes, scope: Scope) -> ChatRequest:
+    def decode(self, body: bytes | bytearray, scope: Scope) -> ChatRequest:
         return wire.decode_responses_request(body, shape_checked=True)
 
     def encode_response(self, served: Served, gen: Generation) -> bytes:
