@@ -182,9 +182,12 @@ def test_a_pathological_body_is_refused_as_it_arrives(gateway: Any, shape: bytes
     with connected(gateway.url) as conn:
         conn.sendall(head(CHAT, gateway.key, declared) + b'{"messages": ')
         sent = 0
-        while sent < 1024 * 1024:
-            conn.sendall(shape)
-            sent += len(shape)
+        try:
+            while sent < 1024 * 1024:
+                conn.sendall(shape)
+                sent += len(shape)
+        except OSError:
+            pass  # answered and closed: it will not read 30 MB it has refused; its answer is in
         status, _, answer = read_response(conn)
     assert status in (400, 413)
     assert json.loads(answer)["error"]["code"] in ("invalid_json", "too_many_json_values")

@@ -17,7 +17,9 @@ from tokenmux.server.body_budget import BodyClaim
 # A chunked body (no Content-Length) is claimed this much ahead of what has arrived.
 CHUNKED_CLAIM_STEP = 1024 * 1024
 # A body of known length above this is written into one buffer as its chunks arrive rather than joined at
-# the end: joining tens of MB would hold the event loop for tens of ms in one piece.
+# the end: joining tens of MB would hold the event loop for tens of ms in one piece. The buffer is made
+# once this much has arrived and passed the shape check (making it touches all of its memory), so a
+# pathological body, refused within its first few hundred kB, never has one.
 FILL_IN_PLACE_BYTES = 1024 * 1024
 
 
@@ -39,7 +41,8 @@ async def read_json_body(
                 f"the request body is {expected} bytes; this gateway accepts at most {limit}"
             )
         await claim.grow_to(expected)
-    buffer = bytearray(expected) if declared is not None and expected > FILL_IN_PLACE_BYTES else None
+    fill_in_place = declared is not None and expected > FILL_IN_PLACE_BYTES
+    buffer: bytearray | None = None
     parts: list[bytes] = []
     size = 0
     more = True
@@ -59,8 +62,12 @@ async def read_json_body(
         shape.feed(chunk)
         if buffer is not None:
             buffer[size - len(chunk) : size] = chunk
-        else:
-            parts.append(chunk)
+            continue
+        parts.append(chunk)
+        if fill_in_place and size > FILL_IN_PLACE_BYTES:
+            buffer = bytearray(expected)
+            buffer[:size] = b"".join(parts)
+            parts.clear()
     if buffer is not None:
         del buffer[size:]  # nothing, unless the client sent less than it declared
         return buffer
