@@ -62,7 +62,7 @@ def test_new_models_come_with_prices_tiers_limits_snapshots_and_parameters(tmp_p
 
     embedding = catalog.models["openai/text-embedding-3-small"]
     assert embedding.embedding and embedding.max_output == 0 and embedding.context_length == 8191
-    assert embedding.endpoints[0].price.input == 0.02
+    assert embedding.endpoints[0].price.input == 0.02 and embedding.dimensions == 1536
 
 
 def test_what_the_catalog_has_is_refreshed_and_what_the_table_lacks_is_kept(tmp_path: Path) -> None:

@@ -308,3 +308,9 @@ def test_tier_prices_default_to_the_base_prices_and_sort() -> None:
     )
     tiers = catalog.endpoints_of("x/tiered")[0].price.tiers
     assert [(t.above_tokens, t.input, t.output) for t in tiers] == [(100_000, 1.0, 3.0), (500_000, 4.0, 2.0)]
+
+
+def test_only_an_embedding_model_has_dimensions() -> None:
+    assert load_catalog().models["openai/text-embedding-3-large"].dimensions == 3072
+    message = _error({"models": [{"id": "openai/gpt-4.1-nano", "dimensions": 1536}]})
+    assert "only an embedding model" in message and "dimensions" in message

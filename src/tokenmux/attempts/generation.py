@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 import msgspec
 
@@ -17,7 +17,24 @@ from tokenmux.errors import ProviderRejected, UpstreamError
 from tokenmux.routing.health import counts_against_provider
 from tokenmux.routing.router import Candidate
 from tokenmux.store.records import AttemptRecord, ContentRecord, GenerationRecord
-from tokenmux.types import ChatRequest, ChatResponse, Usage
+from tokenmux.types import ChatResponse, Usage
+
+
+class Requested(Protocol):
+    """What the bookkeeping reads of a request, a chat (``ChatRequest``) or an embeddings one."""
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def stream(self) -> bool: ...
+
+    def sent(self) -> dict[str, Any]:
+        """The request as a key that keeps prompts keeps it."""
+        ...
+
+
+R = TypeVar("R", bound=Requested)
 
 
 @dataclass(slots=True)
@@ -31,10 +48,10 @@ class Served:
 
 
 @dataclass(slots=True)
-class Generation:
+class Generation(Generic[R]):
     """The record of one request being built while it runs."""
 
-    request: ChatRequest
+    request: R
     id: str
     key_id: str | None
     started_wall: float = field(default_factory=time.time)
@@ -97,13 +114,11 @@ class Generation:
 
     def content(self) -> ContentRecord:
         """What a key that opted in keeps of a generation: the request as routed, and the answer."""
-        request = self.request
-        sent = {"model": request.model, "messages": request.messages, "params": request.params}
         return ContentRecord(
             id=self.id,
             key_id=self.key_id or "",
             created_at=self.started_wall,
-            request=msgspec.json.encode(sent).decode(),
+            request=msgspec.json.encode(self.request.sent()).decode(),
             response=msgspec.json.encode(self.answer).decode(),
         )
 

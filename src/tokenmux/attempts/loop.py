@@ -117,6 +117,11 @@ class Attempts:
         can still answer with an error status; once the response began, failures end it with an error event."""
         await self._run(gen, plan, StreamedAnswer(gen, outlet, encoder_for))
 
+    async def answer(self, gen: Generation, plan: list[Candidate], answer: Answer) -> None:
+        """Run an answer of another kind through the same loop (embeddings: ``attempts/embedding.py``);
+        a failure raises the ``TokenmuxError`` to answer with when the answer's ``fail`` does."""
+        await self._run(gen, plan, answer)
+
     async def _run(self, gen: Generation, plan: list[Candidate], answer: Answer) -> None:
         try:
             await self._attempts(gen, plan, answer)

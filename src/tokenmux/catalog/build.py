@@ -11,7 +11,8 @@ An endpoint states only what differs from its model and its provider. Each value
     data_policy                  each field: endpoint, provider defaults, DataPolicy's default
     status_page_url              endpoint, provider
 
-An embedding model (``output_modalities: [embeddings]``) needs no ``max_output``. An endpoint's ``source``
+An embedding model (``output_modalities: [embeddings]``) needs no ``max_output``; its ``dimensions`` (the size of
+its vectors) are stated on the model, and only there. An endpoint's ``source``
 says where its price and limits come from when not from the public price table (``tokenmux catalog
 import`` leaves those figures as they are).
 
@@ -41,7 +42,7 @@ DATA_POLICY_FIELDS = frozenset({"prompt_training", "retention_days", "moderation
 _INHERITED = frozenset({"context_length", "max_output", "supported_parameters", "protocols"})
 _PARAMETER_EDITS = frozenset({"extra_parameters", "unsupported_parameters"})
 MODEL_FIELDS = frozenset(
-    {"id", "name", "description", "created", "tokenizer", "endpoints"}
+    {"id", "name", "description", "created", "tokenizer", "endpoints", "dimensions"}
     | {"input_modalities", "output_modalities"}
     | _INHERITED
     | _PARAMETER_EDITS
@@ -157,7 +158,15 @@ def build_model(raw: Any, where: str, providers: Mapping[str, Provider]) -> Mode
         tokenizer=f.text(raw, "tokenizer", where) or "unknown",
         endpoints=tuple(endpoints),
         supported_parameters=frozenset().union(*(e.supported_parameters for e in endpoints)),
+        dimensions=_dimensions(raw, where, inherited.embedding),
     )
+
+
+def _dimensions(raw: Mapping[str, Any], where: str, embedding: bool) -> int | None:
+    dimensions = f.count(raw, "dimensions", where)
+    if dimensions is not None and not embedding:
+        raise fail(where, "only an embedding model (output_modalities: [embeddings]) has dimensions")
+    return dimensions
 
 
 def _build_endpoint(

@@ -85,6 +85,9 @@ class Model:
     tokenizer: str  # "o200k" | "cl100k" | "claude" | "gemini" | "llama3" | ... (family, for prompt fitting)
     endpoints: tuple[Endpoint, ...]
     supported_parameters: frozenset[str] = frozenset()  # union over endpoints
+    # An embedding model's vector size when the request asks for none (the most it gives); None: unknown,
+    # or not an embedding model.
+    dimensions: int | None = None
 
     @property
     def slug(self) -> str:

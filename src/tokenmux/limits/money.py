@@ -12,9 +12,10 @@ import math
 from datetime import UTC, date, datetime, timedelta
 
 from tokenmux.catalog.pricing import max_cost_usd
+from tokenmux.routing import embedding_inputs
 from tokenmux.routing.fit import PromptSize
 from tokenmux.routing.router import Candidate
-from tokenmux.types import ChatRequest
+from tokenmux.types import ChatRequest, EmbeddingRequest
 
 NANO_PER_USD = 1_000_000_000
 PERIODS = ("day", "week", "month")
@@ -81,4 +82,18 @@ def worst_case_usd(request: ChatRequest, plan: list[Candidate]) -> float:
         # Without max_tokens the answer may run to the endpoint's output limit.
         output = endpoint.max_output if asked is None else min(asked, endpoint.max_output)
         worst = max(worst, max_cost_usd(bound, output, endpoint.price))
+    return worst
+
+
+def worst_case_embedding_usd(request: EmbeddingRequest, plan: list[Candidate]) -> float:
+    """The most an embeddings request can cost at any endpoint of its plan: its inputs' token bound at
+    the dearest input price (an embedding has no output to pay for)."""
+    bounds: dict[str, int] = {}
+    worst = 0.0
+    for cand in plan:
+        family = cand.model.tokenizer
+        bound = bounds.get(family)
+        if bound is None:
+            bound = bounds[family] = embedding_inputs.upper_bound(request, family)
+        worst = max(worst, max_cost_usd(bound, 0, cand.endpoint.price))
     return worst

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 from tokenmux.errors import ProviderRejected, UpstreamError
 from tokenmux.providers.base import CallContext, Provider, ProviderConfig
-from tokenmux.types import ChatRequest, ChatResponse, StreamEvent
+from tokenmux.types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResult, StreamEvent
 
 MASK = "***"
 PIECE_CHARS = 12  # a piece of a credential this long is scrubbed wherever it appears
@@ -140,7 +140,8 @@ class RedactedProvider:
     """An adapter whose errors leave it scrubbed of its credentials (``build_provider`` wraps each one).
 
     It offers the optional stream forms (``stream_batches``, ``stream_chunks``) exactly when the adapter
-    does, so the relay picks the same way of streaming as it would for the adapter itself."""
+    does, so the relay picks the same way of streaming as it would for the adapter itself; likewise
+    ``embed``."""
 
     def __init__(self, adapter: Provider, redactor: Redactor) -> None:
         self.adapter = adapter
@@ -151,6 +152,17 @@ class RedactedProvider:
             form = getattr(adapter, optional, None)
             if form is not None:
                 setattr(self, optional, self._redacted_form(form))
+        embed = getattr(adapter, "embed", None)
+        if embed is not None:
+
+            async def redacted_embed(request: EmbeddingRequest, ctx: CallContext) -> EmbeddingResult:
+                try:
+                    result: EmbeddingResult = await embed(request, ctx)
+                except UpstreamError as err:
+                    raise redactor.scrub_error(err) from None
+                return result
+
+            self.embed = redacted_embed
 
     async def complete(self, request: ChatRequest, ctx: CallContext) -> ChatResponse:
         try:

@@ -15,16 +15,17 @@ last, whatever the sort, and are never left out (``blocked_last``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from tokenmux.catalog.lookup import close_matches, find_models
 from tokenmux.catalog.model import Catalog, Endpoint, Model
 from tokenmux.errors import InvalidRequest, ModelNotFound, PayloadTooLarge
+from tokenmux.routing.embedding_inputs import longest_input
 from tokenmux.routing.fit import MIN_OUTPUT_RESERVE, PromptSize, check_fit
 from tokenmux.routing.health import HealthBoard
-from tokenmux.types import ChatRequest
+from tokenmux.types import ChatRequest, EmbeddingRequest, ProviderPreferences
 
 SUFFIX_SORT = {":nitro": "throughput", ":floor": "price"}
 # Sent to every provider whether or not the catalog lists it: harmless everywhere.
@@ -203,17 +204,58 @@ class Router:
                     continue
                 sent = adapt_params(params, ep.supported_parameters)[0] if adapt else params
                 kept.append(Candidate(model, ep, sent, dropped))
-            ordered = self._order(kept, prefs.order, prefs.sort or group.sort)
-            if not prefs.allow_fallbacks:
-                # Without fallbacks only the providers the client named in `order` (or else the best one).
-                named = [c for c in ordered if c.endpoint.provider in prefs.order]
-                ordered = named or ordered[:1]
-            plan.extend(ordered)
+            plan.extend(self._ordered(kept, prefs, group.sort))
             if not prefs.allow_fallbacks and plan:
                 break
         if plan:
             return plan
         self._raise_empty(request, route.resolved, exclusions, route.unconfigured)
+        raise AssertionError("unreachable")
+
+    def plan_embeddings(self, request: EmbeddingRequest) -> list[Candidate]:
+        """Every endpoint to try for an embeddings request, in order, across its model and fallback
+        models: the provider preferences and the order as for chat; an endpoint whose input limit is
+        below the longest input is left out; asking for more dimensions than a model gives is a 400."""
+        prefs = request.provider
+        plan: list[Candidate] = []
+        exclusions: list[Exclusion] = []
+        unconfigured: list[Model] = []
+        resolved = [self.resolve(n) for n in (request.model, *request.fallback_models)]
+        for model, _ in resolved:
+            if not model.embedding:
+                raise InvalidRequest(
+                    f"model {model.id!r} is a chat model: it answers POST /api/v1/chat/completions (or "
+                    "/api/v1/responses), not an embeddings request; GET /api/v1/models lists the embedding "
+                    "models (output_modalities: ['embeddings'])",
+                    param="model",
+                )
+            most = model.dimensions
+            if request.dimensions is not None and most is not None and request.dimensions > most:
+                raise InvalidRequest(
+                    f"dimensions is {request.dimensions:,}, more than {model.id} gives (at most {most:,})",
+                    param="dimensions",
+                )
+        for model, suffix_sort, configured in self._with_endpoints(resolved, unconfigured):
+            longest = longest_input(request, model.tokenizer, min(e.context_length for e in configured))
+            kept: list[Candidate] = []
+            for ep in configured:
+                reason = preference_exclusion(prefs, ep)
+                if reason is None and longest > ep.context_length:
+                    reason = f"an input of {longest:,} tokens is over its limit of {ep.context_length:,}"
+                    exclusions.append(Exclusion(ep, reason, too_large=True))
+                elif reason is not None:
+                    exclusions.append(Exclusion(ep, reason))
+                else:
+                    kept.append(Candidate(model, ep, {}, ()))
+            plan.extend(self._ordered(kept, prefs, suffix_sort))
+            if not prefs.allow_fallbacks and plan:
+                break
+        if plan:
+            return plan
+        too_large = (
+            f"an input is too long for every endpoint of {request.model}: {{reasons}}. Split or shorten it."
+        )
+        self._raise_excluded(exclusions, resolved[0][0], too_large, "input")
         raise AssertionError("unreachable")
 
     def _route(self, request: ChatRequest) -> _Route:
@@ -253,42 +295,48 @@ class Router:
                 )
         groups: list[_Group] = []
         unconfigured: list[Model] = []
+        for model, suffix_sort, configured in self._with_endpoints(resolved, unconfigured):
+            entries = tuple(self._entry(request, ep) for ep in configured)
+            groups.append(_Group(model, suffix_sort, entries))
+        return _Route(tuple(groups), tuple(resolved), tuple(unconfigured))
+
+    def _with_endpoints(
+        self, resolved: Sequence[tuple[Model, str | None]], unconfigured: list[Model]
+    ) -> Iterator[tuple[Model, str | None, list[Endpoint]]]:
+        """Each model once, with its sort and its configured endpoints; one with none goes to
+        ``unconfigured`` instead."""
         seen: set[str] = set()
         for model, suffix_sort in resolved:
             if model.id in seen:
                 continue
             seen.add(model.id)
             configured = [e for e in model.endpoints if e.provider in self.configured]
-            if not configured:
+            if configured:
+                yield model, suffix_sort, configured
+            else:
                 unconfigured.append(model)
-                continue
-            entries = tuple(self._entry(request, ep) for ep in configured)
-            groups.append(_Group(model, suffix_sort, entries))
-        return _Route(tuple(groups), tuple(resolved), tuple(unconfigured))
 
     def _entry(self, request: ChatRequest, ep: Endpoint) -> _Entry:
         """How one endpoint stands with the request's preferences and the names of its params; the fit of
         the prompt and ``require_parameters`` are checked per request, in that order, after these."""
-        prefs = request.provider
-        reason = None
-        if prefs.only is not None and ep.provider not in prefs.only:
-            reason = "not in provider.only"
-        elif ep.provider in prefs.ignore:
-            reason = "in provider.ignore"
-        elif prefs.data_collection == "deny" and ep.data_policy.prompt_training:
-            reason = "trains on prompts (data_collection: deny)"
-        elif prefs.zdr and not ep.data_policy.zero_retention:
-            reason = "does not have zero data retention (zdr: true)"
-        elif prefs.max_price_prompt is not None and ep.price.input > prefs.max_price_prompt:
-            reason = f"input price ${ep.price.input:g}/M above max_price.prompt"
-        elif prefs.max_price_completion is not None and ep.price.output > prefs.max_price_completion:
-            reason = f"output price ${ep.price.output:g}/M above max_price.completion"
+        reason = preference_exclusion(request.provider, ep)
         if reason is not None:
             return ep, Exclusion(ep, reason), (), False
         # Which params an endpoint drops depends on their names only; their values are adapted per request.
         _, dropped = adapt_params(dict.fromkeys(request.params), ep.supported_parameters)
         adapt = any(k not in ep.supported_parameters and k not in ALWAYS_PASSED for k in request.params)
         return ep, None, dropped, adapt
+
+    def _ordered(
+        self, kept: list[Candidate], prefs: ProviderPreferences, suffix_sort: str | None
+    ) -> list[Candidate]:
+        """One model's candidates in the order to try them."""
+        ordered = self._order(kept, prefs.order, prefs.sort or suffix_sort)
+        if not prefs.allow_fallbacks:
+            # Without fallbacks only the providers the client named in `order` (or else the best one).
+            named = [c for c in ordered if c.endpoint.provider in prefs.order]
+            ordered = named or ordered[:1]
+        return ordered
 
     def _order(
         self, candidates: list[Candidate], order: tuple[str, ...], sort: str | None
@@ -370,13 +418,20 @@ class Router:
                 param=param,
                 code="max_output_exceeded",
             )
+        too_large = (
+            f"the prompt does not fit any endpoint of {request.model}: {{reasons}}. Shorten the prompt, lower "
+            f"{param}, or add a model with a larger context to 'models'."
+        )
+        self._raise_excluded(exclusions, resolved[0][0], too_large, "messages")
+
+    def _raise_excluded(self, exclusions: list[Exclusion], model: Model, too_large: str, param: str) -> None:
+        """The error for a plan left empty: every endpoint too small for the request (``too_large``, a
+        message with ``{reasons}``, about ``param``), some left out by the preferences, or ``model``'s
+        providers not configured."""
         if exclusions and all(x.too_large for x in exclusions):
             reasons = "; ".join(f"{x.endpoint.provider}: {x.reason}" for x in exclusions)
             raise PayloadTooLarge(
-                f"the prompt does not fit any endpoint of {request.model}: {reasons}. Shorten the prompt, lower "
-                f"{param}, or add a model with a larger context to 'models'.",
-                param="messages",
-                code="context_length_exceeded",
+                too_large.replace("{reasons}", reasons), param=param, code="context_length_exceeded"
             )
         if exclusions:
             reasons = "; ".join(
@@ -387,7 +442,6 @@ class Router:
                 param="provider",
                 code="no_endpoint_matches",
             )
-        model = resolved[0][0]
         providers = ", ".join(sorted({e.provider for e in model.endpoints}))
         raise ModelNotFound(
             f"model {model.id} is in the catalog but none of its providers ({providers}) is configured on this "
@@ -395,6 +449,23 @@ class Router:
             param="model",
             code="no_configured_provider",
         )
+
+
+def preference_exclusion(prefs: ProviderPreferences, ep: Endpoint) -> str | None:
+    """Why the request's provider preferences leave an endpoint out, or None when they do not."""
+    if prefs.only is not None and ep.provider not in prefs.only:
+        return "not in provider.only"
+    if ep.provider in prefs.ignore:
+        return "in provider.ignore"
+    if prefs.data_collection == "deny" and ep.data_policy.prompt_training:
+        return "trains on prompts (data_collection: deny)"
+    if prefs.zdr and not ep.data_policy.zero_retention:
+        return "does not have zero data retention (zdr: true)"
+    if prefs.max_price_prompt is not None and ep.price.input > prefs.max_price_prompt:
+        return f"input price ${ep.price.input:g}/M above max_price.prompt"
+    if prefs.max_price_completion is not None and ep.price.output > prefs.max_price_completion:
+        return f"output price ${ep.price.output:g}/M above max_price.completion"
+    return None
 
 
 def blocked_last(plan: list[Candidate], blocked_until: Callable[[str], float]) -> list[Candidate]:

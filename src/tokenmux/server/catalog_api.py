@@ -70,7 +70,7 @@ def _architecture(model: Model) -> dict[str, Any]:
 
 def model_json(model: Model, configured: frozenset[str]) -> dict[str, Any]:
     cheapest = min(model.endpoints, key=lambda e: (e.price.input, e.price.output))
-    return {
+    body = {
         "id": model.id,
         "object": "model",
         "created": _created_unix(model),
@@ -86,6 +86,9 @@ def model_json(model: Model, configured: frozenset[str]) -> dict[str, Any]:
         "providers": [e.provider for e in model.endpoints],
         "available": any(e.provider in configured for e in model.endpoints),
     }
+    if model.dimensions is not None:
+        body["dimensions"] = model.dimensions  # an embedding model's vector size
+    return body
 
 
 def models_json(catalog: Catalog, configured: frozenset[str]) -> dict[str, Any]:

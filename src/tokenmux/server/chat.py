@@ -20,7 +20,7 @@ from tokenmux.asgi import (
 )
 from tokenmux.attempts import Attempts, Generation, Served, StreamEncoder
 from tokenmux.errors import TokenmuxError
-from tokenmux.limits.ledger import Ledger
+from tokenmux.limits.ledger import Admission, Ledger
 from tokenmux.limits.money import ceil_nano, to_nano, worst_case_usd
 from tokenmux.protocols.json_limits import JsonShape
 from tokenmux.routing.affinity import CacheAffinity, conversation_digest
@@ -135,14 +135,7 @@ class ChatRoute:
             gen.conversation = conversation
             await self._answer(scope, receive, send, gen, plan)
         finally:
-            # Once per request whatever happened, cancellation included: what all attempts used is charged,
-            # the reservation released (only released, for a request refused before it was attempted).
-            if gen is not None:
-                self.ledger.settle(admission, key.id, gen.id, *_billed(gen))
-                if gen.keep_content:
-                    self.contents.keep(gen.content())
-            elif admission is not None:
-                self.ledger.settle(admission, key.id, f"release-{admission.id}", 0, 0)
+            settle(self.ledger, self.contents, admission, key.id, gen)
 
     async def _read(self, scope: Scope, receive: Receive, claim: BodyClaim) -> ChatRequest:
         """The request, its body read within the budget and shape bounds; a large one decoded off the loop
@@ -198,6 +191,20 @@ class ChatRoute:
             return protocol.stream_encoder(gen, cand)
 
         return encoder_for
+
+
+def settle(
+    ledger: Ledger, contents: ContentKeeper, admission: Admission | None, key_id: str, gen: Generation | None
+) -> None:
+    """Once per request whatever happened, cancellation included (every route that calls providers):
+    what all attempts used is charged, the reservation released (only released, for a request refused
+    before it was attempted), the content kept for a key that keeps prompts."""
+    if gen is not None:
+        ledger.settle(admission, key_id, gen.id, *_billed(gen))
+        if gen.keep_content:
+            contents.keep(gen.content())
+    elif admission is not None:
+        ledger.settle(admission, key_id, f"release-{admission.id}", 0, 0)
 
 
 def _billed(gen: Generation) -> tuple[int, int]:

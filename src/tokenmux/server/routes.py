@@ -15,6 +15,7 @@ from tokenmux.server.catalog_routes import ANTHROPIC_MODELS_PREFIX, MODELS_PREFI
 from tokenmux.server.chat import ChatRoute
 from tokenmux.server.count_tokens import AnthropicCounting, CountTokensRoute
 from tokenmux.server.dispatch import Route, RouteTable
+from tokenmux.server.embeddings_route import EmbeddingsRoute
 from tokenmux.server.gemini_inbound import GEMINI_PREFIX, GeminiCounting, GeminiGenerate, GeminiRoutes
 from tokenmux.server.generation_api import GenerationRoute
 from tokenmux.server.key_api import KEYS_PREFIX, KeyApi
@@ -60,6 +61,18 @@ def route_table(parts: Parts, lifecycle: Lifecycle) -> RouteTable:
         router=parts.router,
         metrics=parts.metrics,
     )
+    embeddings = EmbeddingsRoute(
+        keys=parts.keys,
+        key_limits=parts.key_limits,
+        router=parts.router,
+        providers=parts.providers,
+        ledger=parts.ledger,
+        attempts=parts.attempts,
+        contents=parts.contents,
+        metrics=parts.metrics,
+        bodies=parts.bodies,
+        max_body_bytes=gw.max_body_bytes,
+    )
     live_figures = LiveFigures(parts.stats, parts.health, parts.configured)
     catalog = CatalogRoutes(
         catalog=parts.catalog,
@@ -99,6 +112,7 @@ def route_table(parts: Parts, lifecycle: Lifecycle) -> RouteTable:
         # OpenAI's protocols (and OpenRouter's extensions)
         Route("POST", "/api/v1/chat/completions", chat(OpenAIChat())),
         Route("POST", "/api/v1/responses", chat(OpenAIResponses())),
+        Route("POST", "/api/v1/embeddings", embeddings),
         Route("GET", "/api/v1/models", catalog.list_models),
         Route("GET", MODELS_PREFIX, catalog.model_or_endpoints, prefix=True),
         Route("GET", "/api/v1/generation", generation),

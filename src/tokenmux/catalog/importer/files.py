@@ -35,6 +35,7 @@ MODEL_ORDER = (
     "tokenizer",
     "context_length",
     "max_output",
+    "dimensions",
     "supported_parameters",
     "extra_parameters",
     "unsupported_parameters",

@@ -3,9 +3,10 @@
 The table is one JSON object: each key a model, written ``provider/model`` or bare, each value its
 ``litellm_provider``, ``mode`` and per-token prices (``input_cost_per_token``, ``output_cost_per_token``,
 ``cache_read_input_token_cost``, ``cache_creation_input_token_cost`` and ``..._above_1hr``, tiers such as
-``input_cost_per_token_above_200k_tokens``), limits (``max_input_tokens``, ``max_output_tokens``),
-``deprecation_date`` and ``supports_*`` flags. Other keys (batch, flex and priority prices, regional
-uplifts) describe ways of calling the model that tokenmux does not use, and are left out.
+``input_cost_per_token_above_200k_tokens``), limits (``max_input_tokens``, ``max_output_tokens``), an
+embedding model's ``output_vector_size``, ``deprecation_date`` and ``supports_*`` flags. Other keys (batch,
+flex and priority prices, regional uplifts) describe ways of calling the model that tokenmux does not
+use, and are left out.
 
 What is taken: the text-chat and embedding models of the providers the catalog knows (``PROVIDERS``),
 reachable through Chat Completions (or the embeddings API), not retired by the date the prices were
@@ -242,6 +243,7 @@ def _offer(provider: str, name: str, entry: Mapping[str, Any], as_of: str) -> Of
         context_length=_count(entry.get("max_input_tokens")),
         max_output=None if embedding else _count(entry.get("max_output_tokens")),
         embedding=embedding,
+        dimensions=_count(entry.get("output_vector_size")) if embedding else None,
         input_modalities=None if embedding else _input_modalities(entry),
         capabilities=[text for flag, text in _CAPABILITIES if entry.get(flag) is True],
         deprecated=isinstance(deprecation, str) and deprecation[:10] <= as_of,

@@ -284,6 +284,8 @@ def _fill(catalog: _Catalog, model: dict[str, Any], offer: Offer) -> None:
         model["created"] = offer.created
     model.setdefault("input_modalities", offer.input_modalities or ["text"])
     model.setdefault("output_modalities", ["embeddings"] if offer.embedding else ["text"])
+    if offer.dimensions is not None and model["output_modalities"] == ["embeddings"]:
+        model.setdefault("dimensions", offer.dimensions)
     model.setdefault("tokenizer", AUTHOR_TOKENIZERS.get(author, "unknown"))
 
 

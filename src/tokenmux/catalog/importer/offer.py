@@ -96,6 +96,7 @@ class Offer:
     context_length: int | None = None
     max_output: int | None = None
     embedding: bool = False
+    dimensions: int | None = None  # an embedding model's vector size
     snapshots: list[str] = field(default_factory=list)  # other names of the same model and price
     input_modalities: list[str] | None = None
     unsupported_parameters: list[str] = field(default_factory=list)
