@@ -48,6 +48,10 @@ _HEAD_TOO_LARGE = (
 # A request answered before its body was read: this much of the rest is read and dropped to keep the
 # connection; with more to come it is closed after the answer.
 MAX_SKIPPED_BODY = 256 * 1024
+# A connection closed with the rest of a body unread is half-closed first and dropped this long after:
+# closing a socket that still receives sends a reset, which can destroy the answer in the client's buffers
+# before it is read (Go's net/http waits likewise, nginx's lingering_close too).
+LINGER_S = 0.5
 # File descriptors kept back from client connections: the database, upstream connections, logs, spool files.
 _RESERVED_FILES = 128
 
@@ -129,6 +133,7 @@ class GuardedHttpTools(HttpToolsProtocol):
         self._reading_head = True  # waiting for, or reading, a request's head
         self._in_body = False  # reading a request's body
         self._skipping_body = False  # its response went out before the body was read: dropping the rest
+        self._lingering = False  # answered and half-closed: what still arrives is dropped unread
         self._body_left = -1  # bytes of the request's body still to come; -1: unknown (chunked)
         self._head_bytes = 0
         self._counted = False
@@ -160,6 +165,8 @@ class GuardedHttpTools(HttpToolsProtocol):
     # request that arrives in one read (nearly all) costs no timer.
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            return
         if self._reading_head:
             self._head_bytes += len(data)
         super().data_received(data)
@@ -212,9 +219,19 @@ class GuardedHttpTools(HttpToolsProtocol):
                 # this request's (uvicorn drops it). The next head starts after it.
                 self._skipping_body = True
             else:
-                self.close_quietly()  # the answer is written first
+                self._linger()  # the answer is written first
             return
         self._await_next_request()
+
+    def _linger(self) -> None:
+        """Close after the answer without a reset: end our side once the answer is written, drop what the
+        client still sends, and close a moment later."""
+        if self.transport.is_closing():
+            return
+        self._lingering = True
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(LINGER_S, self.close_quietly)
 
     def _await_next_request(self) -> None:
         self._reading_head = True
