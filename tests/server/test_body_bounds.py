@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway_support import HELLO, NANO, sim_config
+from gateway_support import HELLO, NANO, scrape, sim_config
 from tokenmux.server.connections import MAX_SKIPPED_BODY
 
 CHAT = "/api/v1/chat/completions"
@@ -139,6 +139,12 @@ def test_bodies_over_the_budget_wait_then_get_503_in_the_routes_protocol(
             conn.sendall(head(MESSAGES, gw.key, 500_000))
             status, _, answer = read_response(conn)
             assert status == 503 and json.loads(answer)["type"] == "error"  # Anthropic's shape
+        # /metrics shows the budget in use and the requests it refused.
+        samples = scrape(gw.url)
+        assert samples[("tokenmux_request_bodies", (("gauge", "in_use_bytes"),))] == 600_000
+        assert samples[("tokenmux_request_bodies", (("gauge", "limit_bytes"),))] == 1_000_000
+        assert samples[("tokenmux_request_bodies", (("gauge", "waiting"),))] == 0
+        assert samples[("tokenmux_request_bodies_refused_total", ())] == 2
         # A body that fits beside the held one is served meanwhile.
         answer = gw.openai().chat.completions.create(model=NANO, messages=HELLO, max_tokens=5)
         assert answer.choices[0].message.content

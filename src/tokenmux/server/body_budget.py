@@ -36,6 +36,15 @@ class BodyBudget:
     def claim(self) -> BodyClaim:
         return BodyClaim(self)
 
+    def figures(self) -> dict[str, int]:
+        """What /metrics shows of the budget: bytes held and allowed, requests waiting and refused."""
+        return {
+            "in_use_bytes": self.in_use,
+            "limit_bytes": self.max_bytes,
+            "waiting": len(self._queue),
+            "refused": self.refused,
+        }
+
     async def _take(self, size: int) -> None:
         if self.in_use + size <= self.max_bytes:
             self.in_use += size

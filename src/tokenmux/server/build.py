@@ -93,6 +93,8 @@ def build_parts(
     recorder = Recorder(store, max_pending=100_000, spool=Spool(spool_dir), journal=Journal(spool_dir))
     recorder.add_listener(stats.batch_written)
     metrics = Metrics(recorder)
+    bodies = BodyBudget(max(gw.body_budget_bytes, gw.max_body_bytes), wait_s=gw.body_wait_s)
+    metrics.bodies = bodies.figures
 
     def record(generation: GenerationRecord) -> asyncio.Future[None] | None:
         metrics.observe(generation)
@@ -155,7 +157,7 @@ def build_parts(
         key_limits=KeyLimitsCache(),
         ledger=ledger,
         contents=ContentKeeper(store),
-        bodies=BodyBudget(max(gw.body_budget_bytes, gw.max_body_bytes), wait_s=gw.body_wait_s),
+        bodies=bodies,
         redis_link=redis_link,
         shared_health=shared_health,
         # For sample code on the pages: configured, or where this gateway listens.

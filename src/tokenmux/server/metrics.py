@@ -96,6 +96,8 @@ class Metrics:
         self.overhead = Histogram(OVERHEAD_BUCKETS_S)
         # Authentication failures by reason, kept by whoever refuses keys (``auth_failures.py``).
         self.auth_failures: Mapping[str, int] = {}
+        # Request bodies in flight under gateway.body_budget_bytes (``BodyBudget.figures``).
+        self.bodies: Callable[[], dict[str, int]] | None = None
         # With --redis: the shared state's health (redis_up, redis_failures, settlements_pending).
         self.shared: Callable[[], dict[str, int]] | None = None
         self.registry = CollectorRegistry(auto_describe=False)
@@ -199,6 +201,21 @@ class _GatewayCollector(Collector):
             "Request records waiting for the database.",
             value=recorder.get("pending", 0),
         )
+        if m.bodies is not None:
+            bodies = m.bodies()
+            gauges = GaugeMetricFamily(
+                "tokenmux_request_bodies",
+                "Request bodies in flight: bytes held, the budget's limit, requests waiting for room.",
+                labels=["gauge"],
+            )
+            for name in ("in_use_bytes", "limit_bytes", "waiting"):
+                gauges.add_metric([name], bodies[name])
+            yield gauges
+            yield CounterMetricFamily(
+                "tokenmux_request_bodies_refused",
+                "Requests answered 503 because the body budget had no room for their body in time.",
+                value=bodies["refused"],
+            )
         if m.shared is not None:
             shared = m.shared()
             gauges = GaugeMetricFamily(
