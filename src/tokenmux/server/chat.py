@@ -22,17 +22,16 @@ from tokenmux.attempts import Attempts, Generation, Served, StreamEncoder
 from tokenmux.errors import TokenmuxError
 from tokenmux.limits.ledger import Admission, Ledger
 from tokenmux.limits.money import ceil_nano, to_nano, worst_case_usd
-from tokenmux.protocols.json_limits import JsonShape
 from tokenmux.routing.affinity import CacheAffinity, conversation_digest
 from tokenmux.routing.router import Candidate, Router
 from tokenmux.server.auth import KeyRing
 from tokenmux.server.body_budget import BodyBudget, BodyClaim
 from tokenmux.server.key_limits_cache import KeyLimitsCache
 from tokenmux.server.metrics import Metrics
-from tokenmux.server.off_loop import LARGE_BODY_BYTES, off_loop
+from tokenmux.server.off_loop import off_loop
 from tokenmux.server.outlet import AsgiOutlet
 from tokenmux.server.replies import send_error
-from tokenmux.server.request_body import read_json_body
+from tokenmux.server.request_body import read_request
 from tokenmux.store import new_generation_id
 from tokenmux.store.contents import ContentKeeper
 from tokenmux.types import ChatRequest
@@ -140,16 +139,15 @@ class ChatRoute:
     async def _read(self, scope: Scope, receive: Receive, claim: BodyClaim) -> ChatRequest:
         """The request, its body read within the budget and shape bounds; a large one decoded off the loop
         (the raw body is not kept: only the decoded request lives on)."""
-        body = await read_json_body(
+        return await read_request(
             scope,
             receive,
+            self.protocol.decode,
+            scope,
             limit=self.max_body_bytes,
             claim=claim,
-            shape=JsonShape(self.protocol.json_example),
+            example=self.protocol.json_example,
         )
-        if len(body) > LARGE_BODY_BYTES:
-            return await off_loop(self.protocol.decode, body, scope)
-        return self.protocol.decode(body, scope)
 
     async def _answer(
         self, scope: Scope, receive: Receive, send: Send, gen: Generation, plan: list[Candidate]

@@ -16,16 +16,15 @@ from tokenmux.asgi import Receive, Scope, Send, header, send_bytes
 from tokenmux.errors import TokenmuxError
 from tokenmux.json_codec import encode_json
 from tokenmux.protocols import anthropic_messages as wire
-from tokenmux.protocols.json_limits import JsonShape
 from tokenmux.routing.fit import PromptSize
 from tokenmux.routing.router import Router
 from tokenmux.server.auth import KeyRing
 from tokenmux.server.body_budget import BodyBudget, BodyClaim
 from tokenmux.server.key_limits_cache import KeyLimitsCache
 from tokenmux.server.metrics import Metrics
-from tokenmux.server.off_loop import LARGE_BODY_BYTES, off_loop
+from tokenmux.server.off_loop import off_loop
 from tokenmux.server.replies import send_error
-from tokenmux.server.request_body import read_json_body
+from tokenmux.server.request_body import read_request
 from tokenmux.types import ChatRequest
 
 # Counting a body this large may take tens of ms: off the event loop.
@@ -97,23 +96,21 @@ class CountTokensRoute:
 
     async def _count(self, scope: Scope, receive: Receive, claim: BodyClaim) -> bytes:
         key = await self.keys.authenticate(*self.protocol.api_key(scope))
-        body = await read_json_body(
+        request = await read_request(
             scope,
             receive,
+            self.protocol.decode_count,
+            scope,
             limit=self.max_body_bytes,
             claim=claim,
-            shape=JsonShape(self.protocol.json_example),
+            example=self.protocol.json_example,
         )
-        if len(body) > LARGE_BODY_BYTES:
-            request = await off_loop(self.protocol.decode_count, body, scope)
-        else:
-            request = self.protocol.decode_count(body, scope)
         model = self.router.resolve(request.model)[0]
         limits = self.key_limits.of(key)
         if limits.models is not None:
             limits.check_model(model.id)
         size = PromptSize(request)
-        if len(body) > COUNT_IN_THREAD_BYTES:
+        if request.body_bytes > COUNT_IN_THREAD_BYTES:
             tokens = await off_loop(size.exact, model.tokenizer)
         else:
             tokens = size.exact(model.tokenizer)

@@ -18,7 +18,6 @@ from tokenmux.errors import InvalidRequest, TokenmuxError
 from tokenmux.limits.ledger import Ledger
 from tokenmux.limits.money import ceil_nano, worst_case_embedding_usd
 from tokenmux.protocols import openai_chat, openai_embeddings
-from tokenmux.protocols.json_limits import JsonShape
 from tokenmux.providers.base import Provider
 from tokenmux.routing.router import Candidate, Router
 from tokenmux.server.auth import KeyRing
@@ -26,9 +25,9 @@ from tokenmux.server.body_budget import BodyBudget, BodyClaim
 from tokenmux.server.chat import PLAN_IN_THREAD_BYTES, settle
 from tokenmux.server.key_limits_cache import KeyLimitsCache
 from tokenmux.server.metrics import Metrics
-from tokenmux.server.off_loop import LARGE_BODY_BYTES, off_loop
+from tokenmux.server.off_loop import off_loop
 from tokenmux.server.replies import send_error
-from tokenmux.server.request_body import read_json_body
+from tokenmux.server.request_body import read_request
 from tokenmux.store import new_generation_id
 from tokenmux.store.contents import ContentKeeper
 from tokenmux.types import EmbeddingRequest
@@ -66,15 +65,14 @@ class EmbeddingsRoute:
         admission = await self.ledger.admit(limits, 0) if limits.needs_admission else None
         gen: Generation[EmbeddingRequest] | None = None
         try:
-            body = await read_json_body(
+            request = await read_request(
                 scope,
                 receive,
+                openai_embeddings.decode_embedding_request,
                 limit=self.max_body_bytes,
                 claim=claim,
-                shape=JsonShape(openai_embeddings.EMBEDDINGS_EXAMPLE),
+                example=openai_embeddings.EMBEDDINGS_EXAMPLE,
             )
-            decode = openai_embeddings.decode_embedding_request
-            request = await off_loop(decode, body) if len(body) > LARGE_BODY_BYTES else decode(body)
             if limits.models is not None:
                 limits.check_model(self.router.resolve(request.model)[0].id)
             if request.body_bytes > PLAN_IN_THREAD_BYTES:

@@ -9,10 +9,16 @@ kB, and no step works on more than one chunk: the event loop never spends long o
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from tokenmux.asgi import Receive, Scope, client_gone, header
 from tokenmux.errors import PayloadTooLarge
 from tokenmux.protocols.json_limits import JsonShape
 from tokenmux.server.body_budget import BodyClaim
+from tokenmux.server.off_loop import LARGE_BODY_BYTES, off_loop
+
+T = TypeVar("T")
 
 # A chunked body (no Content-Length) is claimed this much ahead of what has arrived.
 CHUNKED_CLAIM_STEP = 1024 * 1024
@@ -21,6 +27,23 @@ CHUNKED_CLAIM_STEP = 1024 * 1024
 # once this much has arrived and passed the shape check (making it touches all of its memory), so a
 # pathological body, refused within its first few hundred kB, never has one.
 FILL_IN_PLACE_BYTES = 1024 * 1024
+
+
+async def read_request(
+    scope: Scope,
+    receive: Receive,
+    decode: Callable[..., T],
+    *args: object,
+    limit: int,
+    claim: BodyClaim,
+    example: str,
+) -> T:
+    """``decode(body, *args)`` of the body read by ``read_json_body``; a large body is decoded in the
+    large-request worker (``server/off_loop.py``), and only the decoded request lives on."""
+    body = await read_json_body(scope, receive, limit=limit, claim=claim, shape=JsonShape(example))
+    if len(body) > LARGE_BODY_BYTES:
+        return await off_loop(decode, body, *args)
+    return decode(body, *args)
 
 
 async def read_json_body(
