@@ -10,6 +10,10 @@ speaks upstream: Anthropic in, OpenAI out (against the same direct OpenAI call);
 to OpenAI as Responses (against a direct Responses call) and translated to Anthropic; the Gemini API in, to
 Google as Gemini (against a direct ``generateContent`` call to the ``google`` prefix) and translated to
 OpenAI.
+
+With the floor apps running (``floor_apps.py``: a trivial app, and a bare proxy over the own client and over
+aiohttp), the same requests go to them too, interleaved with the gateway's, and the headline figures get
+their floor values (``floor.py``).
 """
 
 from __future__ import annotations
@@ -18,10 +22,11 @@ import asyncio
 import resource
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from figures import Budget, Figure, percentile
+from floor import FloorRow
 from loadgen import (
     ANTHROPIC_STREAM,
     GEMINI_STREAM,
@@ -35,7 +40,7 @@ from loadgen import (
     concurrent,
     sequential,
 )
-from stack import HOST, Stack
+from stack import HOST, CpuTimes, Service, Stack
 
 MODEL = "openai/gpt-4.1-nano"
 UPSTREAM_MODEL = "gpt-4.1-nano"
@@ -60,6 +65,9 @@ ANTHROPIC_VERSION = "2023-06-01"
 # Records are written ~50 ms after their answers; waiting this long before reading the gateway's CPU
 # counts that work in the batch that caused it.
 SETTLE_S = 0.4
+# The floor apps record nothing: their counters are read after a short pause for the last answers' writes.
+FLOOR_SETTLE_S = 0.05
+FLOOR_PATH = "/v1/chat/completions"
 
 
 @dataclass(slots=True)
@@ -87,9 +95,17 @@ class Paths:
     gateway: Target  # OpenAI in, OpenAI out: the same-protocol call
     baselines: tuple[Target, ...]  # the other protocols, straight to the simulator
     translations: tuple[Translation, ...]
+    # The floor apps by kind (stack.FLOOR_KINDS), asked the direct path's request; empty when not running.
+    floors: dict[str, Target] = field(default_factory=dict)
 
     def all(self) -> list[Target]:
-        return [self.direct, self.gateway, *self.baselines, *(t.gateway for t in self.translations)]
+        return [
+            self.direct,
+            self.gateway,
+            *self.baselines,
+            *(t.gateway for t in self.translations),
+            *self.floors.values(),
+        ]
 
     def through_gateway(self) -> list[Target]:
         return [self.gateway, *(t.gateway for t in self.translations)]
@@ -197,6 +213,16 @@ def paths(stack: Stack) -> Paths:
     )
     responses = "/api/v1/responses"
     gemini = "/api/gemini/v1beta/models"
+    floors = {
+        kind: _openai_target(
+            f"floor-{kind}",
+            service.port,
+            FLOOR_PATH,
+            {"model": UPSTREAM_MODEL, "messages": MESSAGES},
+            "sk-bench",
+        )
+        for kind, service in stack.floors.items()
+    }
     return Paths(
         direct,
         gateway,
@@ -231,6 +257,7 @@ def paths(stack: Stack) -> Paths:
                 direct,
             ),
         ),
+        floors,
     )
 
 
@@ -262,6 +289,16 @@ class Added:
     budget: Budget | None = None
     translated: bool = True  # also measured for the translated calls
     cpu_note: bool = False  # carries the gateway's CPU per request over the run
+    floor: bool = False  # also measured on the floor apps, against the same direct path
+
+    def floor_row(self, paths: Paths, by_name: dict[str, Batch], same: Figure) -> FloorRow:
+        """What each floor app adds over the direct path, beside what the gateway adds."""
+        direct = self._at(by_name[paths.direct.name])
+        apps = {kind: _ms(self._at(by_name[t.name]) - direct) for kind, t in paths.floors.items()}
+        return FloorRow(self.key, f"{self.name} {self.kind}", "ms", same.value, apps, figure=self.key)
+
+    def _at(self, batch: Batch) -> float:
+        return percentile([v for t in batch.timings if (v := self.pick(t)) is not None], self.q)
 
     def figure(
         self,
@@ -293,12 +330,21 @@ class Added:
 _PLAIN = "(non-streamed, c=1)"
 _STREAMED = "(streamed, c=1)"
 _ADDED_PLAIN = (
-    Added("added_latency_p50", "added latency p50", _PLAIN, 50, _total, Budget(0.5), cpu_note=True),
+    Added(
+        "added_latency_p50", "added latency p50", _PLAIN, 50, _total, Budget(0.5), cpu_note=True, floor=True
+    ),
     Added("added_latency_p99", "added latency p99", _PLAIN, 99, _total, Budget(2.0)),
 )
 _ADDED_STREAMED = (
     Added(
-        "added_first_token_p50", "added first-token p50", _STREAMED, 50, _first, Budget(1.0), cpu_note=True
+        "added_first_token_p50",
+        "added first-token p50",
+        _STREAMED,
+        50,
+        _first,
+        Budget(1.0),
+        cpu_note=True,
+        floor=True,
     ),
     Added("added_first_token_p99", "added first-token p99", _STREAMED, 99, _first, translated=False),
     Added("added_stream_total_p50", "added full-stream p50", _STREAMED, 50, _total, translated=False),
@@ -310,10 +356,10 @@ async def _warm_up(paths: Paths, plan: Plan) -> None:
     _progress(f"warm-up: {plan.warmup} requests per path and kind, then {c} connections")
     for streamed in (False, True):
         await sequential(paths.all(), plan.warmup, streamed=streamed)
-        # At least one request per connection, so that the gateway's upstream connection pool has grown to
-        # what the throughput runs need before anything is measured (the translated calls are measured
-        # at no more than the CPU runs' concurrency).
-        for target in (paths.direct, paths.gateway):
+        # At least one request per connection, so that the gateway's upstream connection pool (and the
+        # bare proxies') has grown to what the throughput runs need before anything is measured (the
+        # translated calls are measured at no more than the CPU runs' concurrency).
+        for target in (paths.direct, paths.gateway, *paths.floors.values()):
             await concurrent(target, max(plan.warmup, c), c, streamed=streamed)
         for translation in paths.translations:
             await concurrent(
@@ -324,9 +370,10 @@ async def _warm_up(paths: Paths, plan: Plan) -> None:
             )
 
 
-async def _latency(stack: Stack, paths: Paths, plan: Plan) -> list[Figure]:
-    """Every path alternating request by request, so that the same-protocol and the translated calls are
-    measured under the same conditions; each translated figure follows the same-protocol one."""
+async def _latency(stack: Stack, paths: Paths, plan: Plan, floor: list[FloorRow]) -> list[Figure]:
+    """Every path alternating request by request, so that the same-protocol and the translated calls (and
+    the floor apps) are measured under the same conditions; each translated figure follows the
+    same-protocol one."""
     targets = paths.all()
     through_gateway = len(paths.through_gateway())
     figures: list[Figure] = []
@@ -347,6 +394,8 @@ async def _latency(stack: Stack, paths: Paths, plan: Plan) -> list[Figure]:
                     f"its {through_gateway} paths (same-protocol and the other routes, alternating)"
                 )
             figures.append(same)
+            if row.floor and paths.floors:
+                floor.append(row.floor_row(paths, by_name, same))
             if row.translated:
                 figures += [
                     row.figure(by_name[t.direct.name], by_name[t.gateway.name], t, same.value)
@@ -357,124 +406,243 @@ async def _latency(stack: Stack, paths: Paths, plan: Plan) -> list[Figure]:
 
 @dataclass(slots=True)
 class CpuCost:
-    """CPU per request over one batch, in µs: the gateway's (user, system) and the simulator's."""
+    """What one process spent on a batch of requests (all its threads), with the simulator's and the load
+    generator's CPU over the same batch; batches of one path add up."""
 
-    gateway_user_us: float
-    gateway_system_us: float
-    simulator_us: float
+    cpu: CpuTimes
+    simulator: CpuTimes
+    client_s: float  # the load generator's (this process's) CPU
+    reads: int  # read and write system calls (upstream and client sockets, the request log's files):
+    writes: int  # unlike CPU time, they do not move with what else the machine runs
     batch: Batch
-    # The gateway's read and write system calls per request (upstream and client sockets, the request
-    # log's files): unlike CPU time, they do not move with what else the machine runs.
-    reads: float = 0.0
-    writes: float = 0.0
 
     @property
-    def gateway_us(self) -> float:
-        return self.gateway_user_us + self.gateway_system_us
+    def requests(self) -> int:
+        return len(self.batch.timings)
+
+    def per_request_us(self, seconds: float) -> float:
+        return seconds / self.requests * 1e6
+
+    @property
+    def cpu_us(self) -> float:
+        return self.per_request_us(self.cpu.total_s)
+
+    @property
+    def reads_per_request(self) -> float:
+        return self.reads / self.requests
+
+    @property
+    def writes_per_request(self) -> float:
+        return self.writes / self.requests
+
+    def __add__(self, other: CpuCost) -> CpuCost:
+        return CpuCost(
+            self.cpu + other.cpu,
+            self.simulator + other.simulator,
+            self.client_s + other.client_s,
+            self.reads + other.reads,
+            self.writes + other.writes,
+            Batch(self.batch.timings + other.batch.timings, self.batch.wall_s + other.batch.wall_s),
+        )
 
     def describe(self) -> str:
+        user_s, system_s = self.cpu.split()
         return (
-            f"user {self.gateway_user_us:.0f} + system {self.gateway_system_us:.0f} µs; "
-            f"{self.writes:.1f} write and {self.reads:.1f} read system calls; "
-            f"the simulator behind it spent {self.simulator_us:.0f} µs/request"
+            f"user {self.per_request_us(user_s):.0f} + system {self.per_request_us(system_s):.0f} µs; "
+            f"{self.writes_per_request:.1f} write and {self.reads_per_request:.1f} read system calls; "
+            f"the simulator behind it spent {self.per_request_us(self.simulator.total_s):.0f} µs/request"
         )
 
 
-async def _cpu_cost(stack: Stack, target: Target, count: int, concurrency: int, *, streamed: bool) -> CpuCost:
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One path whose process is measured: the process, what is sent to it, and how long to wait before
+    and after its batch (the gateway's request log writes its records ~50 ms after their answers)."""
+
+    service: Service
+    target: Target
+    settle_s: float
+
+
+async def _cpu_cost(stack: Stack, run: Run, count: int, concurrency: int, *, streamed: bool) -> CpuCost:
     """CPU per request over one batch, the gateway's recording of that batch included."""
-    await asyncio.sleep(SETTLE_S)
-    gateway_before, simulator_before = stack.gateway.cpu_times(), stack.simulator.cpu_times()
-    reads_before, writes_before = stack.gateway.io_calls()
-    batch = await concurrent(target, count, concurrency, streamed=streamed)
-    await asyncio.sleep(SETTLE_S)
-    gateway = stack.gateway.cpu_times() - gateway_before
-    simulator = stack.simulator.cpu_times() - simulator_before
-    reads, writes = stack.gateway.io_calls()
-    n = len(batch.timings)
-    return CpuCost(
-        gateway.user_s / n * 1e6,
-        gateway.system_s / n * 1e6,
-        simulator.total_s / n * 1e6,
-        batch,
-        (reads - reads_before) / n,
-        (writes - writes_before) / n,
-    )
+    service = run.service
+    await asyncio.sleep(run.settle_s)
+    before, simulator_before = service.cpu_times(), stack.simulator.cpu_times()
+    reads_before, writes_before = service.io_calls()
+    client_before = _own_cpu_s()
+    batch = await concurrent(run.target, count, concurrency, streamed=streamed)
+    client_s = _own_cpu_s() - client_before
+    await asyncio.sleep(run.settle_s)
+    cpu, simulator = service.cpu_times() - before, stack.simulator.cpu_times() - simulator_before
+    reads, writes = service.io_calls()
+    return CpuCost(cpu, simulator, client_s, reads - reads_before, writes - writes_before, batch)
 
 
-async def _cpu(stack: Stack, paths: Paths, plan: Plan) -> list[Figure]:
+async def _interleaved(
+    stack: Stack, runs: list[Run], count: int, concurrency: int, *, streamed: bool
+) -> list[CpuCost]:
+    """``count`` requests per run in two halves, the runs in the order A B C … then … C B A, so that drift
+    of the machine that is steady over the measurement falls on every run alike. One cost per run."""
+    # One path alone needs no halves (nor the pause each batch takes).
+    halves = [count] if len(runs) == 1 else [h for h in (count // 2, count - count // 2) if h > 0]
+    costs: list[CpuCost | None] = [None] * len(runs)
+    order = list(range(len(runs)))
+    for half, sequence in zip(halves, (order, order[::-1]), strict=False):
+        for i in sequence:
+            cost = await _cpu_cost(stack, runs[i], half, concurrency, streamed=streamed)
+            previous = costs[i]
+            costs[i] = cost if previous is None else previous + cost
+    return [c for c in costs if c is not None]
+
+
+def _floor_runs(stack: Stack, paths: Paths) -> list[Run]:
+    return [Run(stack.floors[kind], target, FLOOR_SETTLE_S) for kind, target in paths.floors.items()]
+
+
+def _syscall_rows(kind: str, gateway: CpuCost, floors: dict[str, CpuCost], c: int) -> list[FloorRow]:
+    suffix = "_streamed" if kind == "streamed" else ""
+    return [
+        FloorRow(
+            f"{name}s_per{suffix}_request",
+            f"{name} system calls per request ({kind}, c={c})",
+            "calls",
+            getattr(gateway, per_request),
+            {k: getattr(cost, per_request) for k, cost in floors.items()},
+            figure="gateway_writes_per_streamed_request" if name == "write" and suffix else None,
+        )
+        for name, per_request in (
+            ("write", "writes_per_request"),
+            ("read", "reads_per_request"),
+        )
+    ]
+
+
+async def _cpu(stack: Stack, paths: Paths, plan: Plan, floor: list[FloorRow]) -> list[Figure]:
     c = plan.cpu_concurrency
     figures = []
-    _progress(f"gateway CPU: {plan.requests} non-streamed requests at concurrency {c}")
-    cost = await _cpu_cost(stack, paths.gateway, plan.requests, c, streamed=False)
+    gateway_run = Run(stack.gateway, paths.gateway, SETTLE_S)
+    floor_runs = _floor_runs(stack, paths)
+    beside = f", interleaved with {len(floor_runs)} floor apps" if floor_runs else ""
+    _progress(f"gateway CPU: {plan.requests} non-streamed requests at concurrency {c}{beside}")
+    cost, *floor_costs = await _interleaved(
+        stack, [gateway_run, *floor_runs], plan.requests, c, streamed=False
+    )
     same = Figure(
         "gateway_cpu_per_request",
         f"gateway CPU per request (non-streamed, c={c})",
-        cost.gateway_us,
+        cost.cpu_us,
         "µs",
         Budget(250),
         note=cost.describe(),
     )
     figures.append(same)
+    by_kind = dict(zip(paths.floors, floor_costs, strict=True))
+    if by_kind:
+        floor.append(
+            FloorRow(
+                "cpu_per_request",
+                same.label.replace("gateway ", ""),
+                "µs",
+                cost.cpu_us,
+                {k: v.cpu_us for k, v in by_kind.items()},
+                figure=same.key,
+            )
+        )
+        floor += _syscall_rows("non-streamed", cost, by_kind, c)
     for t in paths.translations:
         _progress(f"gateway CPU, {t.label}: {plan.requests} non-streamed requests at concurrency {c}")
-        cost = await _cpu_cost(stack, t.gateway, plan.requests, c, streamed=False)
+        [cost] = await _interleaved(
+            stack, [Run(stack.gateway, t.gateway, SETTLE_S)], plan.requests, c, streamed=False
+        )
         figures.append(
             Figure(
                 f"{t.key}_gateway_cpu_per_request",
                 f"gateway CPU per request, {t.label}",
-                cost.gateway_us,
+                cost.cpu_us,
                 "µs",
                 note=cost.describe(),
                 same_protocol=same.value,
             )
         )
-    _progress(f"gateway CPU: {plan.requests} streamed requests at concurrency {c}")
-    cost = await _cpu_cost(stack, paths.gateway, plan.requests, c, streamed=True)
-    figures.append(
-        Figure(
-            "gateway_cpu_per_streamed_request",
-            f"gateway CPU per request (streamed, c={c})",
-            cost.gateway_us,
-            "µs",
-            note=cost.describe(),
-        )
+    _progress(f"gateway CPU: {plan.requests} streamed requests at concurrency {c}{beside}")
+    cost, *floor_costs = await _interleaved(
+        stack, [gateway_run, *floor_runs], plan.requests, c, streamed=True
     )
+    streamed = Figure(
+        "gateway_cpu_per_streamed_request",
+        f"gateway CPU per request (streamed, c={c})",
+        cost.cpu_us,
+        "µs",
+        note=cost.describe(),
+    )
+    figures.append(streamed)
     figures.append(
         Figure(
             "gateway_writes_per_streamed_request",
             f"gateway write system calls per request (streamed, c={c})",
-            cost.writes,
+            cost.writes_per_request,
             "calls",
             note="the request upstream, the answer to the client, the request log's journal",
         )
     )
+    by_kind = dict(zip(paths.floors, floor_costs, strict=True))
+    if by_kind:
+        floor.append(
+            FloorRow(
+                "cpu_per_streamed_request",
+                streamed.label.replace("gateway ", ""),
+                "µs",
+                cost.cpu_us,
+                {k: v.cpu_us for k, v in by_kind.items()},
+                figure=streamed.key,
+            )
+        )
+        floor += _syscall_rows("streamed", cost, by_kind, c)
     return figures
 
 
-async def _throughput(stack: Stack, direct: Target, gateway: Target, plan: Plan) -> list[Figure]:
+async def _throughput(stack: Stack, paths: Paths, plan: Plan, floor: list[FloorRow]) -> list[Figure]:
+    """Direct and through the gateway, interleaved in halves (and, non-streamed, the floor apps too)."""
     figures = []
     c = plan.throughput_concurrency
+    direct_run = Run(stack.simulator, paths.direct, FLOOR_SETTLE_S)
+    gateway_run = Run(stack.gateway, paths.gateway, SETTLE_S)
     for streamed, kind in ((False, "non-streamed"), (True, "streamed")):
-        _progress(f"throughput: {plan.requests} {kind} requests per path at concurrency {c}")
-        client_before = _own_cpu_s()
-        direct_batch = await concurrent(direct, plan.requests, c, streamed=streamed)
-        client_us = (_own_cpu_s() - client_before) / len(direct_batch.timings) * 1e6
-        cost = await _cpu_cost(stack, gateway, plan.requests, c, streamed=streamed)
-        gateway_batch = cost.batch
-        p50 = [_ms(percentile([t.total_s for t in b.timings], 50)) for b in (direct_batch, gateway_batch)]
-        figures.append(
-            Figure(
-                f"throughput_{'streamed' if streamed else 'non_streamed'}",
-                f"throughput ({kind}, c={c}), gateway vs direct",
-                gateway_batch.rate / direct_batch.rate * 100,
-                "%",
-                direct=direct_batch.rate,
-                gateway=gateway_batch.rate,
-                pair_unit="req/s",
-                note=f"latency p50 direct {p50[0]:.2f} ms, gateway {p50[1]:.2f} ms; gateway CPU "
-                f"{cost.gateway_us:.0f} µs/request at this load; load generator {client_us:.0f} µs/request",
-            )
+        floor_runs = [] if streamed else _floor_runs(stack, paths)
+        beside = f", and {len(floor_runs)} floor apps" if floor_runs else ""
+        _progress(f"throughput: {plan.requests} {kind} requests per path at concurrency {c}{beside}")
+        direct, cost, *floor_costs = await _interleaved(
+            stack, [direct_run, gateway_run, *floor_runs], plan.requests, c, streamed=streamed
         )
+        direct_batch, gateway_batch = direct.batch, cost.batch
+        client_us = direct.per_request_us(direct.client_s)
+        p50 = [_ms(percentile([t.total_s for t in b.timings], 50)) for b in (direct_batch, gateway_batch)]
+        figure = Figure(
+            f"throughput_{'streamed' if streamed else 'non_streamed'}",
+            f"throughput ({kind}, c={c}), gateway vs direct",
+            gateway_batch.rate / direct_batch.rate * 100,
+            "%",
+            direct=direct_batch.rate,
+            gateway=gateway_batch.rate,
+            pair_unit="req/s",
+            note=f"latency p50 direct {p50[0]:.2f} ms, gateway {p50[1]:.2f} ms; gateway CPU "
+            f"{cost.cpu_us:.0f} µs/request at this load; load generator {client_us:.0f} µs/request",
+        )
+        figures.append(figure)
+        if floor_runs:
+            rates = {k: v.batch.rate for k, v in zip(paths.floors, floor_costs, strict=True)}
+            floor.append(
+                FloorRow(
+                    f"requests_per_s{'_streamed' if streamed else ''}",
+                    f"requests/s ({kind}, c={c})",
+                    "req/s",
+                    gateway_batch.rate,
+                    rates,
+                    figure=figure.key,
+                    higher_is_better=True,
+                )
+            )
     return figures
 
 
@@ -483,12 +651,14 @@ def _own_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def run_plan(stack: Stack, plan: Plan) -> list[Figure]:
+async def run_plan(stack: Stack, plan: Plan) -> tuple[list[Figure], list[FloorRow]]:
+    """The figures, and the floor's beside the gateway's (empty when the floor apps are not running)."""
     p = paths(stack)
+    floor: list[FloorRow] = []
     await _warm_up(p, plan)
-    figures = await _latency(stack, p, plan)
-    figures += await _cpu(stack, p, plan)
-    figures += await _throughput(stack, p.direct, p.gateway, plan)
+    figures = await _latency(stack, p, plan, floor)
+    figures += await _cpu(stack, p, plan, floor)
+    figures += await _throughput(stack, p, plan, floor)
     rss_mb = stack.gateway.memory_kib("VmRSS") / 1024
     peak_mb = stack.gateway.memory_kib("VmHWM") / 1024
     sent = sum(t.sent for t in p.through_gateway())
@@ -503,4 +673,23 @@ async def run_plan(stack: Stack, plan: Plan) -> list[Figure]:
             "100,000 requests and a 10-minute soak, which this run does not do",
         )
     )
-    return figures
+    return figures, _ordered(floor)
+
+
+# The floor table's rows in the order of the issue's headline figures.
+_FLOOR_ORDER = (
+    "cpu_per_request",
+    "cpu_per_streamed_request",
+    "writes_per_request",
+    "reads_per_request",
+    "writes_per_streamed_request",
+    "reads_per_streamed_request",
+    "requests_per_s",
+    "added_latency_p50",
+    "added_first_token_p50",
+)
+
+
+def _ordered(rows: list[FloorRow]) -> list[FloorRow]:
+    rank = {key: i for i, key in enumerate(_FLOOR_ORDER)}
+    return sorted(rows, key=lambda r: rank.get(r.key, len(rank)))

@@ -1,13 +1,15 @@
 """The gateway against its performance budget, in one command.
 
-    .venv/bin/python bench/run.py [--quick] [--requests N] [--json FILE] [--pin] [--no-extras]
+    .venv/bin/python bench/run.py [--quick] [--requests N] [--json FILE] [--pin] [--no-floor] [--no-extras]
                                   [--extras fit,recorder,pages,outage] [--page-records N] [--page-requests N]
 
 Starts the provider simulator and the gateway as two processes (temporary config and SQLite database),
 sends the same small chat completion straight to the simulator and through the gateway (same protocol,
 translated both ways between the OpenAI and Anthropic protocols, and through the Responses and Gemini
-routes, to a provider of their own protocol and translated), runs the other benchmarks of this
-directory, and prints each figure with its budget and a verdict, then the machine it was measured on.
+routes, to a provider of their own protocol and translated), and the same requests to the floor apps
+(a trivial app and a bare proxy over the own client and over aiohttp, under the same server, interleaved
+with the gateway), runs the other benchmarks of this directory, and prints each figure with its budget and
+a verdict, the headline figures beside the floor's with their ratios, then the machine it was measured on.
 See bench/README.md.
 """
 
@@ -28,6 +30,7 @@ import uvloop
 # Run as a script, this directory is on sys.path and its modules import by their plain names.
 from extras import Extra, fit_cost, outages, page_times, recorder_rate
 from figures import Figure, describe_machine, format_table, machine
+from floor import FLOOR, FloorRow, format_floor_table
 from loadgen import RequestFailed
 from measure import Plan, run_plan
 from stack import running_stack
@@ -67,6 +70,11 @@ def _parser() -> argparse.ArgumentParser:
         help=f"which other benchmarks to run, comma-separated among {', '.join(EXTRAS)} (default: all)",
     )
     p.add_argument("--no-extras", action="store_true", help="run none of the other benchmarks")
+    p.add_argument(
+        "--no-floor",
+        action="store_true",
+        help="do not run the floor apps (trivial app, bare proxies) beside the gateway",
+    )
     p.add_argument(
         "--page-records",
         type=int,
@@ -137,7 +145,12 @@ def _extras(names: list[str], args: argparse.Namespace) -> list[Extra]:
 
 
 def _report(
-    info: dict[str, Any], plan: Plan, pinned: bool, figures: list[Figure], extras: list[Extra]
+    info: dict[str, Any],
+    plan: Plan,
+    pinned: bool,
+    figures: list[Figure],
+    floor: list[FloorRow],
+    extras: list[Extra],
 ) -> str:
     lines = [
         f"tokenmux benchmark: {plan.requests:,} requests per path and figure"
@@ -158,6 +171,21 @@ def _report(
     for extra in extras:
         if extra.error:
             lines.append(f"  {extra.script} skipped: {extra.error}")
+    if floor:
+        lines += [
+            "",
+            "the floor: the same requests, interleaved with the gateway's, to apps doing the least under the "
+            "same server (bench/floor_apps.py)",
+            "",
+            format_floor_table(floor),
+            "  floor = the bare proxy over tokenmux's own client; tokenmux/app = the gateway over the trivial app, "
+            "which answers without any upstream; aiohttp/own = the bare proxy over aiohttp over the one over the "
+            "own client; added latency is over the direct path to the simulator; the streamed answer is 28 "
+            "events (a role chunk, 24 content chunks, the finish and usage chunks, [DONE]; about 8 KB) that "
+            "the simulator sends at once",
+        ]
+    else:
+        lines.append("  the floor apps were not run (--no-floor)")
     return "\n".join(lines)
 
 
@@ -167,6 +195,7 @@ def _to_json(
     pinned: bool,
     elapsed_s: float,
     figures: list[Figure],
+    floor: list[FloorRow],
     extras: list[Extra],
 ) -> dict[str, Any]:
     return {
@@ -180,6 +209,8 @@ def _to_json(
         },
         "elapsed_s": round(elapsed_s, 1),
         "figures": {f.key: f.to_json() for f in figures},
+        # None: the floor apps were not run; "to_floor" is tokenmux's value over the floor app's.
+        "floor": {"floor_app": FLOOR, "rows": {r.key: r.to_json() for r in floor}} if floor else None,
         "extras": [_extra_json(e) for e in extras] if extras else None,  # None: none was run
     }
 
@@ -203,15 +234,17 @@ def main(argv: list[str] | None = None) -> int:
     gateway_cpus, simulator_cpus = _pinning(args.pin)
     print("starting the simulator and the gateway", file=sys.stderr, flush=True)
     with (
-        running_stack(gateway_cpus=gateway_cpus, simulator_cpus=simulator_cpus) as stack,
+        running_stack(
+            gateway_cpus=gateway_cpus, simulator_cpus=simulator_cpus, floor=not args.no_floor
+        ) as stack,
         asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
     ):
         try:
-            figures = runner.run(run_plan(stack, plan))
+            figures, floor = runner.run(run_plan(stack, plan))
         except RequestFailed as e:
             # A wrong answer makes every figure meaningless: stop, and show why the services misbehaved.
             print(f"error: a request failed ({e}); the figures would be wrong.", file=sys.stderr)
-            for service in (stack.gateway, stack.simulator):
+            for service in (stack.gateway, stack.simulator, *stack.floors.values()):
                 print(
                     f"--- last lines of the {service.name}'s log ---\n{service.log_tail()}", file=sys.stderr
                 )
@@ -220,9 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     for extra in extras:
         figures += extra.figures
     elapsed = time.monotonic() - started
-    print(_report(info, plan, args.pin, figures, extras))
+    print(_report(info, plan, args.pin, figures, floor, extras))
     if args.json:
-        document = _to_json(info, plan, args.pin, elapsed, figures, extras)
+        document = _to_json(info, plan, args.pin, elapsed, figures, floor, extras)
         args.json.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"\n({elapsed:.0f} s)", file=sys.stderr)
     return 0

@@ -18,13 +18,16 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tokenmux.simulator.control_client import SimulatorControl
 
 HOST = "127.0.0.1"
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# The floor apps (floor_apps.py), each served in a process of its own beside the gateway.
+FLOOR_APPS = Path(__file__).resolve().with_name("floor_apps.py")
+FLOOR_KINDS = ("server", "proxy", "proxy-aiohttp")
 
 
 def _free_port() -> int:
@@ -48,17 +51,44 @@ def _tokenmux(*args: str) -> list[str]:
     return [sys.executable, "-m", "tokenmux.cli", *args]
 
 
+def _process_clock(pid: int) -> int:
+    """The clock id of another process's CPU time, all its threads together, in nanoseconds (Linux
+    encodes it as ``~pid << 3 | CPUCLOCK_SCHED``; what ``clock_getcpuclockid(3)`` returns)."""
+    return ((~pid) << 3) | 2
+
+
 @dataclass(frozen=True, slots=True)
 class CpuTimes:
+    """A process's CPU time so far: user and system time in clock ticks (10 ms) from ``/proc``, and, where
+    the kernel gives it, the total to the nanosecond from the process's CPU clock (threads that have ended
+    included). The total is what figures use; the ticks only split it into user and system time."""
+
     user_s: float
     system_s: float
+    exact_s: float | None = None
 
     @property
     def total_s(self) -> float:
-        return self.user_s + self.system_s
+        return self.user_s + self.system_s if self.exact_s is None else self.exact_s
+
+    def split(self) -> tuple[float, float]:
+        """(user, system) seconds adding up to ``total_s``: the ticks' shares of the exact total."""
+        ticks = self.user_s + self.system_s
+        if self.exact_s is None or ticks <= 0:
+            return self.user_s, self.system_s
+        return self.exact_s * self.user_s / ticks, self.exact_s * self.system_s / ticks
 
     def __sub__(self, other: CpuTimes) -> CpuTimes:
-        return CpuTimes(self.user_s - other.user_s, self.system_s - other.system_s)
+        exact = None
+        if self.exact_s is not None and other.exact_s is not None:
+            exact = self.exact_s - other.exact_s
+        return CpuTimes(self.user_s - other.user_s, self.system_s - other.system_s, exact)
+
+    def __add__(self, other: CpuTimes) -> CpuTimes:
+        exact = None
+        if self.exact_s is not None and other.exact_s is not None:
+            exact = self.exact_s + other.exact_s
+        return CpuTimes(self.user_s + other.user_s, self.system_s + other.system_s, exact)
 
 
 @dataclass(slots=True)
@@ -75,11 +105,16 @@ class Service:
         return self.process.pid
 
     def cpu_times(self) -> CpuTimes:
-        """User and system CPU of every thread of the process so far (clock-tick resolution, 10 ms)."""
+        """User and system CPU of every thread of the process so far (clock-tick resolution, 10 ms), and
+        their total to the nanosecond."""
+        try:
+            exact: float | None = time.clock_gettime(_process_clock(self.pid))
+        except OSError:  # not Linux, or not allowed to read it
+            exact = None
         stat = Path(f"/proc/{self.pid}/stat").read_text()
         # The command name in field 2 may hold spaces; the fields after its closing parenthesis do not.
         fields = stat[stat.rindex(")") + 2 :].split()
-        return CpuTimes(int(fields[11]) / _CLOCK_TICKS, int(fields[12]) / _CLOCK_TICKS)
+        return CpuTimes(int(fields[11]) / _CLOCK_TICKS, int(fields[12]) / _CLOCK_TICKS, exact)
 
     def io_calls(self) -> tuple[int, int]:
         """Read and write system calls of every thread so far (``syscr``, ``syscw`` of ``/proc/<pid>/io``:
@@ -117,6 +152,14 @@ class Service:
             return bool(r.status == 200)
         return False
 
+    def accepts_connections(self) -> bool:
+        """Whether the port takes a connection now (uvicorn listens once the app's startup is done)."""
+        try:
+            socket.create_connection((HOST, self.port), timeout=1).close()
+        except OSError:
+            return False
+        return True
+
     def log_tail(self, lines: int = 20) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
@@ -138,6 +181,8 @@ class Stack:
     database: str  # the gateway's database URL, for more keys (``tokenmux keys create --database``)
     # The simulator's control route (the tests' client): profiles per prefix, what each prefix received.
     simulator_control: SimulatorControl
+    # The floor apps by kind (FLOOR_KINDS), when started: the proxies forward to the simulator's openai prefix.
+    floors: dict[str, Service] = field(default_factory=dict)
 
 
 def _spawn(name: str, args: list[str], port: int, workdir: Path, env: dict[str, str]) -> Service:
@@ -165,10 +210,12 @@ def running_stack(
     simulator_cpus: set[int] | None = None,
     key_limits: tuple[str, ...] = (),
     redis_url: str | None = None,
+    floor: bool = False,
 ) -> Iterator[Stack]:
     """Start the simulator and the gateway (ready to serve, with one API key), stop them on exit.
     ``key_limits`` are ``tokenmux keys create`` options for the key (``--concurrency 10``); with
-    ``redis_url`` the gateway keeps its limits in that Redis."""
+    ``redis_url`` the gateway keeps its limits in that Redis; with ``floor`` the floor apps
+    (``floor_apps.py``) run too, each in its own process, on the gateway's CPUs when pinned."""
     workdir = Path(tempfile.mkdtemp(prefix="tokenmux-bench-"))
     env = _clean_env()
     services: list[Service] = []
@@ -226,10 +273,22 @@ def running_stack(
         if gateway_cpus:
             gateway.pin(gateway_cpus)
 
+        floors: dict[str, Service] = {}
+        for kind in FLOOR_KINDS if floor else ():
+            port = _free_port()
+            upstream = f"http://{HOST}:{sim_port}/openai/v1/chat/completions"
+            args = [sys.executable, str(FLOOR_APPS), kind, "--host", HOST, "--port", str(port)]
+            floors[kind] = _spawn(f"floor-{kind}", [*args, "--upstream", upstream], port, workdir, env)
+            services.append(floors[kind])
+            if gateway_cpus:
+                floors[kind].pin(gateway_cpus)
+
         with SimulatorControl(f"http://{HOST}:{sim_port}") as control:
             simulator.wait_ready(control.is_up)
             gateway.wait_ready(lambda: gateway.answers("/ready"))
-            yield Stack(simulator, gateway, api_key, database, control)
+            for service in floors.values():
+                service.wait_ready(service.accepts_connections)
+            yield Stack(simulator, gateway, api_key, database, control, floors)
     finally:
         for service in reversed(services):
             service.stop()

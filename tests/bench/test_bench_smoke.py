@@ -1,8 +1,9 @@
 """The benchmark's machinery end to end with a handful of requests: every figure comes out, with its verdict.
 
 Not a timed test: nothing here asserts how fast anything is, only that ``bench/run.py`` starts the simulator
-and the gateway, drives every path (same-protocol, translated both ways, the Responses and Gemini routes),
-runs ``bench_pages.py`` on a small request log, and reports every figure as a number.
+and the gateway, drives every path (same-protocol, translated both ways, the Responses and Gemini routes)
+and the floor apps beside them, runs ``bench_pages.py`` on a small request log, and reports every figure as
+a number, the headline ones with the floor's.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import math
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "run.py"
 TRANSLATIONS = (
@@ -23,6 +26,19 @@ TRANSLATIONS = (
     "gemini_to_openai",
 )
 PAGES = ("model_page", "models_page", "status_page", "activity_page", "endpoints_api")
+FLOOR_APPS = {"server", "proxy", "proxy-aiohttp"}
+FLOOR_ROWS = {
+    # floor row: the main figure it belongs to
+    "cpu_per_request": "gateway_cpu_per_request",
+    "cpu_per_streamed_request": "gateway_cpu_per_streamed_request",
+    "writes_per_request": None,
+    "reads_per_request": None,
+    "writes_per_streamed_request": "gateway_writes_per_streamed_request",
+    "reads_per_streamed_request": None,
+    "requests_per_s": "throughput_non_streamed",
+    "added_latency_p50": "added_latency_p50",
+    "added_first_token_p50": "added_first_token_p50",
+}
 
 EXPECTED = {
     # figure key: (has the two paths' own values, has a budget)
@@ -125,3 +141,25 @@ def test_a_tiny_run_reports_every_figure(tmp_path: Path) -> None:
         assert 0 < figures[f"{page}_p50"]["value"] <= figures[f"{page}_p99"]["value"], page
     assert figures["pages_log_size"]["value"] > 0
     assert "3,000 records" in figures["pages_log_size"]["label"]
+
+    # The floor apps answered the same requests: each headline figure has their values and its ratio.
+    floor = report["floor"]
+    assert floor["floor_app"] == "proxy"
+    assert {key: row["figure"] for key, row in floor["rows"].items()} == FLOOR_ROWS
+    for key, row in floor["rows"].items():
+        assert set(row["apps"]) == FLOOR_APPS, key
+        assert all(math.isfinite(v) for v in row["apps"].values()), key
+        if row["figure"] is not None and row["unit"] != "ms":
+            assert row["tokenmux"] == pytest.approx(
+                figures[row["figure"]]["gateway" if key == "requests_per_s" else "value"]
+            )
+        assert row["label"] in done.stdout, key
+    cpu = floor["rows"]["cpu_per_request"]
+    # CPU comes from each process's CPU clock (nanoseconds): never zero for requests served.
+    assert all(v > 0 for v in cpu["apps"].values()) and cpu["tokenmux"] > 0
+    assert cpu["to_floor"] == pytest.approx(cpu["tokenmux"] / cpu["apps"]["proxy"], rel=1e-2)
+    # The bare proxies write the request upstream and the answer to the client; the trivial app only the answer.
+    writes = floor["rows"]["writes_per_request"]["apps"]
+    assert writes["proxy"] >= 2 and writes["proxy-aiohttp"] >= 2 and writes["server"] >= 1
+    assert all(v > 0 for v in floor["rows"]["requests_per_s"]["apps"].values())
+    assert "tokenmux/floor" in done.stdout
