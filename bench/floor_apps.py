@@ -8,8 +8,8 @@ gateway, so that the gateway's figures can be divided by theirs:
 - ``proxy``: forwards the request body to the upstream over tokenmux's own HTTP/1.1 client
   (``providers/http1.py``) and relays the answer, whole or chunk by chunk as it arrives: the bare proxy,
   the floor a gateway that proxies cannot go below;
-- ``proxy-aiohttp``: the same over tokenmux's aiohttp transport (``providers/transport.py``), the only
-  difference being the client: whether the own client still earns its keep.
+- ``proxy-aiohttp``: the same over tokenmux's aiohttp transport (``providers/aiohttp_transport.py``), the
+  only difference being the client: whether the own client still earns its keep.
 
 Each is served like ``tokenmux serve`` serves the gateway: ``runner.uvicorn_config`` (uvloop, httptools,
 no access log, no Server header) with the gateway's default connection limits, so that uvicorn runs the
@@ -28,8 +28,9 @@ from typing import Any
 import msgspec
 
 from tokenmux.asgi import Receive, Scope, Send
+from tokenmux.providers.aiohttp_transport import AiohttpTransport
 from tokenmux.providers.http1 import Http1Transport
-from tokenmux.providers.transport import AiohttpTransport, HttpRequest, Transport
+from tokenmux.providers.transport import HttpRequest, Transport
 from tokenmux.server.connections import ConnectionLimits
 from tokenmux.server.runner import DrainingServer, uvicorn_config
 

@@ -10,11 +10,11 @@ import pytest
 from adapter_helpers import config, context
 
 from tokenmux.errors import ProviderRejected
+from tokenmux.providers.aiohttp_transport import AiohttpTransport
 from tokenmux.providers.azure import AzureProvider, AzureSettings
 from tokenmux.providers.google import GoogleProvider
 from tokenmux.providers.openai import OpenAIProvider
 from tokenmux.providers.openai_compatible import OpenAICompatibleProvider
-from tokenmux.providers.transport import AiohttpTransport
 from tokenmux.server.runner import BackgroundServer
 from tokenmux.simulator.app import create_app
 from tokenmux.simulator.control_client import SimulatorControl

@@ -11,8 +11,8 @@ import pytest
 from adapter_helpers import collect, config, context
 
 from tokenmux.errors import ProviderRejected
+from tokenmux.providers.aiohttp_transport import AiohttpTransport
 from tokenmux.providers.google import GoogleProvider
-from tokenmux.providers.transport import AiohttpTransport
 from tokenmux.server.runner import BackgroundServer
 from tokenmux.simulator.app import create_app
 from tokenmux.simulator.control_client import SimulatorControl

@@ -18,8 +18,9 @@ from loopback_http import LoopbackServer, chunk, full_response, read_request, re
 
 from tokenmux import __version__
 from tokenmux.errors import ProviderMalformed, ProviderTimeout, ProviderUnreachable
+from tokenmux.providers.aiohttp_transport import AiohttpTransport
 from tokenmux.providers.http1 import Http1Transport
-from tokenmux.providers.transport import AiohttpTransport, HttpRequest, Transport
+from tokenmux.providers.transport import HttpRequest, Transport
 
 pytestmark = pytest.mark.timeout(20)
 

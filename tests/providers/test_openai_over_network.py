@@ -13,9 +13,10 @@ from loopback_http import chunk as http_chunk
 
 from tokenmux.errors import ProviderUnreachable
 from tokenmux.protocols.sse import DONE, encode_data
+from tokenmux.providers.aiohttp_transport import AiohttpTransport
 from tokenmux.providers.http1 import Http1Transport
 from tokenmux.providers.openai import OpenAIProvider
-from tokenmux.providers.transport import AiohttpTransport, Transport
+from tokenmux.providers.transport import Transport
 from tokenmux.types import Usage
 
 pytestmark = pytest.mark.timeout(20)

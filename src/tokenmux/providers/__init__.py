@@ -15,10 +15,9 @@ from tokenmux.providers.registry import (
     provider_kinds,
     register,
 )
-from tokenmux.providers.transport import AiohttpTransport, MockResponse, MockTransport, Transport
+from tokenmux.providers.transport import MockResponse, MockTransport, Transport
 
 __all__ = [
-    "AiohttpTransport",
     "CallContext",
     "Http1Transport",
     "MockResponse",

@@ -5,8 +5,8 @@ The module that implements a kind registers it, at its end::
 
     register(ProviderKind("azure", AzureProvider, AzureSettings, env_fallbacks={"api_version": ...}))
 
-Every module of this package is imported on the first read of the registry, so a new kind is one new
-module in ``providers/`` plus catalog data, and nothing else changes. A module elsewhere (a plugin, a
+Every module of this package (but a transport loaded on demand) is imported on the first read of the
+registry, so a new kind is one new module in ``providers/`` plus catalog data, and nothing else changes. A module elsewhere (a plugin, a
 test) registers the same way once it has been imported.
 """
 
@@ -38,6 +38,9 @@ class ProviderKind:
 
 _kinds: dict[str, ProviderKind] = {}
 _built_ins_loaded = False
+# Modules of the package that register no kind and are imported only when configured: the aiohttp
+# transport loads aiohttp (about 9 MB) for ``gateway.http_client: aiohttp`` alone.
+_ON_DEMAND = frozenset({"aiohttp_transport"})
 
 
 def register(kind: ProviderKind) -> ProviderKind:
@@ -78,4 +81,5 @@ def _load_built_ins() -> None:
     _built_ins_loaded = True
     package = importlib.import_module(__package__ or "tokenmux.providers")
     for module in pkgutil.iter_modules(package.__path__):
-        importlib.import_module(f"{package.__name__}.{module.name}")
+        if module.name not in _ON_DEMAND:
+            importlib.import_module(f"{package.__name__}.{module.name}")

@@ -1,11 +1,12 @@
 """The HTTP seam under every provider adapter: value objects, one ``send`` method, and its implementations.
 
-``AiohttpTransport``: one pooled ``aiohttp.ClientSession`` per process, keep-alive connections reused
-across requests. ``Http1Transport`` (``http1.py``): the same contract at about a third of the CPU per
-request. ``MockTransport``: answers from a handler function, for tests.
+``Http1Transport`` (``http1.py``): the gateway's own client. ``AiohttpTransport`` (``aiohttp_transport.py``):
+one pooled ``aiohttp.ClientSession`` per process, for what the own client does not do; imported only when
+configured, as aiohttp costs about 9 MB of memory. ``MockTransport``: answers from a handler function, for
+tests.
 
-Every aiohttp and OS error is translated in exactly one place, ``map_transport_errors``, into the
-``UpstreamError`` classes of ``errors.py``: nothing above this module sees an aiohttp exception.
+Every OS error, and every error of the transport's library, is translated in ``map_transport_errors`` into
+the ``UpstreamError`` classes of ``errors.py``: nothing above the transports sees a library's exception.
 """
 
 from __future__ import annotations
@@ -13,19 +14,15 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import inspect
-import ssl
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Protocol
 
-import aiohttp
 import msgspec
-from yarl import URL
 
-from tokenmux import __version__
-from tokenmux.errors import ProviderMalformed, ProviderTimeout, ProviderUnreachable, UpstreamError
+from tokenmux.errors import ProviderTimeout, ProviderUnreachable, UpstreamError
 from tokenmux.protocols.sse import DONE, encode_data
 
 
@@ -74,25 +71,32 @@ class Transport(Protocol):
 # The one place lower-layer errors become ours
 
 
-def map_transport_errors(timeout_s: float, where: str = "the provider") -> _TransportErrorMap:
-    """``with map_transport_errors(timeout_s, "host:port"): ...`` translates aiohttp and OS errors raised
-    inside the block into ``UpstreamError`` subclasses.
+# A transport library's own errors translated (``aiohttp_transport.py``); None for the others.
+LibraryErrors = Callable[[Exception, str], UpstreamError | None]
+
+
+def map_transport_errors(
+    timeout_s: float, where: str = "the provider", library: LibraryErrors | None = None
+) -> _TransportErrorMap:
+    """``with map_transport_errors(timeout_s, "host:port"): ...`` translates OS errors (and, with
+    ``library``, that library's errors) raised inside the block into ``UpstreamError`` subclasses.
 
     Timeouts become ``ProviderTimeout``; refused, reset and DNS failures ``ProviderUnreachable``; a reply
     that is not HTTP ``ProviderMalformed``. Cancellation and our own errors pass through untouched.
     Messages name the failure, never a header (keys travel in headers).
     """
-    return _TransportErrorMap(timeout_s, where)
+    return _TransportErrorMap(timeout_s, where, library)
 
 
 class _TransportErrorMap:
     """A class rather than ``@contextmanager``: entered on every body chunk, it must cost next to nothing."""
 
-    __slots__ = ("timeout_s", "where")
+    __slots__ = ("library", "timeout_s", "where")
 
-    def __init__(self, timeout_s: float, where: str) -> None:
+    def __init__(self, timeout_s: float, where: str, library: LibraryErrors | None) -> None:
         self.timeout_s = timeout_s
         self.where = where
+        self.library = library
 
     def __enter__(self) -> None:
         return None
@@ -102,158 +106,22 @@ class _TransportErrorMap:
     ) -> None:
         if exc is None or isinstance(exc, UpstreamError) or not isinstance(exc, Exception):
             return
-        translated = _translate(exc, self.timeout_s, self.where)
+        translated = _translate(exc, self.timeout_s, self.where, self.library)
         if translated is not None:
             raise translated from exc
 
 
-def _translate(exc: Exception, timeout_s: float, where: str) -> UpstreamError | None:
-    # Order matters: aiohttp's timeout errors are also connection errors, and TimeoutError is an OSError.
+def _translate(
+    exc: Exception, timeout_s: float, where: str, library: LibraryErrors | None
+) -> UpstreamError | None:
+    # Order matters: a library's timeout errors are also connection errors, TimeoutError is an OSError,
+    # and a library's connection errors are OSErrors with more to say.
     if isinstance(exc, TimeoutError):
         return ProviderTimeout(f"the provider did not answer within {timeout_s:g} s")
-    if isinstance(exc, aiohttp.InvalidURL):
-        return ProviderUnreachable(f"invalid provider URL {exc.url}; check the provider's base_url")
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return ProviderUnreachable(
-            f"could not connect to {exc.host}:{exc.port}: {exc.os_error.strerror or exc.os_error}"
-        )
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return ProviderUnreachable("the provider closed the connection before its answer was complete")
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        return ProviderUnreachable(f"the provider's answer was cut off: {exc}")
-    if isinstance(exc, aiohttp.ClientResponseError):
-        return ProviderMalformed(f"the provider's answer is not valid HTTP: {exc.message}")
-    if isinstance(exc, OSError):  # refused, reset, DNS (gaierror), TLS (SSLError)
+    translated = library(exc, where) if library is not None else None
+    if translated is None and isinstance(exc, OSError):  # refused, reset, DNS (gaierror), TLS (SSLError)
         return ProviderUnreachable(f"connection to {where} failed: {exc.strerror or exc}")
-    if isinstance(exc, aiohttp.ClientError):
-        return ProviderUnreachable(f"connection to {where} failed: {exc!r}")
-    return None
-
-
-# The real transport
-
-
-class AiohttpTransport:
-    """One pooled aiohttp session shared by every adapter of the process.
-
-    The session is created on first use, inside the running event loop (aiohttp binds it to that loop).
-    """
-
-    def __init__(
-        self,
-        *,
-        limit_per_host: int = 256,
-        keepalive_timeout_s: float = 30.0,
-        dns_cache_ttl_s: int = 300,
-        user_agent: str = f"tokenmux/{__version__}",
-        ssl_context: ssl.SSLContext | None = None,
-    ) -> None:
-        self._limit_per_host = limit_per_host
-        self._ssl_context = ssl_context
-        self._keepalive_timeout_s = keepalive_timeout_s
-        self._dns_cache_ttl_s = dns_cache_ttl_s
-        self._user_agent = user_agent
-        self._session: aiohttp.ClientSession | None = None
-        # Adapters send to a handful of fixed URLs; parsing each once saves a yarl parse per request.
-        self._urls: dict[str, URL] = {}
-
-    def _open_session(self) -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(
-            limit=0,  # no global cap: one slow upstream must not starve the others
-            limit_per_host=self._limit_per_host,
-            keepalive_timeout=self._keepalive_timeout_s,
-            ttl_dns_cache=self._dns_cache_ttl_s,
-            ssl=self._ssl_context or True,  # True: verify against the system's trusted certificates
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            cookie_jar=aiohttp.DummyCookieJar(),
-            headers={"User-Agent": self._user_agent},
-            auto_decompress=True,
-            trust_env=False,  # ignore proxy variables and .netrc: where requests go is configuration
-            timeout=aiohttp.ClientTimeout(total=None),
-        )
-        return self._session
-
-    def _url(self, url: str) -> URL:
-        parsed = self._urls.get(url)
-        if parsed is None:
-            # Adapters build URLs already percent-encoded; re-quoting would only cost time (and could
-            # change what an operator configured).
-            parsed = URL(url, encoded=True)
-            if len(self._urls) < 1024:  # bounded: URLs carrying per-request parts must not grow it
-                self._urls[url] = parsed
-        return parsed
-
-    async def send(self, request: HttpRequest) -> HttpResponse:
-        session = self._session
-        if session is None or session.closed:
-            session = self._open_session()
-        timeout_s = request.timeout_s
-        if timeout_s <= 0:  # aiohttp reads a zero timeout as "no timeout"
-            raise ProviderTimeout("no time was left for this attempt before the request's deadline")
-        with map_transport_errors(timeout_s):
-            # aiohttp bounds connecting and each socket read separately; the outer timeout makes
-            # "connected and got the headers" one budget, as the caller's deadline means it.
-            async with asyncio.timeout(timeout_s):
-                response = await session.request(
-                    request.method,
-                    self._url(request.url),
-                    headers=request.headers,
-                    data=request.body,
-                    allow_redirects=False,  # a redirected POST would silently turn into a GET
-                    timeout=aiohttp.ClientTimeout(total=None, connect=timeout_s, sock_read=timeout_s),
-                )
-        return _AiohttpResponse(response, timeout_s)
-
-    async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-
-class _AiohttpResponse:
-    __slots__ = ("_response", "_timeout_s", "status")
-
-    def __init__(self, response: aiohttp.ClientResponse, timeout_s: float) -> None:
-        self._response = response
-        self._timeout_s = timeout_s
-        self.status = response.status
-
-    def header(self, name: str) -> str | None:
-        return self._response.headers.get(name)
-
-    async def read(self) -> bytes:
-        with map_transport_errors(self._timeout_s):
-            return await self._response.read()
-
-    def aiter_bytes(self) -> AsyncIterator[bytes]:
-        return _AiohttpChunks(self._response.content, self._timeout_s)
-
-    async def aclose(self) -> None:
-        # release() reuses the connection only when the body was read to its end; otherwise aiohttp closes
-        # the socket, and the upstream server sees the client go away.
-        self._response.release()
-
-
-class _AiohttpChunks:
-    """A plain async iterator rather than an async generator: nothing to finalise when abandoned."""
-
-    __slots__ = ("_content", "_timeout_s")
-
-    def __init__(self, content: aiohttp.StreamReader, timeout_s: float) -> None:
-        self._content = content
-        self._timeout_s = timeout_s
-
-    def __aiter__(self) -> _AiohttpChunks:
-        return self
-
-    async def __anext__(self) -> bytes:
-        with map_transport_errors(self._timeout_s):
-            chunk = await self._content.readany()
-        if not chunk:
-            raise StopAsyncIteration
-        return chunk
+    return translated
 
 
 # Retry-After

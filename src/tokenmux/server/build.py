@@ -17,7 +17,7 @@ from tokenmux.limits.redis_ledger import RedisLedger
 from tokenmux.providers import build_provider
 from tokenmux.providers.http1 import Http1Transport
 from tokenmux.providers.registry import provider_kinds
-from tokenmux.providers.transport import AiohttpTransport, Transport
+from tokenmux.providers.transport import Transport
 from tokenmux.redis.link import RedisLink
 from tokenmux.routing.affinity import CacheAffinity
 from tokenmux.routing.health import HealthBoard
@@ -63,6 +63,13 @@ def build_gateway(
     return build_app(parts)
 
 
+def _aiohttp_transport() -> Transport:
+    # Imported only when configured: aiohttp costs about 9 MB that the default client does not need.
+    from tokenmux.providers.aiohttp_transport import AiohttpTransport
+
+    return AiohttpTransport()
+
+
 def build_parts(
     settings: Settings,
     catalog: Catalog,
@@ -74,7 +81,7 @@ def build_parts(
 ) -> Parts:
     """Every service of the gateway, built once; ``ledger`` default: this process's own books, or Redis's."""
     gw = settings.gateway
-    transport = transport or (Http1Transport() if gw.http_client == "http1" else AiohttpTransport())
+    transport = transport or (Http1Transport() if gw.http_client == "http1" else _aiohttp_transport())
     health = HealthBoard(
         cooldown_s=gw.cooldown_s, circuit_failures=gw.circuit_failures, circuit_open_s=gw.circuit_open_s
     )
