@@ -1,26 +1,37 @@
-"""How much a routing fit decision costs, from a small prompt to a 1M-token one (budget: <= 20 ms).
+"""How long a routing decision keeps a request, from a small prompt to a 2M-token one (budget: <= 20 ms
+from the decoded request to its first attempt for a ~1M-token prompt), and what counting costs.
 
 Run: .venv/bin/python bench/bench_fit.py
 
-The text is synthetic English-like prose generated here (a fixed seed, no files read). Every large case
-starts with an empty chunk-count cache unless its name says "repeat".
+Three parts: one ``check_fit`` per case (what an exact count costs, the figures the serving path avoids);
+exact plans (``Router.plan``); and requests served as the chat route serves them (``Router.plan_open`` in
+the large-request worker, then the attempt loop against upstreams that answer at once or refuse a prompt
+over their context), timed to the first attempt sent and to the answer, with the event loop's longest
+stall meanwhile. The text is synthetic English-like prose generated here (a fixed seed, no files read).
+Every large case starts with an empty chunk-count cache unless its name says "repeat" or "next turn".
 """
 
 from __future__ import annotations
 
+import asyncio
 import platform
 import random
 import statistics
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
+from tokenmux.attempts import Attempts, Generation
 from tokenmux.catalog.model import Catalog, Endpoint, Model, Price, ProviderInfo
+from tokenmux.errors import ProviderRejected, TokenmuxError
+from tokenmux.providers.base import CallContext, ProviderConfig
 from tokenmux.routing import tokens
 from tokenmux.routing.fit import PromptSize, check_fit
 from tokenmux.routing.health import HealthBoard
 from tokenmux.routing.router import Router
-from tokenmux.types import ChatRequest
+from tokenmux.server.off_loop import off_loop
+from tokenmux.types import ChatRequest, ChatResponse, Usage
 
 GPT41_CONTEXT = 1_047_576
 _VOCABULARY = (
@@ -134,6 +145,8 @@ def main() -> None:
         ("1.07M tokens, 2% over 1,047,576", chars[1_070_000], GPT41_CONTEXT),
         ("2M tokens vs 1,047,576 (clearly over)", chars[2_000_000], GPT41_CONTEXT),
     ]
+    print()
+    print("one check_fit, counting as far as needed (what the serving path avoids before the first attempt):")
     for name, n_chars, context in cases:
         req = request(base[:n_chars])
         ep = endpoint(context)
@@ -151,10 +164,9 @@ def main() -> None:
     print(f"{'1M tokens, 4% under, repeat (chunk counts cached)':52} {seconds * 1000:9.3f} ms  {result}")
 
     print()
-    print("whole routing decisions (Router.plan), first seen:")
+    print("exact routing decisions (Router.plan, counted in the caller's thread), first seen:")
     for name, n_chars, contexts in (
         ("1M tokens, two endpoints of one context", chars[1_000_000], (GPT41_CONTEXT, GPT41_CONTEXT)),
-        ("1.07M tokens, two endpoints of one context", chars[1_070_000], (GPT41_CONTEXT, GPT41_CONTEXT)),
         ("1M tokens, endpoints of two contexts (counted)", chars[1_000_000], (GPT41_CONTEXT, 2_000_000)),
     ):
         routing = router(contexts)
@@ -168,6 +180,121 @@ def main() -> None:
         seconds, planned = timed(plan, 3)
         counted = (tokens.tokenized_chars() - before) // 3
         print(f"{name:52} {seconds * 1000:9.3f} ms  plan {planned}, {counted:,} characters tokenized")
+
+    print()
+    print("as a request is served (plan off the loop, then the attempt loop; upstreams answer at once and")
+    print("refuse a prompt over their context with 400): ms from the decoded request to the first attempt")
+    print("sent, to the attempt that answered, and the longest the event loop went without running")
+    turn1 = request(base[: chars[1_000_000]])
+    turn2 = next_turn(turn1)
+    for name, req, contexts, warm in (
+        ("1M tokens, one context", turn1, (GPT41_CONTEXT, GPT41_CONTEXT), None),
+        ("1M tokens, two contexts, first seen", turn1, (GPT41_CONTEXT, 2_000_000), None),
+        (
+            "1.07M tokens, two contexts, first seen",
+            request(base[: chars[1_070_000]]),
+            (GPT41_CONTEXT, 2_000_000),
+            None,
+        ),
+        (
+            "2M tokens, over both contexts, first seen",
+            request(base[: chars[2_000_000]]),
+            (GPT41_CONTEXT, 1_500_000),
+            None,
+        ),
+        ("next turn of the 1M conversation", turn2, (GPT41_CONTEXT, 2_000_000), turn1),
+    ):
+        runs = [serve(req, contexts, warm) for _ in range(3)]
+        first, answered, stall, counted = (statistics.median(r[i] for r in runs) for i in range(4))
+        print(
+            f"{name:44} first attempt {first:7.2f} ms, answered {answered:7.2f} ms, loop stall {stall:5.2f} ms, "
+            f"{int(counted):,} characters tokenized; {runs[-1][4]}"
+        )
+
+
+def next_turn(turn: ChatRequest) -> ChatRequest:
+    """The conversation's next request: the same messages, the answer, and a new question."""
+    messages = [
+        *turn.messages,
+        {"role": "assistant", "content": "The notes cover three topics: " + english_like(2_000, seed=3)},
+        {"role": "user", "content": "Expand on the second topic, please."},
+    ]
+    return ChatRequest(model="bench/model", messages=messages, params={})
+
+
+class Upstream:
+    """An upstream that answers at once, or refuses a prompt over its context (as providers do)."""
+
+    kind = "openai"
+
+    def __init__(self, slug: str, context: int, prompt_tokens: int, sent: list[tuple[str, float]]) -> None:
+        self.config = ProviderConfig(slug, "openai", "http://unused.test")
+        self.context = context
+        self.prompt_tokens = prompt_tokens
+        self.sent = sent
+
+    async def complete(self, request: ChatRequest, ctx: CallContext) -> ChatResponse:
+        self.sent.append((self.config.slug, time.perf_counter()))
+        if self.prompt_tokens + 1 > self.context:
+            raise ProviderRejected("maximum context length exceeded", upstream_status=400)
+        choice = {"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}
+        return ChatResponse("r", 0, "model", [choice], Usage(self.prompt_tokens, 1))
+
+    async def aclose(self) -> None:
+        return None
+
+
+def serve(
+    req: ChatRequest, contexts: tuple[int, ...], warm: ChatRequest | None
+) -> tuple[float, float, float, int, str]:
+    """One request as the chat route serves it: (ms to the first attempt sent, ms to the attempt that
+    answered, the event loop's longest stall in ms, characters tokenized, who answered or the error)."""
+    routing = router(contexts)
+    exact = PromptSize(req).exact("o200k")
+    tokens.clear_cache()
+    if warm is not None:  # the conversation's previous turn was served
+        asyncio.run(_serve(routing, warm, contexts, PromptSize(warm).exact("o200k")))
+    return asyncio.run(_serve(routing, req, contexts, exact))
+
+
+async def _serve(
+    routing: Router, req: ChatRequest, contexts: tuple[int, ...], exact: int
+) -> tuple[float, float, float, int, str]:
+    sent: list[tuple[str, float]] = []
+    upstreams: dict[str, Any] = {
+        f"p{i}": Upstream(f"p{i}", context, exact, sent) for i, context in enumerate(contexts)
+    }
+    attempts = Attempts(upstreams, HealthBoard(), lambda record: None, deadline_s=60)
+    stall = 0.0
+    running = True
+
+    async def probe() -> None:  # how long the loop goes without running a ready task
+        nonlocal stall
+        last = time.perf_counter()
+        while running:
+            await asyncio.sleep(0)
+            now = time.perf_counter()
+            stall = max(stall, now - last)
+            last = now
+
+    prober = asyncio.ensure_future(probe())
+    await asyncio.sleep(0)
+    before = tokens.tokenized_chars()
+    t0 = time.perf_counter()
+    # As server/chat.py does for a body over PLAN_IN_THREAD_BYTES.
+    plan = await off_loop(routing.plan_open, req, off_loop)
+    try:
+        served = await attempts.whole(Generation(req, "gen", None), plan)
+        outcome = f"answered by {served.candidate.endpoint.provider}"
+    except TokenmuxError as err:
+        outcome = f"{err.status} {err.code}"
+    t_end = time.perf_counter()
+    await asyncio.sleep(0.3)  # a count stopped by the answer ends within a chunk
+    running = False
+    await prober
+    counted = tokens.tokenized_chars() - before
+    first = (sent[0][1] - t0) * 1000 if sent else float("nan")
+    return first, (t_end - t0) * 1000, stall * 1000, counted, f"{outcome} after {[s for s, _ in sent]}"
 
 
 def router(contexts: tuple[int, ...]) -> Router:

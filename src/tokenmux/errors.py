@@ -36,7 +36,8 @@ and either stops the start (configuration, catalog) or becomes a ``TokenmuxError
     │   └── KeyNameTaken                an active key has this name (the key API: InvalidRequest)
     ├── RedisUnavailable                Redis cannot be used now (limits and health fall back to this process)
     ├── ReplyError                      Redis answered a command with an error
-    └── FormTooLarge                    a page's form body is too large (the page: 413)
+    ├── FormTooLarge                    a page's form body is too large (the page: 413)
+    └── CountStopped                    a prompt's token count was stopped: nobody needs its answer any more
 
 ``UpstreamError`` subclasses describe one attempt; they are never shown to a client as they are. The
 attempt loop (``tokenmux.attempts``) turns a run of them into ``AllAttemptsFailed`` or ``DeadlineExceeded``
@@ -288,6 +289,11 @@ class ReplyError(Exception):
 
 class FormTooLarge(Exception):
     """A form posted to a page is larger than a page accepts."""
+
+
+class CountStopped(Exception):
+    """A prompt's token count was stopped (``tokens.RunningCount.stop``) before it answered, because the
+    request it was for no longer needs it; it ends the count in the worker thread and reaches no one."""
 
 
 def is_retryable_status(status: int) -> bool:

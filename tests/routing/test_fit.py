@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tokenmux.catalog.model import Endpoint, Price
+from tokenmux.errors import CountStopped
 from tokenmux.routing import tokens
 from tokenmux.routing.fit import (
     MESSAGE_FRAMING_TOKENS,
@@ -154,6 +155,34 @@ def test_repeated_chunks_come_from_the_cache_and_stay_exact() -> None:
     enc = tokens.tokenizer(tokens.O200K)
     for text in (a, b, a, b):
         assert RunningCount(tokens.O200K, [text], len(text)).total() == enc.count(text)
+
+
+def test_the_next_turn_of_a_conversation_of_short_messages_counts_only_its_last_chunk() -> None:
+    # 400 messages of about 2,000 characters (each too short to be a chunk of its own): runs of them are
+    # cached as chunks, so the same messages again with one more cost one chunk of counting, not 800 kB.
+    tokens.clear_cache()
+    turns = [f"Turn {i}: " + "we went over the figures once more. " * 55 for i in range(400)]
+    exact = RunningCount(tokens.O200K, turns, sum(map(len, turns)))
+    assert exact.at_most_known(10**9) is True  # the bytes bound it: no count needed
+    assert exact.at_most_known(1_000) is None  # first seen: only a count can tell
+    first = exact.total()
+    nxt = [*turns, "One more question."]
+    counted = tokens.tokenized_chars()
+    again = RunningCount(tokens.O200K, nxt, sum(map(len, nxt)))
+    assert again.total() == first + tokens.tokenizer(tokens.O200K).count("One more question.")
+    assert tokens.tokenized_chars() - counted <= tokens.CHUNK_CHARS + len(turns[0]) + 100
+    # Decided from the cache alone, as far as the earlier turns settle it.
+    known = RunningCount(tokens.O200K, nxt, sum(map(len, nxt)))
+    assert known.at_most_known(first // 2) is False
+
+
+def test_a_stopped_count_ends_at_its_next_chunk() -> None:
+    text = "hello there " * 20_000
+    count = RunningCount(tokens.O200K, [text], len(text), chunk_chars=1000)
+    assert not count.at_most(100)
+    count.stop()
+    with pytest.raises(CountStopped):
+        count.total()
 
 
 # --- the bound ----------------------------------------------------------------------------------------------

@@ -50,6 +50,7 @@ from tokenmux.providers.base import CallContext, Provider
 from tokenmux.routing.affinity import CacheAffinity, may_be_cached
 from tokenmux.routing.decision import Next, after_failure
 from tokenmux.routing.health import HealthBoard
+from tokenmux.routing.open_fits import OpenFits
 from tokenmux.routing.router import Candidate, blocked_last
 from tokenmux.slow_waits import Deadline
 from tokenmux.store.journal import StreamDraft
@@ -123,8 +124,13 @@ class Attempts:
         await self._run(gen, plan, answer)
 
     async def _run(self, gen: Generation, plan: list[Candidate], answer: Answer) -> None:
+        open_fit = None
+        for cand in plan:
+            if cand.open_fit is not None:
+                open_fit = cand.open_fit
+                break
         try:
-            await self._attempts(gen, plan, answer)
+            await self._attempts(gen, plan, answer, open_fit)
         except BaseException as exc:
             if not gen.recorded:
                 # Ended in a way no branch below recorded (a bug of ours): the answer still carries the
@@ -139,8 +145,13 @@ class Attempts:
                     )
                 )
             raise
+        finally:
+            if open_fit is not None:
+                open_fit.stop()
 
-    async def _attempts(self, gen: Generation, plan: list[Candidate], answer: Answer) -> None:
+    async def _attempts(
+        self, gen: Generation, plan: list[Candidate], answer: Answer, open_fit: OpenFits | None
+    ) -> None:
         deadline = gen.started + self.deadline_s
         errors: list[tuple[Candidate, UpstreamError]] = []
         health = self.health
@@ -149,6 +160,18 @@ class Attempts:
         loop = task.get_loop()
         opening = self._opening
         for cand in blocked_last(plan, health.blocked_until):
+            # An endpoint only a count can say the prompt fits (routing/open_fits.py): the first attempt
+            # goes at once, with the count started beside it; any later one waits for the count.
+            early = False
+            if cand.open_fit is not None:
+                fits = cand.open_fit.known(cand.endpoint)
+                if fits is None and errors:
+                    fits = await cand.open_fit.fits(cand.endpoint)
+                elif fits is None:
+                    cand.open_fit.start()
+                    early = True
+                if not (fits or early):
+                    continue  # the prompt does not fit it: never sent there
             left = deadline - time.perf_counter()
             if left <= 0:
                 break
@@ -183,6 +206,16 @@ class Attempts:
                 health.record_failure(key, err)
                 errors.append((cand, err))
                 verdict = after_failure(err, committed=False, time_left_s=deadline - time.perf_counter())
+                if verdict is Next.RETURN_ERROR and early:
+                    assert cand.open_fit is not None
+                    if not await cand.open_fit.fits(cand.endpoint):
+                        # Refused a prompt the count confirms is over its context: another may take it.
+                        verdict = after_failure(
+                            err,
+                            committed=False,
+                            time_left_s=deadline - time.perf_counter(),
+                            size_refused=True,
+                        )
                 if verdict is Next.RETURN_ERROR:
                     assert isinstance(err, ProviderRejected)
                     refusal = _pass_through(err, cand)
@@ -205,9 +238,13 @@ class Attempts:
                 self._finish_cancelled(gen, None, ())
                 raise
             health.record_answering(key)
+            if open_fit is not None:
+                open_fit.stop()  # no other endpoint will be tried: nobody needs the count
             await self._committed(gen, cand, rec, answer, t0, deadline)
             return
-        failure = self._give_up(errors, time.perf_counter() >= deadline)
+        failure = open_fit.too_large(plan) if open_fit is not None else None
+        if failure is None:
+            failure = self._give_up(errors, time.perf_counter() >= deadline)
         await self._finish_failed(gen, failure.status, failure.message)
         await answer.fail(failure, plan[0])
 

@@ -23,19 +23,25 @@ class Next(enum.Enum):
 _GATEWAY_SIDE_STATUSES = frozenset({401, 402, 403, 404})
 
 
-def after_failure(error: UpstreamError, *, committed: bool, time_left_s: float) -> Next:
+def after_failure(
+    error: UpstreamError, *, committed: bool, time_left_s: float, size_refused: bool = False
+) -> Next:
     """Decide after a failed attempt. ``committed``: the client has received content from this attempt;
-    ``time_left_s``: what is left of the request's deadline (up to its first byte).
+    ``time_left_s``: what is left of the request's deadline (up to its first byte); ``size_refused``: the
+    attempt was sent before the prompt was counted, and the count says it did not fit that endpoint.
 
     After the first byte nothing is retried. Before it, a non-retryable 4xx that is about the request
     (400, 413, 422, ...) goes back to the client: another provider would refuse it too. Every other
     failure (connect error, timeout, 408, 409, 429, 5xx, 529, a malformed answer, a first stream event that
-    is an error, our own credentials refused) moves on to the next endpoint while the deadline allows.
+    is an error, our own credentials refused) moves on to the next endpoint while the deadline allows, as
+    does a refusal explained by the prompt's size (``size_refused``): an endpoint with a larger context
+    may take it.
     """
     if committed:
         return Next.END_STREAM
     if (
-        isinstance(error, ProviderRejected)
+        not size_refused
+        and isinstance(error, ProviderRejected)
         and not error.retryable
         and error.upstream_status not in _GATEWAY_SIDE_STATUSES
     ):

@@ -45,7 +45,7 @@ class PromptSize:
     """The size of one request's prompt, worked out lazily: nothing is computed until a fit is asked
     for, the request is walked at most once, and each vocabulary tokenizes each text at most once."""
 
-    __slots__ = ("_counts", "_fixed", "_media", "_request", "_text_bytes", "_texts")
+    __slots__ = ("_counts", "_fixed", "_media", "_request", "_stopped", "_text_bytes", "_texts")
 
     def __init__(self, request: ChatRequest) -> None:
         self._request = request
@@ -54,6 +54,7 @@ class PromptSize:
         self._fixed = 0  # framing tokens
         self._media = 0  # images and other non-text parts
         self._counts: dict[str, RunningCount] = {}  # by encoding: families sharing one share the count
+        self._stopped = False
 
     @property
     def text_bytes(self) -> int:
@@ -84,6 +85,25 @@ class PromptSize:
             return True
         room = limit - self._fixed_tokens(fam)
         return room >= 0 and self._count(fam.encoding).at_most(fam.unscale_budget(room))
+
+    def within_known(self, family_name: str, limit: int) -> bool | None:
+        """``within(family_name, limit)`` when the bound, what is counted so far and the chunk-count cache
+        (a conversation's earlier turns) can tell without tokenizing; None when only a count can."""
+        fam = family(family_name)
+        if self._upper_bound(fam) <= limit:
+            return True
+        room = limit - self._fixed_tokens(fam)
+        if room < 0:
+            return False
+        return self._count(fam.encoding).at_most_known(fam.unscale_budget(room))
+
+    def stop_counting(self) -> None:
+        """End every count of this prompt under way (in another thread) at its next chunk: nobody needs
+        the answer any more. A count asked for afterwards raises ``errors.CountStopped``."""
+        self._stopped = True
+        # A list first: the worker may be adding a count meanwhile (list() of a dict holds the GIL).
+        for count in list(self._counts.values()):
+            count.stop()
 
     def bounds(self, family_name: str) -> tuple[int, int]:
         """(at least, at most) tokens in ``family_name`` from what has been counted so far; equal once the
@@ -118,6 +138,8 @@ class PromptSize:
             self._walk()
             assert self._texts is not None
             count = self._counts[encoding] = RunningCount(encoding, self._texts, self._text_bytes)
+            if self._stopped:
+                count.stop()
         return count
 
     def _walk(self) -> None:
@@ -208,3 +230,15 @@ def check_fit(size: PromptSize, endpoint: Endpoint, max_output: int | None, fami
     else:
         reason = f"prompt too large: {tokens} tokens + {max_output:,} output > context {context:,}"
     return FitResult(False, reason, at_least, size.tokenized(family_name))
+
+
+def fit_known(
+    size: PromptSize, endpoint: Endpoint, max_output: int | None, family_name: str
+) -> FitResult | None:
+    """``check_fit`` when the byte bound, what is counted so far and the chunk-count cache (a conversation's
+    earlier turns) settle it without tokenizing; None when only a count can."""
+    if max_output is None or max_output <= endpoint.max_output:
+        reserve = MIN_OUTPUT_RESERVE if max_output is None else max_output
+        if size.within_known(family_name, endpoint.context_length - reserve) is None:
+            return None
+    return check_fit(size, endpoint, max_output, family_name)  # settled: answered without a count

@@ -21,10 +21,11 @@ from typing import Any
 
 from tokenmux.catalog.lookup import close_matches, find_models
 from tokenmux.catalog.model import Catalog, Endpoint, Model
-from tokenmux.errors import InvalidRequest, ModelNotFound, PayloadTooLarge
+from tokenmux.errors import InvalidRequest, ModelNotFound, PayloadTooLarge, TokenmuxError
 from tokenmux.routing.embedding_inputs import longest_input
-from tokenmux.routing.fit import MIN_OUTPUT_RESERVE, PromptSize, check_fit
+from tokenmux.routing.fit import MIN_OUTPUT_RESERVE, FitResult, PromptSize, check_fit, fit_known
 from tokenmux.routing.health import HealthBoard
+from tokenmux.routing.open_fits import OpenFits, Runner
 from tokenmux.types import ChatRequest, EmbeddingRequest, ProviderPreferences
 
 SUFFIX_SORT = {":nitro": "throughput", ":floor": "price"}
@@ -43,6 +44,8 @@ class Candidate:
     endpoint: Endpoint
     params: dict[str, Any]  # the request's params as this endpoint will receive them
     dropped: tuple[str, ...]  # params this endpoint does not support, left out
+    # Set when only a count can say whether the prompt fits this endpoint (``Router.plan_open``).
+    open_fit: OpenFits | None = None
 
 
 @dataclass(slots=True)
@@ -167,7 +170,20 @@ class Router:
     # -- steps 2-4 -----------------------------------------------------------------------------
 
     def plan(self, request: ChatRequest) -> list[Candidate]:
-        """Every endpoint to try, in order, across the requested model and its fallback models."""
+        """Every endpoint to try, in order, across the requested model and its fallback models; a prompt
+        whose fit only a count can decide is counted here, in the caller's thread."""
+        return self._plan(request, None)
+
+    def plan_open(self, request: ChatRequest, runner: Runner) -> list[Candidate]:
+        """``plan`` for serving: never tokenizes. An endpoint whose fit neither the byte bound nor the
+        chunk-count cache can settle stays in the plan, marked with an ``OpenFits`` the attempt loop asks
+        (``routing/open_fits.py``); its count runs with ``runner`` when an attempt needs it.
+
+        With ``allow_fallbacks: false`` the plan keeps one endpoint (or the named ones) of the first model
+        with a fitting endpoint, which only the count can say: that plan is counted here, as ``plan``."""
+        return self._plan(request, runner if request.provider.allow_fallbacks else None)
+
+    def _plan(self, request: ChatRequest, runner: Runner | None) -> list[Candidate]:
         prefs = request.provider
         route = self._route(request)
         size = PromptSize(request)
@@ -175,6 +191,7 @@ class Router:
         max_output = request.max_output_tokens
         plan: list[Candidate] = []
         exclusions: list[Exclusion] = []
+        opened: list[Candidate] = []  # endpoints whose fit is left to the count (with a runner)
         reserve = MIN_OUTPUT_RESERVE if max_output is None else max_output
         counts = _count_decides(route, size, max_output, reserve, prefs.require_parameters)
         for group in route.groups:
@@ -188,12 +205,14 @@ class Router:
                     continue
                 if bound < 0:
                     bound = size.upper_bound(model.tokenizer)
-                if (max_output is not None and max_output > ep.max_output) or (
-                    counts and bound + reserve > ep.context_length
-                ):
-                    fit = check_fit(size, ep, max_output, model.tokenizer)
-                    if not fit.fits:
-                        over = max_output is not None and max_output > ep.max_output
+                over = max_output is not None and max_output > ep.max_output
+                open_fit = False
+                if over or (counts and bound + reserve > ep.context_length):
+                    fit = check_fit(size, ep, max_output, model.tokenizer) if runner is None or over else None
+                    if fit is None:
+                        fit = fit_known(size, ep, max_output, model.tokenizer)
+                        open_fit = fit is None
+                    if fit is not None and not fit.fits:
                         limit = ep.max_output if over else None
                         exclusions.append(Exclusion(ep, fit.reason, too_large=True, output_limit=limit))
                         continue
@@ -203,10 +222,28 @@ class Router:
                     )
                     continue
                 sent = adapt_params(params, ep.supported_parameters)[0] if adapt else params
-                kept.append(Candidate(model, ep, sent, dropped))
+                cand = Candidate(model, ep, sent, dropped)
+                kept.append(cand)
+                if open_fit:
+                    opened.append(cand)
             plan.extend(self._ordered(kept, prefs, group.sort))
             if not prefs.allow_fallbacks and plan:
                 break
+        if opened:
+            assert runner is not None
+
+            def empty_error(failed: list[tuple[Endpoint, FitResult]]) -> TokenmuxError:
+                too_large = [Exclusion(ep, fit.reason, too_large=True) for ep, fit in failed]
+                try:
+                    self._raise_empty(request, route.resolved, exclusions + too_large, route.unconfigured)
+                except TokenmuxError as err:
+                    return err
+                raise AssertionError("unreachable")
+
+            endpoints = [(c.endpoint, c.model.tokenizer) for c in opened]
+            open_fits = OpenFits(size, max_output, endpoints, runner, empty_error)
+            for cand in opened:
+                cand.open_fit = open_fits
         if plan:
             return plan
         self._raise_empty(request, route.resolved, exclusions, route.unconfigured)

@@ -18,6 +18,7 @@ import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from tokenmux.errors import CountStopped
 from tokenmux.routing.mapped_pages import release_read_only_pages
 
 if TYPE_CHECKING:
@@ -197,29 +198,24 @@ CHUNK_CHARS = 64 * 1024
 # White_Space and a few more), which can only make us skip a valid cut, never take a wrong one.
 _CUT = re.compile(r"(?<=\S) ")
 
-# Counts of large chunks already seen, keyed by (encoding, length, hash): long prompts are mostly re-sent
-# conversations and documents, and a repeat then costs a hash instead of a count. The hash is CPython's
-# keyed SipHash (per-process random key), so a collision — which would only misjudge one fit — is not
-# something a client can arrange.
+# Counts of large chunks already seen, keyed by (encoding, characters, texts, hash): long prompts are mostly
+# re-sent conversations and documents, and a repeat then costs a hash instead of a count. A chunk is a slice
+# of one long text (texts 0) or a run of whole short texts (their number): a conversation's next turn sends
+# the same messages again with one more, so its earlier messages fall into the same chunks as before and
+# only the last chunk is counted anew. The hash is CPython's keyed SipHash (per-process random key; a
+# tuple's combines its strings'), so a collision — which would only misjudge one fit — is not something a
+# client can arrange.
 _CACHE_MIN_CHARS = 4096
 _CACHE_MAX_ENTRIES = 8192
-_chunk_counts: dict[tuple[str, int, int], int] = {}
+_chunk_counts: dict[tuple[str, int, int, int], int] = {}
 _chunk_counts_lock = threading.Lock()
 
 
-def _count_chunk(tok: CountingTokenizer, encoding: str, chunk: str) -> int:
-    if len(chunk) < _CACHE_MIN_CHARS:
-        return _count(tok, chunk)
-    key = (encoding, len(chunk), hash(chunk))
-    known = _chunk_counts.get(key)
-    if known is not None:
-        return known
-    n = _count(tok, chunk)
+def _remember(key: tuple[str, int, int, int], n: int) -> None:
     with _chunk_counts_lock:
         if len(_chunk_counts) >= _CACHE_MAX_ENTRIES:
             del _chunk_counts[next(iter(_chunk_counts))]  # the oldest entry
         _chunk_counts[key] = n
-    return n
 
 
 def clear_cache() -> None:
@@ -231,7 +227,9 @@ class RunningCount:
     """The exact token count of a sequence of texts in one encoding, taken only as far as the questions
     asked so far need; later questions resume where earlier ones stopped, so no text is counted twice.
 
-    ``texts`` must already be clean (``clean_text``) and ``total_bytes`` their UTF-8 length.
+    ``texts`` must already be clean (``clean_text``) and ``total_bytes`` their UTF-8 length. The texts are
+    read a chunk at a time, in order: a slice of about ``chunk_chars`` of a long text, or a run of whole
+    short texts; a chunk counted before (by any request) comes from the cache.
     """
 
     __slots__ = (
@@ -242,6 +240,7 @@ class RunningCount:
         "_texts",
         "counted",
         "read_chars",
+        "stopped",
         "unread_bytes",
     )
 
@@ -256,6 +255,7 @@ class RunningCount:
         self.counted = 0  # exact tokens of everything read so far
         self.unread_bytes = total_bytes  # bounds the tokens of everything not read yet
         self.read_chars = 0  # characters handed to the tokenizer (or found in the chunk cache) so far
+        self.stopped = False  # set from another thread: the next chunk raises CountStopped
 
     @property
     def done(self) -> bool:
@@ -263,33 +263,78 @@ class RunningCount:
 
     def at_most(self, budget: int) -> bool:
         """Whether the texts' whole token count is ``<= budget``, counting only until that is certain."""
+        answer = self._answer(budget, cached_only=False)
+        assert answer is not None
+        return answer
+
+    def at_most_known(self, budget: int) -> bool | None:
+        """``at_most(budget)`` when the chunk cache (with what is counted already) can answer it; None
+        when the tokenizer would have to run. Costs a hash per cached chunk, never a count."""
+        return self._answer(budget, cached_only=True)
+
+    def total(self) -> int:
+        while not self.done:
+            self._read_chunk(cached_only=False)
+        return self.counted
+
+    def stop(self) -> None:
+        """Make the count end at its next chunk (with ``CountStopped``); safe from any thread."""
+        self.stopped = True
+
+    def _answer(self, budget: int, *, cached_only: bool) -> bool | None:
         while True:
             if self.counted + self.unread_bytes <= budget:
                 return True
             if self.counted > budget:
                 return False
-            self._read_chunk()  # unread_bytes > 0 here, so there is something left to read
+            # unread_bytes > 0 here, so there is something left to read
+            if not self._read_chunk(cached_only=cached_only):
+                return None
 
-    def total(self) -> int:
-        while not self.done:
-            self._read_chunk()
-        return self.counted
-
-    def _read_chunk(self) -> None:
-        text = self._texts[self._next_text]
+    def _read_chunk(self, *, cached_only: bool) -> bool:
+        """Count the next chunk; False (and nothing read) when ``cached_only`` and it is not cached."""
+        if self.stopped:
+            raise CountStopped
+        texts = self._texts
+        first = self._next_text
+        text = texts[first]
         start = self._offset
-        end = len(text)
         chunk_chars = self._chunk_chars
-        if end - start > chunk_chars + chunk_chars // 2:
-            cut = _CUT.search(text, start + chunk_chars)
-            if cut is not None:
-                end = cut.start()
-        chunk = text[start:end] if start or end < len(text) else text
-        self.counted += _count_chunk(tokenizer(self._encoding), self._encoding, chunk)
-        self.unread_bytes -= utf8_length(chunk)
-        self.read_chars += len(chunk)
-        if end == len(text):
-            self._next_text += 1
+        if start == 0 and len(text) < chunk_chars:
+            # A run of whole short texts, ended by the first long one.
+            last = first + 1
+            chars = len(text)
+            while last < len(texts) and chars < chunk_chars and len(texts[last]) < chunk_chars:
+                chars += len(texts[last])
+                last += 1
+            run = texts[first:last] if last > first + 1 else None
+            key = (self._encoding, chars, last - first, hash(tuple(run) if run else text))
+            end = len(text)
+        else:
+            end = len(text)
+            if end - start > chunk_chars + chunk_chars // 2:
+                cut = _CUT.search(text, start + chunk_chars)
+                if cut is not None:
+                    end = cut.start()
+            run = None
+            text = text[start:end] if start or end < len(text) else text
+            chars = len(text)
+            last = first + 1 if end == len(texts[first]) else first
+            key = (self._encoding, chars, 0, hash(text))
+        n = _chunk_counts.get(key) if chars >= _CACHE_MIN_CHARS else None
+        if n is None:
+            if cached_only:
+                return False
+            tok = tokenizer(self._encoding)
+            n = sum(_count(tok, t) for t in run) if run else _count(tok, text)
+            if chars >= _CACHE_MIN_CHARS:
+                _remember(key, n)
+        self.counted += n
+        self.unread_bytes -= sum(utf8_length(t) for t in run) if run else utf8_length(text)
+        self.read_chars += chars
+        if last > first:
+            self._next_text = last
             self._offset = 0
         else:
             self._offset = end
+        return True

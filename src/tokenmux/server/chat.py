@@ -113,11 +113,13 @@ class ChatRoute:
             request = await self._read(scope, receive, claim)
             if limits.models is not None:
                 limits.check_model(self.router.resolve(request.model)[0].id)
+            # The plan never tokenizes: an endpoint only a count can decide stays in it, and the count runs
+            # in the large-request worker when an attempt needs it (routing/open_fits.py).
             if request.body_bytes > PLAN_IN_THREAD_BYTES:
-                # Deciding the fit of a very long prompt may tokenize it (tens to hundreds of ms): off the loop.
-                plan = await off_loop(self.router.plan, request)
+                # Walking a very long prompt (its texts' UTF-8 length, cached chunk counts) takes ms.
+                plan = await off_loop(self.router.plan_open, request, off_loop)
             else:
-                plan = self.router.plan(request)
+                plan = self.router.plan_open(request, off_loop)
             if limits.restricts_routing:
                 # Every fallback too: an endpoint the key may not reach is never tried.
                 plan = limits.filter(plan)
