@@ -74,6 +74,8 @@ SETTLE_S = 0.4
 # The floor apps record nothing: their counters are read after a short pause for the last answers' writes.
 FLOOR_SETTLE_S = 0.05
 FLOOR_PATH = "/v1/chat/completions"
+# Paths measured together at concurrency (the gateway and the floor apps) take turns in this many parts.
+INTERLEAVED_ROUNDS = 4
 
 
 @dataclass(slots=True)
@@ -488,15 +490,17 @@ async def _cpu_cost(stack: Stack, run: Run, count: int, concurrency: int, *, str
 async def _interleaved(
     stack: Stack, runs: list[Run], count: int, concurrency: int, *, streamed: bool
 ) -> list[CpuCost]:
-    """``count`` requests per run in two halves, the runs in the order A B C … then … C B A, so that drift
-    of the machine that is steady over the measurement falls on every run alike. One cost per run."""
-    # One path alone needs no halves (nor the pause each batch takes).
-    halves = [count] if len(runs) == 1 else [h for h in (count // 2, count - count // 2) if h > 0]
+    """``count`` requests per run in ``INTERLEAVED_ROUNDS`` parts, the runs in the order A B C, then C B A,
+    then A B C again and so on, so that drift of the machine falls on every run alike (a steady drift
+    cancels out over each pair of rounds). One cost per run, its parts added up."""
+    # One path alone needs no parts (nor the pause each batch takes).
+    rounds = 1 if len(runs) == 1 else min(INTERLEAVED_ROUNDS, count)
+    parts = [count // rounds + (1 if r < count % rounds else 0) for r in range(rounds)]
     costs: list[CpuCost | None] = [None] * len(runs)
     order = list(range(len(runs)))
-    for half, sequence in zip(halves, (order, order[::-1]), strict=False):
-        for i in sequence:
-            cost = await _cpu_cost(stack, runs[i], half, concurrency, streamed=streamed)
+    for r, part in enumerate(parts):
+        for i in order if r % 2 == 0 else order[::-1]:
+            cost = await _cpu_cost(stack, runs[i], part, concurrency, streamed=streamed)
             previous = costs[i]
             costs[i] = cost if previous is None else previous + cost
     return [c for c in costs if c is not None]
@@ -609,7 +613,7 @@ async def _cpu(stack: Stack, paths: Paths, plan: Plan, floor: list[FloorRow]) ->
 
 
 async def _throughput(stack: Stack, paths: Paths, plan: Plan, floor: list[FloorRow]) -> list[Figure]:
-    """Direct and through the gateway, interleaved in halves (and, non-streamed, the floor apps too)."""
+    """Direct and through the gateway, interleaved in parts (and, non-streamed, the floor apps too)."""
     figures = []
     c = plan.throughput_concurrency
     direct_run = Run(stack.simulator, paths.direct, FLOOR_SETTLE_S)
