@@ -20,7 +20,7 @@ from tokenmux.catalog.loader import load_catalog
 from tokenmux.errors import TokenmuxError
 from tokenmux.protocols.openai_chat import ChunkEncoder
 from tokenmux.protocols.openai_chunks import PassThroughChunk, choice_json
-from tokenmux.providers.base import CallContext, ProviderConfig
+from tokenmux.providers.base import CallContext, FinalBatch, ProviderConfig
 from tokenmux.routing.health import HealthBoard
 from tokenmux.routing.router import Candidate
 from tokenmux.store.records import GenerationRecord
@@ -45,12 +45,12 @@ def as_chunks(batch: list[StreamEvent]) -> list[PassThroughChunk]:
     out = []
     for ev in batch:
         if ev.usage is not None:
-            out.append(PassThroughChunk(b"", usage=ev.usage))
+            out.append(PassThroughChunk([], usage=ev.usage))
             continue
         choice = choice_json(ev) | {"logprobs": None, "content_filter_results": {}}  # as a provider sends
         text = ev.delta.get("content", "") if ev.delta else ""
         out.append(
-            PassThroughChunk(msgspec.json.encode([choice]), ev.has_content, ev.finish_reason, None, text)
+            PassThroughChunk([msgspec.json.encode([choice])], ev.has_content, ev.finish_reason, None, text)
         )
     return out
 
@@ -190,6 +190,31 @@ async def test_what_arrives_together_is_written_together() -> None:
     ]
     assert [c["finish_reason"] for f in second for c in f["choices"]] == ["stop"]
     assert last[0]["usage"]["prompt_tokens"] == 12
+
+
+class EndingProvider(PlainProvider):
+    """Its last read brought the end of the stream with it (``FinalBatch``), as ``reads`` groups them."""
+
+    def __init__(self, reads: list[list[StreamEvent]]) -> None:
+        super().__init__()
+        self.reads = reads
+
+    def stream_chunks(self, request: ChatRequest, ctx: CallContext) -> Batches:
+        batches = [as_chunks(batch) for batch in self.reads]
+        return Batches([*batches[:-1], FinalBatch(batches[-1])])
+
+
+async def test_the_read_that_ends_the_stream_leaves_with_the_answers_end() -> None:
+    outlet, record = await deliver_stream(EndingProvider(READS), openai_encoder())
+    assert len(outlet.writes) == 2  # the content as it came; then the finish with the usage and [DONE]
+    assert [c["finish_reason"] for c in frames(outlet.writes[-1:])[0]["choices"]] == ["stop"]
+    assert outlet.writes[-1].endswith(b"data: [DONE]\n\n")
+    whole = [[event for batch in READS for event in batch]]  # the whole answer in one read
+    at_once, same = await deliver_stream(EndingProvider(whole), openai_encoder())
+    assert len(at_once.writes) == 1 and at_once.ended
+    assert frames(at_once.writes) == frames(outlet.writes)
+    for field in ("status", "finish_reason", "prompt_tokens", "completion_tokens", "cost_usd"):
+        assert getattr(same, field) == getattr(record, field), field
 
 
 async def test_passed_through_choices_reach_the_client_with_every_field_the_provider_sent() -> None:

@@ -8,7 +8,12 @@ import msgspec
 import pytest
 
 from tokenmux.protocols.openai_chat import ChunkEncoder
-from tokenmux.protocols.openai_chunks import PassThroughChunk, chunk_of_events, read_plain_chunk
+from tokenmux.protocols.openai_chunks import (
+    PassThroughChunk,
+    chunk_of_events,
+    read_plain_chunk,
+    read_plain_run,
+)
 from tokenmux.protocols.sse import SSEEvent
 from tokenmux.providers.base import ProviderConfig
 from tokenmux.providers.openai import OpenAIProvider, parse_usage
@@ -35,7 +40,8 @@ def test_a_content_chunk_keeps_its_choices_byte_for_byte() -> None:
     )
     chunk = read(payload)
     assert chunk is not None
-    assert bytes(chunk.choices) == (
+    [choices] = chunk.choices
+    assert bytes(choices) == (
         b'[{"index":0,"delta":{"content":"Hi"},"logprobs":null,'
         b'"finish_reason":null,"content_filter_results":{"hate":{"filtered":false}}}]'
     )
@@ -99,9 +105,11 @@ def test_a_chunk_rebuilt_from_events_tells_the_same_as_one_read_plainly() -> Non
     assert plain is not None
     for field in ("has_content", "finish_reason", "usage", "text"):
         assert getattr(rebuilt, field) == getattr(plain, field), field
-    assert msgspec.json.decode(rebuilt.choices) == [
-        {"index": 0, "delta": {"content": "Hel"}, "finish_reason": None},
-        {"index": 1, "delta": choices[1]["delta"], "finish_reason": "tool_calls"},
+    assert [msgspec.json.decode(a) for a in rebuilt.choices] == [
+        [
+            {"index": 0, "delta": {"content": "Hel"}, "finish_reason": None},
+            {"index": 1, "delta": choices[1]["delta"], "finish_reason": "tool_calls"},
+        ]
     ]
 
 
@@ -111,7 +119,7 @@ def test_the_encoder_frames_passed_through_choices_under_the_gateways_names() ->
     )
     chunk = read(data([{"index": 0, "delta": {"content": "Hi"}, "logprobs": None, "finish_reason": None}]))
     assert chunk is not None
-    frame = encoder.chunk(chunk.choices)
+    frame = encoder.chunks(chunk.choices)
     assert frame.startswith(b"data: ") and frame.endswith(b"\n\n")
     assert msgspec.json.decode(frame[6:]) == {
         "id": "gen-1",
@@ -121,3 +129,56 @@ def test_the_encoder_frames_passed_through_choices_under_the_gateways_names() ->
         "provider": "openai",
         "choices": [{"index": 0, "delta": {"content": "Hi"}, "logprobs": None, "finish_reason": None}],
     }
+
+
+RUN = [
+    data(
+        [{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}]
+    ),
+    data([{"index": 0, "delta": {"content": "Hel"}, "finish_reason": None}], usage=None),
+    data(
+        [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]}}],
+        system_fingerprint="fp",
+    ),
+    data([{"index": 0, "delta": {}, "finish_reason": "stop"}]),
+    data([], usage={"prompt_tokens": 3, "completion_tokens": 2}),
+]
+
+
+def as_run(payloads: list[str]) -> bytes:
+    return ("[" + ",".join(payloads) + "]").encode()
+
+
+def test_a_run_of_chunks_tells_what_its_chunks_tell_one_by_one() -> None:
+    one_by_one = [read(payload) for payload in RUN]
+    run = read_plain_run(as_run(RUN), parse_usage)
+    assert run is not None and all(chunk is not None for chunk in one_by_one)
+    assert [bytes(a) for a in run.choices] == [bytes(a) for c in one_by_one if c for a in c.choices]
+    assert run.has_content
+    assert run.finish_reason == "stop"
+    assert run.usage == parse_usage({"prompt_tokens": 3, "completion_tokens": 2})
+    assert run.text == "Hel{}"
+    empty = read_plain_run(b"[]", parse_usage)
+    assert empty is not None and not empty.choices and empty.usage is None and not empty.has_content
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        "42",
+        data(choices=None, error={"message": "overloaded", "type": "server_error"}),
+        data([{"index": 0, "finish_reason": "stop"}]),  # no delta
+        data(choices=3),
+    ],
+)
+def test_a_run_holding_a_chunk_that_is_not_plain_is_read_chunk_by_chunk(odd: str) -> None:
+    assert read_plain_run(as_run([RUN[1], odd, RUN[3]]), parse_usage) is None
+
+
+def test_the_encoder_frames_each_chunk_of_a_run_in_one_piece() -> None:
+    encoder = ChunkEncoder(generation_id="gen-1", created=7, model="m", provider="p", include_usage=False)
+    run = read_plain_run(as_run(RUN), parse_usage)
+    assert run is not None
+    frames = encoder.chunks(run.choices)
+    assert frames == b"".join(encoder.chunks([array]) for array in run.choices)
+    assert frames.count(b"data: ") == 4 and encoder.chunks([]) == b""

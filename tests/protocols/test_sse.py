@@ -1,8 +1,18 @@
 from __future__ import annotations
 
+import msgspec
 import pytest
 
-from tokenmux.protocols.sse import DONE, SSEDecoder, SSEEvent, comment, encode_data, encode_event
+from tokenmux.protocols.sse import (
+    DONE,
+    DataRun,
+    RunDecoder,
+    SSEDecoder,
+    SSEEvent,
+    comment,
+    encode_data,
+    encode_event,
+)
 
 
 def decode_all(*chunks: bytes) -> list[SSEEvent]:
@@ -103,3 +113,63 @@ def test_encoders_round_trip_through_the_decoder() -> None:
     stream = comment("tokenmux processing") + encode_data(b'{"a":1}') + encode_event("ping", b"{}") + DONE
     assert stream == b': tokenmux processing\n\ndata: {"a":1}\n\nevent: ping\ndata: {}\n\ndata: [DONE]\n\n'
     assert decode_all(stream) == [SSEEvent(None, '{"a":1}'), SSEEvent("ping", "{}"), SSEEvent(None, "[DONE]")]
+
+
+# RunDecoder: the same events, plain runs of them handed over whole.
+
+PLAIN = b'data: {"a":1}\n\ndata: {"b":"x,y"}\n\ndata: [DONE]\n\n'
+STREAMS = [
+    PLAIN,
+    b'data: {"a":1}\n\n: keep-alive\n\ndata: {"b":2}\n\n',  # a comment: not a plain run
+    b'event: error\ndata: {"e":1}\n\ndata: {"a":1}\n\n',  # a named event
+    b'data: {"a":1}\r\n\r\ndata: {"b":2}\r\n\r\n',  # CRLF: the general path from then on
+    b'data:{"a":1}\n\ndata: {"b":2}\n\n',  # no space after the colon
+    b"data: 1\ndata: 2\n\ndata: 3\n\n",  # multi-line data
+    b'\xef\xbb\xbfdata: {"a":1}\n\n',  # byte-order mark
+    b"data: [DONE]\n\ndata: {}\n\n",  # something after [DONE]: a run whose array is no JSON
+    b'data: {"a":1}\n\n\ndata: {"b":2}\n\n',  # an extra blank line
+    b'data: {"a":1}\n\ndata: {"b":2}',  # unterminated last event
+]
+
+
+def run_decode_all(*chunks: bytes) -> list[SSEEvent | DataRun]:
+    decoder = RunDecoder()
+    items: list[SSEEvent | DataRun] = []
+    for chunk in chunks:
+        items.extend(decoder.feed(chunk))
+    return items + decoder.flush()
+
+
+def expanded(items: list[SSEEvent | DataRun]) -> list[SSEEvent]:
+    return [e for item in items for e in (item.events() if isinstance(item, DataRun) else [item])]
+
+
+@pytest.mark.parametrize("stream", STREAMS)
+def test_runs_hold_the_events_the_general_decoder_reads_however_the_stream_is_cut(stream: bytes) -> None:
+    decoder = SSEDecoder()
+    whole = decoder.feed(stream) + decoder.flush()
+    assert expanded(run_decode_all(stream)) == whole
+    assert expanded(run_decode_all(*(stream[i : i + 1] for i in range(len(stream))))) == whole
+    for cut in range(len(stream)):
+        assert expanded(run_decode_all(stream[:cut], stream[cut:])) == whole, cut
+
+
+def test_a_run_is_its_payloads_as_one_json_array() -> None:
+    [run] = run_decode_all(PLAIN)
+    assert isinstance(run, DataRun)
+    assert run.done and run.source == PLAIN
+    assert msgspec.json.decode(run.payloads) == [{"a": 1}, {"b": "x,y"}]
+    [done] = run_decode_all(b"data: [DONE]\n\n")
+    assert isinstance(done, DataRun) and done.done and done.payloads == b"[]"
+
+
+def test_what_arrives_together_is_one_run_and_a_partial_event_waits() -> None:
+    decoder = RunDecoder()
+    assert decoder.feed(PLAIN[:10]) == []  # nothing complete yet
+    [run] = decoder.feed(PLAIN[10:])
+    assert isinstance(run, DataRun) and run.source == PLAIN
+
+
+@pytest.mark.parametrize("stream", STREAMS[1:7])
+def test_anything_but_plain_data_lines_takes_the_general_path(stream: bytes) -> None:
+    assert not any(isinstance(item, DataRun) for item in run_decode_all(stream))

@@ -621,10 +621,10 @@ async def test_stream_chunks_pass_plain_choices_through_and_read_usage() -> None
     body.append(b"data: [DONE]\n\n")
     chunks = provider(Recorder(MockResponse(200, {}, body))).stream_chunks(chat(True), context())
     units = [unit async for batch in chunks for unit in batch]
-    assert [msgspec.json.decode(bytes(u.choices)) if u.choices else None for u in units] == [
-        [delta(role="assistant", content="")],
-        [filtered],  # every field of the provider's choice, as it came
-        [delta(finish_reason="stop")],
+    assert [[msgspec.json.decode(a) for a in u.choices] or None for u in units] == [
+        [[delta(role="assistant", content="")]],
+        [[filtered]],  # every field of the provider's choice, as it came
+        [[delta(finish_reason="stop")]],
         None,  # the usage chunk: nothing to send
     ]
     assert [u.has_content for u in units] == [False, True, False, False]
@@ -636,11 +636,13 @@ async def test_stream_chunks_rebuild_what_is_not_plain_and_keep_its_errors() -> 
     body = [b'data: {"choices": [{"index": 0, "delta": {"content": "a"}}]}\n\n', b'data: {"choices": 3}\n\n']
     chunks = provider(Recorder(MockResponse(200, {}, body))).stream_chunks(chat(True), context())
     [first] = await anext(chunks)
-    assert msgspec.json.decode(bytes(first.choices)) == [{"index": 0, "delta": {"content": "a"}}]
+    assert [msgspec.json.decode(a) for a in first.choices] == [[{"index": 0, "delta": {"content": "a"}}]]
     with pytest.raises(StreamInterrupted):
         await anext(chunks)
 
     no_delta = [b'data: {"choices": [{"index": 0, "finish_reason": "stop"}]}\n\ndata: [DONE]\n\n']
     chunks = provider(Recorder(MockResponse(200, {}, no_delta))).stream_chunks(chat(True), context())
     [[rebuilt]] = [batch async for batch in chunks]
-    assert msgspec.json.decode(rebuilt.choices) == [{"index": 0, "delta": {}, "finish_reason": "stop"}]
+    assert [msgspec.json.decode(a) for a in rebuilt.choices] == [
+        [{"index": 0, "delta": {}, "finish_reason": "stop"}]
+    ]

@@ -104,8 +104,8 @@ async def test_stream_chunks_go_through_the_adapters_seams() -> None:
     ]
     adapter = compatible(Recorder(MockResponse(200, {}, body)))
     units = [unit async for batch in adapter.stream_chunks(chat(True), context()) for unit in batch]
-    assert msgspec.json.decode(units[0].choices) == [
-        {"index": 0, "delta": {"reasoning": "hmm"}, "finish_reason": None}
+    assert [msgspec.json.decode(a) for a in units[0].choices] == [
+        [{"index": 0, "delta": {"reasoning": "hmm"}, "finish_reason": None}]
     ]
     assert units[0].has_content
     assert units[1].usage == Usage(prompt_tokens=4, completion_tokens=2)

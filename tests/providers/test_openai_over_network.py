@@ -14,6 +14,7 @@ from loopback_http import chunk as http_chunk
 from tokenmux.errors import ProviderUnreachable
 from tokenmux.protocols.sse import DONE, encode_data
 from tokenmux.providers.aiohttp_transport import AiohttpTransport
+from tokenmux.providers.base import FinalBatch
 from tokenmux.providers.http1 import Http1Transport
 from tokenmux.providers.openai import OpenAIProvider
 from tokenmux.providers.transport import Transport
@@ -119,3 +120,37 @@ async def test_refused_connection_is_unreachable_through_the_adapter(transport: 
     adapter = OpenAIProvider(config(base_url=url), transport)  # the server is gone: nothing listens there
     with pytest.raises(ProviderUnreachable):
         await adapter.complete(chat(), context())
+
+
+@pytest.mark.parametrize("end_later", [False, True])
+async def test_a_stream_whose_end_came_with_its_last_chunks_says_so(end_later: bool) -> None:
+    """The batch a stream ends with is a FinalBatch (to go out with the answer's end) only when nothing is
+    left to wait for: the body's terminator arrived with it; either way the connection is reused."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                await read_request(reader)
+            except asyncio.IncompleteReadError:
+                return
+            head = response_head(200, [("Content-Type", "text/event-stream")], chunked=True)
+            writer.write(head + b"".join(STREAM) + (b"" if end_later else http_chunk(b"")))
+            await writer.drain()
+            if end_later:
+                await asyncio.sleep(0.005)
+                writer.write(http_chunk(b""))
+                await writer.drain()
+
+    transport = Http1Transport()
+    try:
+        async with LoopbackServer(handler) as server:
+            adapter = OpenAIProvider(config(base_url=server.url), transport)
+            for _ in range(2):
+                batches = [batch async for batch in adapter.stream_chunks(chat(True), context())]
+                assert [type(batch) is FinalBatch for batch in batches] == [not end_later]
+                [[chunk]] = batches
+                assert chunk.text == "Hello" and chunk.finish_reason == "stop" and len(chunk.choices) == 3
+                assert chunk.usage == Usage(prompt_tokens=5, completion_tokens=1)
+            assert server.connections == 1
+    finally:
+        await transport.aclose()

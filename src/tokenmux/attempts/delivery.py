@@ -1,9 +1,10 @@
 """How a streamed answer reaches the client: the cheapest path both sides offer, batch by batch.
 
 A provider's stream arrives as pass-through chunks when the provider and the client both speak Chat
-Completions (``providers.base.ChunkStreams`` and an encoder with ``chunk``, ``ChunkFrames``), else as events, in the groups
-they arrived in when the provider offers them (``providers.base.BatchedStreams``), else one by one. What
-arrived together goes to the client together: one write per network read upstream.
+Completions (``providers.base.ChunkStreams`` and an encoder with ``chunks``, ``ChunkFrames``), else as events, in the
+groups they arrived in when the provider offers them (``providers.base.BatchedStreams``), else one by one.
+What arrived together goes to the client together: one write per network read upstream, and the read that
+ends the stream (``providers.base.FinalBatch``) leaves with the answer's end, in the same write.
 
 ``StreamedAnswer`` is the attempt loop's view of one streamed request: ``open`` an attempt and wait for its
 first content (the client may get keep-alive comments meanwhile), then ``deliver`` the rest, tallying the
@@ -26,7 +27,7 @@ from tokenmux.attempts.generation import Generation
 from tokenmux.catalog.pricing import cost_usd
 from tokenmux.errors import StreamInterrupted, TokenmuxError, UpstreamError
 from tokenmux.protocols.openai_chunks import PassThroughChunk
-from tokenmux.providers.base import CallContext, Provider
+from tokenmux.providers.base import CallContext, FinalBatch, Provider
 from tokenmux.routing.router import Candidate
 from tokenmux.routing.tokens import count_tokens
 from tokenmux.types import ChatRequest, StreamEvent, Usage
@@ -47,9 +48,10 @@ class StreamEncoder(Protocol):
 
 
 class ChunkFrames(Protocol):
-    """Optional for an encoder whose client speaks Chat Completions: a frame of upstream choices as is."""
+    """Optional for an encoder whose client speaks Chat Completions: frames of upstream choices as is, one
+    per JSON array of choices."""
 
-    def chunk(self, choices: bytes | msgspec.Raw) -> bytes: ...
+    def chunks(self, arrays: list[bytes | msgspec.Raw]) -> bytes: ...
 
 
 class Outlet(Protocol):
@@ -67,7 +69,8 @@ class Outlet(Protocol):
     async def write(self, chunk: bytes) -> None: ...
 
     async def end(self, chunk: bytes) -> None:
-        """Write the last bytes of the answer and end it (one message, so one socket write)."""
+        """Write the last bytes of the answer and end it (one message, so one socket write), beginning
+        the response first if it has not begun (an answer that came whole is sent whole)."""
         ...
 
     def wait_begins(self, left_s: float) -> None:
@@ -104,11 +107,11 @@ def delivery(provider: Provider, request: ChatRequest, ctx: CallContext, encoder
     # The optional fast paths of ``providers.base`` (``ChunkStreams``, ``BatchedStreams``), found by
     # attribute: a tenth of the cost of isinstance on runtime-checkable protocols, per stream.
     stream_chunks = getattr(provider, "stream_chunks", None)
-    chunk = getattr(encoder, "chunk", None)
-    if stream_chunks is not None and chunk is not None:
+    chunks = getattr(encoder, "chunks", None)
+    if stream_chunks is not None and chunks is not None:
 
         def chunk_frames(batch: list[PassThroughChunk], tally: Tally) -> bytes:
-            out = []
+            arrays: list[bytes | msgspec.Raw] = []
             for unit in batch:
                 if unit.usage is not None:
                     tally.usage = unit.usage
@@ -116,9 +119,8 @@ def delivery(provider: Provider, request: ChatRequest, ctx: CallContext, encoder
                     tally.finish_reason = unit.finish_reason
                 if unit.text:
                     tally.text.append(unit.text)
-                if unit.choices:
-                    out.append(chunk(unit.choices))
-            return b"".join(out)
+                arrays += unit.choices
+            return chunks(arrays)
 
         return Delivery(stream_chunks(request, ctx), chunk_frames, encoder)
 
@@ -182,7 +184,7 @@ async def close(events: AsyncIterator[Any]) -> None:
 class StreamedAnswer:
     """A streamed request's answer, attempt by attempt (see ``Answer`` in ``answer.py``)."""
 
-    __slots__ = ("_buffered", "_delivery", "_encoder", "_encoder_for", "_gen", "_outlet", "tally")
+    __slots__ = ("_buffered", "_delivery", "_encoder", "_encoder_for", "_gen", "_held", "_outlet", "tally")
 
     def __init__(
         self, gen: Generation, outlet: Outlet, encoder_for: Callable[[Candidate], StreamEncoder]
@@ -193,7 +195,8 @@ class StreamedAnswer:
         self._encoder: StreamEncoder | None = None
         self._delivery: Delivery | None = None
         self._buffered: list[list[Any]] = []
-        self.tally: Tally | None = None  # what ``deliver`` has sent so far
+        self._held = b""  # the frames of a ``FinalBatch``: they go out with the answer's end
+        self.tally: Tally | None = None  # what ``deliver`` has sent (or holds for the end) so far
 
     async def open(self, provider: Provider, cand: Candidate, ctx: CallContext, left_s: float) -> None:
         """Send the attempt and read batches until one carries content (or ends the answer)."""
@@ -228,7 +231,11 @@ class StreamedAnswer:
         assert found is not None
         t_first = time.perf_counter()
         outlet = self._outlet
-        if not outlet.started:
+        buffered = self._buffered
+        # The whole answer is here when the last read held its end: it is sent whole, with the response's
+        # head, by ``succeed``. Else the response begins now.
+        whole = type(buffered[-1]) is FinalBatch
+        if not whole and not outlet.started:
             await outlet.open()
         self.tally = tally = Tally()
         failure: UpstreamError | None = None
@@ -237,12 +244,16 @@ class StreamedAnswer:
         frames = found.frames
         batches = found.batches
         try:
-            first = b"".join([frames(batch, tally) for batch in self._buffered])
-            if first:
+            first = b"".join([frames(batch, tally) for batch in buffered])
+            if whole:
+                self._held = first
+            elif first:
                 await write(first)
             async for batch in batches:
                 out = frames(batch, tally)
-                if out:
+                if type(batch) is FinalBatch:
+                    self._held = out  # the iteration ends now, without waiting
+                elif out:
                     await write(out)
         except UpstreamError as err:
             failure = err
@@ -273,7 +284,8 @@ class StreamedAnswer:
 
     async def succeed(self, delivered: Delivered) -> None:
         assert self._encoder is not None
-        await self._outlet.end(self._encoder.finish(delivered.usage, delivered.cost, delivered.finish_reason))
+        end = self._encoder.finish(delivered.usage, delivered.cost, delivered.finish_reason)
+        await self._outlet.end(self._held + end)
 
     async def fail(self, failure: TokenmuxError, cand: Candidate) -> None:
         """Tell the client the request failed: as an error status while nothing was sent, else in the
@@ -281,7 +293,7 @@ class StreamedAnswer:
         if not self._outlet.started:
             raise failure
         encoder = self._encoder or self._encoder_for(cand)
-        await self._outlet.end(encoder.error(failure))
+        await self._outlet.end(self._held + encoder.error(failure))
 
 
 def estimate_usage(request: ChatRequest, cand: Candidate, text_parts: list[str]) -> Usage:

@@ -1,7 +1,10 @@
 """Streams in flight, from their first content to their end: journaled so that a crash still bills them.
 
-When a stream commits, ``begin`` journals its *draft* (``StreamDraft``): what it is to be billed if the
-process dies now (``store/journal.py``, ``store/crash.py``). The draft bills the prompt, estimated from the
+When a stream commits, its *draft* (``StreamDraft``) is journaled: what it is to be billed if the process
+dies now (``store/journal.py``, ``store/crash.py``). That is done once the pass of the event loop in which it
+committed is over, and only if the stream is still running then: the journal writes once per pass anyway,
+so the draft of a stream that ended in the same pass (its whole answer had arrived) would reach the file
+with the stream's own record, which makes it useless. The draft bills the prompt, estimated from the
 request body's size (about four bytes a token, an upper bound for most text: nothing is counted on the
 response path for a crash that rarely comes), and the output delivered so far, estimated from the
 characters sent: every ``progress_every_s`` a stream that has sent more gets its draft journaled again. A
@@ -16,7 +19,6 @@ from collections.abc import Callable
 
 from tokenmux.attempts.delivery import StreamedAnswer
 from tokenmux.attempts.generation import Generation
-from tokenmux.catalog.model import Price
 from tokenmux.catalog.pricing import cost_usd
 from tokenmux.routing.router import Candidate
 from tokenmux.store.journal import StreamDraft
@@ -27,16 +29,21 @@ BYTES_PER_TOKEN = 4  # as the Anthropic encoder estimates a prompt before the pr
 
 
 class RunningStream:
-    __slots__ = ("answer", "chars", "draft", "parts", "price", "started", "task")
+    __slots__ = ("answer", "attempt", "chars", "draft", "parts", "price", "started", "task")
 
     def __init__(
-        self, answer: StreamedAnswer, draft: StreamDraft | None, price: Price, started: float
+        self,
+        answer: StreamedAnswer,
+        attempt: tuple[Generation, Candidate, AttemptRecord],
+        task: asyncio.Task[object] | None,
     ) -> None:
         self.answer = answer
-        self.draft = draft
-        self.price = price
-        self.started = started  # perf_counter of the generation's start
-        self.task = asyncio.current_task()
+        self.attempt = attempt  # what its draft is made of
+        self.draft: StreamDraft | None = None  # journaled once the pass it began in is over
+        gen, cand, _ = attempt
+        self.price = cand.endpoint.price
+        self.started = gen.started  # perf_counter of the generation's start
+        self.task = task
         self.parts = 0  # the delivered text parts already counted in ``chars``
         self.chars = 0
 
@@ -54,8 +61,11 @@ class RunningStreams:
         self._journal = journal
         self._every_s = progress_every_s
         self._streams: set[RunningStream] = set()
+        self._undrafted: list[RunningStream] = []  # begun in this pass of the loop
         # A timer, not a task: armed while streams run, so short streams coming and going cost nothing.
         self._timer: asyncio.TimerHandle | None = None
+        # Held once found: on CPython 3.11 every asyncio.get_running_loop() is a getpid system call.
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def __len__(self) -> int:
         return len(self._streams)
@@ -67,26 +77,42 @@ class RunningStreams:
     def begin(
         self, gen: Generation, cand: Candidate, rec: AttemptRecord, answer: StreamedAnswer
     ) -> RunningStream:
-        draft = None
-        if self._journal is not None:
-            draft = _draft(gen, cand, rec)
-            self._journal(draft)
-            if self._timer is None:
-                self._timer = asyncio.get_running_loop().call_later(self._every_s, self._tick)
-        stream = RunningStream(answer, draft, cand.endpoint.price, gen.started)
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            loop = self._loop = asyncio.get_running_loop()
+        stream = RunningStream(answer, (gen, cand, rec), asyncio.current_task(loop))
         self._streams.add(stream)
+        if self._journal is not None:
+            if not self._undrafted:
+                loop.call_soon(self._draft_running)
+            self._undrafted.append(stream)
+            if self._timer is None:
+                self._timer = loop.call_later(self._every_s, self._tick)
         return stream
 
     def end(self, stream: RunningStream) -> None:
         self._streams.discard(stream)
+
+    def _draft_running(self) -> None:
+        """Journal the draft of each stream begun in the last pass that still runs."""
+        journal = self._journal
+        undrafted = self._undrafted
+        self._undrafted = []
+        if journal is None:
+            return
+        streams = self._streams
+        for stream in undrafted:
+            if stream in streams:
+                stream.draft = draft = _draft(*stream.attempt)
+                journal(draft)
 
     def _tick(self) -> None:
         self._timer = None
         try:
             self.journal_progress()
         finally:
-            if self._streams:
-                self._timer = asyncio.get_running_loop().call_later(self._every_s, self._tick)
+            if self._streams and self._loop is not None:
+                self._timer = self._loop.call_later(self._every_s, self._tick)
 
     def journal_progress(self) -> None:
         """Journal again the draft of every stream that has delivered more since its last draft."""

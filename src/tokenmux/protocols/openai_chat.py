@@ -331,7 +331,7 @@ def encode_response(
 class ChunkEncoder:
     """Encodes a stream as SSE chunk frames; the parts every chunk shares are encoded once per stream."""
 
-    __slots__ = ("_include_usage", "_prefix")
+    __slots__ = ("_between", "_include_usage", "_prefix")
 
     def __init__(
         self, *, generation_id: str, created: int, model: str, provider: str, include_usage: bool
@@ -346,15 +346,20 @@ class ChunkEncoder:
             }
         )
         self._prefix = b"data: " + head[:-1] + b","  # 'data: {"id":...,"provider":"x",'
+        self._between = b"}\n\n" + self._prefix + b'"choices":'  # from one choices array to the next
         self._include_usage = include_usage
 
     def event(self, ev: StreamEvent) -> bytes:
         return self._prefix + b'"choices":[' + encode_json(choice_json(ev)) + b"]}\n\n"
 
-    def chunk(self, choices: bytes | msgspec.Raw) -> bytes:
-        """A frame carrying an upstream chunk's choices (a JSON array) as they are: the pass-through
-        that lets an OpenAI-format stream reach the client without being rebuilt (``openai_chunks``)."""
-        return self._prefix + b'"choices":' + choices + b"}\n\n"
+    def chunks(self, arrays: list[bytes | msgspec.Raw]) -> bytes:
+        """One frame per upstream chunk, carrying its choices (a JSON array) as they are: the pass-through
+        that lets an OpenAI-format stream reach the client without being rebuilt (``openai_chunks``).
+        Joined in one call, however many chunks arrived together."""
+        if not arrays:
+            return b""
+        between = self._between
+        return between[3:] + between.join(arrays) + b"}\n\n"
 
     def finish(self, usage: Usage, cost: float, finish_reason: str | None) -> bytes:
         if not self._include_usage:

@@ -5,14 +5,18 @@ again: the client gets them as the provider sent them, under the gateway's own i
 The gateway still reads what it needs of every chunk (whether it carries output, how it finished, its
 usage, its text in case usage never comes) with typed msgspec decoders that skip everything else.
 
+The chunks that arrived together (``protocols.sse.DataRun``) are read together by ``read_plain_run``: two
+decoder calls for the run, whatever its length, and one ``PassThroughChunk`` that stands for all of them.
+
 A chunk that does not have the plain shape (an error object, a choice without a delta, a field of an
-unexpected type) is not passed through: ``read_plain_chunk`` answers None and the adapter takes its general
-path, which builds the same ``PassThroughChunk`` from ``StreamEvent`` values (``chunk_of_events``).
+unexpected type) is not passed through: ``read_plain_chunk`` (and ``read_plain_run`` for a run holding one)
+answers None and the adapter takes its general path, which builds the same ``PassThroughChunk`` from
+``StreamEvent`` values (``chunk_of_events``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,14 +29,15 @@ _encode = msgspec.json.Encoder().encode
 
 @dataclass(slots=True)
 class PassThroughChunk:
-    """One upstream chunk on its way to the client, with what the gateway must know of it read out."""
+    """Upstream chunks on their way to the client (one, or a run that arrived together), with what the
+    gateway must know of them read out."""
 
-    # The JSON array of choices to send (bytes, or msgspec's zero-copy view of them); empty when there is
-    # nothing to send, as for a chunk that only carries usage.
-    choices: bytes | msgspec.Raw
+    # The JSON array of choices of each chunk to send, in order (bytes, or msgspec's zero-copy views of
+    # them): one frame each. A chunk with nothing to send, as one that only carries usage, has none.
+    choices: list[bytes | msgspec.Raw]
     has_content: bool = False  # text, a tool call, reasoning or a refusal: output the client sees
-    finish_reason: str | None = None  # the last one the chunk's choices gave
-    usage: Usage | None = None
+    finish_reason: str | None = None  # the last one the chunks' choices gave
+    usage: Usage | None = None  # the last one reported
     text: str = ""  # content and tool-call arguments, counted when the provider never reports usage
 
 
@@ -65,6 +70,9 @@ class _Envelope(msgspec.Struct):
 
 _envelope = msgspec.json.Decoder(_Envelope).decode
 _choices = msgspec.json.Decoder(list[_Choice]).decode
+_envelopes = msgspec.json.Decoder(list[_Envelope]).decode
+_choices_of_each = msgspec.json.Decoder(list[list[_Choice]]).decode
+_NO_CHOICES = msgspec.Raw(b"[]")
 
 
 def read_plain_chunk(
@@ -82,32 +90,68 @@ def read_plain_chunk(
         return None
     if envelope.error is not None:
         return None
+    return _told(envelope.usage, (choices,), (raw,), usage_of)
+
+
+def read_plain_run(payloads: bytes, usage_of: Callable[[dict[str, Any]], Usage]) -> PassThroughChunk | None:
+    """The chunks of a run (``payloads``: their JSON array, ``protocols.sse.DataRun``) ready to pass
+    through as one, or None when one of them needs the general path (then the run is read chunk by chunk).
+    ``usage_of`` reads a usage object the way the adapter does."""
+    try:
+        envelopes = _envelopes(payloads)
+        arrays = []
+        usage = None
+        for envelope in envelopes:
+            if envelope.error is not None:
+                return None
+            arrays.append(envelope.choices or _NO_CHOICES)
+            if envelope.usage:
+                usage = envelope.usage
+        # The choices of every chunk in one call: joined, they are the JSON array of their arrays.
+        choices_of_each = _choices_of_each(b"[" + b",".join(arrays) + b"]") if arrays else []
+    except msgspec.DecodeError:
+        return None
+    return _told(usage, choices_of_each, arrays, usage_of)
+
+
+def _told(
+    usage: dict[str, Any] | None,
+    choices_of_each: Sequence[Sequence[_Choice]],
+    arrays: Sequence[msgspec.Raw],
+    usage_of: Callable[[dict[str, Any]], Usage],
+) -> PassThroughChunk | None:
+    """What chunks tell, from their choices (decoded, and as they came: ``arrays``) and their last usage;
+    None when a choice needs the general path."""
+    to_send: list[bytes | msgspec.Raw] = []
+    text = []
     has_content = False
     finish_reason = None
-    text = ""
-    for choice in choices:
-        delta = choice.delta
-        if delta is None:
-            return None  # sent on as ``"delta": {}`` by the general path, as clients expect a delta
-        if delta.content:
-            text += delta.content
-            has_content = True
-        if delta.tool_calls:
-            has_content = True
-            for call in delta.tool_calls:
-                if call.function is not None and call.function.arguments:
-                    text += call.function.arguments
-        if delta.reasoning or delta.refusal:
-            has_content = True
-        if choice.finish_reason is not None:
-            finish_reason = choice.finish_reason
-    usage = envelope.usage
+    for choices, array in zip(choices_of_each, arrays, strict=True):
+        if not choices:
+            continue  # nothing to send, as for a chunk that only carries usage
+        to_send.append(array)
+        for choice in choices:
+            delta = choice.delta
+            if delta is None:
+                return None  # sent on as ``"delta": {}`` by the general path, as clients expect a delta
+            if delta.content:
+                text.append(delta.content)
+                has_content = True
+            if delta.tool_calls:
+                has_content = True
+                for call in delta.tool_calls:
+                    if call.function is not None and call.function.arguments:
+                        text.append(call.function.arguments)
+            if delta.reasoning or delta.refusal:
+                has_content = True
+            if choice.finish_reason is not None:
+                finish_reason = choice.finish_reason
     return PassThroughChunk(
-        raw if choices else b"",
+        to_send,
         has_content,
         finish_reason,
         usage_of(usage) if usage else None,
-        text,
+        "".join(text),
     )
 
 
@@ -125,7 +169,7 @@ def choice_json(event: StreamEvent) -> dict[str, Any]:
 
 def chunk_of_events(events: list[StreamEvent]) -> PassThroughChunk:
     """The chunk that carries ``events`` (the choices of one upstream chunk, and its usage event if any)."""
-    chunk = PassThroughChunk(b"")
+    chunk = PassThroughChunk([])
     choices = []
     text = []
     for event in events:
@@ -147,6 +191,6 @@ def chunk_of_events(events: list[StreamEvent]) -> PassThroughChunk:
                 if isinstance(arguments, str):
                     text.append(arguments)
     if choices:
-        chunk.choices = _encode(choices)
+        chunk.choices.append(_encode(choices))
     chunk.text = "".join(text)
     return chunk

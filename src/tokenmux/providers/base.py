@@ -19,7 +19,8 @@ protocol, once per stream):
   being decoded into events and encoded again.
 
 Both follow ``stream``'s rules: errors before the first batch are raised from the first ``__anext__``,
-closing the iterator cancels the upstream call.
+closing the iterator cancels the upstream call. A batch that ends the stream with nothing left to wait for
+(its end arrived with it) may be a ``FinalBatch``: the relay then sends it with the answer's end.
 
 An adapter whose provider serves embeddings also has ``Embedder.embed`` (OpenAI, Azure, OpenAI-compatible,
 Google); the embeddings route takes only endpoints whose adapter has it.
@@ -33,13 +34,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Protocol, TypeVar
 
 import msgspec
 
 from tokenmux.catalog.model import Endpoint
 from tokenmux.protocols.openai_chunks import PassThroughChunk
 from tokenmux.types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResult, StreamEvent
+
+T = TypeVar("T")
 
 
 class ProviderSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -98,6 +101,10 @@ class Provider(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+class FinalBatch(list[T]):
+    """The last batch of a stream whose end arrived with it: the iteration stops after it without waiting."""
 
 
 class BatchedStreams(Protocol):

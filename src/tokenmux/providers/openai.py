@@ -12,17 +12,22 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from typing import Any, ClassVar, TypeVar
 
 import msgspec
 
 from tokenmux.catalog.model import Endpoint
 from tokenmux.errors import ProviderMalformed, ProviderRejected, StreamInterrupted, UpstreamError
-from tokenmux.protocols.openai_chunks import PassThroughChunk, chunk_of_events, read_plain_chunk
-from tokenmux.protocols.sse import SSEDecoder, SSEEvent
+from tokenmux.protocols.openai_chunks import (
+    PassThroughChunk,
+    chunk_of_events,
+    read_plain_chunk,
+    read_plain_run,
+)
+from tokenmux.protocols.sse import DataRun, RunDecoder, SSEDecoder, SSEEvent
 from tokenmux.providers import openai_embeddings, openai_responses
-from tokenmux.providers.base import CallContext, ProviderConfig
+from tokenmux.providers.base import CallContext, FinalBatch, ProviderConfig
 from tokenmux.providers.common import fail_stream, json_object, send_and_read, snippet, status_message
 from tokenmux.providers.openai_messages import outbound_messages, outbound_params
 from tokenmux.providers.registry import ProviderKind, register
@@ -138,50 +143,84 @@ class OpenAIProvider:
     ) -> AsyncGenerator[list[PassThroughChunk], None]:
         """The stream as Chat Completions chunks for a Chat Completions client, grouped like
         ``stream_batches``: plain chunks are passed on as the provider sent them, others are rebuilt."""
-        return self._read_stream(self._http_request(request, ctx, stream=True), self._chunks)
+        return self._read_stream(self._http_request(request, ctx, stream=True), self._chunks, self._run_chunk)
 
     async def _read_stream(
-        self, http_request: HttpRequest, read: Callable[[SSEEvent, bool], list[_Unit]]
+        self,
+        http_request: HttpRequest,
+        read: Callable[[SSEEvent, bool], list[_Unit]],
+        read_run: Callable[[DataRun], list[_Unit] | None] | None = None,
     ) -> AsyncGenerator[list[_Unit], None]:
+        """The stream's units, one list per network read. With ``read_run``, the plain events of a read
+        are read together by it (``protocols.sse.RunDecoder``); a run it cannot take (None) is read event
+        by event. The batch the stream ends with, when nothing is left to wait for, is a ``FinalBatch``."""
         response = await self._transport.send(http_request)
         try:
             if not 200 <= response.status < 300:
                 raise self._rejection(response, await response.read())
-            decoder = SSEDecoder()
+            decoder = RunDecoder() if read_run is not None else SSEDecoder()
             chunks = response.aiter_bytes()
             # "started": output (content or a finish) was yielded, so a failure now cannot be retried
             # elsewhere and becomes StreamInterrupted; before that it keeps its retryable class.
-            started = finished = done = ended = yielded = False
+            started = finished = done = ended = yielded = drained = False
             while not (done or ended):
                 try:
-                    sse_events = decoder.feed(await anext(chunks))
+                    items = decoder.feed(await anext(chunks))
                 except StopAsyncIteration:
-                    sse_events = decoder.flush()
+                    items = decoder.flush()
                     ended = True
                 except UpstreamError as exc:
                     fail_stream(exc, started)
                 batch: list[_Unit] = []
                 failure: UpstreamError | None = None
                 try:
-                    for sse in sse_events:
-                        if sse.data == "[DONE]":
-                            done = True
+                    for item in items:
+                        events: Sequence[SSEEvent]
+                        if isinstance(item, DataRun):
+                            assert read_run is not None
+                            units = read_run(item)
+                            if units is not None:
+                                for unit in units:
+                                    if unit.finish_reason:
+                                        started = finished = True
+                                    elif not started and unit.has_content:
+                                        started = True
+                                    batch.append(unit)
+                                if item.done:
+                                    done = True
+                                    break
+                                continue
+                            events = item.events()
+                        else:
+                            events = (item,)
+                        for sse in events:
+                            if sse.data == "[DONE]":
+                                done = True
+                                break
+                            for unit in read(sse, started):
+                                if unit.finish_reason:
+                                    started = finished = True
+                                elif not started and unit.has_content:
+                                    started = True
+                                batch.append(unit)
+                        if done:
                             break
-                        for unit in read(sse, started):
-                            if unit.finish_reason:
-                                started = finished = True
-                            elif not started and unit.has_content:
-                                started = True
-                            batch.append(unit)
                 except UpstreamError as exc:
                     # What came before the broken chunk still goes out first, as it would one by one.
                     failure = exc
                 if batch:
                     yielded = True
-                    yield batch
+                    if done and failure is None and getattr(response, "body_arrived", False):
+                        # The end is here too: nothing to wait for after this batch, which can go out
+                        # with the end of the answer.
+                        await _drain(response, chunks)
+                        drained = True
+                        yield FinalBatch(batch)
+                    else:
+                        yield batch
                 if failure is not None:
                     raise failure
-            if done and yielded:
+            if done and yielded and not drained:
                 await _drain(response, chunks)
             elif not finished:
                 if started:
@@ -305,6 +344,15 @@ class OpenAIProvider:
             malformed = ProviderMalformed(f"the provider sent a stream chunk of an unexpected shape: {exc}")
             fail_stream(malformed, started)
         return events
+
+    def _run_chunk(self, run: DataRun) -> list[PassThroughChunk] | None:
+        """A run of plain chunks as one pass-through chunk (None: read them one by one)."""
+        if not self._passes_chunks_through:
+            return None
+        chunk = read_plain_run(run.payloads, self._usage)
+        if chunk is None:
+            return None
+        return [chunk] if chunk.choices or chunk.usage is not None else []
 
     def _chunks(self, sse: SSEEvent, started: bool) -> list[PassThroughChunk]:
         """One ``data:`` chunk as a pass-through chunk: as it came when it is plain and this adapter does
