@@ -17,7 +17,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,11 +30,15 @@ FLOOR_APPS = Path(__file__).resolve().with_name("floor_apps.py")
 FLOOR_KINDS = ("server", "proxy", "proxy-aiohttp")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        port: int = s.getsockname()[1]
-        return port
+def _free_port(taken: Iterable[int] = ()) -> int:
+    """A port free now and not among ``taken`` (ports chosen for processes that may not have bound yet)."""
+    ports = set(taken)
+    while True:
+        with socket.socket() as s:
+            s.bind((HOST, 0))
+            port: int = s.getsockname()[1]
+        if port not in ports:
+            return port
 
 
 def _clean_env() -> dict[str, str]:
@@ -220,6 +224,19 @@ def running_stack(
     env = _clean_env()
     services: list[Service] = []
     try:
+        sim_port = _free_port()
+        # The floor apps start first, while the key is made: they need only the simulator's address (the
+        # proxies connect on their first request).
+        floors: dict[str, Service] = {}
+        for kind in FLOOR_KINDS if floor else ():
+            port = _free_port([sim_port, *(service.port for service in services)])
+            upstream = f"http://{HOST}:{sim_port}/openai/v1/chat/completions"
+            args = [sys.executable, str(FLOOR_APPS), kind, "--host", HOST, "--port", str(port)]
+            floors[kind] = _spawn(f"floor-{kind}", [*args, "--upstream", upstream], port, workdir, env)
+            services.append(floors[kind])
+            if gateway_cpus:
+                floors[kind].pin(gateway_cpus)
+
         database = f"sqlite:///{workdir / 'bench.db'}"
         created = subprocess.run(
             _tokenmux("keys", "create", "--name", "bench", "--database", database, *key_limits),
@@ -234,7 +251,6 @@ def running_stack(
             raise RuntimeError(f"tokenmux keys create failed:\n{created.stderr}")
         api_key = created.stdout.strip().splitlines()[-1]
 
-        sim_port = _free_port()
         simulator = _spawn(
             "simulator",
             _tokenmux("simulate", "--host", HOST, "--port", str(sim_port)),
@@ -248,7 +264,7 @@ def running_stack(
 
         config = workdir / "config.yaml"
         config.write_text(_config_yaml(sim_port))
-        gw_port = _free_port()
+        gw_port = _free_port([sim_port, *(service.port for service in services)])
         gateway = _spawn(
             "gateway",
             _tokenmux(
@@ -272,16 +288,6 @@ def running_stack(
         services.append(gateway)
         if gateway_cpus:
             gateway.pin(gateway_cpus)
-
-        floors: dict[str, Service] = {}
-        for kind in FLOOR_KINDS if floor else ():
-            port = _free_port()
-            upstream = f"http://{HOST}:{sim_port}/openai/v1/chat/completions"
-            args = [sys.executable, str(FLOOR_APPS), kind, "--host", HOST, "--port", str(port)]
-            floors[kind] = _spawn(f"floor-{kind}", [*args, "--upstream", upstream], port, workdir, env)
-            services.append(floors[kind])
-            if gateway_cpus:
-                floors[kind].pin(gateway_cpus)
 
         with SimulatorControl(f"http://{HOST}:{sim_port}") as control:
             simulator.wait_ready(control.is_up)
