@@ -3,8 +3,8 @@
 A provider's stream arrives as pass-through chunks when the provider and the client both speak Chat
 Completions (``providers.base.ChunkStreams`` and an encoder with ``chunks``, ``ChunkFrames``), else as events, in the
 groups they arrived in when the provider offers them (``providers.base.BatchedStreams``), else one by one.
-What arrived together goes to the client together: one write per network read upstream, and the read that
-ends the stream (``providers.base.FinalBatch``) leaves with the answer's end, in the same write.
+What arrived together goes to the client together: one write per network read upstream, and a later read
+that ends the stream (``providers.base.FinalBatch``) leaves with the answer's end, in the same write.
 
 ``StreamedAnswer`` is the attempt loop's view of one streamed request: ``open`` an attempt and wait for its
 first content (the client may get keep-alive comments meanwhile), then ``deliver`` the rest, tallying the
@@ -70,7 +70,7 @@ class Outlet(Protocol):
 
     async def end(self, chunk: bytes) -> None:
         """Write the last bytes of the answer and end it (one message, so one socket write), beginning
-        the response first if it has not begun (an answer that came whole is sent whole)."""
+        the response first if it has not begun."""
         ...
 
     def wait_begins(self, left_s: float) -> None:
@@ -231,11 +231,7 @@ class StreamedAnswer:
         assert found is not None
         t_first = time.perf_counter()
         outlet = self._outlet
-        buffered = self._buffered
-        # The whole answer is here when the last read held its end: it is sent whole, with the response's
-        # head, by ``succeed``. Else the response begins now.
-        whole = type(buffered[-1]) is FinalBatch
-        if not whole and not outlet.started:
+        if not outlet.started:
             await outlet.open()
         self.tally = tally = Tally()
         failure: UpstreamError | None = None
@@ -244,10 +240,10 @@ class StreamedAnswer:
         frames = found.frames
         batches = found.batches
         try:
-            first = b"".join([frames(batch, tally) for batch in buffered])
-            if whole:
-                self._held = first
-            elif first:
+            # The first content goes at once, even when the whole answer is here: its end waits for the
+            # record to be journaled, the first token does not.
+            first = b"".join([frames(batch, tally) for batch in self._buffered])
+            if first:
                 await write(first)
             async for batch in batches:
                 out = frames(batch, tally)

@@ -48,9 +48,7 @@ class AsgiOutlet:
     async def end(self, chunk: bytes) -> None:
         self.ended = True
         if not self.started:
-            # The whole answer at once: its head goes in the same pass of the loop as its body, which the
-            # connection joins into one write.
-            await self.open()
+            await self.open()  # the head, in the same pass of the loop as the body that ends the answer
         await self._send({"type": "http.response.body", "body": chunk})
 
     def wait_begins(self, left_s: float) -> None:
