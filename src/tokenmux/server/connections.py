@@ -37,6 +37,8 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from tokenmux.server.head_joining import HeadJoiningWrites
+
 _REFUSED = (
     b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 42\r\n"
     b"retry-after: 1\r\nconnection: close\r\n\r\nthe gateway has too many connections open\n"
@@ -192,7 +194,11 @@ class GuardedHttpTools(HttpToolsProtocol):
             if name == b"content-length" and value.isdigit():
                 self._body_left = int(value)
         self._table.busy(self)
+        previous = self.cycle
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and cycle is not previous:  # not for an upgrade, which starts no cycle
+            cycle.transport = HeadJoiningWrites(self.transport, cycle, self.loop)  # type: ignore[assignment]
 
     def on_body(self, body: bytes) -> None:
         if self._body_left > 0:
