@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from tokenmux.errors import FormTooLarge, InvalidRequest, PayloadTooLarge
+from tokenmux.loop_lookup import current_task
 from tokenmux.slow_waits import slow_waits
 
 Scope = MutableMapping[str, Any]
@@ -167,8 +168,7 @@ class DisconnectWatch:
     __slots__ = ("_finished", "_receive", "_table", "_task", "_watcher", "disconnected")
 
     def __init__(self, receive: Receive) -> None:
-        task = asyncio.current_task()
-        assert task is not None
+        task = current_task()
         self._task = task
         self._receive = receive
         self._finished = False

@@ -20,6 +20,8 @@ import weakref
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from tokenmux.loop_lookup import current_task
+
 SLOW_AFTER_S = 0.25
 TICK_S = 0.05
 
@@ -111,8 +113,7 @@ class Deadline:
     def __init__(self, when: float, task: asyncio.Task[Any] | None = None) -> None:
         """Guard ``task``, the current task (found when not given)."""
         if task is None:
-            task = asyncio.current_task()
-            assert task is not None
+            task = current_task()
         self._task = task
         self._cancelling = task.cancelling()
         self._when = when

@@ -46,6 +46,7 @@ from tokenmux.errors import (
     TokenmuxError,
     UpstreamError,
 )
+from tokenmux.loop_lookup import current_task
 from tokenmux.providers.base import CallContext, Provider
 from tokenmux.routing.affinity import CacheAffinity, may_be_cached
 from tokenmux.routing.decision import Next, after_failure
@@ -95,7 +96,7 @@ class Attempts:
         client) when it was ``end_all``'s."""
         if not self._shutting_down:
             return False
-        task = asyncio.current_task()
+        task = current_task()
         if task is not None and task.cancelling():
             task.uncancel()
         return True
@@ -155,8 +156,7 @@ class Attempts:
         deadline = gen.started + self.deadline_s
         errors: list[tuple[Candidate, UpstreamError]] = []
         health = self.health
-        task = asyncio.current_task()
-        assert task is not None
+        task = current_task()
         loop = task.get_loop()
         opening = self._opening
         for cand in blocked_last(plan, health.blocked_until):
@@ -172,7 +172,8 @@ class Attempts:
                     early = True
                 if not (fits or early):
                     continue  # the prompt does not fit it: never sent there
-            left = deadline - time.perf_counter()
+            t0 = time.perf_counter()
+            left = deadline - t0
             if left <= 0:
                 break
             if self._shutting_down:
@@ -180,9 +181,8 @@ class Attempts:
                 return
             provider = self.providers[cand.endpoint.provider]
             key = cand.endpoint.key
-            rec = gen.attempt(cand, time.time())
+            rec = gen.attempt(cand, gen.wall_time(t0))
             health.begin_attempt(key)
-            t0 = time.perf_counter()
             ctx = CallContext(
                 endpoint=cand.endpoint, params=cand.params, timeout_s=min(provider.config.timeout_s, left)
             )

@@ -8,6 +8,7 @@ bill identically.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -131,7 +132,8 @@ class ChatRoute:
             plan, conversation = self.affinity.prefer(plan, request, key.id, digest)
             if admission is not None and limits.limits_spend:
                 await self.ledger.reserve(admission, limits, ceil_nano(worst_case_usd(request, plan)))
-            gen = Generation(request, new_generation_id(), key.id)
+            now = time.time()
+            gen = Generation(request, new_generation_id(now), key.id, started_wall=now)
             gen.keep_content = key.prompt_retention_days is not None
             gen.conversation = conversation
             await self._answer(scope, receive, send, gen, plan)

@@ -9,6 +9,7 @@ other adapters get texts. Errors come in OpenAI's shape.
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 
 from tokenmux.asgi import DisconnectWatch, Receive, Scope, Send, header, send_bytes
@@ -87,7 +88,8 @@ class EmbeddingsRoute:
                 await self.ledger.reserve(
                     admission, limits, ceil_nano(worst_case_embedding_usd(request, plan))
                 )
-            gen = Generation(request, new_generation_id(), key.id)
+            now = time.time()
+            gen = Generation(request, new_generation_id(now), key.id, started_wall=now)
             gen.keep_content = key.prompt_retention_days is not None
             await self._answer(receive, send, gen, plan)
         finally:
