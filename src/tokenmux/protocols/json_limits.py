@@ -44,6 +44,14 @@ class JsonShape:
         self._depth = 0
         self._values = 0
 
+    def feed_whole(self, body: bytes | bytearray) -> None:
+        """Check a body that arrived in one piece (nothing fed before it)."""
+        # Nearly every body: fewer brackets than the depth allowed and too few bytes for too many values
+        # (each value takes at least a byte), checked in C without walking the text.
+        if len(body) <= self.max_values and body.count(b"[") + body.count(b"{") <= self.max_depth:
+            return
+        self.feed(body)
+
     def feed(self, data: bytes | bytearray) -> None:
         if self._carry:
             data = self._carry + data
@@ -110,7 +118,4 @@ class JsonShape:
 
 def check_structure(body: bytes | bytearray, example: str) -> None:
     """Refuse a whole body that nests too deep or holds too many values (see ``JsonShape``)."""
-    # Nearly every body: fewer brackets than the depth allowed and too few bytes for too many values.
-    if len(body) < MAX_VALUES and body.count(b"[") + body.count(b"{") <= MAX_DEPTH:
-        return
-    JsonShape(example).feed(body)
+    JsonShape(example).feed_whole(body)
