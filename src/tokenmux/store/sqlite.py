@@ -11,7 +11,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from operator import attrgetter
 from pathlib import Path
 from typing import Any, TypeVar
@@ -43,6 +43,7 @@ from tokenmux.store.records import (
     GenerationRecord,
     KeyRecord,
 )
+from tokenmux.store.sqlite_bulk import BulkInsert
 from tokenmux.store.sqlite_threads import Job, ReaderPool, WriterThread, write_transaction
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ _GEN_SCALARS = tuple(n for n in GENERATION_FIELDS if n not in ("dropped_params",
 _GEN_COLUMNS = (*_GEN_SCALARS, "dropped_params")
 _gen_scalars = attrgetter(*_GEN_SCALARS)
 _INSERT_GENERATION = _insert_sql("generations", _GEN_COLUMNS, "id")
+_BULK_GENERATIONS = BulkInsert("generations", _GEN_COLUMNS, "ON CONFLICT (id) DO NOTHING")
 _SELECT_GENERATION = f"SELECT {', '.join(_GEN_COLUMNS)} FROM generations WHERE id = ?"
 
 # attempts: generation_id comes from the generation, so an attempt can never point at another one.
@@ -70,6 +72,7 @@ _ATT_REST = tuple(n for n in ATTEMPT_FIELDS if n != "generation_id")
 _ATT_COLUMNS = ("generation_id", *_ATT_REST)
 _att_rest = attrgetter(*_ATT_REST)
 _INSERT_ATTEMPT = _insert_sql("attempts", _ATT_COLUMNS, "generation_id, attempt")
+_BULK_ATTEMPTS = BulkInsert("attempts", _ATT_COLUMNS, "ON CONFLICT (generation_id, attempt) DO NOTHING")
 _SELECT_ATTEMPTS = f"SELECT {', '.join(_ATT_COLUMNS)} FROM attempts WHERE generation_id = ? ORDER BY attempt"
 _SELECT_ATTEMPTS_SINCE = f"SELECT {', '.join(_ATT_COLUMNS)} FROM attempts WHERE started_at >= ?"
 
@@ -171,12 +174,36 @@ def _key_from_row(row: Sequence[Any]) -> KeyRecord:
 
 
 def _insert_generations(conn: sqlite3.Connection, generations: Sequence[GenerationRecord]) -> None:
-    # Generators, not lists: sqlite3 releases the GIL for each row's step, so building rows lazily keeps
-    # the event loop's thread from waiting long for the GIL while a big batch is written.
     with write_transaction(conn):
         fresh = _insert_new_generations(conn, generations)
-        conn.executemany(_INSERT_ATTEMPT, ((g.id, *_att_rest(a)) for g in fresh for a in g.attempts))
+        _BULK_ATTEMPTS.run(conn, _attempt_values(fresh))
         _add_to_aggregates(conn, aggregate(fresh))
+
+
+def _generation_values(generations: Iterable[GenerationRecord]) -> list[Any]:
+    """The generations' rows laid end to end, for ``_BULK_GENERATIONS``."""
+    values: list[Any] = []
+    extend = values.extend
+    append = values.append
+    dumps = json.dumps
+    for g in generations:
+        extend(_gen_scalars(g))
+        dropped = g.dropped_params
+        append(dumps(dropped) if dropped else "[]")
+    return values
+
+
+def _attempt_values(generations: Iterable[GenerationRecord]) -> list[Any]:
+    """Their attempts' rows laid end to end, for ``_BULK_ATTEMPTS``."""
+    values: list[Any] = []
+    extend = values.extend
+    append = values.append
+    for g in generations:
+        gid = g.id
+        for a in g.attempts:
+            append(gid)
+            extend(_att_rest(a))
+    return values
 
 
 def _insert_new_generations(
@@ -184,7 +211,7 @@ def _insert_new_generations(
 ) -> Sequence[GenerationRecord]:
     """Insert the generations not stored yet and return them: only those may count in the aggregates."""
     conn.execute("SAVEPOINT new_generations")
-    inserted = conn.executemany(_INSERT_GENERATION, map(_generation_row, generations)).rowcount
+    inserted = _BULK_GENERATIONS.run(conn, _generation_values(generations))
     if inserted == len(generations):  # the usual case: costs nothing more than the insert
         conn.execute("RELEASE new_generations")
         return generations
@@ -197,7 +224,7 @@ def _insert_new_generations(
     for generation in generations:
         if generation.id not in stored:
             fresh.setdefault(generation.id, generation)
-    conn.executemany(_INSERT_GENERATION, map(_generation_row, fresh.values()))
+    _BULK_GENERATIONS.run(conn, _generation_values(fresh.values()))
     return list(fresh.values())
 
 
@@ -280,6 +307,9 @@ class SQLiteStore(Store):
             # Index pages stay cached between batches (the default 2 MiB is too small for four indexes).
             conn.execute("PRAGMA cache_size=-16384")
             conn.execute("PRAGMA foreign_keys=ON")
+            # A statement inserting many rows (sqlite_bulk.py) keeps a statement journal to undo itself; in
+            # memory, not spilled to a temporary file with a write per page.
+            conn.execute("PRAGMA temp_store=MEMORY")
         except BaseException:
             conn.close()
             raise
