@@ -50,6 +50,8 @@ def test_a_frozen_redis_costs_a_bounded_wait_then_limits_hold_per_replica(
     }
     metrics = scrape(gw.url)
     assert metrics[("tokenmux_shared", (("gauge", "redis_up"),))] == 0
-    # kept for when Redis is back: two settlements, and the release of the admission that timed out
-    assert metrics[("tokenmux_shared", (("gauge", "settlements_pending"),))] == 3
+    # Kept for when Redis is back: the two settlements, and the release of each admission whose Redis call
+    # timed out (one, unless another call met the frozen server first and the breaker sent the admissions
+    # to the local books straight away; more, when a slow machine let the breaker's window run out).
+    assert metrics[("tokenmux_shared", (("gauge", "settlements_pending"),))] >= 2
     assert metrics[("tokenmux_redis_failures_total", ())] >= 1

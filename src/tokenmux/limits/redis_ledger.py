@@ -342,7 +342,7 @@ class RedisLedger(Ledger):
 
     @property
     def state(self) -> str:
-        return "shared" if self.link.up else "shared-unavailable"
+        return "shared" if self.link.answering else "shared-unavailable"
 
 
 def _units(usd: float | None) -> int:

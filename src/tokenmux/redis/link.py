@@ -41,7 +41,15 @@ class RedisLink:
 
     @property
     def up(self) -> bool:
+        """Whether calls go to Redis now: the breaker's view, which lets calls through again once
+        ``retry_s`` has passed since a failure, before anyone knows whether Redis is back."""
         return self._down_until <= time.monotonic()
+
+    @property
+    def answering(self) -> bool:
+        """Whether Redis answered the last call or ping made to it (True before any): what /ready and
+        /metrics report, which a breaker's open window running out does not change."""
+        return self._down_until == 0.0
 
     async def call(self, fn: Callable[[RespClient], Awaitable[T]]) -> T:
         if not self.up:
@@ -53,29 +61,35 @@ class RedisLink:
             async with asyncio.timeout(self.timeout_s):
                 result = await fn(self.client)
         except (ReplyError, OSError, TimeoutError) as exc:
-            # Whatever the connection was doing is now unknown: start again on a new one.
-            self.client.reset()
-            self.failures += 1
-            if self._down_until == 0.0 or self.up:
-                log.warning(
-                    "Redis at %s failed (%s); using the local fallback", self.where, type(exc).__name__
-                )
-            self._down_until = time.monotonic() + self.retry_s
+            self._failed(exc)
             raise RedisUnavailable(f"Redis at {self.where} did not answer: {type(exc).__name__}") from None
-        if self._down_until:
-            log.info("Redis at %s answers again", self.where)
-            self._down_until = 0.0
+        self._answered()
         return result
 
     async def ping(self) -> bool:
-        """True when Redis answers now. Never raises (for /ready); ignores the breaker."""
+        """True when Redis answers now. Never raises (for /ready); ignores the breaker, and what it finds
+        is what the link reports from then on (``answering``)."""
         try:
             async with asyncio.timeout(self.timeout_s):
                 await self.client.call("PING")
-        except (ReplyError, OSError, TimeoutError):
-            self.client.reset()
+        except (ReplyError, OSError, TimeoutError) as exc:
+            self._failed(exc)
             return False
+        self._answered()
         return True
+
+    def _failed(self, exc: BaseException) -> None:
+        # Whatever the connection was doing is now unknown: start again on a new one.
+        self.client.reset()
+        self.failures += 1
+        if self._down_until == 0.0 or self.up:
+            log.warning("Redis at %s failed (%s); using the local fallback", self.where, type(exc).__name__)
+        self._down_until = time.monotonic() + self.retry_s
+
+    def _answered(self) -> None:
+        if self._down_until:
+            log.info("Redis at %s answers again", self.where)
+            self._down_until = 0.0
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -142,7 +142,11 @@ def build_parts(
 
         def shared_gauges() -> dict[str, int]:
             pending = books.pending_settlements if isinstance(books, RedisLedger) else 0
-            return {"redis_up": int(link.up), "redis_failures": link.failures, "settlements_pending": pending}
+            return {
+                "redis_up": int(link.answering),
+                "redis_failures": link.failures,
+                "settlements_pending": pending,
+            }
 
         metrics.shared = shared_gauges
     return Parts(
