@@ -43,6 +43,8 @@ def mappings_of(path: str) -> list[Mapping]:
     perms = ""
     for line in lines:
         head = line.split(maxsplit=5)
+        if not head:
+            continue
         if not head[0].endswith(":"):  # a mapping's first line: "start-end perms offset dev inode path"
             if fields is not None:
                 found.append(_mapping(fields, perms, target))
