@@ -5,7 +5,7 @@ Run: .venv/bin/python bench/bench_fit.py
 
 Three parts: one ``check_fit`` per case (what an exact count costs, the figures the serving path avoids);
 exact plans (``Router.plan``); and requests served as the chat route serves them (``Router.plan_open`` in
-the large-request worker, then the attempt loop against upstreams that answer at once or refuse a prompt
+the large-request worker, then the attempt loop, which counts in slices on the event loop when it must against upstreams that answer at once or refuse a prompt
 over their context), timed to the first attempt sent and to the answer, with the event loop's longest
 stall meanwhile. The text is synthetic English-like prose generated here (a fixed seed, no files read).
 Every large case starts with an empty chunk-count cache unless its name says "repeat" or "next turn".
@@ -182,9 +182,12 @@ def main() -> None:
         print(f"{name:52} {seconds * 1000:9.3f} ms  plan {planned}, {counted:,} characters tokenized")
 
     print()
-    print("as a request is served (plan off the loop, then the attempt loop; upstreams answer at once and")
-    print("refuse a prompt over their context with 400): ms from the decoded request to the first attempt")
-    print("sent, to the attempt that answered, and the longest the event loop went without running")
+    print("as a request is served (plan off the loop, then the attempt loop; an upstream answers after")
+    print(
+        f"{ANSWER_S * 1000:.0f} ms, or refuses a prompt over its context with 400 after {REFUSE_S * 1000:.0f} ms): ms from"
+    )
+    print("the decoded request to the first attempt sent, to the attempt that answered, the longest the")
+    print("event loop went without running, and the characters tokenized")
     turn1 = request(base[: chars[1_000_000]])
     turn2 = next_turn(turn1)
     for name, req, contexts, warm in (
@@ -204,11 +207,21 @@ def main() -> None:
         ),
         ("next turn of the 1M conversation", turn2, (GPT41_CONTEXT, 2_000_000), turn1),
     ):
-        runs = [serve(req, contexts, warm) for _ in range(3)]
+        # Interleaved with the same request planned by counting first (Router.plan in the worker, as the
+        # chat route did before plan_open), so that both see the same machine.
+        runs, counted_first = [], []
+        for _ in range(3):
+            runs.append(serve(req, contexts, warm, exact_plan=False))
+            counted_first.append(serve(req, contexts, warm, exact_plan=True))
         first, answered, stall, counted = (statistics.median(r[i] for r in runs) for i in range(4))
         print(
             f"{name:44} first attempt {first:7.2f} ms, answered {answered:7.2f} ms, loop stall {stall:5.2f} ms, "
             f"{int(counted):,} characters tokenized; {runs[-1][4]}"
+        )
+        first, answered, stall, counted = (statistics.median(r[i] for r in counted_first) for i in range(4))
+        print(
+            f"{'  counted before planning (Router.plan):':44} {first:7.2f} ms to the first attempt, answered "
+            f"{answered:7.2f} ms, loop stall {stall:5.2f} ms, {int(counted):,} characters tokenized"
         )
 
 
@@ -222,8 +235,15 @@ def next_turn(turn: ChatRequest) -> ChatRequest:
     return ChatRequest(model="bench/model", messages=messages, params={})
 
 
+# A provider takes seconds to answer a 1M-token prompt, and refuses one over its context once it has read
+# it: figures well under those, so that the time of the decision is not hidden behind them.
+ANSWER_S = 0.3
+REFUSE_S = 0.05
+
+
 class Upstream:
-    """An upstream that answers at once, or refuses a prompt over its context (as providers do)."""
+    """An upstream that answers after ANSWER_S, or refuses a prompt over its context (as providers do)
+    after REFUSE_S."""
 
     kind = "openai"
 
@@ -236,7 +256,9 @@ class Upstream:
     async def complete(self, request: ChatRequest, ctx: CallContext) -> ChatResponse:
         self.sent.append((self.config.slug, time.perf_counter()))
         if self.prompt_tokens + 1 > self.context:
+            await asyncio.sleep(REFUSE_S)
             raise ProviderRejected("maximum context length exceeded", upstream_status=400)
+        await asyncio.sleep(ANSWER_S)
         choice = {"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}
         return ChatResponse("r", 0, "model", [choice], Usage(self.prompt_tokens, 1))
 
@@ -245,20 +267,21 @@ class Upstream:
 
 
 def serve(
-    req: ChatRequest, contexts: tuple[int, ...], warm: ChatRequest | None
+    req: ChatRequest, contexts: tuple[int, ...], warm: ChatRequest | None, *, exact_plan: bool
 ) -> tuple[float, float, float, int, str]:
     """One request as the chat route serves it: (ms to the first attempt sent, ms to the attempt that
-    answered, the event loop's longest stall in ms, characters tokenized, who answered or the error)."""
+    answered, the event loop's longest stall in ms, characters tokenized, who answered or the error).
+    ``exact_plan``: planned by ``Router.plan`` (counted before the first attempt) instead."""
     routing = router(contexts)
     exact = PromptSize(req).exact("o200k")
     tokens.clear_cache()
     if warm is not None:  # the conversation's previous turn was served
-        asyncio.run(_serve(routing, warm, contexts, PromptSize(warm).exact("o200k")))
-    return asyncio.run(_serve(routing, req, contexts, exact))
+        asyncio.run(_serve(routing, warm, contexts, PromptSize(warm).exact("o200k"), exact_plan))
+    return asyncio.run(_serve(routing, req, contexts, exact, exact_plan))
 
 
 async def _serve(
-    routing: Router, req: ChatRequest, contexts: tuple[int, ...], exact: int
+    routing: Router, req: ChatRequest, contexts: tuple[int, ...], exact: int, exact_plan: bool
 ) -> tuple[float, float, float, int, str]:
     sent: list[tuple[str, float]] = []
     upstreams: dict[str, Any] = {
@@ -282,8 +305,11 @@ async def _serve(
     before = tokens.tokenized_chars()
     t0 = time.perf_counter()
     # As server/chat.py does for a body over PLAN_IN_THREAD_BYTES.
-    plan = await off_loop(routing.plan_open, req, off_loop)
     try:
+        if exact_plan:
+            plan = await off_loop(routing.plan, req)
+        else:
+            plan = await off_loop(routing.plan_open, req)
         served = await attempts.whole(Generation(req, "gen", None), plan)
         outcome = f"answered by {served.candidate.endpoint.provider}"
     except TokenmuxError as err:

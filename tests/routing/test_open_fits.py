@@ -1,5 +1,5 @@
 """A prompt whose fit only a count can decide: planned without tokenizing, the first attempt sent at once,
-the count in a worker thread, and no later attempt where the count says the prompt does not fit.
+the count in slices on the event loop, and no later attempt where the count says the prompt does not fit.
 
 Each test drives the real router and attempt loop with providers that answer like real ones: a prompt
 longer than an endpoint's context is refused with 400 ``context_length_exceeded``.
@@ -8,8 +8,6 @@ longer than an endpoint's context is refused with 400 ``context_length_exceeded`
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -22,7 +20,6 @@ from tokenmux.routing import tokens
 from tokenmux.routing.fit import PromptSize
 from tokenmux.routing.health import HealthBoard
 from tokenmux.routing.router import Candidate, Router
-from tokenmux.server.off_loop import off_loop
 from tokenmux.types import ChatRequest, ChatResponse, Usage
 
 pytestmark = pytest.mark.timeout(30)
@@ -103,25 +100,11 @@ class ContextLimitedProvider:
         return None
 
 
-class CountingRunner:
-    """The large-request worker, noting the threads the counts ran in."""
-
-    def __init__(self) -> None:
-        self.threads: list[int] = []
-
-    async def __call__(self, fn: Callable[[], Any]) -> Any:
-        def run() -> Any:
-            self.threads.append(threading.get_ident())
-            return fn()
-
-        return await off_loop(run)
-
-
 def serve(
     contexts: dict[str, int], request: ChatRequest, fail: dict[str, int] | None = None
-) -> tuple[list[str], str | TokenmuxError, CountingRunner, list[Candidate]]:
+) -> tuple[list[str], str | TokenmuxError, int, list[Candidate]]:
     """One request through plan_open and the attempt loop: the providers sent to, in order; who answered
-    (or the error the client got); the worker's counts; and the plan."""
+    (or the error the client got); how many times another task ran meanwhile; and the plan."""
     exact = prompt_tokens(request)
     tokens.clear_cache()  # first seen
     calls: list[str] = []
@@ -130,21 +113,34 @@ def serve(
         for slug, context in contexts.items()
     }
     routing = router(contexts)
-    runner = CountingRunner()
+    ticks = 0
 
     async def run() -> tuple[str | TokenmuxError, list[Candidate]]:
+        nonlocal ticks
+        running = True
+
+        async def bystander() -> None:  # another task on the loop: runs whenever the loop is free
+            nonlocal ticks
+            while running:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        other = asyncio.ensure_future(bystander())
         counted = tokens.tokenized_chars()
-        plan = routing.plan_open(request, runner)
+        plan = routing.plan_open(request)
         assert tokens.tokenized_chars() == counted  # planning never tokenizes
         attempts = Attempts(providers, HealthBoard(), lambda record: None, deadline_s=20)
         try:
             served = await attempts.whole(Generation(request, "gen-1", None), plan)
         except TokenmuxError as err:
             return err, plan
+        finally:
+            running = False
+            await other
         return served.candidate.endpoint.provider, plan
 
     outcome, plan = asyncio.run(run())
-    return calls, outcome, runner, plan
+    return calls, outcome, ticks, plan
 
 
 def test_the_plan_keeps_an_endpoint_only_a_count_can_decide_and_tokenizes_nothing() -> None:
@@ -152,7 +148,7 @@ def test_the_plan_keeps_an_endpoint_only_a_count_can_decide_and_tokenizes_nothin
     exact = prompt_tokens(request)
     tokens.clear_cache()
     counted = tokens.tokenized_chars()
-    plan = router({"small": exact, "large": exact * 2}).plan_open(request, CountingRunner())
+    plan = router({"small": exact, "large": exact * 2}).plan_open(request)
     assert tokens.tokenized_chars() == counted
     assert [c.endpoint.provider for c in plan] == ["small", "large"]
     assert plan[0].open_fit is plan[1].open_fit is not None
@@ -165,9 +161,13 @@ def test_the_plan_keeps_an_endpoint_only_a_count_can_decide_and_tokenizes_nothin
 def test_the_first_attempt_goes_at_once_and_a_refusal_the_count_confirms_falls_back() -> None:
     request = conversation()
     exact = prompt_tokens(request)
-    calls, outcome, runner, _ = serve({"small": exact + 10, "large": exact + 50_000}, request)
+    tokens.clear_cache()
+    counted = tokens.tokenized_chars() + len(DOCUMENT)  # serve's own exact count first
+    calls, outcome, ticks, _ = serve({"small": exact + 10, "large": exact + 50_000}, request)
     assert calls == ["small", "large"] and outcome == "large"
-    assert runner.threads and threading.get_ident() not in runner.threads  # counted in the worker
+    # Counted in slices of a chunk, and another task ran between every two of them.
+    slices = (tokens.tokenized_chars() - counted) // tokens.CHUNK_CHARS
+    assert slices >= 3 and ticks >= slices
 
 
 def test_after_the_first_attempt_nothing_is_sent_where_the_count_says_it_does_not_fit() -> None:
@@ -224,6 +224,6 @@ def test_the_next_turn_of_a_counted_conversation_is_decided_from_the_cache() -> 
     counted = tokens.tokenized_chars()
     # The same messages and two more: the earlier ones' chunk counts settle it, nothing is tokenized.
     nxt = conversation("Here is my summary.", "Now shorten it.", "Shorter.", "Thanks!")
-    plan = router(contexts).plan_open(nxt, CountingRunner())
+    plan = router(contexts).plan_open(nxt)
     assert tokens.tokenized_chars() == counted
     assert [(c.endpoint.provider, c.open_fit) for c in plan] == [("small", None), ("large", None)]

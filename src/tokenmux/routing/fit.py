@@ -97,6 +97,17 @@ class PromptSize:
             return False
         return self._count(fam.encoding).at_most_known(fam.unscale_budget(room))
 
+    def within_after(self, family_name: str, limit: int, chunks: int) -> bool | None:
+        """``within(family_name, limit)`` if tokenizing at most ``chunks`` more chunks answers it, else
+        None (call again to go on)."""
+        fam = family(family_name)
+        if self._upper_bound(fam) <= limit:
+            return True
+        room = limit - self._fixed_tokens(fam)
+        if room < 0:
+            return False
+        return self._count(fam.encoding).at_most_after(fam.unscale_budget(room), chunks)
+
     def stop_counting(self) -> None:
         """End every count of this prompt under way (in another thread) at its next chunk: nobody needs
         the answer any more. A count asked for afterwards raises ``errors.CountStopped``."""

@@ -1,5 +1,5 @@
-"""Fits the byte bound left open, decided by a count that runs off the event loop while the request may
-already be on its way (README "Routing", step 3).
+"""Fits the byte bound left open, decided by a count that runs in short slices on the event loop while the
+request may already be on its way (README "Routing", step 3).
 
 A plan built for serving (``Router.plan_open``) keeps every endpoint whose fit neither the byte bound nor
 the chunk-count cache can settle, and marks it with one ``OpenFits`` shared by the request's open
@@ -13,25 +13,26 @@ endpoints. The attempt loop then:
   the prompt did not fit there (any other refusal goes back to the client, as always);
 - stops the count once an answer has begun: then nobody needs it.
 
-The count runs in the large-request worker (``server/off_loop.py``) a chunk at a time (``tokens.RunningCount``),
-so the loop takes the GIL back every chunk (about 2 ms) and never waits on it unless the next attempt needs
-its answer.
+The count runs on the event loop in slices of one chunk (``tokens.CHUNK_CHARS``, well under a millisecond
+of tokenizing), yielding to every other task between slices: the loop never waits on it for longer than
+a slice, with no thread to hand the GIL to and back (a worker thread holding the GIL in a loop makes the
+loop wait up to the interpreter's switch interval, 5 ms, each time it wants the GIL back).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from tokenmux.routing.fit import FitResult, PromptSize, check_fit
+from tokenmux.routing.fit import MIN_OUTPUT_RESERVE, FitResult, PromptSize, check_fit
 
 if TYPE_CHECKING:
     from tokenmux.catalog.model import Endpoint
     from tokenmux.errors import TokenmuxError
 
-# Runs a function in a worker thread and awaits its result (``server.off_loop.off_loop``).
-Runner = Callable[[Callable[[], dict[str, FitResult]]], Awaitable[dict[str, FitResult]]]
+# Chunks tokenized between two yields to the event loop.
+SLICE_CHUNKS = 1
 
 
 class Planned(Protocol):
@@ -44,20 +45,18 @@ class Planned(Protocol):
 class OpenFits:
     """Whether a request's prompt fits each endpoint its plan left open, once counted."""
 
-    __slots__ = ("_empty_error", "_endpoints", "_max_output", "_results", "_runner", "_size", "_task")
+    __slots__ = ("_empty_error", "_endpoints", "_max_output", "_results", "_size", "_task")
 
     def __init__(
         self,
         size: PromptSize,
         max_output: int | None,
         endpoints: Sequence[tuple[Endpoint, str]],
-        runner: Runner,
         empty_error: Callable[[list[tuple[Endpoint, FitResult]]], TokenmuxError],
     ) -> None:
         self._size = size
         self._max_output = max_output
         self._endpoints = tuple(endpoints)  # (endpoint, tokenizer family) of every open endpoint
-        self._runner = runner
         # The error the plan is refused with when no endpoint fits, given the fits that failed.
         self._empty_error = empty_error
         self._task: asyncio.Future[dict[str, FitResult]] | None = None
@@ -72,9 +71,9 @@ class OpenFits:
         return self._task is not None
 
     def start(self) -> None:
-        """Start the count in the worker unless it is under way (on the event loop)."""
+        """Start the count (a task on the event loop) unless it is under way."""
         if self._task is None:
-            self._task = asyncio.ensure_future(self._runner(self._count))
+            self._task = asyncio.ensure_future(self._count())
             self._task.add_done_callback(self._counted)
 
     def known(self, endpoint: Endpoint) -> bool | None:
@@ -91,9 +90,11 @@ class OpenFits:
         return self._results[endpoint.key].fits
 
     def stop(self) -> None:
-        """Nobody needs the answer any more: the count ends at its next chunk (safe at any time)."""
+        """Nobody needs the answer any more: the count ends before its next slice."""
         if self._results is None:
             self._size.stop_counting()
+            if self._task is not None:
+                self._task.cancel()
 
     def too_large(self, plan: Sequence[Planned]) -> TokenmuxError | None:
         """When every candidate of ``plan`` is open and the count found that the prompt fits none of
@@ -103,10 +104,16 @@ class OpenFits:
             return None
         return self._empty_error([(ep, results[ep.key]) for ep, _ in self._endpoints])
 
-    def _count(self) -> dict[str, FitResult]:
-        """In the worker: every open endpoint's fit (one count of the prompt serves them all)."""
+    async def _count(self) -> dict[str, FitResult]:
+        """Every open endpoint's fit (one count of the prompt serves them all), a slice at a time."""
         size, max_output = self._size, self._max_output
-        return {ep.key: check_fit(size, ep, max_output, family) for ep, family in self._endpoints}
+        reserve = MIN_OUTPUT_RESERVE if max_output is None else max_output
+        results = {}
+        for ep, family in self._endpoints:
+            while size.within_after(family, ep.context_length - reserve, SLICE_CHUNKS) is None:
+                await asyncio.sleep(0)  # every other ready task runs before the next slice
+            results[ep.key] = check_fit(size, ep, max_output, family)  # answered: no more counting
+        return results
 
     def _counted(self, task: asyncio.Future[dict[str, FitResult]]) -> None:
         # Keeps the answer for ``known``; a count stopped or failed is retrieved here so that it is not

@@ -25,7 +25,7 @@ from tokenmux.errors import InvalidRequest, ModelNotFound, PayloadTooLarge, Toke
 from tokenmux.routing.embedding_inputs import longest_input
 from tokenmux.routing.fit import MIN_OUTPUT_RESERVE, FitResult, PromptSize, check_fit, fit_known
 from tokenmux.routing.health import HealthBoard
-from tokenmux.routing.open_fits import OpenFits, Runner
+from tokenmux.routing.open_fits import OpenFits
 from tokenmux.types import ChatRequest, EmbeddingRequest, ProviderPreferences
 
 SUFFIX_SORT = {":nitro": "throughput", ":floor": "price"}
@@ -172,18 +172,18 @@ class Router:
     def plan(self, request: ChatRequest) -> list[Candidate]:
         """Every endpoint to try, in order, across the requested model and its fallback models; a prompt
         whose fit only a count can decide is counted here, in the caller's thread."""
-        return self._plan(request, None)
+        return self._plan(request, opening=False)
 
-    def plan_open(self, request: ChatRequest, runner: Runner) -> list[Candidate]:
+    def plan_open(self, request: ChatRequest) -> list[Candidate]:
         """``plan`` for serving: never tokenizes. An endpoint whose fit neither the byte bound nor the
         chunk-count cache can settle stays in the plan, marked with an ``OpenFits`` the attempt loop asks
-        (``routing/open_fits.py``); its count runs with ``runner`` when an attempt needs it.
+        (``routing/open_fits.py``); it counts, in slices on the event loop, when an attempt needs it.
 
         With ``allow_fallbacks: false`` the plan keeps one endpoint (or the named ones) of the first model
         with a fitting endpoint, which only the count can say: that plan is counted here, as ``plan``."""
-        return self._plan(request, runner if request.provider.allow_fallbacks else None)
+        return self._plan(request, opening=request.provider.allow_fallbacks)
 
-    def _plan(self, request: ChatRequest, runner: Runner | None) -> list[Candidate]:
+    def _plan(self, request: ChatRequest, *, opening: bool) -> list[Candidate]:
         prefs = request.provider
         route = self._route(request)
         size = PromptSize(request)
@@ -191,7 +191,7 @@ class Router:
         max_output = request.max_output_tokens
         plan: list[Candidate] = []
         exclusions: list[Exclusion] = []
-        opened: list[Candidate] = []  # endpoints whose fit is left to the count (with a runner)
+        opened: list[Candidate] = []  # endpoints whose fit is left to the count (when opening)
         reserve = MIN_OUTPUT_RESERVE if max_output is None else max_output
         counts = _count_decides(route, size, max_output, reserve, prefs.require_parameters)
         for group in route.groups:
@@ -208,7 +208,7 @@ class Router:
                 over = max_output is not None and max_output > ep.max_output
                 open_fit = False
                 if over or (counts and bound + reserve > ep.context_length):
-                    fit = check_fit(size, ep, max_output, model.tokenizer) if runner is None or over else None
+                    fit = check_fit(size, ep, max_output, model.tokenizer) if not opening or over else None
                     if fit is None:
                         fit = fit_known(size, ep, max_output, model.tokenizer)
                         open_fit = fit is None
@@ -230,7 +230,6 @@ class Router:
             if not prefs.allow_fallbacks and plan:
                 break
         if opened:
-            assert runner is not None
 
             def empty_error(failed: list[tuple[Endpoint, FitResult]]) -> TokenmuxError:
                 too_large = [Exclusion(ep, fit.reason, too_large=True) for ep, fit in failed]
@@ -241,7 +240,7 @@ class Router:
                 raise AssertionError("unreachable")
 
             endpoints = [(c.endpoint, c.model.tokenizer) for c in opened]
-            open_fits = OpenFits(size, max_output, endpoints, runner, empty_error)
+            open_fits = OpenFits(size, max_output, endpoints, empty_error)
             for cand in opened:
                 cand.open_fit = open_fits
         if plan:

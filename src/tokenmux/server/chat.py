@@ -115,12 +115,12 @@ class ChatRoute:
             if limits.models is not None:
                 limits.check_model(self.router.resolve(request.model)[0].id)
             # The plan never tokenizes: an endpoint only a count can decide stays in it, and the count runs
-            # in the large-request worker when an attempt needs it (routing/open_fits.py).
+            # in slices on the loop when an attempt needs it (routing/open_fits.py).
             if request.body_bytes > PLAN_IN_THREAD_BYTES:
                 # Walking a very long prompt (its texts' UTF-8 length, cached chunk counts) takes ms.
-                plan = await off_loop(self.router.plan_open, request, off_loop)
+                plan = await off_loop(self.router.plan_open, request)
             else:
-                plan = self.router.plan_open(request, off_loop)
+                plan = self.router.plan_open(request)
             if limits.restricts_routing:
                 # Every fallback too: an endpoint the key may not reach is never tried.
                 plan = limits.filter(plan)
