@@ -91,3 +91,14 @@ def test_the_gateway_answers_each_request_with_one_write(gateway: Any) -> None:
             assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"}")
         writes = _write_calls() - before
     assert writes < 75, f"{writes} write calls for 50 responses"  # two per response would be 100
+
+
+def test_a_head_with_no_body_still_goes_out_and_the_connection_goes_on(gateway: Any) -> None:
+    # A HEAD answer has no body to carry its head: it leaves when its response is complete.
+    host, port = gateway.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(f"HEAD /health HTTP/1.1\r\nhost: {host}\r\n\r\n".encode())
+        head = conn.recv(65536)
+        assert head.startswith(b"HTTP/1.1 ") and head.endswith(b"\r\n\r\n")
+        conn.sendall(f"GET /health HTTP/1.1\r\nhost: {host}\r\n\r\n".encode())
+        assert conn.recv(65536).startswith(b"HTTP/1.1 200")

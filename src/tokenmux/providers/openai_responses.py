@@ -22,7 +22,7 @@ from tokenmux.protocols.openai_responses import ResponsesRequest
 from tokenmux.protocols.responses_answer import NATIVE_EVENT, NATIVE_OUTPUT
 from tokenmux.protocols.sse import SSEEvent
 from tokenmux.providers.base import CallContext
-from tokenmux.providers.common import fail_stream, snippet
+from tokenmux.providers.common import fail_stream, json_object, snippet
 from tokenmux.types import ChatResponse, StreamEvent, Usage
 
 _decode = msgspec.json.Decoder().decode
@@ -107,13 +107,8 @@ def parse_usage(raw: Any) -> Usage:
 
 def chat_response(body: bytes, status: int, endpoint: Endpoint) -> ChatResponse:
     """A whole Response as a ChatResponse whose one choice also carries the output items as they came."""
-    try:
-        data = _decode(body)
-    except msgspec.DecodeError:
-        raise ProviderMalformed(
-            f"the provider answered {status} with a body that is not JSON: {snippet(body)}"
-        ) from None
-    output = data.get("output") if isinstance(data, dict) else None
+    data = json_object(body, status)
+    output = data.get("output")
     if not isinstance(output, list) or not all(isinstance(item, dict) for item in output):
         raise ProviderMalformed(f"the provider answered {status} without output items: {snippet(body)}")
     choice = {

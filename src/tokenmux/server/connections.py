@@ -218,6 +218,9 @@ class GuardedHttpTools(HttpToolsProtocol):
             )
 
     def on_response_complete(self) -> None:
+        writes = self.cycle.transport if self.cycle is not None else None
+        if isinstance(writes, HeadJoiningWrites):
+            writes.flush()  # a head no body followed (HEAD): out before a half-close or the next response
         super().on_response_complete()  # arms uvicorn's keep-alive timer: the idle timeout
         if self._in_body:
             if 0 <= self._body_left <= MAX_SKIPPED_BODY:
