@@ -52,6 +52,9 @@ def uvicorn_config(
         loop="uvloop",
         http=http,
         lifespan=lifespan,
+        # No WebSocket routes: "auto" would import the websockets package (17 modules, ~1 MB resident)
+        # whenever some other package has installed it.
+        ws="none",
         access_log=False,
         # Behind a load balancer, forwarded headers are the operator's to trust explicitly; and no Server
         # header, which also saves work on every response.
