@@ -3,12 +3,13 @@ given (only the services it uses).
 
 To add a route: write its handler (an ASGI callable, usually a small class in its own module taking its
 services as constructor arguments), then add one ``Route`` line below. Paths the table does not claim go to
-the web pages (``web/pages.py``), then to a 404.
+the web pages (``web/pages.py``, built at the first page request by ``web/on_demand.py``), then to a 404.
 """
 
 from __future__ import annotations
 
 from functools import partial
+from typing import TYPE_CHECKING
 
 from tokenmux.server.anthropic_inbound import AnthropicMessages
 from tokenmux.server.catalog_routes import ANTHROPIC_MODELS_PREFIX, MODELS_PREFIX, CatalogRoutes
@@ -26,7 +27,10 @@ from tokenmux.server.ops_routes import OpsRoutes
 from tokenmux.server.pages_source import GatewayPages
 from tokenmux.server.parts import Parts
 from tokenmux.server.responses_inbound import OpenAIResponses
-from tokenmux.web import WebPages
+from tokenmux.web.on_demand import PagesOnDemand
+
+if TYPE_CHECKING:
+    from tokenmux.web.pages import WebPages
 
 
 def route_table(parts: Parts, lifecycle: Lifecycle) -> RouteTable:
@@ -97,17 +101,16 @@ def route_table(parts: Parts, lifecycle: Lifecycle) -> RouteTable:
         recorder=parts.recorder,
         metrics=parts.metrics,
     )
-    pages = WebPages(
-        GatewayPages(
-            catalog=parts.catalog,
-            configured=parts.configured,
-            live_figures=live_figures,
-            stats=parts.stats,
-            health=parts.health,
-            keys=parts.keys,
-            public_url=parts.public_url,
-        )
+    page_source = GatewayPages(
+        catalog=parts.catalog,
+        configured=parts.configured,
+        live_figures=live_figures,
+        stats=parts.stats,
+        health=parts.health,
+        keys=parts.keys,
+        public_url=parts.public_url,
     )
+    pages = PagesOnDemand(partial(_web_pages, page_source))
     routes = [
         # OpenAI's protocols (and OpenRouter's extensions)
         Route("POST", "/api/v1/chat/completions", chat(OpenAIChat())),
@@ -144,3 +147,9 @@ def route_table(parts: Parts, lifecycle: Lifecycle) -> RouteTable:
         Route("GET", "/metrics", ops.metrics_page),
     ]
     return RouteTable(routes, pages=pages.route, metrics=parts.metrics)
+
+
+def _web_pages(source: GatewayPages) -> WebPages:
+    from tokenmux.web.pages import WebPages  # here: Jinja2 is imported only when a page is first asked for
+
+    return WebPages(source)

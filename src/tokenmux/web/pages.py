@@ -33,8 +33,8 @@ from tokenmux.web.catalog_filter import (
 )
 from tokenmux.web.charts import HourBar, hourly_uptime_bars, responsive_daily_chart
 from tokenmux.web.model_view import model_page_view
+from tokenmux.web.page_paths import page_handler_name
 from tokenmux.web.source import PageSource
-from tokenmux.web.static_files import PREFIX as STATIC_PREFIX
 from tokenmux.web.static_files import StaticFiles
 from tokenmux.web.templates import PAGES, STATE_LABELS, build_environment
 
@@ -65,27 +65,10 @@ class WebPages:
         self.static = static or StaticFiles()
         env = build_environment(self.static)
         self._templates = {name: env.get_template(name) for name in PAGES}
-        self._fixed: dict[str, AsgiApp] = {
-            "/": self.home,
-            "/models": self.models_page,
-            "/status": self.status_page,
-            "/activity": self.activity_page,
-        }
 
     def route(self, method: str, path: str) -> AsgiApp | None:
-        if method == "POST":
-            return self.activity_page if path == "/activity" else None
-        if method not in ("GET", "HEAD") or path.startswith("/api/"):
-            return None
-        if path.startswith(STATIC_PREFIX):
-            return self.static
-        handler = self._fixed.get(path)
-        if handler is not None:
-            return handler
-        author, _, slug = path[1:].partition("/")
-        if author and slug and "/" not in slug:
-            return self.model_page
-        return None
+        name = page_handler_name(method, path)
+        return None if name is None else getattr(self, name)
 
     # -- rendering ------------------------------------------------------------------------------------
 
