@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from gateway_support import SIM_PREFIXES, Gateway, make_key, sim_config
+from gateway_support import SIM_PREFIXES, Gateway, make_key, open_gateway, sim_config
 from tokenmux.server.build import build_gateway
 from tokenmux.server.runner import BackgroundServer
 from tokenmux.simulator.app import create_app
@@ -71,9 +71,47 @@ def gateway_factory(sim: SimulatorControl, tmp_path: Path) -> Iterator[Any]:
         server.stop()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "shared_gateway: the module's tests that take `gateway` share one (module_gateway), reset simulator "
+        "and all; only for tests that neither leave state in it nor read state another test could leave",
+    )
+    config.addinivalue_line(
+        "markers",
+        "own_gateway: in a shared_gateway module, this test gets a gateway of its own (it changes or reads "
+        "state another test could see: health after failures, routing choices, limits, counts)",
+    )
+
+
 @pytest.fixture
-def gateway(gateway_factory: Any) -> Gateway:
-    return gateway_factory()  # type: ignore[no-any-return]
+def gateway(request: pytest.FixtureRequest) -> Gateway:
+    """A gateway of the test's own, or in a module marked ``shared_gateway`` the module's: one gateway costs
+    about 0.35 s to build and stop, often more than the test. Looked up by name so that a test that gets
+    the shared one builds nothing."""
+    node = request.node
+    if node.get_closest_marker("shared_gateway") and not node.get_closest_marker("own_gateway"):
+        return request.getfixturevalue("shared_gateway")  # type: ignore[no-any-return]
+    return request.getfixturevalue("gateway_factory")()  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def module_gateway(
+    simulator: BackgroundServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
+    """One gateway at the defaults for all of a module's tests: building and stopping one costs about 0.35 s.
+    Only for tests that leave nothing in it another test could see (health after failures, limits and
+    spend, counted records, stats, affinity); take it through ``shared_gateway``."""
+    with open_gateway(simulator.url, tmp_path_factory.mktemp("gateway")) as gw:
+        yield gw
+
+
+@pytest.fixture
+def shared_gateway(module_gateway: Gateway, sim: SimulatorControl) -> Iterator[Gateway]:
+    """The module's gateway for one test: the simulator reset before it (``sim``), as a gateway of its own
+    would have seen it, and the test's SDK clients closed after it."""
+    yield module_gateway
+    module_gateway.close_clients()
 
 
 @pytest.fixture

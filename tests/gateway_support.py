@@ -68,14 +68,19 @@ class Gateway:
 
 
 @contextlib.contextmanager
-def module_gateway(sim_url: str, folder: Path) -> Iterator[Gateway]:
-    """A gateway on the simulator at its defaults, with its SQLite database in ``folder``: for a module's
-    tests to share (a module-scoped fixture opens it)."""
+def open_gateway(sim_url: str, folder: Path) -> Iterator[Gateway]:
+    """A gateway on the simulator at its defaults, with its SQLite database and spool in ``folder``: for a
+    module's tests to share (conftest's ``module_gateway`` opens it)."""
     url = f"sqlite:///{folder / 'gw.db'}"
     key = make_key(url)
-    app = build_gateway(sim_config(sim_url), database_url=url, env={})
+    # The spool too: its default is relative to the working directory, which other runs share.
+    app = build_gateway(sim_config(sim_url, spool_dir=str(folder / "spool")), database_url=url, env={})
     with BackgroundServer(app, graceful_timeout_s=2) as server:
-        yield Gateway(server, key, app)
+        gateway = Gateway(server, key, app)
+        try:
+            yield gateway
+        finally:
+            gateway.close_clients()
 
 
 def make_key(database_url: str, name: str = "test", **limits: Any) -> str:

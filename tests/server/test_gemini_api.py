@@ -13,8 +13,7 @@ import pytest
 from google import genai
 from google.genai import errors, types
 
-from gateway_support import NANO, Gateway, generation, module_gateway
-from tokenmux.server.runner import BackgroundServer
+from gateway_support import NANO, Gateway, generation
 
 HAIKU = "anthropic/claude-haiku-4.5"
 GEMINI = "google/gemini-2.5-flash"
@@ -42,9 +41,8 @@ PIXEL = base64.b64decode(
 
 
 @pytest.fixture(scope="module")
-def gateway(simulator: BackgroundServer, tmp_path_factory: Any) -> Iterator[Gateway]:
-    with module_gateway(simulator.url, tmp_path_factory.mktemp("gemini")) as gw:
-        yield gw
+def gateway(module_gateway: Gateway) -> Gateway:
+    return module_gateway
 
 
 def gemini_client(gateway: Gateway, key: str | None = None) -> genai.Client:

@@ -8,14 +8,12 @@ call of its web search tool, not streamed, with Google's own ``googleSearch`` to
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from gateway_support import NANO, Gateway, generation, module_gateway
-from tokenmux.server.runner import BackgroundServer
+from gateway_support import NANO, Gateway, generation
 
 HEADERS = {
     "user-agent": "GeminiCLI-tui/0.61.0/gemini-2.5-flash (linux; x64; terminal)",
@@ -84,9 +82,8 @@ MODELS = {NANO: "openai", "anthropic/claude-haiku-4.5": "anthropic", "gemini-2.5
 
 
 @pytest.fixture(scope="module")
-def gateway(simulator: BackgroundServer, tmp_path_factory: Any) -> Iterator[Gateway]:
-    with module_gateway(simulator.url, tmp_path_factory.mktemp("gemini-cli")) as gw:
-        yield gw
+def gateway(module_gateway: Gateway) -> Gateway:
+    return module_gateway
 
 
 def post(gateway: Gateway, model: str, method: str, body: dict[str, Any], provider: str) -> httpx.Response:

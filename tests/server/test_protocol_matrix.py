@@ -10,14 +10,20 @@ provider in that provider's own wire format.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import anthropic
+import openai
 import pytest
 from google import genai
 from google.genai import types
 
 from gateway_support import NANO, generation
+
+# Every cell names its one provider and finds its record by id: nothing a cell leaves in the gateway
+# (health, affinity, records) changes what another sees.
+pytestmark = pytest.mark.shared_gateway
 
 # provider slug -> (model served there, simulator prefix)
 TARGETS = {
@@ -49,11 +55,16 @@ class Answer:
         self.provider = provider
 
 
+def openai_client(gateway: Any) -> openai.OpenAI:
+    """As ``gateway.openai()`` builds it, but closed by whoever opened it rather than when a test ends."""
+    return openai.OpenAI(base_url=f"{gateway.url}/api/v1", api_key=gateway.key, max_retries=0)
+
+
 class OpenAIClient:
     name = "openai"
 
     def __init__(self, gateway: Any) -> None:
-        self.client = gateway.openai()
+        self.client = openai_client(gateway)
 
     def ask(self, model: str, provider: str, stream: bool, messages: list[Any], **kw: Any) -> Answer:
         extra = {"provider": {"only": [provider]}}
@@ -192,7 +203,7 @@ class ResponsesClient:
     name = "responses"
 
     def __init__(self, gateway: Any) -> None:
-        self.client = gateway.openai()
+        self.client = openai_client(gateway)
 
     def ask(self, model: str, provider: str, stream: bool, messages: list[Any], **kw: Any) -> Answer:
         args: dict[str, Any] = {
@@ -322,9 +333,20 @@ def upstream_body(sim: Any, prefix: str) -> dict[str, Any]:
     return received[-1]["body"]  # type: ignore[no-any-return]
 
 
+@pytest.fixture(scope="module")
+def sdk_clients(module_gateway: Any) -> Iterator[dict[str, Any]]:
+    # One of each for the module: building an SDK client (its TLS context) costs 0.1-0.25 s, more than
+    # most cells take.
+    clients = {name: make(module_gateway) for name, make in CLIENTS.items()}
+    yield clients
+    for each in clients.values():
+        each.client.close()
+
+
 @pytest.fixture(params=sorted(CLIENTS))
-def client(request: pytest.FixtureRequest, gateway: Any) -> Any:
-    return CLIENTS[request.param](gateway)
+def client(request: pytest.FixtureRequest, gateway: Any, sdk_clients: dict[str, Any]) -> Any:
+    # Through ``gateway``, the module's: the simulator is reset for every cell.
+    return sdk_clients[request.param]
 
 
 @pytest.mark.parametrize("target", sorted(TARGETS))
