@@ -12,6 +12,10 @@ from openai.types.responses import Response
 
 from gateway_support import NANO, generation
 
+# Tests that only look at their own answers and records share a gateway; those that read which endpoint an
+# unpinned request reached, or make endpoints fail, have their own (see own_gateway).
+pytestmark = pytest.mark.shared_gateway
+
 HAIKU = "anthropic/claude-haiku-4.5"
 GEMINI = "google/gemini-2.5-flash"
 GPT_OSS = "openai/gpt-oss-20b"  # at OpenAI-compatible servers (Groq first), which take Chat Completions
@@ -40,6 +44,8 @@ PERSON = {
 }
 
 
+# Which of NANO's endpoints it reaches depends on what routing has measured.
+@pytest.mark.own_gateway
 def test_text_answer_with_usage_cost_and_record(gateway: Any, sim: Any) -> None:
     client = gateway.openai()
     raw = client.responses.with_raw_response.create(
@@ -166,6 +172,8 @@ def test_image_input(gateway: Any, model: str) -> None:
     assert response.usage is not None and response.usage.input_tokens > 20
 
 
+# Which of NANO's endpoints it reaches depends on what routing has measured.
+@pytest.mark.own_gateway
 def test_image_reaches_the_provider_as_an_image_part(gateway: Any, sim: Any) -> None:
     content = [
         {"type": "input_text", "text": "What is this?"},
@@ -250,6 +258,8 @@ def test_reasoning_summary_and_signed_reasoning_round_trip(gateway: Any, sim: An
     assert assistant["content"][-1]["type"] == "tool_use" and assistant["content"][-1]["id"] == call.call_id
 
 
+# Which of NANO's endpoints it reaches depends on what routing has measured.
+@pytest.mark.own_gateway
 def test_store_is_not_kept_and_noted_in_the_record(gateway: Any, sim: Any) -> None:
     client = gateway.openai()
     response = client.responses.create(model=NANO, input="Hi", store=True)
@@ -300,6 +310,8 @@ def test_unknown_key_and_model_in_openai_shape(gateway: Any) -> None:
         gateway.openai().responses.create(model="nobody/nothing", input="Hi")
 
 
+# Fails both of NANO's endpoints, and counts the attempts of a fallback.
+@pytest.mark.own_gateway
 def test_routing_extensions_work_as_on_chat(gateway: Any, sim: Any) -> None:
     client = gateway.openai()
     response = client.responses.create(model=NANO, input="Hi", extra_body={"provider": {"only": ["azure"]}})
@@ -313,6 +325,8 @@ def test_routing_extensions_work_as_on_chat(gateway: Any, sim: Any) -> None:
     assert [a["provider"] for a in attempts][-1] == "anthropic" and len(attempts) == 3
 
 
+# Breaks streams at both of NANO's endpoints: their health changes.
+@pytest.mark.own_gateway
 def test_mid_stream_break_ends_with_an_error_event(gateway: Any, sim: Any) -> None:
     sim.profile("openai", drop_after_chunks=3)
     sim.profile("azure", drop_after_chunks=3)
