@@ -25,7 +25,9 @@ SEED_PARAMETERS = {
     "parallel_tool_calls",
 }
 # Every parameter name the data may use: a typo in a YAML list would otherwise silently drop a parameter.
-KNOWN_PARAMETERS = SEED_PARAMETERS | {
+# OpenAI's own prompt-cache and abuse-tracing hints, which only OpenAI's endpoints take.
+OPENAI_HINTS = {"prompt_cache_key", "prompt_cache_retention", "safety_identifier"}
+KNOWN_PARAMETERS = SEED_PARAMETERS | OPENAI_HINTS | {
     "max_tokens",
     "top_k",
     "min_p",
@@ -77,7 +79,8 @@ def test_gpt_41_nano_model_carries_the_seed_page_figures(catalog: Catalog) -> No
     assert model.context_length == 1_047_576
     assert model.max_output == 32_768
     assert model.tokenizer == "o200k"
-    assert model.supported_parameters == SEED_PARAMETERS | {"max_tokens"}
+    # The seed page's parameters, and OpenAI's own hints, which its openai endpoint takes.
+    assert model.supported_parameters == SEED_PARAMETERS | OPENAI_HINTS | {"max_tokens"}
     assert [e.provider for e in model.endpoints] == ["openai", "azure"]
 
 
@@ -88,7 +91,7 @@ def test_gpt_41_nano_openai_endpoint(catalog: Catalog) -> None:
     assert endpoint.price.cache_write_5m is None and endpoint.price.cache_write_1h is None
     assert endpoint.price.web_search is None and endpoint.price.tiers == ()
     assert (endpoint.context_length, endpoint.max_output) == (1_047_576, 32_768)
-    assert endpoint.supported_parameters == SEED_PARAMETERS | {"max_tokens"}
+    assert endpoint.supported_parameters == SEED_PARAMETERS | OPENAI_HINTS | {"max_tokens"}
     assert endpoint.protocols == ("openai", "anthropic")
     assert endpoint.data_policy.prompt_training is False
     assert endpoint.data_policy.retention_days == 0 and endpoint.data_policy.zero_retention
