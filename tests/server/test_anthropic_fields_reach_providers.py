@@ -15,6 +15,10 @@ import pytest
 
 from gateway_support import NANO, generation
 
+# Tests that name their provider (or use a model only one serves here) share a gateway; those that read
+# which endpoint an unpinned request reached have their own (see own_gateway).
+pytestmark = pytest.mark.shared_gateway
+
 HAIKU = "anthropic/claude-haiku-4.5"
 GEMINI = "google/gemini-2.5-flash"
 BETAS = ["interleaved-thinking-2025-05-14", "context-management-2025-06-27"]
@@ -42,6 +46,8 @@ def test_the_anthropic_beta_header_reaches_anthropic(claude: anthropic.Anthropic
     assert received["headers"]["anthropic-beta"] == ",".join(BETAS)
 
 
+# Which of NANO's endpoints it reaches depends on what routing has measured.
+@pytest.mark.own_gateway
 def test_the_anthropic_beta_header_does_not_reach_openai(claude: anthropic.Anthropic, sim: Any) -> None:
     claude.beta.messages.create(model=NANO, max_tokens=32, messages=HELLO, betas=BETAS)
     (received,) = sim.requests("openai")
@@ -102,6 +108,8 @@ def test_anthropics_own_fields_and_tool_keys_reach_anthropic(
     assert generation(gateway, message.id)["dropped_params"] == []
 
 
+# Which of gpt-5-mini's endpoints it reaches depends on what routing has measured.
+@pytest.mark.own_gateway
 def test_effort_with_thinking_is_openais_reasoning_effort_and_the_rest_is_listed(
     claude: anthropic.Anthropic, gateway: Any, sim: Any
 ) -> None:

@@ -12,6 +12,10 @@ import pytest
 
 from gateway_support import NANO, generation
 
+# Tests that only look at their own answers and records share a gateway; those that read which endpoint an
+# unpinned request reached, or break streams, have their own (see own_gateway).
+pytestmark = pytest.mark.shared_gateway
+
 
 @pytest.fixture
 def claude(gateway: Any) -> Iterator[anthropic.Anthropic]:
@@ -20,6 +24,8 @@ def claude(gateway: Any) -> Iterator[anthropic.Anthropic]:
         yield client
 
 
+# Which of NANO's endpoints it reaches depends on what routing has measured.
+@pytest.mark.own_gateway
 def test_messages_to_an_openai_model(claude: anthropic.Anthropic, gateway: Any, sim: Any) -> None:
     client = claude
     message = client.messages.create(
@@ -115,6 +121,8 @@ def test_errors_are_in_anthropic_shape(
     assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
 
 
+# Breaks streams at NANO's openai endpoint (health), which it counts on reaching.
+@pytest.mark.own_gateway
 def test_mid_stream_break_is_an_anthropic_error_event(gateway: Any, sim: Any) -> None:
     sim.profile("openai", drop_after_chunks=3)
     with httpx.stream(
@@ -196,6 +204,8 @@ def test_cache_reads_and_writes_are_priced_at_the_cache_prices(
     assert (out.usage.model_extra or {})["cost"] == pytest.approx(expected, rel=1e-9)
 
 
+# Which of NANO's endpoints it reaches depends on what routing has measured.
+@pytest.mark.own_gateway
 def test_anthropic_only_fields_never_reach_an_openai_provider(claude: anthropic.Anthropic, sim: Any) -> None:
     tools = [
         {

@@ -10,7 +10,13 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from gateway_support import HELLO, NANO, generation, raw_get, scrape
 
+# Tests that only look at their own answers and records share a gateway; those that read which endpoint an
+# unpinned request reached, or count what the gateway served, have their own (see own_gateway).
+pytestmark = pytest.mark.shared_gateway
 
+
+# Which of NANO's endpoints it reaches depends on what routing has measured.
+@pytest.mark.own_gateway
 def test_non_streamed_answer_has_provider_cost_and_generation_id(gateway: Any, sim: Any) -> None:
     client = gateway.openai()
     raw = client.chat.completions.with_raw_response.create(model=NANO, messages=HELLO)
@@ -96,12 +102,16 @@ def test_every_parameter_reaches_the_provider_unchanged(gateway: Any, sim: Any, 
         assert body["model"] == "gpt-4.1-nano"
 
 
+# Which of NANO's endpoints it reaches depends on what routing has measured.
+@pytest.mark.own_gateway
 def test_max_tokens_older_name_is_sent_as_given(gateway: Any, sim: Any) -> None:
     gateway.openai().chat.completions.create(model=NANO, messages=HELLO, max_tokens=5)
     (received,) = sim.requests("openai")
     assert received["body"]["max_tokens"] == 5
 
 
+# Which of NANO's endpoints it reaches depends on what routing has measured.
+@pytest.mark.own_gateway
 def test_image_parts_pass_through(gateway: Any, sim: Any) -> None:
     content = [
         {"type": "text", "text": "What is in this image?"},
@@ -215,6 +225,8 @@ def test_streamed_tool_call_and_logprobs(gateway: Any) -> None:
     assert any(c.choices and c.choices[0].logprobs and c.choices[0].logprobs.content for c in chunks)
 
 
+# Which of NANO's endpoints it reaches depends on what routing has measured.
+@pytest.mark.own_gateway
 def test_cached_tokens_are_charged_at_the_cache_price(gateway: Any, sim: Any) -> None:
     sim.profile("openai", cached_ratio=0.5)
     long_prompt = [{"role": "user", "content": "word " * 4000}]
@@ -244,6 +256,8 @@ def test_models_list_and_endpoints(gateway: Any) -> None:
     assert raw_get(gateway, "/api/v1/models/nope/nothing/endpoints").status_code == 404
 
 
+# Counts the generations the gateway has served.
+@pytest.mark.own_gateway
 def test_health_ready_metrics(gateway: Any) -> None:
     assert raw_get(gateway, "/health").status_code == 200
     assert raw_get(gateway, "/ready").status_code == 200

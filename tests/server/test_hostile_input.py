@@ -12,6 +12,9 @@ from gateway_support import HELLO, NANO, raw_exchange, sim_config
 from tokenmux.config import ConfigError
 from tokenmux.server.cors import CorsPolicy
 
+# Refused requests and requests to a named provider share a gateway (see own_gateway).
+pytestmark = pytest.mark.shared_gateway
+
 
 @pytest.mark.parametrize(
     "header",
@@ -100,6 +103,8 @@ def test_client_credentials_and_cookies_never_reach_the_provider(gateway: Any, s
         assert private not in seen
 
 
+# Counts the keys the gateway has cached, and nears the refused-key limit per address.
+@pytest.mark.own_gateway
 def test_long_fake_keys_cost_the_key_cache_nothing(gateway: Any) -> None:
     with httpx.Client(base_url=gateway.url, timeout=10) as client:
         for n in range(25):  # under the 30 a minute after which this address would get 429

@@ -13,6 +13,9 @@ import pytest
 
 from gateway_support import HELLO, sim_config
 
+# Each test names its one provider or reaches none, so the module shares a gateway.
+pytestmark = pytest.mark.shared_gateway
+
 SONNET = "anthropic/claude-sonnet-4.5"
 
 

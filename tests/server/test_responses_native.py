@@ -15,6 +15,10 @@ from pydantic import TypeAdapter
 
 from gateway_support import NANO, generation
 
+# Tests that name their provider share a gateway; those that read which endpoint an unpinned request
+# reached have their own (see own_gateway).
+pytestmark = pytest.mark.shared_gateway
+
 WEATHER = {
     "type": "function",
     "name": "get_weather",
@@ -60,6 +64,8 @@ def test_encrypted_reasoning_round_trips(gateway: Any, sim: Any, stream: bool, p
     assert "could not be verified" in caught.value.message
 
 
+# Compares two answers to unpinned requests: the endpoint each reaches depends on what routing has measured.
+@pytest.mark.own_gateway
 def test_the_stream_is_the_providers_under_the_gateways_numbers(gateway: Any, sim: Any) -> None:
     body = {"model": NANO, "input": "Weather?", "tools": [WEATHER], "reasoning": REASONING, "stream": True}
     headers = {"Authorization": f"Bearer {gateway.key}"}
@@ -93,6 +99,8 @@ def test_the_stream_is_the_providers_under_the_gateways_numbers(gateway: Any, si
     assert record["tokens_completion"] == usage.output_tokens and record["usage"] > 0
 
 
+# Which of o3's endpoints it reaches depends on what routing has measured.
+@pytest.mark.own_gateway
 def test_what_an_endpoint_does_not_take_is_left_out(gateway: Any, sim: Any) -> None:
     response = gateway.openai().responses.create(
         model="openai/o3",
@@ -109,6 +117,8 @@ def test_what_an_endpoint_does_not_take_is_left_out(gateway: Any, sim: Any) -> N
     assert generation(gateway, response.id)["dropped_params"] == ["temperature", "web_search"]
 
 
+# Which of NANO's endpoints it reaches depends on what routing has measured.
+@pytest.mark.own_gateway
 @pytest.mark.parametrize("stream", [False, True])
 def test_namespaces_and_custom_tools_go_as_they_are(gateway: Any, sim: Any, stream: bool) -> None:
     client = gateway.openai()
