@@ -4,6 +4,7 @@ records are written, and what a killed process left is taken over at the next st
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import signal
 import sqlite3
@@ -14,10 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
+import pytest
 
 from tokenmux.store import GenerationRecord, Recorder, SQLiteStore
+from tokenmux.store import journal as journal_module
 from tokenmux.store.crash import CRASH_REASON, adopt_orphans
-from tokenmux.store.journal import Journal, JournalLine, StreamDraft
+from tokenmux.store.journal import OPENING, Journal, JournalLine, StreamDraft
 from tokenmux.store.spool import Spool
 
 GenerationFactory = Callable[..., GenerationRecord]
@@ -230,3 +233,45 @@ async def test_a_journal_that_cannot_be_written_delays_no_response_and_is_counte
     await recorder.flush()
     assert set(stored(db_path)) == {"gen-a"}  # the database still gets it
     await recorder.close()
+
+
+async def test_a_recovery_running_while_a_segment_is_created_never_takes_it(
+    tmp_path: Path, make_generation: GenerationFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process's start (a replica sharing the directory) recovers dead writers' segments at any
+    moment, also between a new segment's creation and its lock."""
+    spool_dir = tmp_path / "spool"
+    real_flock = fcntl.flock
+    recoveries: list[int] = []
+    recovering = False
+
+    def recovery_first(fd: int, operation: int) -> None:
+        nonlocal recovering
+        if not recoveries and not recovering:  # the journal's lock of its new segment: recovery runs first
+            recovering = True
+            recoveries.append(adopt_orphans(spool_dir, Spool(tmp_path / "other-spool")).segments)
+        real_flock(fd, operation)
+
+    monkeypatch.setattr(journal_module.fcntl, "flock", recovery_first)
+    journal = Journal(spool_dir)
+    await journal.append(make_generation("gen-1"))
+    monkeypatch.setattr(journal_module.fcntl, "flock", real_flock)
+    assert recoveries == [0]
+    assert journaled_ids(spool_dir) == ["r:gen-1"]  # in a file recovery can find after a crash
+    await journal.close()
+
+
+def test_a_segment_a_dead_writer_was_creating_is_removed_once_it_is_old(tmp_path: Path) -> None:
+    """A writer holds its new segment's name for microseconds before renaming it: one left for a while is
+    a dead writer's (and empty), one just made may be a live writer's that has not locked it yet."""
+    spool_dir = tmp_path / "spool"
+    spool_dir.mkdir()
+    dead = spool_dir / f"journal-00000000000000000001-1-000000-abcdef.jsonl{OPENING}"
+    dead.touch()
+    an_hour_ago = time.time() - 3600
+    os.utime(dead, (an_hour_ago, an_hour_ago))
+    fresh = spool_dir / f"journal-00000000000000000002-2-000000-abcdef.jsonl{OPENING}"
+    fresh.touch()
+    adopted = adopt_orphans(spool_dir, Spool(spool_dir))
+    assert adopted.segments == 0
+    assert not dead.exists() and fresh.exists()

@@ -16,12 +16,13 @@ import contextlib
 import fcntl
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
 
-from tokenmux.store.journal import PREFIX, SUFFIX, JournalLine, StreamDraft
+from tokenmux.store.journal import OPENING, PREFIX, SUFFIX, JournalLine, StreamDraft
 from tokenmux.store.records import AttemptRecord, GenerationRecord
 from tokenmux.store.spool import Spool
 
@@ -45,11 +46,11 @@ def adopt_orphans(directory: Path, spool: Spool) -> Adopted:
     segments. Segments that cannot be read are left where they are."""
     adopted = Adopted()
     try:
-        names = sorted(
-            p for p in directory.iterdir() if p.name.startswith(PREFIX) and p.name.endswith(SUFFIX)
-        )
+        files = [p for p in directory.iterdir() if p.name.startswith(PREFIX)]
     except FileNotFoundError:
         return adopted
+    names = sorted(p for p in files if p.name.endswith(SUFFIX))
+    _remove_unopened([p for p in files if p.name.endswith(SUFFIX + OPENING)])
     held: list[tuple[Path, int]] = []
     try:
         finished: dict[str, GenerationRecord] = {}
@@ -134,6 +135,30 @@ def crashed(draft: StreamDraft) -> GenerationRecord:
         dropped_params=list(draft.dropped_params),
         attempts=[attempt],
     )
+
+
+# A segment still under its creation name after this long was left by a writer that died creating it.
+_UNOPENED_AGE_S = 60.0
+
+
+def _remove_unopened(paths: list[Path]) -> None:
+    """Delete the segments a dead writer was creating: no record is written to one before it has its
+    final name, so they are empty. A writer renames its new segment microseconds after creating it, before
+    or after locking it, so only one left for a minute is known to be a dead writer's."""
+    for path in paths:
+        try:
+            if time.time() - path.stat().st_mtime < _UNOPENED_AGE_S:
+                continue
+        except FileNotFoundError:
+            continue
+        fd = _take(path)
+        if fd is not None:
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+            finally:
+                os.close(fd)
 
 
 def _take(path: Path) -> int | None:

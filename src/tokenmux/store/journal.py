@@ -16,7 +16,7 @@ last one at the next start when no record of the stream follows).
 The journal is a series of segment files (``journal-<time>-<pid>-<random>.jsonl``, JSON lines); a segment is
 replaced by a new one every ``segment_bytes`` or ``segment_age_s``, and deleted once every record in it has
 been written to the database (``release``) or kept elsewhere (the spool). A process holds an exclusive
-``flock`` on each segment it has open, so another process (a replica sharing the directory, the next start)
+``flock`` on each segment it has open, taken before the segment gets its name, so another process (a replica sharing the directory, the next start)
 takes only segments whose writer is dead (``store/crash.py``). At a clean shutdown a segment still holding
 records the database did not take stays behind, to be replayed at the next start like a crashed one.
 """
@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 
 PREFIX = "journal-"
 SUFFIX = ".jsonl"
+# A segment being created, before its lock is taken: never a dead writer's journal.
+OPENING = ".opening"
 _WARN_PERIOD_S = 30.0
 
 _numbers = itertools.count()
@@ -241,12 +243,19 @@ class Journal:
             self._retire(current)
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         path = self.directory / _new_name()
+        # Created under a name recovery does not look at, locked, then renamed into place: another
+        # process's recovery (``store/crash.py``) must never find a segment before its lock is taken, or it
+        # would take the fresh file for a dead writer's and delete it under this one.
+        opening = path.with_name(path.name + OPENING)
         # 0o600: records name API keys and carry upstream error messages.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        fd = os.open(opening, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # ours while this process lives
+            os.rename(opening, path)
         except OSError:
             os.close(fd)
+            with contextlib.suppress(OSError):
+                opening.unlink()
             raise
         segment = _Segment(path, fd, time.monotonic())
         self._current = segment
