@@ -27,24 +27,28 @@ SEED_PARAMETERS = {
 # Every parameter name the data may use: a typo in a YAML list would otherwise silently drop a parameter.
 # OpenAI's own prompt-cache and abuse-tracing hints, which only OpenAI's endpoints take.
 OPENAI_HINTS = {"prompt_cache_key", "prompt_cache_retention", "safety_identifier"}
-KNOWN_PARAMETERS = SEED_PARAMETERS | OPENAI_HINTS | {
-    "max_tokens",
-    "top_k",
-    "min_p",
-    "repetition_penalty",
-    "reasoning_effort",
-    "reasoning",
-    "thinking",  # Anthropic's own name for extended thinking, as the Anthropic protocol sends it
-    "output_config",  # Anthropic's structured-output setting, as the Anthropic protocol sends it
-    # The Messages API's own fields, as an Anthropic client sends them.
-    "context_management",
-    "cache_control",
-    "service_tier",
-    "speed",
-    "container",
-    "mcp_servers",
-    "inference_geo",
-}
+KNOWN_PARAMETERS = (
+    SEED_PARAMETERS
+    | OPENAI_HINTS
+    | {
+        "max_tokens",
+        "top_k",
+        "min_p",
+        "repetition_penalty",
+        "reasoning_effort",
+        "reasoning",
+        "thinking",  # Anthropic's own name for extended thinking, as the Anthropic protocol sends it
+        "output_config",  # Anthropic's structured-output setting, as the Anthropic protocol sends it
+        # The Messages API's own fields, as an Anthropic client sends them.
+        "context_management",
+        "cache_control",
+        "service_tier",
+        "speed",
+        "container",
+        "mcp_servers",
+        "inference_geo",
+    }
+)
 KNOWN_TOKENIZERS = {
     "o200k",
     "cl100k",
