@@ -51,6 +51,10 @@ CLAUDE_MODEL = "anthropic/claude-haiku-4.5"
 CLAUDE_UPSTREAM_MODEL = "claude-haiku-4-5"
 GEMINI_MODEL = "google/gemini-2.5-flash"
 GEMINI_UPSTREAM_MODEL = "gemini-2.5-flash"
+EMBEDDING_MODEL = "openai/text-embedding-3-small"
+UPSTREAM_EMBEDDING_MODEL = "text-embedding-3-small"
+# Two short texts, as a retrieval client embeds a handful of chunks per call.
+EMBEDDING_INPUT = ["The gateway routes each request to the best provider.", "Tokens are counted offline."]
 PROMPT = "Say hello in one short sentence."
 MESSAGES = [{"role": "user", "content": PROMPT}]
 CONTENTS = [{"role": "user", "parts": [{"text": PROMPT}]}]
@@ -685,6 +689,60 @@ def _count_tokens(stack: Stack, model: str) -> None:
         raise RequestFailed(f"count_tokens for {model} answered {counted}")
 
 
+def _embeddings_target(name: str, port: int, path: str, model: str, key: str) -> Target:
+    request = build_request(
+        HOST, port, path, {"model": model, "input": EMBEDDING_INPUT}, {"Authorization": f"Bearer {key}"}
+    )
+    return Target(name, HOST, port, request, request)  # embeddings are never streamed
+
+
+async def _embeddings(stack: Stack, plan: Plan) -> list[Figure]:
+    """The embeddings route: what it adds at concurrency 1 (alternating with the same call straight to the
+    simulator) and its CPU per request at the CPU runs' concurrency."""
+    direct = _embeddings_target(
+        "direct-embeddings",
+        stack.simulator.port,
+        "/openai/v1/embeddings",
+        UPSTREAM_EMBEDDING_MODEL,
+        "sk-bench",
+    )
+    gateway = _embeddings_target(
+        "gateway-embeddings", stack.gateway.port, "/api/v1/embeddings", EMBEDDING_MODEL, stack.api_key
+    )
+    requests = max(1, plan.requests // 2)
+    _progress(f"embeddings: {requests} requests per path at concurrency 1, then at {plan.cpu_concurrency}")
+    await sequential([direct, gateway], max(1, plan.warmup // 4), streamed=False)
+    direct_batch, gateway_batch = await sequential([direct, gateway], requests, streamed=False)
+    figures = []
+    for q, budget_note in ((50, "p50"), (99, "p99")):
+        direct_s, gateway_s = (
+            percentile([_total(t) for t in b.timings], q) for b in (direct_batch, gateway_batch)
+        )
+        figures.append(
+            Figure(
+                f"embeddings_added_latency_{budget_note}",
+                f"added latency {budget_note} (embeddings, c=1)",
+                _ms(gateway_s - direct_s),
+                "ms",
+                direct=_ms(direct_s),
+                gateway=_ms(gateway_s),
+            )
+        )
+    cost = await _cpu_cost(
+        stack, Run(stack.gateway, gateway, SETTLE_S), requests, plan.cpu_concurrency, streamed=False
+    )
+    figures.append(
+        Figure(
+            "embeddings_gateway_cpu_per_request",
+            f"gateway CPU per request (embeddings, c={plan.cpu_concurrency})",
+            cost.cpu_us,
+            "µs",
+            note=cost.describe(),
+        )
+    )
+    return figures
+
+
 async def run_plan(stack: Stack, plan: Plan) -> tuple[list[Figure], list[FloorRow]]:
     """The figures, and the floor's beside the gateway's (empty when the floor apps are not running)."""
     p = paths(stack)
@@ -693,6 +751,7 @@ async def run_plan(stack: Stack, plan: Plan) -> tuple[list[Figure], list[FloorRo
     figures = await _latency(stack, p, plan, floor)
     figures += await _cpu(stack, p, plan, floor)
     figures += await _throughput(stack, p, plan, floor)
+    figures += await _embeddings(stack, plan)
     unloaded_mb = stack.gateway.memory_kib("VmRSS") / 1024
     await asyncio.to_thread(_count_tokens, stack, MODEL)  # o200k_base
     o200k_mb = stack.gateway.memory_kib("VmRSS") / 1024

@@ -2,7 +2,7 @@
 
 Not a timed test: nothing here asserts how fast anything is, only that ``bench/run.py`` starts the simulator
 and the gateway, drives every path (same-protocol, translated both ways, the Responses and Gemini routes)
-and the floor apps beside them, runs ``bench_pages.py`` on a small request log, and reports every figure as
+and the embeddings route and the floor apps beside them, runs ``bench_pages.py`` on a small request log, and reports every figure as
 a number, the headline ones with the floor's.
 """
 
@@ -53,6 +53,9 @@ EXPECTED = {
     "throughput_non_streamed": (True, False),
     "throughput_streamed": (True, False),
     "gateway_rss": (False, True),
+    "embeddings_added_latency_p50": (True, False),
+    "embeddings_added_latency_p99": (True, False),
+    "embeddings_gateway_cpu_per_request": (False, False),
     **{
         f"{t}_{key}": (paired, False)
         for t in TRANSLATIONS
