@@ -52,8 +52,9 @@ def gemini_client(gateway: Gateway, key: str | None = None) -> genai.Client:
     )
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def client(gateway: Gateway) -> Iterator[genai.Client]:
+    # One for the module's gateway: building a google-genai client (its TLS context) costs about 0.2 s.
     with gemini_client(gateway) as c:
         yield c
 
