@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+import gateway_support
 from gateway_support import SIM_PREFIXES, Gateway, make_key, open_gateway, sim_config
 from tokenmux.server.build import build_gateway
 from tokenmux.server.runner import BackgroundServer
@@ -31,6 +32,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             drives[item.path] = bool(_DRIVES_A_CLIENT.search(item.path.read_text(encoding="utf-8")))
         if drives[item.path]:
             item.add_marker(pytest.mark.clients)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def spools_in_the_session_folder(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Test gateways whose test names no spool directory get one of their own in the session's folder."""
+    gateway_support.spool_root = tmp_path_factory.mktemp("spools")
 
 
 @pytest.fixture(scope="session")

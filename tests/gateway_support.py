@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,12 @@ SIM_PREFIXES = ("openai", "azure", *OPENAI_COMPATIBLE, "anthropic", "google")
 HELLO = [{"role": "user", "content": "Hello there"}]
 
 
+# Where a test gateway's journal goes when its test names no ``spool_dir``: a folder of its own under this
+# (the session's temporary folder, set by conftest), never the working directory. Gateways sharing a spool
+# would recover each other's journals at start.
+spool_root: Path | None = None
+
+
 def sim_config(sim_url: str, **gateway: Any) -> dict[str, Any]:
     providers: dict[str, Any] = {
         "openai": {"base_url": f"{sim_url}/openai/v1", "api_key": "sk-upstream-openai-secret"},
@@ -38,6 +45,8 @@ def sim_config(sim_url: str, **gateway: Any) -> dict[str, Any]:
     providers["anthropic"] = {"base_url": f"{sim_url}/anthropic", "api_key": "anthropic-upstream-secret"}
     providers["google"] = {"base_url": f"{sim_url}/google", "api_key": "google-upstream-secret"}
     settings = {"attempt_timeout_s": 1.0, "request_timeout_s": 8.0, "stream_keepalive_s": 0.3, **gateway}
+    if "spool_dir" not in settings:
+        settings["spool_dir"] = tempfile.mkdtemp(prefix="spool-", dir=spool_root)
     return {"providers": providers, "gateway": settings}
 
 
