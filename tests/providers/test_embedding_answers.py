@@ -1,6 +1,6 @@
-"""An OpenAI-format embeddings answer is read the same whichever way it is decoded: the one-pass typed
-reading of a well-formed answer and the general one agree, and what only the general one accepts or explains
-still goes through it."""
+"""An OpenAI-format embeddings answer is read into floats in input order, whatever form its vectors take
+(numbers checked and converted in C, base64, integers, booleans as before), and a malformed one is
+explained."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tokenmux.errors import ProviderMalformed, ProviderRejected
-from tokenmux.providers.openai_embeddings import _read_any_answer, read_answer
+from tokenmux.providers.openai_embeddings import read_answer
 
 
 def _rejection(error: Any) -> ProviderRejected:
@@ -24,32 +24,42 @@ def _packed(vector: list[float]) -> str:
 
 
 ANSWERS = {
-    "in order": {"data": [{"index": 0, "embedding": [0.5, -1.25]}, {"index": 1, "embedding": [2, 3]}]},
-    "out of order": {
-        "data": [{"index": 1, "embedding": [0.25, 1.0]}, {"index": 0, "embedding": [1e-7, -2.5]}]
-    },
-    "no index": {"data": [{"embedding": [1.5, 2.5]}, {"embedding": [3.5, 4.5]}]},
-    "base64 beside numbers": {
-        "data": [{"index": 0, "embedding": _packed([0.5, 0.25])}, {"embedding": [1, 2]}]
-    },
-    "usage and model": {
-        "data": [{"embedding": [0.5]}, {"embedding": [0.75]}],
-        "model": "text-embedding-3-small-2024",
-        "usage": {"prompt_tokens": 9, "total_tokens": 9},
-    },
-    "booleans, read as numbers as before": {
-        "data": [{"embedding": [True, 0.5]}, {"embedding": [0.5, False]}]
-    },
+    "in order": (
+        {"data": [{"index": 0, "embedding": [0.5, -1.25]}, {"index": 1, "embedding": [2, 3]}]},
+        [[0.5, -1.25], [2.0, 3.0]],
+    ),
+    "out of order": (
+        {"data": [{"index": 1, "embedding": [0.25, 1.0]}, {"index": 0, "embedding": [1e-7, -2.5]}]},
+        [[1e-7, -2.5], [0.25, 1.0]],
+    ),
+    "no index": ({"data": [{"embedding": [1.5, 2.5]}, {"embedding": [3.5, 4.5]}]}, [[1.5, 2.5], [3.5, 4.5]]),
+    "base64 beside numbers": (
+        {"data": [{"index": 0, "embedding": _packed([0.5, 0.25])}, {"embedding": [1, 2]}]},
+        [[0.5, 0.25], [1.0, 2.0]],
+    ),
+    "booleans, read as numbers as before": (
+        {"data": [{"embedding": [True, 0.5]}, {"embedding": [0.5, False]}]},
+        [[1.0, 0.5], [0.5, 0.0]],
+    ),
 }
 
 
-@pytest.mark.parametrize("answer", ANSWERS.values(), ids=ANSWERS.keys())
-def test_both_readings_agree(answer: dict[str, Any]) -> None:
-    raw = json.dumps(answer).encode()
-    fast = read_answer(raw, 200, "asked-model", 2, _rejection)
-    general = _read_any_answer(raw, 200, "asked-model", 2, _rejection)
-    assert fast == general
-    assert all(isinstance(x, float) for v in fast.vectors for x in v)
+@pytest.mark.parametrize(("answer", "vectors"), ANSWERS.values(), ids=ANSWERS.keys())
+def test_vectors_are_floats_in_input_order(answer: dict[str, Any], vectors: list[list[float]]) -> None:
+    read = read_answer(json.dumps(answer).encode(), 200, "asked-model", 2, _rejection)
+    assert read.vectors == vectors
+    assert all(type(x) is float for v in read.vectors for x in v)
+    assert read.model == "asked-model" and read.usage.prompt_tokens == 0
+
+
+def test_the_answers_model_and_usage_are_kept() -> None:
+    answer = {
+        "data": [{"embedding": [0.5]}, {"embedding": [0.75]}],
+        "model": "text-embedding-3-small-2024",
+        "usage": {"prompt_tokens": 9, "total_tokens": 9},
+    }
+    read = read_answer(json.dumps(answer).encode(), 200, "asked-model", 2, _rejection)
+    assert (read.model, read.usage.prompt_tokens) == ("text-embedding-3-small-2024", 9)
 
 
 @pytest.mark.parametrize(

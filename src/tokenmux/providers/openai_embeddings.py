@@ -31,24 +31,6 @@ def request_body(request: EmbeddingRequest, head: dict[str, Any]) -> dict[str, A
     return body
 
 
-class _Embedding(msgspec.Struct):
-    embedding: list[float] | str
-    index: int | None = None
-
-
-class _Usage(msgspec.Struct):
-    prompt_tokens: int | None = None
-
-
-class _Answer(msgspec.Struct):
-    data: list[_Embedding]
-    model: str | None = None
-    usage: _Usage | None = None
-
-
-# A well-formed answer is decoded and its numbers checked in one C pass: the general reading below spends
-# about a microsecond of Python per number (1.3 ms for two 1,536-dimension vectors, against 0.3 ms here).
-_ANSWER = msgspec.json.Decoder(_Answer)
 _FLOATS = list[float]
 
 
@@ -61,34 +43,6 @@ def read_answer(
 ) -> EmbeddingResult:
     """The vectors of an answer that should hold ``count`` of them, in input order (the ``index`` of each
     item says where it goes: servers need not keep the order)."""
-    try:
-        answer = _ANSWER.decode(raw)
-    except msgspec.DecodeError:  # an error, or a shape the general reading explains or accepts
-        return _read_any_answer(raw, status, model, count, error_object)
-    vectors: list[list[float] | None] = [None] * count
-    for position, item in enumerate(answer.data):
-        index = position if item.index is None else item.index
-        if not 0 <= index < count:
-            return _read_any_answer(raw, status, model, count, error_object)
-        embedding = item.embedding
-        vectors[index] = embedding if isinstance(embedding, list) else vector_of(embedding)
-    if any(v is None for v in vectors):
-        return _read_any_answer(raw, status, model, count, error_object)
-    prompt = answer.usage.prompt_tokens if answer.usage is not None else None
-    return EmbeddingResult(
-        vectors=[v for v in vectors if v is not None],
-        usage=Usage(prompt_tokens=prompt or 0),
-        model=answer.model or model,
-    )
-
-
-def _read_any_answer(
-    raw: bytes,
-    status: int,
-    model: str,
-    count: int,
-    error_object: Callable[[Any], ProviderRejected],
-) -> EmbeddingResult:
     data = json_object(raw, status)
     items = data.get("data")
     if not isinstance(items, list):
