@@ -81,32 +81,32 @@ class PromptSize:
         """Whether the prompt is at most ``limit`` tokens in ``family_name``; tokenizes only if the byte
         bound cannot tell, and then only as far as needed."""
         fam = family(family_name)
-        if self._upper_bound(fam) <= limit:
-            return True
-        room = limit - self._fixed_tokens(fam)
-        return room >= 0 and self._count(fam.encoding).at_most(fam.unscale_budget(room))
+        settled, budget = self._settled(fam, limit)
+        return settled if settled is not None else self._count(fam.encoding).at_most(budget)
 
     def within_known(self, family_name: str, limit: int) -> bool | None:
         """``within(family_name, limit)`` when the bound, what is counted so far and the chunk-count cache
         (a conversation's earlier turns) can tell without tokenizing; None when only a count can."""
         fam = family(family_name)
-        if self._upper_bound(fam) <= limit:
-            return True
-        room = limit - self._fixed_tokens(fam)
-        if room < 0:
-            return False
-        return self._count(fam.encoding).at_most_known(fam.unscale_budget(room))
+        settled, budget = self._settled(fam, limit)
+        return settled if settled is not None else self._count(fam.encoding).at_most_known(budget)
 
     def within_after(self, family_name: str, limit: int, chunks: int) -> bool | None:
         """``within(family_name, limit)`` if tokenizing at most ``chunks`` more chunks answers it, else
         None (call again to go on)."""
         fam = family(family_name)
+        settled, budget = self._settled(fam, limit)
+        return settled if settled is not None else self._count(fam.encoding).at_most_after(budget, chunks)
+
+    def _settled(self, fam: TokenizerFamily, limit: int) -> tuple[bool | None, int]:
+        """Whether ``limit`` is met, when the byte bound or the fixed tokens (framing, media) alone tell;
+        else None and the most the texts may count in ``fam``'s shipped vocabulary."""
         if self._upper_bound(fam) <= limit:
-            return True
+            return True, 0
         room = limit - self._fixed_tokens(fam)
         if room < 0:
-            return False
-        return self._count(fam.encoding).at_most_after(fam.unscale_budget(room), chunks)
+            return False, 0
+        return None, fam.unscale_budget(room)
 
     def stop_counting(self) -> None:
         """End every count of this prompt under way (in another thread) at its next chunk: nobody needs
