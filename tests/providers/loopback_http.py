@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -81,6 +81,16 @@ async def read_request(reader: asyncio.StreamReader) -> ReceivedRequest:
     length = int(next((v for k, v in headers if k == "content-length"), "0"))
     body = await reader.readexactly(length) if length else b""
     return ReceivedRequest(method, target, headers, body)
+
+
+async def each_request(reader: asyncio.StreamReader) -> AsyncIterator[ReceivedRequest]:
+    """The requests of one keep-alive connection, read one after another until the client closes it."""
+    while True:
+        try:
+            request = await read_request(reader)
+        except asyncio.IncompleteReadError:
+            return
+        yield request
 
 
 def response_head(status: int = 200, headers: list[tuple[str, str]] | None = None, *, chunked: bool) -> bytes:

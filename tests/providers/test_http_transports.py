@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from loopback_http import LoopbackServer, chunk, full_response, read_request, response_head
+from loopback_http import LoopbackServer, chunk, each_request, full_response, read_request, response_head
 
 from tokenmux import __version__
 from tokenmux.errors import ProviderMalformed, ProviderTimeout, ProviderUnreachable
@@ -72,11 +72,7 @@ async def test_request_goes_out_exactly_and_response_comes_back(transport: Trans
 
 
 async def keep_alive_json(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    while True:
-        try:
-            await read_request(reader)
-        except asyncio.IncompleteReadError:
-            return
+    async for _ in each_request(reader):
         writer.write(full_response(200, b"{}", [("Set-Cookie", "session=1")]))
         await writer.drain()
 
@@ -94,11 +90,7 @@ async def test_a_stream_read_to_its_end_returns_its_connection_to_the_pool(
     transport: Transport,
 ) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            try:
-                await read_request(reader)
-            except asyncio.IncompleteReadError:
-                return
+        async for _ in each_request(reader):
             writer.write(response_head(200, chunked=True) + chunk(b"data: 1\n\n") + chunk(b""))
             await writer.drain()
 
@@ -411,11 +403,7 @@ async def test_http1_waits_for_a_free_connection_at_the_per_host_limit() -> None
     release = asyncio.Event()
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            try:
-                await read_request(reader)
-            except asyncio.IncompleteReadError:
-                return
+        async for _ in each_request(reader):
             await release.wait()
             writer.write(full_response(200, b"{}"))
             await writer.drain()

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import msgspec
 import pytest
 from adapter_helpers import MESSAGES, chat, chunk, completion, config, context, delta
-from loopback_http import LoopbackServer, full_response, read_request, response_head
+from loopback_http import LoopbackServer, each_request, full_response, read_request, response_head
 from loopback_http import chunk as http_chunk
 
 from tokenmux.errors import ProviderUnreachable
@@ -70,11 +70,7 @@ async def test_non_streamed_call_over_the_network(transport: Transport) -> None:
 
 async def test_streams_read_to_done_reuse_one_connection(transport: Transport) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            try:
-                await read_request(reader)
-            except asyncio.IncompleteReadError:
-                return
+        async for _ in each_request(reader):
             writer.write(response_head(200, [("Content-Type", "text/event-stream")], chunked=True))
             for piece in STREAM:
                 writer.write(piece)
@@ -128,11 +124,7 @@ async def test_a_stream_whose_end_came_with_its_last_chunks_says_so(end_later: b
     left to wait for: the body's terminator arrived with it; either way the connection is reused."""
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            try:
-                await read_request(reader)
-            except asyncio.IncompleteReadError:
-                return
+        async for _ in each_request(reader):
             head = response_head(200, [("Content-Type", "text/event-stream")], chunked=True)
             writer.write(head + b"".join(STREAM) + (b"" if end_later else http_chunk(b"")))
             await writer.drain()
