@@ -48,6 +48,18 @@ def test_chunks_stay_within_the_parameter_limit(conn: sqlite3.Connection) -> Non
     assert conn.execute("SELECT count(*) FROM t").fetchone() == (11,)
 
 
+def test_a_large_batch_takes_few_statements_of_bounded_size(conn: sqlite3.Connection) -> None:
+    # Statements stay in the connection's cache, and their size grows with their rows: a batch of 1,000
+    # goes in statements of at most 64 rows (15 x 64, then 32 and 8), each step handing the GIL over once.
+    steps: list[int] = []
+    # The trace shows each statement with its values bound: one "), (" between consecutive rows.
+    conn.set_trace_callback(
+        lambda sql: steps.append(sql.count("), (") + 1) if sql.startswith("INSERT") else None
+    )
+    assert BULK.run(conn, values(range(1000))) == 1000
+    assert steps == [64] * 15 + [32, 8]
+
+
 def test_values_must_make_whole_rows(conn: sqlite3.Connection) -> None:
     with pytest.raises(ValueError, match="rows of 3"):
         BULK.run(conn, [1, "one"])

@@ -6,6 +6,10 @@ mapped and count in the process's resident set although nothing reads them again
 the file, so dropping them (``madvise(MADV_DONTNEED)``) loses nothing: a later read faults the page back in
 from the file. Only private read-only mappings without anonymous pages are touched: a page the loader wrote
 (relocations, later made read-only) exists only in memory and must stay.
+
+Decoding also leaves freed memory behind: the decoder's temporary buffers, freed in the middle of the C
+heap, stay resident because the allocator returns to the system only the free space at the heap's top.
+``release_freed_heap`` asks glibc for the rest (``malloc_trim``): about 1.4 MB after both vocabularies.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 _MADV_DONTNEED = 4  # Linux's value
 _SMAPS = "/proc/self/smaps"
@@ -81,12 +86,30 @@ def release_read_only_pages(path: str) -> int:
     return released
 
 
-def _madvise() -> Callable[[int, int, int], int]:
+def release_freed_heap() -> bool:
+    """Give the system back the free pages anywhere in the C allocator's heaps, not only at their tops;
+    False where the C library has no ``malloc_trim`` (it is glibc's). Costs a walk of the heaps: call it
+    after a large one-time load, never per request."""
+    if not sys.platform.startswith("linux"):
+        return False
+    trim = getattr(_libc(), "malloc_trim", None)
+    if trim is None:
+        return False
+    trim(0)
+    return True
+
+
+def _libc() -> Any:
     import ctypes  # here: only the first vocabulary load needs it
     import ctypes.util
 
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-    madvise = libc.madvise
+    return ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+
+
+def _madvise() -> Callable[[int, int, int], int]:
+    import ctypes
+
+    madvise = _libc().madvise
     madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
     madvise.restype = ctypes.c_int
     return madvise

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tokenmux.errors import CountStopped
-from tokenmux.routing.mapped_pages import release_read_only_pages
+from tokenmux.routing.mapped_pages import release_freed_heap, release_read_only_pages
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -137,6 +137,8 @@ def tokenizer(encoding: str) -> CountingTokenizer:
                 # The vocabulary was decoded from the extension's read-only image, whose pages would
                 # otherwise stay resident (about 32 MB for o200k_base, 15 MB for cl100k_base) unread.
                 release_read_only_pages(extension.__file__)
+                # And the decoder's freed buffers, which stay resident in the middle of the heap.
+                release_freed_heap()
     return tok
 
 

@@ -5,24 +5,21 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tokenmux.asgi import AsgiApp
 from tokenmux.attempts import Attempts
 from tokenmux.catalog.loader import load_catalog
 from tokenmux.catalog.model import Catalog
 from tokenmux.config import ConfigDocument, Settings, build_settings, decode_document
-from tokenmux.limits.ledger import Ledger, LocalLedger, seed_from_log, spend_from_log
-from tokenmux.limits.redis_ledger import RedisLedger
+from tokenmux.limits.ledger import Ledger, LocalLedger, SpendSource, seed_from_log, spend_from_log
 from tokenmux.providers import build_provider
 from tokenmux.providers.http1 import Http1Transport
 from tokenmux.providers.registry import provider_kinds
 from tokenmux.providers.transport import Transport
-from tokenmux.redis.link import RedisLink
 from tokenmux.routing.affinity import CacheAffinity
 from tokenmux.routing.health import HealthBoard
 from tokenmux.routing.router import Router
-from tokenmux.routing.shared_health import SharedHealth
 from tokenmux.server.app import Gateway
 from tokenmux.server.auth import KeyRing
 from tokenmux.server.auth_failures import AuthFailures, AuthGuard
@@ -42,6 +39,10 @@ from tokenmux.store.recorder import Recorder
 from tokenmux.store.records import GenerationRecord
 from tokenmux.store.spool import Spool
 from tokenmux.store.url import open_store
+
+if TYPE_CHECKING:
+    from tokenmux.redis.link import RedisLink
+    from tokenmux.routing.shared_health import SharedHealth
 
 
 def build_gateway(
@@ -76,10 +77,9 @@ def build_parts(
     store: Store,
     *,
     transport: Transport | None = None,
-    ledger: Ledger | None = None,
     listen_url: str | None = None,
 ) -> Parts:
-    """Every service of the gateway, built once; ``ledger`` default: this process's own books, or Redis's."""
+    """Every service of the gateway, built once."""
     gw = settings.gateway
     transport = transport or (Http1Transport() if gw.http_client == "http1" else _aiohttp_transport())
     health = HealthBoard(
@@ -119,36 +119,13 @@ def build_parts(
     metrics.auth_failures = auth_failures.by_reason
     keys = KeyRing(store, admin_key=gw.admin_key or None, failures=auth_failures)
     # With --redis, replicas share limits and endpoint health; without, each process keeps its own.
-    redis_link = RedisLink(settings.redis_url, timeout_s=gw.redis_timeout_s) if settings.redis_url else None
-    shared_health = SharedHealth(redis_link, health) if redis_link else None
     spend = spend_from_log(store)
-    ledger = ledger or (
-        RedisLedger(
-            redis_link,
-            spend,
-            seed_source=seed_from_log(store),
-            lease_s=gw.redis_lease_s,
-            longest_request_s=gw.request_timeout_s,
+    if settings.redis_url:
+        redis_link, shared_health, ledger = _shared_over_redis(
+            settings.redis_url, settings, health, store, spend, recorder, metrics
         )
-        if redis_link
-        else LocalLedger(spend)
-    )
-    if isinstance(ledger, RedisLedger):
-        # Settlements are kept for sending again until their generations are in the log.
-        shared_ledger = ledger
-        recorder.add_listener(lambda batch: shared_ledger.logged([g.id for g in batch]))
-    if redis_link is not None:
-        link, books = redis_link, ledger
-
-        def shared_gauges() -> dict[str, int]:
-            pending = books.pending_settlements if isinstance(books, RedisLedger) else 0
-            return {
-                "redis_up": int(link.answering),
-                "redis_failures": link.failures,
-                "settlements_pending": pending,
-            }
-
-        metrics.shared = shared_gauges
+    else:
+        redis_link, shared_health, ledger = None, None, LocalLedger(spend)
     return Parts(
         settings=settings,
         catalog=catalog,
@@ -174,6 +151,44 @@ def build_parts(
         # For sample code on the pages: configured, or where this gateway listens.
         public_url=(gw.public_url or listen_url or "").rstrip("/"),
     )
+
+
+def _shared_over_redis(
+    redis_url: str,
+    settings: Settings,
+    health: HealthBoard,
+    store: Store,
+    spend: SpendSource,
+    recorder: Recorder,
+    metrics: Metrics,
+) -> tuple[RedisLink, SharedHealth, Ledger]:
+    """The link to Redis, the endpoint health and the ledger that replicas share through it. Imported only
+    then: the Redis modules and hiredis cost about 0.5 MB that a single gateway does not need."""
+    from tokenmux.limits.redis_ledger import RedisLedger
+    from tokenmux.redis.link import RedisLink
+    from tokenmux.routing.shared_health import SharedHealth
+
+    gw = settings.gateway
+    link = RedisLink(redis_url, timeout_s=gw.redis_timeout_s)
+    ledger = RedisLedger(
+        link,
+        spend,
+        seed_source=seed_from_log(store),
+        lease_s=gw.redis_lease_s,
+        longest_request_s=gw.request_timeout_s,
+    )
+    # Settlements are kept for sending again until their generations are in the log.
+    recorder.add_listener(lambda batch: ledger.logged([g.id for g in batch]))
+
+    def shared_gauges() -> dict[str, int]:
+        return {
+            "redis_up": int(link.answering),
+            "redis_failures": link.failures,
+            "settlements_pending": ledger.pending_settlements,
+        }
+
+    metrics.shared = shared_gauges
+    return link, SharedHealth(link, health), ledger
 
 
 def build_app(parts: Parts) -> Gateway:

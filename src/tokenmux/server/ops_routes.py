@@ -3,15 +3,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from tokenmux.asgi import Receive, Scope, Send, send_bytes
 from tokenmux.json_codec import encode_json
 from tokenmux.limits.ledger import Ledger
-from tokenmux.redis.link import RedisLink
 from tokenmux.server.lifecycle import Lifecycle
 from tokenmux.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from tokenmux.server.metrics import Metrics
 from tokenmux.store.base import Store
 from tokenmux.store.recorder import Recorder
+
+if TYPE_CHECKING:  # with --redis only
+    from tokenmux.redis.link import RedisLink
 
 
 class OpsRoutes:

@@ -7,6 +7,7 @@ few services it uses, and only the lifecycle (``server/lifecycle.py``) starts an
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from tokenmux.attempts import Attempts
 from tokenmux.catalog.model import Catalog
@@ -14,11 +15,9 @@ from tokenmux.config import Settings
 from tokenmux.limits.ledger import Ledger
 from tokenmux.providers.base import Provider
 from tokenmux.providers.transport import Transport
-from tokenmux.redis.link import RedisLink
 from tokenmux.routing.affinity import CacheAffinity
 from tokenmux.routing.health import HealthBoard
 from tokenmux.routing.router import Router
-from tokenmux.routing.shared_health import SharedHealth
 from tokenmux.server.auth import KeyRing
 from tokenmux.server.auth_failures import AuthFailures
 from tokenmux.server.body_budget import BodyBudget
@@ -28,6 +27,10 @@ from tokenmux.stats import Stats
 from tokenmux.store.base import Store
 from tokenmux.store.contents import ContentKeeper
 from tokenmux.store.recorder import Recorder
+
+if TYPE_CHECKING:  # with --redis only: imported then (server/build.py)
+    from tokenmux.redis.link import RedisLink
+    from tokenmux.routing.shared_health import SharedHealth
 
 
 @dataclass(slots=True)
