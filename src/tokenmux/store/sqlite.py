@@ -308,9 +308,9 @@ class SQLiteStore(Store):
             # touches are few, and the pages it misses come from the operating system's cache. The cache
             # fills to its size, so its size is resident memory: 1 MiB wrote 20,300-20,700 records/s
             # against 21,500-22,200 with 4 MiB (bench_recorder.py, 200,000 records, two runs each), for
-            # 3 MB less resident; 512 KiB wrote 28,700-31,900 against 30,100-36,300 with 1 MiB (four runs
-            # each, alternating), for 0.5 MB less. A gateway on this machine serves at most about 2,500
-            # requests/s, so the writer still keeps up more than tenfold.
+            # 3 MB less resident; 512 KiB wrote 25,400-31,900 against 27,100-36,300 with 1 MiB (six runs
+            # each, alternating; medians 29,400 and 30,400), for 0.5 MB less. A gateway on this machine
+            # serves at most about 2,500 requests/s, so the writer still keeps up more than tenfold.
             conn.execute("PRAGMA cache_size=-512")
             conn.execute("PRAGMA foreign_keys=ON")
             # A statement inserting many rows (sqlite_bulk.py) keeps a statement journal to undo itself; in
