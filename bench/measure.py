@@ -747,6 +747,7 @@ async def run_plan(stack: Stack, plan: Plan) -> tuple[list[Figure], list[FloorRo
     """The figures, and the floor's beside the gateway's (empty when the floor apps are not running)."""
     p = paths(stack)
     floor: list[FloorRow] = []
+    ready_mb = stack.gateway.memory_kib("VmRSS") / 1024  # before any request: what traffic adds is apart
     await _warm_up(p, plan)
     figures = await _latency(stack, p, plan, floor)
     figures += await _cpu(stack, p, plan, floor)
@@ -768,8 +769,8 @@ async def run_plan(stack: Stack, plan: Plan) -> tuple[list[Figure], list[FloorRo
             "MB",
             Budget(100),
             note=f"after {sent:,} requests and a count for {', '.join(VOCABULARY_MODELS)} (o200k_base and "
-            f"cl100k_base loaded); {unloaded_mb:.1f} MB before those counts, {o200k_mb:.1f} MB with "
-            f"o200k_base alone; peak {peak_mb:.1f} MB",
+            f"cl100k_base loaded); {ready_mb:.1f} MB ready, before any request; {unloaded_mb:.1f} MB before "
+            f"those counts, {o200k_mb:.1f} MB with o200k_base alone; peak {peak_mb:.1f} MB",
         )
     )
     return figures, _ordered(floor)
