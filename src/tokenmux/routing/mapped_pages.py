@@ -9,7 +9,7 @@ from the file. Only private read-only mappings without anonymous pages are touch
 
 Decoding also leaves freed memory behind: the decoder's temporary buffers, freed in the middle of the C
 heap, stay resident because the allocator returns to the system only the free space at the heap's top.
-``release_freed_heap`` asks glibc for the rest (``malloc_trim``): about 1.4 MB after both vocabularies.
+``release_freed_heap`` asks glibc for the rest (``malloc_trim``): up to 1.4 MB after both vocabularies.
 """
 
 from __future__ import annotations
