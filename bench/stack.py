@@ -17,7 +17,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -215,11 +215,16 @@ def running_stack(
     key_limits: tuple[str, ...] = (),
     redis_url: str | None = None,
     floor: bool = False,
+    floor_kinds: Sequence[str] = FLOOR_KINDS,
+    launcher: Sequence[str] = (),
+    ready_timeout_s: float = 30.0,
 ) -> Iterator[Stack]:
     """Start the simulator and the gateway (ready to serve, with one API key), stop them on exit.
     ``key_limits`` are ``tokenmux keys create`` options for the key (``--concurrency 10``); with
     ``redis_url`` the gateway keeps its limits in that Redis; with ``floor`` the floor apps
-    (``floor_apps.py``) run too, each in its own process, on the gateway's CPUs when pinned."""
+    (``floor_apps.py``; ``floor_kinds`` of them) run too, each in its own process, on the gateway's CPUs
+    when pinned. ``launcher`` is a command the gateway and the floor apps run under (a profiler), which
+    may need a longer ``ready_timeout_s``."""
     workdir = Path(tempfile.mkdtemp(prefix="tokenmux-bench-"))
     env = _clean_env()
     services: list[Service] = []
@@ -228,11 +233,13 @@ def running_stack(
         # The floor apps start first, while the key is made: they need only the simulator's address (the
         # proxies connect on their first request).
         floors: dict[str, Service] = {}
-        for kind in FLOOR_KINDS if floor else ():
+        for kind in floor_kinds if floor else ():
             port = _free_port([sim_port, *(service.port for service in services)])
             upstream = f"http://{HOST}:{sim_port}/openai/v1/chat/completions"
             args = [sys.executable, str(FLOOR_APPS), kind, "--host", HOST, "--port", str(port)]
-            floors[kind] = _spawn(f"floor-{kind}", [*args, "--upstream", upstream], port, workdir, env)
+            floors[kind] = _spawn(
+                f"floor-{kind}", [*launcher, *args, "--upstream", upstream], port, workdir, env
+            )
             services.append(floors[kind])
             if gateway_cpus:
                 floors[kind].pin(gateway_cpus)
@@ -267,20 +274,23 @@ def running_stack(
         gw_port = _free_port([sim_port, *(service.port for service in services)])
         gateway = _spawn(
             "gateway",
-            _tokenmux(
-                "serve",
-                "--host",
-                HOST,
-                "--port",
-                str(gw_port),
-                "--config",
-                str(config),
-                "--database",
-                database,
-                "--log-level",
-                "warning",
-                *(("--redis", redis_url) if redis_url else ()),
-            ),
+            [
+                *launcher,
+                *_tokenmux(
+                    "serve",
+                    "--host",
+                    HOST,
+                    "--port",
+                    str(gw_port),
+                    "--config",
+                    str(config),
+                    "--database",
+                    database,
+                    "--log-level",
+                    "warning",
+                    *(("--redis", redis_url) if redis_url else ()),
+                ),
+            ],
             gw_port,
             workdir,
             env,
@@ -291,9 +301,9 @@ def running_stack(
 
         with SimulatorControl(f"http://{HOST}:{sim_port}") as control:
             simulator.wait_ready(control.is_up)
-            gateway.wait_ready(lambda: gateway.answers("/ready"))
+            gateway.wait_ready(lambda: gateway.answers("/ready"), ready_timeout_s)
             for service in floors.values():
-                service.wait_ready(service.accepts_connections)
+                service.wait_ready(service.accepts_connections, ready_timeout_s)
             yield Stack(simulator, gateway, api_key, database, control, floors)
     finally:
         for service in reversed(services):
