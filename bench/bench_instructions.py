@@ -1,7 +1,7 @@
 """Instructions the gateway executes per request, beside the floor's: a CPU figure that the machine's load
 does not move.
 
-    .venv/bin/python bench/bench_instructions.py [--requests 400] [--concurrency 4] [--warmup 100]
+    .venv/bin/python bench/bench_instructions.py [--requests 400] [--concurrency 4] [--warmup 100] [--json FILE]
 
 CPU time on a shared VM moves by a quarter from one run to the next, so two versions of the code whose CPU
 per request differs by less than that cannot be told apart by timing them. Valgrind's callgrind counts the
@@ -12,14 +12,15 @@ each under ``valgrind --tool=callgrind`` (every thread counted together), warms 
 sends the same requests as ``run.py`` (non-streamed, then streamed) and reads the instructions counted. The
 processes run about 50 times slower under valgrind: the figures are counts, never times.
 
-Needs valgrind (``callgrind_control`` beside it). Not part of ``run.py``: starting three processes under
-valgrind takes a minute or more.
+Needs valgrind (``callgrind_control`` beside it). ``run.py`` runs it only when asked
+(``--extras instructions``): starting three processes under valgrind takes a minute or more.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import platform
 import shutil
 import subprocess
@@ -85,6 +86,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=400, help="per app and kind (default 400)")
     parser.add_argument("--concurrency", type=int, default=4, help="connections per app (default 4)")
     parser.add_argument("--warmup", type=int, default=100, help="requests per app before counting")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the counts as JSON")
     args = parser.parse_args()
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         print("valgrind (with callgrind_control) is needed: apt-get install valgrind", file=sys.stderr)
@@ -126,6 +128,16 @@ def main() -> int:
         f"{args.warmup} to warm up; CPython {platform.python_version()}, {platform.machine()}"
     )
     floor = FLOOR_APPS["proxy"]
+    if args.json:
+        kinds = {"non-streamed": False, "streamed": True}
+        result = {
+            "requests": args.requests,
+            "concurrency": args.concurrency,
+            "warmup": args.warmup,
+            "floor": floor,
+            "counts": {k: {name: counts[name, s] for name, _, _ in apps} for k, s in kinds.items()},
+        }
+        args.json.write_text(json.dumps(result, indent=2), encoding="utf-8")
     for streamed in (False, True):
         kind = "streamed" if streamed else "non-streamed"
         for name, _, _ in apps:

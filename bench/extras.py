@@ -1,5 +1,5 @@
-"""The project's other benchmarks (prompt-fit cost, recorder write rate, page times, provider outages), run
-as subprocesses.
+"""The project's other benchmarks (prompt-fit cost, recorder write rate, page times, provider outages,
+instructions per request), run as subprocesses.
 
 Their own output is kept whole; the headline number of each is read from it for the table. When a script
 is missing, fails, or prints something this parser no longer recognises, the table says so instead.
@@ -214,4 +214,40 @@ def outages(timeout_s: float = 180) -> Extra:
         )
     else:
         extra.error = "the recovered provider never served again"
+    return extra
+
+
+def instructions(timeout_s: float = 1800) -> Extra:
+    """Instructions per request of the gateway under callgrind, non-streamed and streamed, with the floor's
+    (bench_instructions.py): the CPU figure that the machine's load does not move."""
+    with tempfile.TemporaryDirectory(prefix="tokenmux-bench-") as tmp:
+        out = Path(tmp) / "instructions.json"
+        extra = _run("bench_instructions.py", ["--json", str(out)], timeout_s)
+        extra.args = []
+        if extra.error:
+            return extra
+        try:
+            result = json.loads(out.read_text(encoding="utf-8"))
+            floor = result["floor"]
+            for kind, key in (
+                ("non-streamed", "instructions_per_request"),
+                ("streamed", "instructions_per_streamed_request"),
+            ):
+                counts = result["counts"][kind]
+                gateway = counts["tokenmux"]
+                others = ", ".join(
+                    f"{name} {value:,.0f}" for name, value in counts.items() if name != "tokenmux"
+                )
+                extra.figures.append(
+                    Figure(
+                        key,
+                        f"gateway instructions per request ({kind}, c={result['concurrency']}, callgrind)",
+                        gateway,
+                        "instr.",
+                        note=f"{gateway / counts[floor]:.2f}x the floor; {others}; {result['requests']} requests "
+                        "each, every thread counted",
+                    )
+                )
+        except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError) as e:
+            extra.error = f"its JSON could not be read ({e!r})"
     return extra

@@ -1,7 +1,8 @@
 """The gateway against its performance budget, in one command.
 
     .venv/bin/python bench/run.py [--quick] [--requests N] [--json FILE] [--pin] [--no-floor] [--no-extras]
-                                  [--extras fit,recorder,pages,outage] [--page-records N] [--page-requests N]
+                                  [--extras fit,recorder,pages,outage,instructions] [--page-records N]
+                                  [--page-requests N]
 
 Starts the provider simulator and the gateway as two processes (temporary config and SQLite database),
 sends the same small chat completion straight to the simulator and through the gateway (same protocol,
@@ -28,7 +29,7 @@ from typing import Any
 import uvloop
 
 # Run as a script, this directory is on sys.path and its modules import by their plain names.
-from extras import Extra, fit_cost, outages, page_times, recorder_rate
+from extras import Extra, fit_cost, instructions, outages, page_times, recorder_rate
 from figures import Figure, describe_machine, format_table, machine
 from floor import FLOOR, FloorRow, format_floor_table
 from loadgen import RequestFailed
@@ -43,7 +44,10 @@ EXTRAS = {
     "recorder": "bench_recorder.py",
     "pages": "bench_pages.py",
     "outage": "bench_outage.py",
+    "instructions": "bench_instructions.py",
 }
+# Run unless --extras names others: instructions only when asked (it needs valgrind and takes minutes).
+DEFAULT_EXTRAS = ("fit", "recorder", "pages", "outage")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -65,9 +69,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--extras",
-        default=",".join(EXTRAS),
+        default=",".join(DEFAULT_EXTRAS),
         metavar="NAMES",
-        help=f"which other benchmarks to run, comma-separated among {', '.join(EXTRAS)} (default: all)",
+        help=f"which other benchmarks to run, comma-separated among {', '.join(EXTRAS)} (default: "
+        f"{', '.join(DEFAULT_EXTRAS)})",
     )
     p.add_argument("--no-extras", action="store_true", help="run none of the other benchmarks")
     p.add_argument(
@@ -135,6 +140,7 @@ def _extras(names: list[str], args: argparse.Namespace) -> list[Extra]:
         "recorder": lambda: recorder_rate(RECORDER_RECORDS),
         "pages": lambda: page_times(args.page_records, args.page_requests),
         "outage": outages,
+        "instructions": instructions,
     }
     print("other benchmarks:", file=sys.stderr, flush=True)
     done = []
