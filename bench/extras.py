@@ -65,6 +65,22 @@ def _run(script: str, args: list[str], timeout_s: float) -> Extra:
     return extra
 
 
+def _run_for_json(script: str, timeout_s: float) -> tuple[Extra, Any]:
+    """Run ``script --json FILE`` and return it with the JSON it wrote (None when it failed, or the file
+    could not be read: then ``error`` says why)."""
+    with tempfile.TemporaryDirectory(prefix="tokenmux-bench-") as tmp:
+        out = Path(tmp) / "result.json"
+        extra = _run(script, ["--json", str(out)], timeout_s)
+        extra.args = []  # the JSON file's path was temporary
+        if extra.error:
+            return extra, None
+        try:
+            return extra, json.loads(out.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            extra.error = f"its JSON could not be read ({e!r})"
+            return extra, None
+
+
 def fit_cost(timeout_s: float = 180) -> Extra:
     """The slowest routing decision among bench_fit.py's requests served, from the decoded request to its
     first attempt (budget: ≤ 20 ms for 1M tokens); the note gives the event loop's longest stall."""
@@ -170,18 +186,15 @@ def _page_figures(result: dict[str, Any]) -> list[Figure]:
 def outages(timeout_s: float = 180) -> Extra:
     """Staggered provider outages (bench_outage.py): failures of the gateway's own making (target none) and
     how soon a recovered provider is back in rotation."""
-    with tempfile.TemporaryDirectory(prefix="tokenmux-bench-") as tmp:
-        out = Path(tmp) / "outage.json"
-        extra = _run("bench_outage.py", ["--json", str(out)], timeout_s)
-        extra.args = []
-        if extra.error:
-            return extra
-        try:
-            results = {r["scenario"]: r for r in json.loads(out.read_text(encoding="utf-8"))}
-            staggered, alone = results["staggered"], results["openai-alone"]
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            extra.error = f"its JSON could not be read ({e!r})"
-            return extra
+    extra, result = _run_for_json("bench_outage.py", timeout_s)
+    if result is None:
+        return extra
+    try:
+        results = {r["scenario"]: r for r in result}
+        staggered, alone = results["staggered"], results["openai-alone"]
+    except (KeyError, TypeError) as e:
+        extra.error = f"its JSON could not be read ({e!r})"
+        return extra
     scenario = "8 req/s, order openai, azure; openai 503 for 8 s, then azure 500 for 4 s"
     extra.figures += [
         Figure(
@@ -220,34 +233,28 @@ def outages(timeout_s: float = 180) -> Extra:
 def instructions(timeout_s: float = 1800) -> Extra:
     """Instructions per request of the gateway under callgrind, non-streamed and streamed, with the floor's
     (bench_instructions.py): the CPU figure that the machine's load does not move."""
-    with tempfile.TemporaryDirectory(prefix="tokenmux-bench-") as tmp:
-        out = Path(tmp) / "instructions.json"
-        extra = _run("bench_instructions.py", ["--json", str(out)], timeout_s)
-        extra.args = []
-        if extra.error:
-            return extra
-        try:
-            result = json.loads(out.read_text(encoding="utf-8"))
-            floor = result["floor"]
-            for kind, key in (
-                ("non-streamed", "instructions_per_request"),
-                ("streamed", "instructions_per_streamed_request"),
-            ):
-                counts = result["counts"][kind]
-                gateway = counts["tokenmux"]
-                others = ", ".join(
-                    f"{name} {value:,.0f}" for name, value in counts.items() if name != "tokenmux"
+    extra, result = _run_for_json("bench_instructions.py", timeout_s)
+    if result is None:
+        return extra
+    try:
+        floor = result["floor"]
+        for kind, key in (
+            ("non-streamed", "instructions_per_request"),
+            ("streamed", "instructions_per_streamed_request"),
+        ):
+            counts = result["counts"][kind]
+            gateway = counts["tokenmux"]
+            others = ", ".join(f"{name} {value:,.0f}" for name, value in counts.items() if name != "tokenmux")
+            extra.figures.append(
+                Figure(
+                    key,
+                    f"gateway instructions per request ({kind}, c={result['concurrency']}, callgrind)",
+                    gateway,
+                    "instr.",
+                    note=f"{gateway / counts[floor]:.2f}x the floor; {others}; {result['requests']} requests "
+                    "each, every thread counted",
                 )
-                extra.figures.append(
-                    Figure(
-                        key,
-                        f"gateway instructions per request ({kind}, c={result['concurrency']}, callgrind)",
-                        gateway,
-                        "instr.",
-                        note=f"{gateway / counts[floor]:.2f}x the floor; {others}; {result['requests']} requests "
-                        "each, every thread counted",
-                    )
-                )
-        except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError) as e:
-            extra.error = f"its JSON could not be read ({e!r})"
+            )
+    except (KeyError, TypeError, ZeroDivisionError) as e:
+        extra.error = f"its JSON could not be read ({e!r})"
     return extra
