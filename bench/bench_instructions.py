@@ -10,7 +10,9 @@ instructions a process executes instead, the same for the same code and inputs w
 the gateway, the bare proxy over tokenmux's own client (the floor) and the trivial app (``floor_apps.py``)
 each under ``valgrind --tool=callgrind`` (every thread counted together), warms each up, zeroes its counters,
 sends the same requests as ``run.py`` (non-streamed, then streamed) and reads the instructions counted. The
-processes run about 50 times slower under valgrind: the figures are counts, never times.
+processes run about 50 times slower under valgrind: the figures are counts, never times, and work done
+once per batch or per pass of the loop (the request log's transactions, the journal's writes) is shared by
+fewer requests than at full speed.
 
 Needs valgrind (``callgrind_control`` beside it). ``run.py`` runs it only when asked
 (``--extras instructions``): starting three processes under valgrind takes a minute or more.
