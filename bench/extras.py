@@ -65,13 +65,13 @@ def _run(script: str, args: list[str], timeout_s: float) -> Extra:
     return extra
 
 
-def _run_for_json(script: str, timeout_s: float) -> tuple[Extra, Any]:
-    """Run ``script --json FILE`` and return it with the JSON it wrote (None when it failed, or the file
-    could not be read: then ``error`` says why)."""
+def _run_for_json(script: str, timeout_s: float, args: list[str] | None = None) -> tuple[Extra, Any]:
+    """Run ``script *args --json FILE`` and return it with the JSON it wrote (None when it failed, or the
+    file could not be read: then ``error`` says why)."""
     with tempfile.TemporaryDirectory(prefix="tokenmux-bench-") as tmp:
         out = Path(tmp) / "result.json"
-        extra = _run(script, ["--json", str(out)], timeout_s)
-        extra.args = []  # the JSON file's path was temporary
+        extra = _run(script, [*(args or []), "--json", str(out)], timeout_s)
+        extra.args = list(args or [])  # the JSON file's path was temporary
         if extra.error:
             return extra, None
         try:
@@ -140,18 +140,14 @@ def page_times(records: int, requests: int, timeout_s: float | None = None) -> E
     (issue 5: under 100 ms each), read from bench_pages.py's JSON."""
     # Writing the log dominates: ~8,000 records/s on a 2-core VM.
     timeout = timeout_s if timeout_s is not None else 120 + records / 2000
-    with tempfile.TemporaryDirectory(prefix="tokenmux-bench-") as tmp:
-        out = Path(tmp) / "pages.json"
-        args = ["--records", str(records), "--requests", str(requests), "--quiet", "--json", str(out)]
-        extra = _run("bench_pages.py", args, timeout)
-        if extra.error:
-            return extra
-        try:
-            result = json.loads(out.read_text(encoding="utf-8"))
-            extra.figures += _page_figures(result)
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            extra.error = f"its JSON could not be read ({e!r})"
-    extra.args = args[:-2]  # the JSON file's path was temporary
+    args = ["--records", str(records), "--requests", str(requests), "--quiet"]
+    extra, result = _run_for_json("bench_pages.py", timeout, args)
+    if result is None:
+        return extra
+    try:
+        extra.figures += _page_figures(result)
+    except (KeyError, TypeError) as e:
+        extra.error = f"its JSON could not be read ({e!r})"
     return extra
 
 

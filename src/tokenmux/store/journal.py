@@ -17,8 +17,9 @@ The journal is a series of segment files (``journal-<time>-<pid>-<random>.jsonl`
 replaced by a new one every ``segment_bytes`` or ``segment_age_s``, and deleted once every record in it has
 been written to the database (``release``) or kept elsewhere (the spool). A process holds an exclusive
 ``flock`` on each segment it has open, taken before the segment gets its name, so another process (a
-replica sharing the directory, the next start) takes only segments whose writer is dead (``store/crash.py``). At a clean shutdown a segment still holding
-records the database did not take stays behind, to be replayed at the next start like a crashed one.
+replica sharing the directory, the next start) takes only segments whose writer is dead
+(``store/crash.py``). At a clean shutdown a segment still holding records the database did not take stays
+behind, to be replayed at the next start like a crashed one.
 """
 
 from __future__ import annotations
