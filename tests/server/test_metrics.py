@@ -3,6 +3,9 @@ the exposition format Prometheus parses."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -10,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway_support import HELLO, NANO, scrape
 from tokenmux.server.metrics import Histogram
+from tokenmux.server.metrics_exposition import histogram_family
 
 
 def families(gateway: Any) -> dict[str, str]:
@@ -70,10 +74,28 @@ def test_a_histogram_counts_each_observation_in_its_bucket() -> None:
     h = Histogram((0.1, 1.0))
     for value in (0.05, 0.1, 0.5, 2.0):
         h.observe(value, "p")
-    family = h.family("x_seconds", "x", "provider")
+    family = histogram_family(h, "x_seconds", "x", "provider")
     got = {(s.name, s.labels.get("le")): s.value for s in family.samples}
     assert got[("x_seconds_bucket", "0.1")] == 2  # le is inclusive
     assert got[("x_seconds_bucket", "1.0")] == 3
     assert got[("x_seconds_bucket", "+Inf")] == 4
     assert got[("x_seconds_count", None)] == 4
     assert abs(got[("x_seconds_sum", None)] - 2.65) < 1e-9
+
+
+def test_prometheus_client_is_imported_on_the_first_scrape_only(tmp_path: Path) -> None:
+    # A process of its own: this one has imported prometheus_client already.
+    code = (
+        "import sys\n"
+        "from tokenmux.server.build import build_gateway\n"
+        "import tokenmux.server.runner, tokenmux.cli\n"
+        "g = build_gateway({'providers': {'openai': {'api_key': 'k'}}},"
+        f" database_url='sqlite:///{tmp_path / 'db.sqlite'}')\n"
+        "before = 'prometheus_client' in sys.modules\n"
+        "text = g.parts.metrics.render().decode()\n"
+        "print(before, 'prometheus_client' in sys.modules, 'tokenmux_generations_total' in text)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path
+    )
+    assert out.stdout.split() == ["False", "True", "True"]

@@ -1,8 +1,11 @@
 """Prometheus metrics through ``prometheus_client``, counted where a generation is recorded.
 
 The request path only bumps plain counters (dict entries, a bucket index found by bisection); a custom
-collector turns them into metric families when ``/metrics`` is read, and ``prometheus_client`` writes the
-exposition format. Each gateway has its own registry, so several in one process (tests, the demo) do not mix.
+collector (``metrics_exposition.py``) turns them into metric families when ``/metrics`` is read, and
+``prometheus_client`` writes the exposition format. That module, and with it ``prometheus_client`` and what it
+imports (``http.server``, ``urllib.request``, ``wsgiref``: about 3 MB resident), is loaded on the first scrape:
+a gateway nobody scrapes never holds it. Each gateway has its own registry, so several in one process (tests,
+the demo) do not mix.
 
     tokenmux_generations_total{model,provider,status}   counter    requests finished
     tokenmux_attempts_total{provider,outcome}            counter    upstream attempts, by outcome or error class
@@ -23,20 +26,19 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
-from typing import Protocol
-
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
-from prometheus_client.registry import Collector
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Protocol
 
 from tokenmux.store.records import GenerationRecord
+
+if TYPE_CHECKING:
+    from tokenmux.server.metrics_exposition import Exposition
 
 LATENCY_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 FIRST_TOKEN_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
 OVERHEAD_BUCKETS_S = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 # Recorder counters that only grow; the others are levels.
-_RECORDER_EVENTS = (
+RECORDER_EVENTS = (
     "recorded",
     "written",
     "failed_writes",
@@ -71,21 +73,10 @@ class Histogram:
         entry[0][bisect_left(self.bounds, value)] += 1
         entry[1][0] += value
 
-    def family(self, name: str, documentation: str, label: str | None) -> HistogramMetricFamily:
-        family = HistogramMetricFamily(name, documentation, labels=[label] if label else None)
-        for value, (counts, total) in sorted(self.series.items()):
-            cumulative = 0
-            buckets = []
-            for bound, count in zip((*self.bounds, float("inf")), counts, strict=True):
-                cumulative += count
-                buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
-            family.add_metric([value] if label else [], buckets, total[0])
-        return family
-
 
 class Metrics:
     def __init__(self, recorder: RecorderCounters) -> None:
-        self._recorder = recorder
+        self.recorder = recorder  # read by the exposition
         self.generations: Counter[tuple[str, str, str]] = Counter()  # (model, provider, status)
         self.attempts: Counter[tuple[str, str]] = Counter()  # (provider, outcome/error class)
         self.errors: Counter[int] = Counter()  # error responses by status
@@ -100,8 +91,7 @@ class Metrics:
         self.bodies: Callable[[], dict[str, int]] | None = None
         # With --redis: the shared state's health (redis_up, redis_failures, settlements_pending).
         self.shared: Callable[[], dict[str, int]] | None = None
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(_GatewayCollector(self))
+        self._exposition: Exposition | None = None  # built on the first scrape
 
     def observe(self, gen: GenerationRecord) -> None:
         provider = gen.provider or "none"
@@ -123,110 +113,10 @@ class Metrics:
         self.errors[status] += 1
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        """The exposition text of every family (``/metrics``). The first call imports ``prometheus_client``
+        (tens of milliseconds, once)."""
+        if self._exposition is None:
+            from tokenmux.server.metrics_exposition import Exposition
 
-
-class _GatewayCollector(Collector):
-    """The families of one gateway's counters, built when they are scraped."""
-
-    def __init__(self, metrics: Metrics) -> None:
-        self.metrics = metrics
-
-    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily]:
-        m = self.metrics
-        generations = CounterMetricFamily(
-            "tokenmux_generations",
-            "Requests finished, by serving model, provider and status.",
-            labels=["model", "provider", "status"],
-        )
-        for labels3, n in sorted(m.generations.items()):
-            generations.add_metric(list(labels3), n)
-        yield generations
-        family = CounterMetricFamily(
-            "tokenmux_attempts", "Upstream attempts, by provider and outcome.", labels=["provider", "outcome"]
-        )
-        for labels, n in sorted(m.attempts.items()):
-            family.add_metric(list(labels), n)
-        yield family
-        family = CounterMetricFamily(
-            "tokenmux_error_responses", "Error responses sent to clients, by HTTP status.", labels=["status"]
-        )
-        for status, n in sorted(m.errors.items()):
-            family.add_metric([str(status)], n)
-        yield family
-        family = CounterMetricFamily(
-            "tokenmux_tokens", "Tokens served, by provider and kind.", labels=["provider", "kind"]
-        )
-        for labels, n in sorted(m.tokens.items()):
-            family.add_metric(list(labels), n)
-        yield family
-        yield CounterMetricFamily(
-            "tokenmux_cost_usd", "Cost of all generations at catalog prices.", value=m.cost_usd
-        )
-        family = CounterMetricFamily(
-            "tokenmux_auth_failures",
-            "Requests refused for their API key (missing, unknown, revoked, expired, too long, throttled).",
-            labels=["reason"],
-        )
-        for reason, n in sorted(m.auth_failures.items()):
-            family.add_metric([reason], n)
-        yield family
-        yield m.latency.family(
-            "tokenmux_generation_latency_seconds",
-            "Latency of finished requests, from the routing plan to the answer's end.",
-            "provider",
-        )
-        yield m.first_token.family(
-            "tokenmux_first_token_latency_seconds",
-            "Time to the upstream's first token, streamed requests.",
-            "provider",
-        )
-        yield m.overhead.family(
-            "tokenmux_gateway_overhead_seconds",
-            "A generation's time in the gateway outside its upstream calls (planning, relaying, encoding).",
-            None,
-        )
-        recorder = m._recorder.counters()
-        family = CounterMetricFamily(
-            "tokenmux_recorder_records",
-            "Request-log writer: records by what happened to them.",
-            labels=["event"],
-        )
-        for event in _RECORDER_EVENTS:
-            if event in recorder:
-                family.add_metric([event], recorder[event])
-        yield family
-        yield GaugeMetricFamily(
-            "tokenmux_recorder_pending",
-            "Request records waiting for the database.",
-            value=recorder.get("pending", 0),
-        )
-        if m.bodies is not None:
-            bodies = m.bodies()
-            gauges = GaugeMetricFamily(
-                "tokenmux_request_bodies",
-                "Request bodies in flight: bytes held, the budget's limit, requests waiting for room.",
-                labels=["gauge"],
-            )
-            for name in ("in_use_bytes", "limit_bytes", "waiting"):
-                gauges.add_metric([name], bodies[name])
-            yield gauges
-            yield CounterMetricFamily(
-                "tokenmux_request_bodies_refused",
-                "Requests answered 503 because the body budget had no room for their body in time.",
-                value=bodies["refused"],
-            )
-        if m.shared is not None:
-            shared = m.shared()
-            gauges = GaugeMetricFamily(
-                "tokenmux_shared",
-                "Redis shared by replicas: reachable, settlements waiting.",
-                labels=["gauge"],
-            )
-            for name in ("redis_up", "settlements_pending"):
-                if name in shared:
-                    gauges.add_metric([name], shared[name])
-            yield gauges
-            yield CounterMetricFamily(
-                "tokenmux_redis_failures", "Redis calls that failed.", value=shared.get("redis_failures", 0)
-            )
+            self._exposition = Exposition(self)
+        return self._exposition.render()
