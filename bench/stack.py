@@ -7,6 +7,7 @@ SQLite database, logs) goes to a temporary directory that is removed afterwards.
 
 from __future__ import annotations
 
+import compileall
 import contextlib
 import os
 import shutil
@@ -21,6 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import tokenmux
 from tokenmux.simulator.control_client import SimulatorControl
 
 HOST = "127.0.0.1"
@@ -189,6 +191,13 @@ class Stack:
     floors: dict[str, Service] = field(default_factory=dict)
 
 
+def _compile_sources() -> None:
+    """Write the gateway's bytecode caches, as installing its wheel does. A checkout installed in editable
+    mode under ``PYTHONDONTWRITEBYTECODE`` has none, so each process would compile every module from source
+    at start, which takes longer and leaves the compiler's freed memory behind (about 0.8 MB resident)."""
+    compileall.compile_dir(Path(tokenmux.__file__).parent, quiet=1)
+
+
 def _spawn(name: str, args: list[str], port: int, workdir: Path, env: dict[str, str]) -> Service:
     log = workdir / f"{name}.log"
     with log.open("wb") as out:
@@ -227,6 +236,7 @@ def running_stack(
     may need a longer ``ready_timeout_s``."""
     workdir = Path(tempfile.mkdtemp(prefix="tokenmux-bench-"))
     env = _clean_env()
+    _compile_sources()
     services: list[Service] = []
     try:
         sim_port = _free_port()
