@@ -112,6 +112,10 @@ class KeepAlive:
         task = self._task
         if task is None:
             return
+        # Not kept: a cancelled task holds its exception, whose traceback holds the task's frames, and they
+        # hold this object. Kept, that would be a reference cycle holding the whole stream (its outlet, the
+        # server's request cycle) until the garbage collector came round to it.
+        self._task = None
         if not task.done():
             # An ASGI send is complete or not begun when cancelled: no comment is cut in half.
             task.cancel()
