@@ -92,7 +92,8 @@ def test_prometheus_client_is_imported_on_the_first_scrape_only(tmp_path: Path) 
         "g = build_gateway({'providers': {'openai': {'api_key': 'k'}}},"
         f" database_url='sqlite:///{tmp_path / 'db.sqlite'}')\n"
         "before = 'prometheus_client' in sys.modules\n"
-        "text = g.parts.metrics.render().decode()\n"
+        "from tokenmux.server.metrics_exposition import render\n"
+        "text = render(g.parts.metrics).decode()\n"
         "print(before, 'prometheus_client' in sys.modules, 'tokenmux_generations_total' in text)\n"
     )
     out = subprocess.run(

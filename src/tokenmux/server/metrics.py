@@ -3,7 +3,7 @@
 The request path only bumps plain counters (dict entries, a bucket index found by bisection); a custom
 collector (``metrics_exposition.py``) turns them into metric families when ``/metrics`` is read, and
 ``prometheus_client`` writes the exposition format. That module, and with it ``prometheus_client`` and what it
-imports (``http.server``, ``urllib.request``, ``wsgiref``: about 3 MB resident), is loaded on the first scrape:
+imports (``http.server``, ``urllib.request``, ``wsgiref``: about 2.5 MB resident), is imported by the first scrape:
 a gateway nobody scrapes never holds it. Each gateway has its own registry, so several in one process (tests,
 the demo) do not mix.
 
@@ -27,12 +27,9 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from tokenmux.store.records import GenerationRecord
-
-if TYPE_CHECKING:
-    from tokenmux.server.metrics_exposition import Exposition
 
 LATENCY_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 FIRST_TOKEN_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
@@ -91,7 +88,6 @@ class Metrics:
         self.bodies: Callable[[], dict[str, int]] | None = None
         # With --redis: the shared state's health (redis_up, redis_failures, settlements_pending).
         self.shared: Callable[[], dict[str, int]] | None = None
-        self._exposition: Exposition | None = None  # built on the first scrape
 
     def observe(self, gen: GenerationRecord) -> None:
         provider = gen.provider or "none"
@@ -111,12 +107,3 @@ class Metrics:
 
     def error(self, status: int) -> None:
         self.errors[status] += 1
-
-    def render(self) -> bytes:
-        """The exposition text of every family (``/metrics``). The first call imports ``prometheus_client``
-        (tens of milliseconds, once)."""
-        if self._exposition is None:
-            from tokenmux.server.metrics_exposition import Exposition
-
-            self._exposition = Exposition(self)
-        return self._exposition.render()

@@ -63,4 +63,7 @@ class OpsRoutes:
         await send_bytes(send, status, encode_json(body))
 
     async def metrics_page(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send_bytes(send, 200, self.metrics.render(), content_type=METRICS_CONTENT_TYPE)
+        # Imported on the first scrape: prometheus_client and what it imports hold about 2.5 MB.
+        from tokenmux.server.metrics_exposition import render
+
+        await send_bytes(send, 200, render(self.metrics), content_type=METRICS_CONTENT_TYPE)
