@@ -3,7 +3,8 @@
 SQLite allows one writer at a time, so every write goes through one thread that owns the only write
 connection and runs jobs in the order they were submitted (datasette's pattern): no lock contention
 between our own writes, and a job is a plain function of a connection. Reads run on a small pool of
-read-only connections; in WAL mode they proceed while the writer commits.
+read-only connections; in WAL mode they proceed while the writer commits. All of these threads run at a
+lower priority than the event loop's (``thread_priority.py``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from contextlib import contextmanager
 from typing import TypeVar
 
 from tokenmux.errors import StoreError
+from tokenmux.thread_priority import lower_this_thread
 
 T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], T]
@@ -82,6 +84,7 @@ class WriterThread:
             await asyncio.to_thread(self._thread.join)
 
     def _main(self) -> None:
+        lower_this_thread()  # the event loop's thread first, when both want a core
         try:
             conn = self._connect()
         except BaseException as exc:
@@ -109,7 +112,9 @@ class ReaderPool:
 
     def __init__(self, connect: Callable[[], sqlite3.Connection], *, size: int, name: str) -> None:
         self._connect = connect
-        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=size, thread_name_prefix=name)
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=size, thread_name_prefix=name, initializer=lower_this_thread
+        )
         # Never more jobs running than workers, so a connection is always free or can be made.
         self._idle: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
         self._all: list[sqlite3.Connection] = []
