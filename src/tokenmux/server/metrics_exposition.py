@@ -7,7 +7,8 @@ imports it when ``/metrics`` is first read.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TypeVar
 from weakref import WeakKeyDictionary
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -43,6 +44,23 @@ def histogram_family(
     return family
 
 
+Family = TypeVar("Family", CounterMetricFamily, GaugeMetricFamily)
+
+
+def labelled(
+    kind: type[Family],
+    name: str,
+    documentation: str,
+    labels: Sequence[str],
+    samples: Iterable[tuple[Sequence[str], float]],
+) -> Family:
+    """A counter or gauge family with one sample per tuple of label values."""
+    family = kind(name, documentation, labels=list(labels))
+    for values, value in samples:
+        family.add_metric(list(values), value)
+    return family
+
+
 class _GatewayCollector(Collector):
     """The families of one gateway's counters, built when they are scraped."""
 
@@ -51,43 +69,44 @@ class _GatewayCollector(Collector):
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily]:
         m = self.metrics
-        generations = CounterMetricFamily(
+        yield labelled(
+            CounterMetricFamily,
             "tokenmux_generations",
             "Requests finished, by serving model, provider and status.",
-            labels=["model", "provider", "status"],
+            ("model", "provider", "status"),
+            sorted(m.generations.items()),
         )
-        for labels3, n in sorted(m.generations.items()):
-            generations.add_metric(list(labels3), n)
-        yield generations
-        family = CounterMetricFamily(
-            "tokenmux_attempts", "Upstream attempts, by provider and outcome.", labels=["provider", "outcome"]
+        yield labelled(
+            CounterMetricFamily,
+            "tokenmux_attempts",
+            "Upstream attempts, by provider and outcome.",
+            ("provider", "outcome"),
+            sorted(m.attempts.items()),
         )
-        for labels, n in sorted(m.attempts.items()):
-            family.add_metric(list(labels), n)
-        yield family
-        family = CounterMetricFamily(
-            "tokenmux_error_responses", "Error responses sent to clients, by HTTP status.", labels=["status"]
+        yield labelled(
+            CounterMetricFamily,
+            "tokenmux_error_responses",
+            "Error responses sent to clients, by HTTP status.",
+            ("status",),
+            [((str(status),), n) for status, n in sorted(m.errors.items())],
         )
-        for status, n in sorted(m.errors.items()):
-            family.add_metric([str(status)], n)
-        yield family
-        family = CounterMetricFamily(
-            "tokenmux_tokens", "Tokens served, by provider and kind.", labels=["provider", "kind"]
+        yield labelled(
+            CounterMetricFamily,
+            "tokenmux_tokens",
+            "Tokens served, by provider and kind.",
+            ("provider", "kind"),
+            sorted(m.tokens.items()),
         )
-        for labels, n in sorted(m.tokens.items()):
-            family.add_metric(list(labels), n)
-        yield family
         yield CounterMetricFamily(
             "tokenmux_cost_usd", "Cost of all generations at catalog prices.", value=m.cost_usd
         )
-        family = CounterMetricFamily(
+        yield labelled(
+            CounterMetricFamily,
             "tokenmux_auth_failures",
             "Requests refused for their API key (missing, unknown, revoked, expired, too long, throttled).",
-            labels=["reason"],
+            ("reason",),
+            [((reason,), n) for reason, n in sorted(m.auth_failures.items())],
         )
-        for reason, n in sorted(m.auth_failures.items()):
-            family.add_metric([reason], n)
-        yield family
         yield histogram_family(
             m.latency,
             "tokenmux_generation_latency_seconds",
@@ -107,15 +126,13 @@ class _GatewayCollector(Collector):
             None,
         )
         recorder = m.recorder.counters()
-        family = CounterMetricFamily(
+        yield labelled(
+            CounterMetricFamily,
             "tokenmux_recorder_records",
             "Request-log writer: records by what happened to them.",
-            labels=["event"],
+            ("event",),
+            [((event,), recorder[event]) for event in RECORDER_EVENTS if event in recorder],
         )
-        for event in RECORDER_EVENTS:
-            if event in recorder:
-                family.add_metric([event], recorder[event])
-        yield family
         yield GaugeMetricFamily(
             "tokenmux_recorder_pending",
             "Request records waiting for the database.",
@@ -123,14 +140,13 @@ class _GatewayCollector(Collector):
         )
         if m.bodies is not None:
             bodies = m.bodies()
-            gauges = GaugeMetricFamily(
+            yield labelled(
+                GaugeMetricFamily,
                 "tokenmux_request_bodies",
                 "Request bodies in flight: bytes held, the budget's limit, requests waiting for room.",
-                labels=["gauge"],
+                ("gauge",),
+                [((name,), bodies[name]) for name in ("in_use_bytes", "limit_bytes", "waiting")],
             )
-            for name in ("in_use_bytes", "limit_bytes", "waiting"):
-                gauges.add_metric([name], bodies[name])
-            yield gauges
             yield CounterMetricFamily(
                 "tokenmux_request_bodies_refused",
                 "Requests answered 503 because the body budget had no room for their body in time.",
@@ -138,15 +154,13 @@ class _GatewayCollector(Collector):
             )
         if m.shared is not None:
             shared = m.shared()
-            gauges = GaugeMetricFamily(
+            yield labelled(
+                GaugeMetricFamily,
                 "tokenmux_shared",
                 "Redis shared by replicas: reachable, settlements waiting.",
-                labels=["gauge"],
+                ("gauge",),
+                [((name,), shared[name]) for name in ("redis_up", "settlements_pending") if name in shared],
             )
-            for name in ("redis_up", "settlements_pending"):
-                if name in shared:
-                    gauges.add_metric([name], shared[name])
-            yield gauges
             yield CounterMetricFamily(
                 "tokenmux_redis_failures", "Redis calls that failed.", value=shared.get("redis_failures", 0)
             )
