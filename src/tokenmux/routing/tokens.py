@@ -22,7 +22,7 @@ from tokenmux.errors import CountStopped
 from tokenmux.routing.mapped_pages import release_freed_heap, release_read_only_pages
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Sequence
 
 
 class CountingTokenizer(Protocol):
@@ -146,6 +146,17 @@ def warm_up(encodings: Sequence[str] = (O200K, CL100K)) -> None:
     """Load the tokenizer and its vocabularies now rather than during the first near-limit request."""
     for encoding in encodings:
         tokenizer(encoding).count("warm up")
+
+
+def encodings_of(families: Iterable[str]) -> list[str]:
+    """The shipped vocabularies that counting for these tokenizer families needs (a family the table does
+    not know is counted as ``UNKNOWN_FAMILY`` is)."""
+    return sorted({family(name).encoding for name in families})
+
+
+def loaded_encodings() -> list[str]:
+    """The vocabularies this process has loaded."""
+    return sorted(_tokenizers)
 
 
 def clean_text(text: str) -> str:

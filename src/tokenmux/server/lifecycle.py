@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 from tokenmux.errors import StoreUnavailable
+from tokenmux.routing.tokens import encodings_of, warm_up
 from tokenmux.server.parts import Parts
 
 log = logging.getLogger("tokenmux.server")
@@ -33,7 +34,22 @@ class Lifecycle:
         await parts.contents.start()
         if parts.shared_health is not None:
             await parts.shared_health.start()
+        if parts.settings.gateway.preload_tokenizers:
+            await self._load_tokenizers()
         self.ready = True
+
+    async def _load_tokenizers(self) -> None:
+        """The vocabularies that counting a prompt for a configured provider's model can need, before the
+        server takes a connection (uvicorn listens once startup is done)."""
+        parts = self.parts
+        families = {
+            model.tokenizer
+            for model in parts.catalog.models.values()
+            if any(endpoint.provider in parts.providers for endpoint in model.endpoints)
+        }
+        encodings = encodings_of(families)
+        await asyncio.to_thread(warm_up, encodings)
+        log.info("tokenizer vocabularies loaded: %s", ", ".join(encodings) or "none")
 
     async def _start_with_store(self) -> None:
         self.parts.recorder.start()

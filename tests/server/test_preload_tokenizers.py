@@ -1,0 +1,43 @@
+"""``gateway.preload_tokenizers``: the vocabularies a configured provider's models can need are loaded
+before the server takes a connection, so no request waits while one loads; without it none is loaded
+until a prompt needs counting."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tokenmux.routing.tokens import CL100K, O200K, encodings_of
+
+
+def loaded_after_start(tmp_path: Path, providers: dict[str, object], preload: bool) -> list[str]:
+    # A process of its own: this one may have loaded vocabularies for other tests.
+    config = {"providers": providers, "gateway": {"preload_tokenizers": preload}}
+    code = (
+        "from tokenmux.routing.tokens import loaded_encodings\n"
+        "from tokenmux.server.build import build_gateway\n"
+        "from tokenmux.server.runner import BackgroundServer\n"
+        f"g = build_gateway({config!r}, database_url='sqlite:///{tmp_path / 'db.sqlite'}')\n"
+        "with BackgroundServer(g, graceful_timeout_s=1):\n"
+        "    print(','.join(loaded_encodings()) or '-')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path, timeout=120
+    )
+    return out.stdout.split()[-1].split(",")
+
+
+def test_a_preloading_gateway_holds_its_providers_vocabularies_once_started(tmp_path: Path) -> None:
+    # Claude's family is counted with cl100k_base (scaled): an Anthropic-only gateway needs no o200k_base.
+    assert loaded_after_start(tmp_path, {"anthropic": {"api_key": "k"}}, preload=True) == [CL100K]
+
+
+def test_without_preloading_no_vocabulary_is_loaded_at_start(tmp_path: Path) -> None:
+    assert loaded_after_start(tmp_path, {"openai": {"api_key": "k"}}, preload=False) == ["-"]
+
+
+def test_the_encodings_of_families() -> None:
+    assert encodings_of(["o200k", "claude", "gemini"]) == [CL100K, O200K]
+    assert encodings_of(["a-family-nobody-knows"]) == [CL100K]  # the cautious stand-in
+    assert encodings_of([]) == []
