@@ -252,7 +252,7 @@ class StreamedAnswer:
                 elif out:
                     await write(out)
         except UpstreamError as err:
-            failure = err
+            failure = err.with_traceback(None)  # its traceback holds this frame, which holds ``failure``
         except (asyncio.CancelledError, OSError):
             cancelled = True
         finally:

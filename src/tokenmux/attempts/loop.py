@@ -204,7 +204,9 @@ class Attempts:
                 await answer.abandon()
                 fail_attempt(rec, err, (time.perf_counter() - t0) * 1000.0)
                 health.record_failure(key, err)
-                errors.append((cand, err))
+                # Kept without its traceback, which holds this frame, which holds ``errors``: a reference
+                # cycle holding the request until the garbage collector came round.
+                errors.append((cand, err.with_traceback(None)))
                 verdict = after_failure(err, committed=False, time_left_s=deadline - time.perf_counter())
                 if verdict is Next.RETURN_ERROR and early:
                     assert cand.open_fit is not None

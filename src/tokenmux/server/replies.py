@@ -36,7 +36,12 @@ async def send_error(
     extra: list[tuple[bytes, bytes]] | None = None,
 ) -> None:
     """Answer ``err`` with its status and headers (``Retry-After``...) plus ``extra``; ``metrics`` None for
-    refusals made before any route (they are counted where they are decided)."""
+    refusals made before any route (they are counted where they are decided).
+
+    The error's traceback is dropped: it holds the frames it was raised through, and the frame that raised
+    it holds it, a reference cycle that would keep the whole request (its body among it) until the garbage
+    collector came round. An error answered here is the client's news, never a log's."""
+    err.__traceback__ = None
     if metrics is not None:
         metrics.error(err.status)
     headers = err.headers()
