@@ -48,7 +48,13 @@ class Lifecycle:
             if any(endpoint.provider in parts.providers for endpoint in model.endpoints)
         }
         encodings = encodings_of(families)
-        await asyncio.to_thread(warm_up, encodings)
+        try:
+            await asyncio.to_thread(warm_up, encodings)
+        except Exception as exc:  # serve anyway: a prompt that needs a count tries to load it again then
+            log.warning(
+                "could not load the tokenizer vocabularies %s before start: %r", ", ".join(encodings), exc
+            )
+            return
         log.info("tokenizer vocabularies loaded: %s", ", ".join(encodings) or "none")
 
     async def _start_with_store(self) -> None:
