@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
+
+from fresh_process import run_fresh
 
 
 def _built(tmp_path: Path, redis_url: str | None) -> list[str]:
@@ -20,10 +20,7 @@ def _built(tmp_path: Path, redis_url: str | None) -> list[str]:
         "print(type(p.ledger).__name__, p.redis_link is not None, p.shared_health is not None,\n"
         "      p.metrics.shared is not None, ','.join(loaded) or '-')\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path
-    )
-    return out.stdout.split()
+    return run_fresh(code, tmp_path).split()
 
 
 def test_a_gateway_without_redis_loads_none_of_its_modules(tmp_path: Path) -> None:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import math
 import re
-import subprocess
-import sys
 
 import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fresh_process import run_fresh
 from tokenmux.catalog.model import Endpoint, Price
 from tokenmux.errors import CountStopped
 from tokenmux.routing import tokens
@@ -101,8 +100,7 @@ def test_loading_the_tokenizer_waits_for_the_first_count() -> None:
         "t.count_tokens('hi', 'o200k')\n"
         "print(before, 'bpe_openai._bindings' in sys.modules)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["False", "True"]
+    assert run_fresh(code).split() == ["False", "True"]
 
 
 # --- counting in chunks -----------------------------------------------------------------------------------

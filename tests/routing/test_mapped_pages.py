@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import ctypes
 import mmap
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from fresh_process import run_fresh
 from tokenmux.routing.mapped_pages import mappings_of, release_read_only_pages
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/smaps")
@@ -76,8 +76,7 @@ def test_a_loaded_vocabulary_leaves_the_extensions_image_unresident() -> None:
         "image = [m for m in mapped_pages.mappings_of(path) if m.perms == 'r--p' and m.anonymous_kib == 0]\n"
         "print(n, sum(m.end - m.start for m in image) // 2**20, sum(m.rss_kib for m in image) // 1024)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    tokens_counted, image_mib, resident_mib = map(int, out.stdout.split())
+    tokens_counted, image_mib, resident_mib = map(int, run_fresh(code).split())
     assert tokens_counted == 2 + 3  # 2 in o200k_base; 2 in cl100k_base, scaled by 1.5 for Claude
     assert image_mib > 40  # the vocabularies are there...
     assert resident_mib < 4  # ...but no longer resident once decoded
@@ -98,8 +97,7 @@ def test_freed_memory_in_the_middle_of_the_heap_is_given_back() -> None:
         "trimmed = release_freed_heap()\n"
         "print(int(trimmed), (before - rss()) // 1024)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    trimmed, released_mib = map(int, out.stdout.split())
+    trimmed, released_mib = map(int, run_fresh(code).split())
     if not trimmed:
         pytest.skip("the C library has no malloc_trim (not glibc)")
     assert released_mib > 40

@@ -3,14 +3,13 @@ the exposition format Prometheus parses."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from fresh_process import run_fresh
 from gateway_support import HELLO, NANO, scrape
 from tokenmux.server.metrics import Histogram
 from tokenmux.server.metrics_exposition import histogram_family
@@ -96,7 +95,4 @@ def test_prometheus_client_is_imported_on_the_first_scrape_only(tmp_path: Path) 
         "text = render(g.parts.metrics).decode()\n"
         "print(before, 'prometheus_client' in sys.modules, 'tokenmux_generations_total' in text)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path
-    )
-    assert out.stdout.split() == ["False", "True", "True"]
+    assert run_fresh(code, tmp_path).split() == ["False", "True", "True"]

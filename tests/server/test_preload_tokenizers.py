@@ -4,11 +4,16 @@ until a prompt needs counting."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
+import httpx
+import pytest
+
+from fresh_process import run_fresh
 from tokenmux.routing.tokens import CL100K, O200K, encodings_of
+from tokenmux.server import lifecycle
+from tokenmux.server.build import build_gateway
+from tokenmux.server.runner import BackgroundServer
 
 
 def loaded_after_start(tmp_path: Path, providers: dict[str, object], preload: bool) -> list[str]:
@@ -22,10 +27,7 @@ def loaded_after_start(tmp_path: Path, providers: dict[str, object], preload: bo
         "with BackgroundServer(g, graceful_timeout_s=1):\n"
         "    print(','.join(loaded_encodings()) or '-')\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path, timeout=120
-    )
-    return out.stdout.split()[-1].split(",")
+    return run_fresh(code, tmp_path).split()[-1].split(",")
 
 
 def test_a_preloading_gateway_holds_its_providers_vocabularies_once_started(tmp_path: Path) -> None:
@@ -41,3 +43,17 @@ def test_the_encodings_of_families() -> None:
     assert encodings_of(["o200k", "claude", "gemini"]) == [CL100K, O200K]
     assert encodings_of(["a-family-nobody-knows"]) == [CL100K]  # the cautious stand-in
     assert encodings_of([]) == []
+
+
+def test_a_gateway_whose_preload_fails_serves_anyway(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(encodings: object) -> None:
+        raise OSError("vocabulary unreadable")
+
+    monkeypatch.setattr(lifecycle, "warm_up", broken)
+    config = {"providers": {"anthropic": {"api_key": "k"}}, "gateway": {"preload_tokenizers": True}}
+    gateway = build_gateway(config, database_url=f"sqlite:///{tmp_path / 'db.sqlite'}")
+    with BackgroundServer(gateway, graceful_timeout_s=1) as server:
+        assert httpx.get(f"{server.url}/ready", timeout=10).json()["status"] == "ready"
+    assert "could not load the tokenizer vocabularies cl100k_base" in caplog.text

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from fresh_process import run_fresh
 from tokenmux.providers.http1 import Http1Transport
 from tokenmux.server.build import build_gateway
 
@@ -23,10 +22,7 @@ def _serve_imports(tmp_path: Path, http_client: str | None) -> list[str]:
         f" database_url='sqlite:///{tmp_path / 'db.sqlite'}')\n"
         "print(type(g.parts.transport).__name__, 'aiohttp' in sys.modules)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path
-    )
-    return out.stdout.split()
+    return run_fresh(code, tmp_path).split()
 
 
 def test_the_default_client_leaves_aiohttp_unloaded(tmp_path: Path) -> None:
