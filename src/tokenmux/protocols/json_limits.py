@@ -28,6 +28,7 @@ MAX_VALUES = 100_000
 
 _NOT_STRUCTURE = bytes(b for b in range(256) if b not in b"[]{},")
 _OPEN = frozenset(b"[{")
+_BACKSLASH = 92  # as a number: see protocols/sse.py on "in"
 
 
 class JsonShape:
@@ -56,7 +57,7 @@ class JsonShape:
         if self._carry:
             data = self._carry + data
             self._carry = b""
-        if b"\\" in data:
+        if _BACKSLASH in data:
             if data.endswith(b"\\") and (len(data) - len(data.rstrip(b"\\"))) % 2:
                 data, self._carry = data[:-1], b"\\"
             # Escapes only occur in strings: without them every quote opens or closes one.

@@ -21,6 +21,10 @@ _BOM = b"\xef\xbb\xbf"
 _DATA = b"data: "
 _NEXT_DATA = b"\n\ndata: "  # the end of one plain event and the start of the next
 _DONE_EVENT = b"data: [DONE]\n\n"
+# Single bytes searched for as numbers: ``13 in chunk`` is one memchr, while ``b"\r" in chunk`` first tries
+# its needle as an integer, building and dropping a TypeError on CPython 3.11, on every chunk. (Longer
+# needles use ``find``, which tries the buffer first.)
+_CR, _LF = 13, 10
 
 
 @dataclass(slots=True)
@@ -54,7 +58,7 @@ class SSEDecoder:
             self._skip_lf = False
             if chunk[:1] == b"\n":
                 chunk = chunk[1:]
-        if b"\r" in chunk:
+        if _CR in chunk:
             # Normalise line ends once per chunk, so the line loop below only knows "\n".
             self._skip_lf = chunk.endswith(b"\r")
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
@@ -155,7 +159,7 @@ class RunDecoder:
         if self._general:
             return self._decoder.feed(chunk)
         partial = self._partial
-        if b"\r" in chunk:
+        if _CR in chunk:
             self._general = True
             if partial:
                 chunk = b"".join([*partial, chunk])
@@ -204,7 +208,7 @@ def _data_run(block: bytes) -> DataRun | None:
         body = block[6:-2]
     # Payloads hold no line end, so every "\n" left after this is a line that is not "data: ...".
     joined = body.replace(_NEXT_DATA, b",")
-    if b"\n" in joined:
+    if _LF in joined:
         return None
     return DataRun(b"[" + joined + b"]", done, block)
 

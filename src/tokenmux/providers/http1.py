@@ -366,7 +366,7 @@ class _Response:
             if name == b"content-length":
                 framed = True
             elif name == b"transfer-encoding":
-                framed = framed or b"chunked" in value.lower()
+                framed = framed or value.lower().find(b"chunked") >= 0  # find, not "in": see protocols/sse.py
             elif name == b"content-encoding" and value.strip().lower() in (b"gzip", b"x-gzip", b"deflate"):
                 self._decoder = zlib.decompressobj(wbits=47)  # 32 + 15: detects a gzip or zlib header
         self._framed = framed

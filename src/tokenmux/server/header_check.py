@@ -26,6 +26,9 @@ from tokenmux.server.replies import error_encoder_for, send_error
 
 _SHOWN_NAME_CHARS = 64
 _FORBIDDEN = (b"\r", b"\n", b"\0")
+# The same bytes as numbers: ``13 in data`` is one memchr, while ``b"\r" in data`` first tries the needle
+# as an integer and builds (and drops) a TypeError on CPython 3.11 before searching.
+_CR, _LF, _NUL = 13, 10, 0
 _CREDENTIALS = (b"authorization", b"x-api-key", b"x-goog-api-key")
 # Browsers with many cookies send a few kB; nginx's default bound is 4 buffers of 8 kB.
 MAX_HEADER_BYTES = 32 * 1024
@@ -37,7 +40,7 @@ def first_broken_header(headers: Sequence[tuple[bytes, bytes]]) -> bytes | None:
     # One join and three memchr scans over all the bytes at once: several times cheaper than testing each
     # of a typical request's dozen headers in turn. Only a request already known to be bad is walked.
     joined = b"".join(chain.from_iterable(headers))
-    if b"\r" not in joined and b"\n" not in joined and b"\0" not in joined:
+    if _CR not in joined and _LF not in joined and _NUL not in joined:
         return None
     for name, value in headers:
         if any(bad in value or bad in name for bad in _FORBIDDEN):
@@ -79,7 +82,7 @@ def problem_of(
             f"the request headers hold {len(joined)} bytes; this gateway accepts at most {max_bytes}"
             " (a very long cookie or key?)"
         )
-    if b"\r" in joined or b"\n" in joined or b"\0" in joined:
+    if _CR in joined or _LF in joined or _NUL in joined:
         broken = first_broken_header(headers)
         assert broken is not None
         return header_error(broken)

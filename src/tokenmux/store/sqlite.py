@@ -43,6 +43,7 @@ from tokenmux.store.records import (
     GenerationRecord,
     KeyRecord,
 )
+from tokenmux.store.sqlite_binding import bind_plainly
 from tokenmux.store.sqlite_bulk import BulkInsert
 from tokenmux.store.sqlite_threads import Job, ReaderPool, WriterThread, write_transaction
 
@@ -287,6 +288,7 @@ class SQLiteStore(Store):
     # -- connections --------------------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
+        bind_plainly()  # None and bool bound without the failed lookups (sqlite_binding.py)
         # Autocommit: transactions are only the explicit ones in write_transaction.
         return sqlite3.connect(
             self.path, timeout=self._busy_timeout_s, isolation_level=None, check_same_thread=False
