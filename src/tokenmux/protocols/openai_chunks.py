@@ -108,7 +108,7 @@ def read_plain_run(payloads: bytes, usage_of: Callable[[dict[str, Any]], Usage])
             if envelope.usage:
                 usage = envelope.usage
         # The choices of every chunk in one call: joined, they are the JSON array of their arrays.
-        choices_of_each = _choices_of_each(b"[" + b",".join(arrays) + b"]") if arrays else []
+        choices_of_each = _choices_of_each(b"".join((b"[", b",".join(arrays), b"]"))) if arrays else []
     except msgspec.DecodeError:
         return None
     return _told(usage, choices_of_each, arrays, usage_of)
