@@ -17,6 +17,7 @@ from tokenmux.errors import InsufficientCredit, RateLimited
 from tokenmux.limits.key_limits import KeyLimits
 from tokenmux.limits.ledger import Admission, Seed
 from tokenmux.limits.redis_ledger import RedisLedger, prefix
+from tokenmux.limits.redis_settlement import release
 from tokenmux.redis.link import RedisLink
 from tokenmux.store.records import KeyRecord
 
@@ -205,6 +206,29 @@ async def test_an_admission_that_timed_out_is_released_by_its_id(redis_url: str)
         assert release.admission_id.encode() not in await link.client.call("HKEYS", "tm:{key_r}:since")
         taken = await books.admit(key, USD)  # the one slot is free
         assert taken.shared
+        await books.close()
+        await link.aclose()
+
+
+async def test_a_slot_given_back_but_still_queued_for_redis_does_not_refuse_its_key(redis_url: str) -> None:
+    """A replica sends the releases it still has queued for a key (held back by a hiccup of the link, or
+    waiting for the next batch) before refusing that key for concurrency: its client asking again as the
+    last answer ended is not refused for a slot the replica has already given back."""
+    link = RedisLink(redis_url, timeout_s=1.0)
+    books = RedisLedger(link, logged(), settle_interval_s=60.0)  # type: ignore[arg-type]  # batches wait
+    await books.start()
+    try:
+        key = limits("key_push", concurrency=1)
+        held = await books.admit(key, 0)
+        assert held.shared
+        # Its call timed out here after Redis took the slot: released by its id, queued for the next batch.
+        books.settlements.add(release(key.key_id, held.id))
+        again = await books.admit(key, 0)
+        assert again.shared
+        # A slot held by a request still running is no such case: that refusal stands.
+        with pytest.raises(RateLimited):
+            await books.admit(key, 0)
+    finally:
         await books.close()
         await link.aclose()
 

@@ -126,7 +126,8 @@ class RedisLedger(Ledger):
             _count(limits.concurrency),
             self._lease_ms,
         ]
-        for _ in range(2):
+        seeded = pushed = False
+        while True:
             try:
                 reply = await self.link.call(lambda r: r.run(self._admit_script, *args))
             except (asyncio.CancelledError, RedisUnavailable):
@@ -136,6 +137,9 @@ class RedisLedger(Ledger):
                 raise
             verdict = _text(reply[0])
             if verdict == "seed":
+                if seeded:
+                    raise RedisUnavailable("the key's spend could not be seeded in Redis")
+                seeded = True
                 await self._seed(limits.key_id, pid, now)
                 continue
             if verdict == "ok":
@@ -147,12 +151,18 @@ class RedisLedger(Ledger):
                 return admission
             if verdict == "gone":  # pragma: no cover - ids are new per call, so only a late copy meets it
                 raise RedisUnavailable("the admission was released before it was taken")
+            if verdict == "concurrency" and not pushed:
+                # Slots this replica has given back may still be queued for Redis (held back by a hiccup
+                # of the link, or waiting for the next batch): this key's own client, asking again as its
+                # last answer ended, must not be refused for them. A refusal takes nothing, so ask again.
+                pushed = True
+                if await self.settlements.push(limits.key_id):
+                    continue
             if verdict in ("concurrency", "rpm", "tpm"):
                 raise too_many(limits, verdict, float(_text(reply[1])))
             self._remember(limits.key_id, reply, pid)
             insufficient(limits, int(reply[1]), int(reply[2]), int(reply[3]), reserve)
             raise AssertionError("the script refused a reservation the limits allow")  # pragma: no cover
-        raise RedisUnavailable("the key's spend could not be seeded in Redis")
 
     async def reserve(self, admission: Admission, limits: KeyLimits, amount: int) -> None:
         if not admission.shared:

@@ -117,6 +117,20 @@ class Settlements:
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
 
+    async def push(self, key_id: str) -> bool:
+        """Send the queued settlements of ``key_id`` that give back an admission's hold now, and wait until
+        Redis has them; True when there were some and they landed. They stay queued: the background
+        sender sends them again, which changes nothing (and leaves its batch, read from the queue's head,
+        as it was)."""
+        holds = [s for s in self._queue if s.key_id == key_id and s.admission_id]
+        if not holds:
+            return False
+        try:
+            await self.link.call(lambda r: self._send(r, holds))
+        except RedisUnavailable:
+            return False
+        return True
+
     async def _send_one(self, settlement: Settlement) -> None:
         args = settlement.args()
         try:
