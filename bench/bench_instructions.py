@@ -54,6 +54,48 @@ def dumped_instructions(dump: Path) -> int:
     return summary
 
 
+# CPython's functions that set an exception with a message or value; what a call to one costs, with what it
+# calls, is what building that exception cost.
+_EXCEPTION_SETTERS = frozenset(
+    {
+        "PyErr_Format",
+        "PyErr_FormatV",
+        "PyErr_SetString",
+        "PyErr_SetObject",
+        "PyErr_SetNone",
+        "_PyErr_SetKeyError",
+    }
+)
+
+
+def _function(name: str) -> str:
+    """A dump's function name without callgrind's recursion mark (``f'2``)."""
+    return name.split("'", 1)[0]
+
+
+def exception_instructions(dump: Path) -> int:
+    """Instructions a callgrind dump counted in setting Python exceptions: the inclusive cost of every call
+    into ``_EXCEPTION_SETTERS`` from outside them (read from the ``calls=`` records of a dump written with
+    ``--compress-strings=no``). A request that raises nothing should spend next to none here; one that
+    does shows where CPython builds exceptions only to throw them away (a failed attribute lookup of
+    sqlite3's adapters, ``b"\\r" in data`` trying its needle as an integer first)."""
+    total = 0
+    caller = callee = ""
+    cost_follows = False
+    for line in dump.read_text(errors="replace").splitlines():
+        if cost_follows:
+            cost_follows = False
+            if callee in _EXCEPTION_SETTERS and caller not in _EXCEPTION_SETTERS:
+                total += int(line.split()[1])
+        elif line.startswith("fn="):
+            caller = _function(line[3:])
+        elif line.startswith("cfn="):
+            callee = _function(line[4:])
+        elif line.startswith("calls="):
+            cost_follows = True  # the next line is the call's position and inclusive cost
+    return total
+
+
 def _control(option: str, pid: int) -> None:
     subprocess.run(["callgrind_control", option, str(pid)], check=True, capture_output=True, timeout=120)
 
@@ -71,14 +113,16 @@ def _newest_dump(directory: Path, pid: int, before: set[Path]) -> Path:
 
 def instructions_per_request(
     service: Service, target: Target, directory: Path, *, requests: int, concurrency: int, streamed: bool
-) -> float:
-    """Instructions ``service`` executed per request over ``requests`` requests at ``concurrency``."""
+) -> tuple[float, float]:
+    """Instructions ``service`` executed per request over ``requests`` requests at ``concurrency``, and how
+    many of them set exceptions (``exception_instructions``)."""
     _control("--zero", service.pid)
     asyncio.run(concurrent(target, requests, concurrency, streamed=streamed))
     time.sleep(_SETTLE_S)  # what a request leaves behind (the record's write) is counted with it
     before = set(directory.glob(f"{service.pid}.cg.*"))
     _control("--dump", service.pid)
-    return dumped_instructions(_newest_dump(directory, service.pid, before)) / requests
+    dump = _newest_dump(directory, service.pid, before)
+    return dumped_instructions(dump) / requests, exception_instructions(dump) / requests
 
 
 def main() -> int:
@@ -114,9 +158,10 @@ def main() -> int:
                 asyncio.run(sequential([target], args.warmup, streamed=False))
                 asyncio.run(sequential([target], args.warmup, streamed=True))
             counts: dict[tuple[str, bool], float] = {}
+            thrown: dict[tuple[str, bool], float] = {}  # of them, setting exceptions
             for streamed in (False, True):
                 for name, service, target in apps:
-                    counts[name, streamed] = instructions_per_request(
+                    counts[name, streamed], thrown[name, streamed] = instructions_per_request(
                         service,
                         target,
                         directory,
@@ -138,6 +183,7 @@ def main() -> int:
             "warmup": args.warmup,
             "floor": floor,
             "counts": {k: {name: counts[name, s] for name, _, _ in apps} for k, s in kinds.items()},
+            "exceptions": {k: {name: thrown[name, s] for name, _, _ in apps} for k, s in kinds.items()},
         }
         args.json.write_text(json.dumps(result, indent=2), encoding="utf-8")
     for streamed in (False, True):
@@ -146,6 +192,11 @@ def main() -> int:
             value = counts[name, streamed]
             ratio = "" if name == floor else f"  ({value / counts[floor, streamed]:.2f}x the floor)"
             print(f"  {kind:13s} {name:32s} {value:12,.0f}{ratio}")
+    print("  of which setting Python exceptions (PyErr_Format and its kin, with what they call):")
+    for streamed in (False, True):
+        kind = "streamed" if streamed else "non-streamed"
+        for name, _, _ in apps:
+            print(f"  {kind:13s} {name:32s} {thrown[name, streamed]:12,.0f}")
     return 0
 
 

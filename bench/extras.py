@@ -241,14 +241,15 @@ def instructions(timeout_s: float = 1800) -> Extra:
             counts = result["counts"][kind]
             gateway = counts["tokenmux"]
             others = ", ".join(f"{name} {value:,.0f}" for name, value in counts.items() if name != "tokenmux")
+            thrown = result["exceptions"][kind]["tokenmux"]
             extra.figures.append(
                 Figure(
                     key,
                     f"gateway instructions per request ({kind}, c={result['concurrency']}, callgrind)",
                     gateway,
                     "instr.",
-                    note=f"{gateway / counts[floor]:.2f}x the floor; {others}; {result['requests']} requests "
-                    "each, every thread counted",
+                    note=f"{gateway / counts[floor]:.2f}x the floor; {others}; {thrown:,.0f} of the gateway's "
+                    f"setting Python exceptions; {result['requests']} requests each, every thread counted",
                 )
             )
     except (KeyError, TypeError, ZeroDivisionError) as e:

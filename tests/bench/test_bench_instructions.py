@@ -61,3 +61,20 @@ def test_a_real_dump_counts_more_for_more_work(tmp_path: Path) -> None:
 
     few, many = counted(10), counted(20_000)
     assert 0 < few < many
+
+
+def test_exceptions_are_counted_once_by_the_calls_that_set_them(tmp_path: Path) -> None:
+    count = _module().exception_instructions
+    dump = tmp_path / "1.cg.1"
+    dump.write_text(
+        "# callgrind format\nevents: Ir\n\n"
+        "fn=type_getattro\n12 40\n"
+        "cfn=PyErr_Format\ncalls=2 0\n13 900\n"  # a failed lookup, twice: 900 with what it called
+        "cfn=_PyType_Lookup\ncalls=2 0\n14 300\n"  # not an exception
+        "fn=PyErr_Format\n1 200\n"
+        "cfn=PyErr_SetObject\ncalls=2 0\n2 500\n"  # inside the first call: already counted
+        "fn=_Py_bytes_contains\n5 10\n"
+        "cfn=PyErr_Format'2\ncalls=1 0\n6 450\n"  # a recursion mark names the same function
+        "totals: 2400\n"
+    )
+    assert count(dump) == 900 + 450
