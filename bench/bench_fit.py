@@ -134,7 +134,12 @@ def main() -> None:
             check_fit(size, ep, 1024, "o200k")
 
     loops = 20_000
-    seconds, _ = timed(lambda: [small_decision() for _ in range(loops)], 3)
+
+    def small_decisions() -> None:
+        for _ in range(loops):
+            small_decision()
+
+    seconds, _ = timed(small_decisions, 3)
     print(f"small prompt, 2 endpoints:                           {seconds / loops * 1e6:8.2f} µs")
 
     chars = {n: int(n * per_token) for n in (1_000_000, 1_070_000, 2_000_000)}
@@ -213,12 +218,12 @@ def main() -> None:
         for _ in range(3):
             runs.append(serve(req, contexts, warm, exact_plan=False))
             counted_first.append(serve(req, contexts, warm, exact_plan=True))
-        first, answered, stall, counted = (statistics.median(r[i] for r in runs) for i in range(4))
+        first, answered, stall, counted = _medians(runs)
         print(
             f"{name:44} first attempt {first:7.2f} ms, answered {answered:7.2f} ms, loop stall {stall:5.2f} ms, "
             f"{int(counted):,} characters tokenized; {runs[-1][4]}"
         )
-        first, answered, stall, counted = (statistics.median(r[i] for r in counted_first) for i in range(4))
+        first, answered, stall, counted = _medians(counted_first)
         print(
             f"{'  counted before planning (Router.plan):':44} {first:7.2f} ms to the first attempt, answered "
             f"{answered:7.2f} ms, loop stall {stall:5.2f} ms, {int(counted):,} characters tokenized"
@@ -264,6 +269,16 @@ class Upstream:
 
     async def aclose(self) -> None:
         return None
+
+
+def _medians(runs: list[tuple[float, float, float, int, str]]) -> tuple[float, float, float, float]:
+    """The medians of ``serve``'s four figures over runs."""
+    return (
+        statistics.median(r[0] for r in runs),
+        statistics.median(r[1] for r in runs),
+        statistics.median(r[2] for r in runs),
+        statistics.median(r[3] for r in runs),
+    )
 
 
 def serve(

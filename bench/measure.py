@@ -59,7 +59,7 @@ PROMPT = "Say hello in one short sentence."
 MESSAGES = [{"role": "user", "content": PROMPT}]
 CONTENTS = [{"role": "user", "parts": [{"text": PROMPT}]}]
 # What each protocol adds to a request body to have it streamed (Gemini says it in the URL instead).
-STREAM_FIELDS = {
+STREAM_FIELDS: dict[str, dict[str, Any]] = {
     OPENAI_STREAM.name: {"stream": True, "stream_options": {"include_usage": True}},
     ANTHROPIC_STREAM.name: {"stream": True},
     RESPONSES_STREAM.name: {"stream": True},
